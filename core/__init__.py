@@ -1,0 +1,1 @@
+"""The desk's engine, rules, adapters and store. Nothing here imports streamlit (bar core/ui.py)."""

@@ -1,0 +1,316 @@
+"""``python -m core``: the desk from a terminal (DESIGN.md section 8).
+
+Every command goes through the service and query modules, like the dashboard. Errors print one
+line on stderr and exit non-zero, and a refused command changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import pandas as pd
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from core import queries, service
+from core.config import Settings, load_settings
+from core.errors import DeskError
+from core.store.db import open_database
+
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"error: {message} (see `python -m core --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _capital(text: str) -> float:
+    try:
+        value = float(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"capital must be a number of USDT, got {text!r}") from None
+    return service.validate_capital(value) if value == value else value  # NaN checked by service
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m core", description="Agentic trading desk for AsterDex perpetuals")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("session", help="create, inspect, pause, resume or stop a session")
+    s.add_argument("action", choices=["create", "status", "pause", "resume", "stop", "list"])
+    s.add_argument("--session", type=_positive_int, help="session id (default: the latest)")
+    s.add_argument("--capital", type=_capital, help="paper capital in USDT (default 100,000)")
+    s.add_argument("--mode", choices=["paper", "live"], default="paper")
+    s.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+    s.add_argument("--name")
+    s.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("agents", help="list agents or pause/resume one")
+    a.add_argument("action", nargs="?", choices=["list", "pause", "resume"], default="list")
+    a.add_argument("name", nargs="?", help="agent name or key, e.g. 'Momentum Hunter' or momentum")
+    a.add_argument("--session", type=_positive_int)
+    a.add_argument("--json", action="store_true")
+
+    for name, helptext in (("ceo-log", "the CEO's decisions"), ("trades", "closed trades")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("--session", type=_positive_int)
+        c.add_argument("--csv", metavar="PATH|-", help="write CSV to PATH, or - for stdout")
+        c.add_argument("--agent")
+        c.add_argument("--limit", type=_positive_int, default=None)
+        if name == "ceo-log":
+            c.add_argument("--verdict", choices=["approve", "modify", "reject"])
+            c.add_argument("--kind")
+            c.add_argument("--rule")
+        else:
+            c.add_argument("--symbol")
+
+    m = sub.add_parser("market", help="prices, 24h change and funding of the session's symbols")
+    m.add_argument("--session", type=_positive_int)
+    m.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("engine", help="run the engine (scheduler, or N ticks as fast as possible)")
+    e.add_argument("--ticks", type=_positive_int, help="run N ticks as fast as the feed allows, then exit")
+    e.add_argument("--session", type=_positive_int)
+    return p
+
+
+# ---------------------------------------------------------------------- output helpers
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    cells = [[h for _, h in columns]] + [[_cell(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _write_frame(frame: pd.DataFrame, target: str | None, columns: Sequence[tuple[str, str]]) -> None:
+    if target == "-":
+        frame.to_csv(sys.stdout, index=False)
+    elif target:
+        frame.to_csv(target, index=False)
+        print(f"wrote {len(frame)} rows to {target}")
+    elif frame.empty:
+        print("nothing yet")
+    else:
+        print(_table(frame.astype(object).where(frame.notna(), None).to_dict("records"), columns))
+
+
+# ---------------------------------------------------------------------- commands
+AGENT_COLUMNS = [("name", "agent"), ("strategy", "strategy"), ("model", "model"),
+                 ("risk_level", "risk"), ("max_leverage", "max lev"), ("status", "status"),
+                 ("capital", "capital"), ("pnl", "PnL $"), ("pnl_pct", "PnL %"),
+                 ("win_rate", "win rate"), ("trades", "trades"), ("open_positions", "open"),
+                 ("avg_duration_s", "avg dur s"), ("utilization", "util"), ("fees", "fees")]
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    s = status["session"]
+    v = s["verdicts"]
+    print(f"Session {s['id']} — {s['name']} [{s['status']}] {s['mode']} on {', '.join(s['symbols'])}")
+    print(f"  engine time {s['engine_time']} UTC · {s['ticks']} ticks"
+          + (f" · heartbeat {s['heartbeat_age_s']} s ago" if s["heartbeat_age_s"] is not None else " · engine not running"))
+    print(f"  equity {s['equity']:,.2f} USDT · PnL {s['total_pnl']:+,.2f} ({s['total_pnl_pct']:+.2f}%) · "
+          f"drawdown {s['drawdown_pct']:.2f}% (max {s['max_drawdown_pct']:.2f}%)")
+    print(f"  open positions {s['open_positions']} · closed trades {s['closed_trades']} · "
+          f"orders {s['orders']} · fills {s['fills']}")
+    print(f"  CEO verdicts: {v['approve']} approved, {v['modify']} modified, {v['reject']} rejected")
+    if s["last_error"]:
+        print(f"  last engine message: {s['last_error']}")
+    print()
+    print(_table(status["agents"], AGENT_COLUMNS))
+    paused = [a for a in status["agents"] if a["pause_reason"]]
+    for a in paused:
+        print(f"  {a['name']}: {a['status']} — {a['pause_reason']}")
+
+
+def _cmd_session(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    if args.action == "create":
+        symbols = args.symbols.split(",") if args.symbols else None
+        ref = service.create_session(engine, settings, capital=args.capital, mode=args.mode,
+                                     symbols=symbols, name=args.name)
+        if args.json:
+            _print_json(queries.session_status(engine, ref.id))
+        else:
+            print(f"created session {ref.id} ({ref.name}); start trading with "
+                  "`python -m core engine` or the dashboard")
+        return 0
+    if args.action == "list":
+        rows = queries.list_sessions(engine)
+        if args.json:
+            _print_json(rows)
+        else:
+            print(_table(rows, [("id", "id"), ("name", "name"), ("status", "status"),
+                                ("mode", "mode"), ("initial_capital", "capital")]) if rows else "no sessions yet")
+        return 0
+    if args.action == "status":
+        row = service.resolve_session(engine, args.session)
+        status = queries.session_status(engine, row.id)
+        _print_json(status) if args.json else _print_status(status)
+        return 0
+    if args.action == "stop":
+        ref = service.stop_session(engine, settings, args.session)
+    else:
+        ref = service.change_session(engine, args.session, args.action)
+    if args.json:
+        _print_json({"id": ref.id, "status": ref.status})
+    else:
+        print(f"session {ref.id}: {ref.status}")
+    return 0
+
+
+def _cmd_agents(args: argparse.Namespace, engine: Engine) -> int:
+    row = service.resolve_session(engine, args.session)
+    if args.action in ("pause", "resume"):
+        if not args.name:
+            raise DeskError(f"name the agent to {args.action}, e.g. `python -m core agents {args.action} momentum`")
+        outcome = service.change_agent(engine, row.id, args.name, args.action)
+        _print_json({"result": outcome}) if args.json else print(outcome)
+        return 0
+    agents = queries.agent_stats(engine, row.id)
+    _print_json(agents) if args.json else print(_table(agents, AGENT_COLUMNS))
+    return 0
+
+
+def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
+    row = service.resolve_session(engine, args.session)
+    limit = args.limit if args.limit else (None if args.csv else 50)
+    if args.command == "ceo-log":
+        frame = queries.ceo_log(engine, row.id, agent=args.agent, verdict=args.verdict,
+                                kind=args.kind, rule=args.rule, limit=limit)
+        cols = [("ts", "time"), ("agent", "agent"), ("symbol", "symbol"), ("kind", "kind"),
+                ("verdict", "verdict"), ("rules", "rules"), ("reason", "reason")]
+    else:
+        frame = queries.trades(engine, row.id, agent=args.agent, symbol=args.symbol, limit=limit)
+        cols = [("closed_at", "closed"), ("agent", "agent"), ("symbol", "symbol"), ("side", "side"),
+                ("leverage", "lev"), ("entry_price", "entry"), ("exit_price", "exit"),
+                ("realized_pnl", "PnL"), ("fees", "fees"), ("close_reason", "reason")]
+    _write_frame(frame, args.csv, cols)
+    return 0
+
+
+def _cmd_market(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.runtime import build_feed
+
+    row = service.resolve_session(engine, args.session)
+    feed = build_feed(settings, row)
+    tickers = [feed.ticker(s) for s in feed.symbols]
+    rows = [{"symbol": t.symbol, "price": t.price, "change_24h_pct": t.change_24h_pct,
+             "high_24h": t.high_24h, "low_24h": t.low_24h, "volume_24h": t.volume_24h,
+             "funding_rate": t.funding_rate, "time": queries._iso(t.time_ms)} for t in tickers]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(f"market at {rows[0]['time']} UTC ({row.market_source})")
+        print(_table(rows, [("symbol", "symbol"), ("price", "price"), ("change_24h_pct", "24h %"),
+                            ("high_24h", "24h high"), ("low_24h", "24h low"),
+                            ("funding_rate", "funding")]))
+    return 0
+
+
+def _cmd_engine(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.scheduler import EngineDriver
+
+    driver = EngineDriver(settings, engine, session_id=args.session)
+    if args.ticks:
+        verdicts = {"approve": 0, "modify": 0, "reject": 0}
+        last = None
+
+        def on_tick(report: Any) -> None:
+            nonlocal last
+            last = report
+            for k, n in report.verdicts.items():
+                verdicts[k] += n
+
+        try:
+            done = driver.run_ticks(args.ticks, on_tick)
+        finally:
+            driver.stop()
+        if done == 0:
+            raise DeskError(f"engine did not tick: {driver.idle_reason or 'unknown reason'}")
+        print(f"ran {done} ticks; engine time {queries._iso(last.tick_ms)} UTC; status {last.status}; "
+              f"equity {last.equity:,.2f} USDT; verdicts {verdicts['approve']} approved, "
+              f"{verdicts['modify']} modified, {verdicts['reject']} rejected"
+              + (f"; stopped early: {driver.idle_reason}" if done < args.ticks else ""))
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    driver.start()
+    print(f"engine running (tick every {settings.tick_seconds:g} s, {settings.bars_per_tick} bars per tick); "
+          "Ctrl-C to stop", file=sys.stderr)
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        driver.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level if args.command == "engine" else "WARNING",
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        engine = open_database(settings.database_url)
+        try:
+            if args.command == "session":
+                return _cmd_session(args, settings, engine)
+            if args.command == "agents":
+                return _cmd_agents(args, engine)
+            if args.command in ("ceo-log", "trades"):
+                return _cmd_log(args, engine)
+            if args.command == "market":
+                return _cmd_market(args, settings, engine)
+            return _cmd_engine(args, settings, engine)
+        finally:
+            engine.dispose()
+    except DeskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"error: database: {first}", file=sys.stderr)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one line, the traceback only on request
+        if os.environ.get("DESK_DEBUG"):
+            raise
+        print(f"error: internal {type(exc).__name__}: {exc} (set DESK_DEBUG=1 for details)",
+              file=sys.stderr)
+    return EXIT_ERROR

@@ -1,0 +1,125 @@
+"""Settings from the environment and ``.env``: the only place the desk reads configuration.
+
+Every field is documented in ``.env.example``. Secrets (added by the live and LLM issues) are
+``SecretStr`` so they never print. ``get_settings()`` validates once; a malformed value raises
+``ConfigError`` with one readable line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "desk.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=PROJECT_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Store
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
+
+    # Modes
+    mode: Literal["paper", "live"] = Field(default="paper", alias="DESK_MODE")
+    market_source: Literal["replay", "asterdex"] = "replay"
+
+    # Replay feed
+    replay_data_dir: Path = PROJECT_ROOT / "data" / "klines"
+    replay_interval: Literal["1m", "15m", "1h"] = "15m"
+    replay_start: date = date(2025, 6, 1)
+    bars_per_tick: int = Field(default=4, ge=1, le=1000)
+    tick_seconds: float = Field(default=2.0, gt=0, le=3600)
+    symbols: str = "BTCUSDT,ETHUSDT,SOLUSDT"
+
+    # Session
+    default_capital: float = Field(default=100_000.0, gt=0)
+
+    # Hard risk rules (DESIGN.md section 4)
+    max_margin_fraction: float = Field(default=0.30, gt=0, le=1)
+    max_open_positions_per_agent: int = Field(default=2, ge=1)
+    stop_loss_margin_pct: float = Field(default=0.05, gt=0, le=1)
+    gross_exposure_cap: float = Field(default=3.0, gt=0)
+    drawdown_halt_pct: float = Field(default=0.15, gt=0, lt=1)
+    agent_pause_drawdown_pct: float = Field(default=0.10, gt=0, lt=1)
+    agent_pause_losing_streak: int = Field(default=4, ge=1)
+    agent_pause_min_win_rate: float = Field(default=0.30, ge=0, le=1)
+    agent_pause_win_rate_window: int = Field(default=10, ge=1)
+    agent_resume_after_hours: float = Field(default=24.0, ge=0)
+    review_interval_minutes: int = Field(default=60, ge=1)
+    rebalance_interval_hours: int = Field(default=24, ge=1)
+    rebalance_min_trades: int = Field(default=10, ge=0)
+    allocation_min: float = Field(default=0.05, ge=0, le=1)
+    allocation_max: float = Field(default=0.40, ge=0, le=1)
+    snapshot_interval_minutes: int = Field(default=60, ge=1)
+
+    # Paper exchange
+    paper_taker_fee: float = Field(default=0.0004, ge=0, le=0.01)
+    paper_slippage_bps: float = Field(default=2.0, ge=0, le=500)
+    paper_funding_rate: float = Field(default=0.0001, ge=-0.01, le=0.01)
+    paper_funding_interval_hours: int = Field(default=8, ge=1, le=24)
+
+    # Engine
+    engine_in_app: bool = True
+    engine_lease_stale_seconds: float = Field(default=30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except ArgumentError as exc:
+            raise ValueError(f"DATABASE_URL is not a valid database URL ({exc})") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("DATABASE_URL must be sqlite:///... or postgresql://...")
+        return v
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, v: str) -> str:
+        items = [s.strip().upper() for s in v.split(",") if s.strip()]
+        if not items:
+            raise ValueError("SYMBOLS must name at least one symbol")
+        return ",".join(items)
+
+    @property
+    def symbol_list(self) -> tuple[str, ...]:
+        return tuple(self.symbols.split(","))
+
+    @property
+    def replay_start_ms(self) -> int:
+        start = datetime(
+            self.replay_start.year, self.replay_start.month, self.replay_start.day, tzinfo=UTC
+        )
+        return int(start.timestamp() * 1000)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from env/.env plus explicit overrides; raise ConfigError on bad values."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ConfigError(f"invalid setting {where.upper()}: {first.get('msg')}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

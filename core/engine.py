@@ -1,0 +1,381 @@
+"""``run_cycle``: one engine tick, the same code for paper, live and backtest.
+
+Order of a tick (DESIGN.md section 7): read the user's intents → step the market → let the venue
+process triggers and book what it did → stop / halt checks → run the due agents → the CEO judges
+every proposal under the hard rules → execute approvals (exits first) → periodic CEO review and
+snapshots → advance the session clock and commit. The clock, feed, exchange and agents are passed
+in; nothing here knows which mode it runs in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.orm import Session
+
+from core import review
+from core.agents.base import Strategy
+from core.agents.runner import build_view, is_due, run_agents
+from core.clock import Clock
+from core.config import Settings
+from core.errors import FeedExhausted
+from core.exchanges.base import Exchange
+from core.execution import Execution
+from core.feeds.base import MarketFeed
+from core.ledger import AgentLedger, Ledger, OpenPosition
+from core.models import Action, AgentDecision, Proposal, RiskVerdict, Verdict
+from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group
+from core.store.tables import (
+    AgentRow,
+    CeoDecisionRow,
+    PositionRow,
+    ProposalRow,
+    SessionRow,
+)
+
+log = logging.getLogger(__name__)
+
+ACTIVE_SESSION = ("created", "running", "paused", "halted", "stopping")
+
+
+@dataclass(slots=True)
+class CycleReport:
+    tick_ms: int
+    status: str
+    equity: float = 0.0
+    drawdown_pct: float = 0.0
+    proposals: int = 0
+    verdicts: dict[str, int] = field(default_factory=lambda: {v.value: 0 for v in Verdict})
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Desk:
+    """Everything one session's engine needs; built by core/runtime.py."""
+
+    db: Session
+    ledger: Ledger
+    feed: MarketFeed
+    exchange: Exchange
+    clock: Clock
+    strategies: dict[str, Strategy]
+    settings: Settings
+    limits: RiskLimits
+    commit: Callable[[], None]
+    concurrent_agents: bool = False
+    marks: dict[str, float] = field(default_factory=dict)
+    execution: Execution = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.execution = Execution(
+            self.db, self.ledger, self.exchange, commit=self.commit, now_ms=self.clock.now_ms
+        )
+
+
+def run_cycle(desk: Desk) -> CycleReport:
+    ledger, session = desk.ledger, desk.ledger.session
+    _refresh_intents(desk)
+    if session.status == "created":
+        _set_status(desk, "running", "created", "engine started the session")
+    try:
+        step = desk.feed.step()
+    except FeedExhausted:
+        if session.status != "stopping":
+            raise
+        step = desk.feed.current()  # a finished replay can still be closed at its last prices
+    tick_ms = step.now_ms
+    report = CycleReport(tick_ms=tick_ms, status=session.status)
+    events = desk.exchange.sync(step)
+    if events:
+        desk.execution.book_events(events)
+        desk.commit()
+    prices = step.prices
+
+    if session.status == "stopping":
+        _close_everything(desk, "session_stop")
+        if not ledger.open_positions():
+            desk.execution.cancel_all_orders()
+            _set_status(desk, "stopped", "stopping", "session stopped: every position closed")
+            desk.db.execute(update(SessionRow).where(SessionRow.id == session.id).values(stopped_ms=tick_ms))
+            _stop_agents(desk, "session stopped")
+            review.snapshot(desk, prices, tick_ms)
+    else:
+        equity = ledger.equity(prices)
+        session.peak_equity = max(session.peak_equity, equity)
+        drawdown = ledger.drawdown_pct(equity)
+        session.max_drawdown_pct = max(session.max_drawdown_pct, drawdown)
+        report.equity, report.drawdown_pct = equity, drawdown
+        if session.status in ("running", "paused") and drawdown >= desk.settings.drawdown_halt_pct:
+            _halt(desk, equity, drawdown, tick_ms)
+            report.events.append("drawdown halt")
+        elif session.status == "halted" and ledger.open_positions():
+            _close_everything(desk, "drawdown_halt")
+        if session.status == "running" and tick_ms > session.decided_ms:
+            _decide_and_execute(desk, prices, tick_ms, report)
+        if session.status in ("running", "paused"):
+            review.periodic(desk, prices, tick_ms)
+        if tick_ms - session.last_snapshot_ms >= desk.settings.snapshot_interval_minutes * 60_000:
+            review.snapshot(desk, prices, tick_ms)
+
+    session.clock_ms = tick_ms
+    session.ticks += 1
+    desk.marks = prices
+    _save_session(desk)
+    desk.commit()
+    report.status = session.status
+    return report
+
+
+# ---------------------------------------------------------------------- intents and status
+def _refresh_intents(desk: Desk) -> None:
+    """Adopt what the user changed since the last tick: session status, resets, agent status."""
+    session = desk.ledger.session
+    row = desk.db.execute(
+        select(SessionRow.status, SessionRow.peak_equity).where(SessionRow.id == session.id)
+    ).one()
+    session.status, session.peak_equity = row.status, row.peak_equity
+    for r in desk.db.execute(
+        select(AgentRow.id, AgentRow.status, AgentRow.pause_reason, AgentRow.peak_equity,
+               AgentRow.review_from_ms, AgentRow.paused_ms, AgentRow.paused_by)
+        .where(AgentRow.session_id == session.id)
+    ):
+        agent = desk.ledger.agents[r.id]
+        if r.review_from_ms != agent.review_from_ms:
+            agent.recent_results.clear()
+            agent.review_from_ms = r.review_from_ms
+        agent.status, agent.pause_reason, agent.peak_equity = r.status, r.pause_reason, r.peak_equity
+        agent.paused_ms, agent.paused_by = r.paused_ms, r.paused_by
+
+
+def _set_status(desk: Desk, new: str, expected: str, reason: str) -> None:
+    session = desk.ledger.session
+    desk.db.execute(
+        update(SessionRow).where(SessionRow.id == session.id, SessionRow.status == expected)
+        .values(status=new, status_reason=reason)
+    )
+    session.status = new
+    desk.execution.log_event("session", f"{expected} → {new}: {reason}")
+
+
+def _save_session(desk: Desk) -> None:
+    s = desk.ledger.session
+    desk.db.execute(
+        update(SessionRow).where(SessionRow.id == s.id).values(
+            clock_ms=s.clock_ms, ticks=s.ticks, decided_ms=s.decided_ms,
+            last_review_ms=s.last_review_ms, last_rebalance_ms=s.last_rebalance_ms,
+            last_snapshot_ms=s.last_snapshot_ms, marks=json.dumps(desk.marks),
+            max_drawdown_pct=case((SessionRow.max_drawdown_pct < s.max_drawdown_pct, s.max_drawdown_pct),
+                                  else_=SessionRow.max_drawdown_pct),
+            peak_equity=case((SessionRow.peak_equity < s.peak_equity, s.peak_equity),
+                             else_=SessionRow.peak_equity),
+        )
+    )
+
+
+def _close_everything(desk: Desk, reason: str) -> None:
+    for pos in desk.ledger.open_positions():
+        if pos.quantity > 0:
+            desk.execution.close_position(pos, reason)
+        else:
+            desk.execution._fail_opening(pos.id, reason)
+
+
+def _stop_agents(desk: Desk, reason: str) -> None:
+    for agent in desk.ledger.agents.values():
+        if agent.status != "stopped":
+            agent.status, agent.pause_reason = "stopped", reason
+    desk.db.execute(
+        update(AgentRow).where(AgentRow.session_id == desk.ledger.session.id)
+        .values(status="stopped", pause_reason=reason)
+    )
+
+
+def _halt(desk: Desk, equity: float, drawdown: float, tick_ms: int) -> None:
+    session = desk.ledger.session
+    reason = (f"equity {equity:,.2f} USDT is {drawdown:.2%} below the peak "
+              f"{session.peak_equity:,.2f} (limit {desk.settings.drawdown_halt_pct:.0%}): "
+              "orders cancelled, every position closed, agents stopped")
+    desk.db.execute(
+        insert(CeoDecisionRow).values(
+            session_id=session.id, ts_ms=tick_ms, kind="halt", rules="drawdown_halt",
+            reason=reason, changes=json.dumps({"equity": [session.peak_equity, round(equity, 2)]}),
+        )
+    )
+    expected = session.status
+    _set_status(desk, "halted", expected, "drawdown halt")
+    desk.commit()
+    _close_everything(desk, "drawdown_halt")
+    desk.execution.cancel_all_orders()
+    _stop_agents(desk, "drawdown halt")
+
+
+# ---------------------------------------------------------------------- agents and the CEO
+def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, report: CycleReport) -> None:
+    ledger = desk.ledger
+    prev_ms = ledger.session.clock_ms
+    base = desk.feed.base_interval
+    jobs = []
+    for agent in ledger.agents.values():
+        strategy = desk.strategies.get(agent.spec.key)
+        if strategy is None or agent.status != "active" or not is_due(strategy, base, prev_ms, tick_ms):
+            continue
+        jobs.append((strategy, build_view(agent, ledger, desk.feed, prices, tick_ms)))
+    decisions = run_agents(jobs, concurrent=desk.concurrent_agents) if jobs else []
+    judge = _Judge(desk, prices, tick_ms)
+    for decision in decisions:
+        judge.record(decision)
+    report.proposals = judge.proposals
+    for verdict, n in judge.counts.items():
+        report.verdicts[verdict] += n
+    judge.flush()
+    ledger.session.decided_ms = tick_ms
+    _save_session(desk)
+    desk.commit()  # decisions and their positions are durable before any order leaves
+    for pos in judge.exits:
+        desk.execution.close_position(pos, "agent")
+    for pos, quantity in judge.entries:
+        desk.execution.open_position(pos, quantity)
+
+
+class _Judge:
+    """Applies the CEO's hard rules to one tick's proposals and writes the log."""
+
+    def __init__(self, desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
+        self.desk = desk
+        self.prices = prices
+        self.tick_ms = tick_ms
+        self.available = float(desk.exchange.balance().available_balance)
+        self.gross = desk.ledger.gross_notional(prices)
+        self.equity = desk.ledger.equity(prices)
+        self.exits: list[OpenPosition] = []
+        self.entries: list[tuple[OpenPosition, Decimal]] = []
+        self.proposals = 0
+        self.counts = {v.value: 0 for v in Verdict}
+        self._abstentions: list[dict[str, object]] = []
+
+    def record(self, decision: AgentDecision) -> None:
+        agent = next(a for a in self.desk.ledger.agents.values() if a.name == decision.agent)
+        if decision.failure is not None:
+            agent.llm_failures += 1
+            self._insert_proposal(agent, None, kind="failure", error=decision.failure,
+                                  raw=decision.raw_reply)
+            return
+        if not decision.proposals:
+            self._insert_proposal(agent, None, kind="abstain", note=decision.note or "no signal")
+            return
+        groups: dict[str | None, list[Proposal]] = {}
+        for p in decision.proposals:
+            groups.setdefault(p.group if p.opens else None, []).append(p)
+        for group, proposals in groups.items():
+            if group is None:
+                for p in proposals:
+                    self._judge_one(agent, p)
+            else:
+                self._judge_group(agent, proposals)
+
+    def flush(self) -> None:
+        if self._abstentions:
+            self.desk.db.execute(insert(ProposalRow), self._abstentions)
+            self._abstentions = []
+
+    def _insert_proposal(self, agent: AgentLedger, p: Proposal | None, *, kind: str,
+                         note: str | None = None, error: str | None = None,
+                         raw: str | None = None) -> int | None:
+        row: dict[str, object] = {
+            "session_id": self.desk.ledger.session.id, "agent_id": agent.id,
+            "tick_ms": self.tick_ms, "kind": kind, "reasoning": note, "error": error,
+            "raw_reply": raw, "symbol": None, "action": None, "leverage": None,
+            "margin_fraction": None, "stop_price": None, "take_profit": None,
+            "confidence": None, "ref_price": None, "group_id": None,
+        }
+        if p is None:
+            self._abstentions.append(row)
+            return None
+        row.update(symbol=p.symbol, action=p.action.value, leverage=p.leverage,
+                   margin_fraction=p.margin_fraction, stop_price=p.stop_price,
+                   take_profit=p.take_profit, confidence=p.confidence, ref_price=p.ref_price,
+                   group_id=p.group, reasoning=p.reasoning)
+        self.proposals += 1
+        return self.desk.db.execute(insert(ProposalRow).values(**row)).inserted_primary_key[0]
+
+    def _context(self, agent: AgentLedger, symbol: str) -> RiskContext:
+        owner = self.desk.ledger.owner_of(symbol)
+        return RiskContext(
+            session_status=self.desk.ledger.session.status,
+            agent_status=agent.status,
+            agent_equity=agent.equity(self.prices),
+            agent_free_margin=agent.free_margin(self.prices),
+            agent_open_symbols=frozenset(agent.positions),
+            risk_level=agent.spec.risk_level,
+            agent_max_leverage=agent.spec.max_leverage,
+            symbol_owner=owner.name if owner else None,
+            filters=self.desk.exchange.filters(symbol),
+            price=self.prices[symbol],
+            account_available=self.available,
+            session_equity=self.equity,
+            gross_notional=self.gross,
+        )
+
+    def _judge_one(self, agent: AgentLedger, p: Proposal) -> None:
+        proposal_id = self._insert_proposal(agent, p, kind="proposal")
+        if p.action is Action.HOLD:
+            return
+        verdict = evaluate(p, self._context(agent, p.symbol), self.desk.limits)
+        self._apply(agent, p, proposal_id, verdict)
+
+    def _judge_group(self, agent: AgentLedger, proposals: list[Proposal]) -> None:
+        ids = [self._insert_proposal(agent, p, kind="proposal") for p in proposals]
+        contexts = [self._context(agent, p.symbol) for p in proposals]
+        verdicts = evaluate_group(proposals, contexts, self.desk.limits)  # legs see each other
+        for p, pid, verdict in zip(proposals, ids, verdicts, strict=True):
+            self._apply(agent, p, pid, verdict)
+
+    def _apply(self, agent: AgentLedger, p: Proposal, proposal_id: int | None, v: RiskVerdict) -> None:
+        self.counts[v.verdict.value] += 1
+        plan = v.plan
+        decision_id = self.desk.db.execute(
+            insert(CeoDecisionRow).values(
+                session_id=self.desk.ledger.session.id, agent_id=agent.id, proposal_id=proposal_id,
+                ts_ms=self.tick_ms, kind="trade", symbol=p.symbol, verdict=v.verdict.value,
+                rules=",".join(v.rules), changes=json.dumps(v.changes, default=str) if v.changes else None,
+                reason=v.reason, proposed_leverage=p.leverage if p.opens else None,
+                final_leverage=plan.leverage if plan else None,
+                proposed_margin=round(p.margin_fraction * agent.equity(self.prices), 2) if p.opens else None,
+                final_margin=round(plan.margin, 2) if plan else None,
+            )
+        ).inserted_primary_key[0]
+        if v.verdict is Verdict.REJECT:
+            return
+        if p.action is Action.CLOSE:
+            pos = agent.positions.get(p.symbol)
+            if pos is not None and pos.quantity > 0:
+                self.exits.append(pos)
+            return
+        if plan is None:
+            return
+        pos_id = self.desk.db.execute(
+            insert(PositionRow).values(
+                session_id=self.desk.ledger.session.id, agent_id=agent.id, decision_id=decision_id,
+                symbol=plan.symbol, side=plan.side.value, status="opening", quantity=0.0,
+                entry_price=0.0, leverage=plan.leverage, margin=0.0,
+                stop_distance=plan.stop_distance, stop_price=plan.stop_price,
+                take_profit=plan.take_profit, group_id=p.group, opened_ms=self.tick_ms,
+            )
+        ).inserted_primary_key[0]
+        pos = OpenPosition(
+            id=pos_id, agent_id=agent.id, symbol=plan.symbol, side=plan.side, quantity=0.0,
+            entry_price=0.0, leverage=plan.leverage, margin=0.0, stop_distance=plan.stop_distance,
+            stop_price=plan.stop_price, take_profit=plan.take_profit, group_id=p.group,
+            opened_ms=self.tick_ms, status="opening",
+        )
+        agent.positions[plan.symbol] = pos
+        # reserve what the plan will use so later proposals in this tick see it
+        self.available -= plan.margin
+        self.gross += plan.notional
+        pos.margin = plan.margin
+        self.entries.append((pos, plan.quantity))

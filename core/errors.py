@@ -1,0 +1,100 @@
+"""The desk's exception tree: every failure the desk can name has a type here.
+
+Callers catch the narrowest type they can handle; the CLI and the UI catch ``DeskError`` and show
+its message as one readable line. Nothing outside this tree should escape an engine tick.
+
+    DeskError
+    ├── ConfigError                 bad settings (malformed DATABASE_URL, unknown mode, ...)
+    ├── StoreError                  database unreachable or inconsistent
+    │   └── LeaseError              another engine holds (or took) this session's lease
+    ├── SessionError                invalid user intent on sessions and agents
+    │   ├── NotFound                unknown session or agent
+    │   └── InvalidTransition       e.g. pausing a stopped session
+    ├── FeedError                   market data unavailable
+    │   └── FeedExhausted           a replay reached the end of its recorded data
+    ├── ExchangeError               anything the venue (paper or live) says no to
+    │   ├── OrderRejected           the venue refused the order (carries the venue code)
+    │   │   ├── InsufficientMargin  -2019
+    │   │   ├── BelowMinNotional    -4164
+    │   │   └── ReduceOnlyRejected  -2022
+    │   ├── UnknownOrderStatus      a timeout/503 on an order: ask the venue, never resend
+    │   └── ExchangeUnavailable     the venue cannot be reached or is rate limiting us
+    └── LLMError                    a model call failed or its reply was invalid
+"""
+
+from __future__ import annotations
+
+
+class DeskError(Exception):
+    """Base of every error the desk raises on purpose."""
+
+
+class ConfigError(DeskError):
+    """Settings are missing or malformed."""
+
+
+class StoreError(DeskError):
+    """The database cannot be reached or holds something unexpected."""
+
+
+class LeaseError(StoreError):
+    """This process does not (or no longer) hold the engine lease of a session."""
+
+
+class SessionError(DeskError):
+    """A user intent on a session or agent cannot be carried out."""
+
+
+class NotFound(SessionError):
+    """The named session or agent does not exist."""
+
+
+class InvalidTransition(SessionError):
+    """The requested status change is not allowed from the current status."""
+
+
+class FeedError(DeskError):
+    """Market data could not be obtained."""
+
+
+class FeedExhausted(FeedError):
+    """A replay feed has no more recorded bars."""
+
+
+class ExchangeError(DeskError):
+    """The exchange (paper or live) failed or refused."""
+
+
+class OrderRejected(ExchangeError):
+    """The venue refused an order; ``code`` is the venue's (Binance-style) error code."""
+
+    def __init__(self, message: str, code: int = -2010) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InsufficientMargin(OrderRejected):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=-2019)
+
+
+class BelowMinNotional(OrderRejected):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=-4164)
+
+
+class ReduceOnlyRejected(OrderRejected):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=-2022)
+
+
+class UnknownOrderStatus(ExchangeError):
+    """The order may or may not exist at the venue; resolve by querying its client order id."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """The venue is unreachable, failing or rate limiting; nothing was done."""
+
+
+class LLMError(DeskError):
+    """A model call failed, timed out or returned something unusable."""

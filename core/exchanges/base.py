@@ -1,0 +1,68 @@
+"""The exchange contract: what the engine needs from a venue, paper or live.
+
+The paper simulator and the AsterDex client both implement ``Exchange``; the same contract tests run
+against both. Every mutating call may raise ``OrderRejected`` (the venue said no, nothing happened),
+``UnknownOrderStatus`` (ask with ``get_order`` before doing anything else) or ``ExchangeUnavailable``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.models import (
+    AccountBalance,
+    ExchangeEvents,
+    ExchangePosition,
+    Fill,
+    MarketStep,
+    OrderRequest,
+    OrderResult,
+    SymbolFilters,
+)
+
+
+class Exchange(Protocol):
+    name: str
+
+    def filters(self, symbol: str) -> SymbolFilters:
+        """The symbol's tick/step/min-notional/max-leverage rules."""
+        ...
+
+    def set_leverage(self, symbol: str, leverage: int) -> int:
+        """Set the symbol's leverage for new orders; returns what the venue applied."""
+        ...
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Send an order. A market order comes back FILLED with its fills; a stop comes back NEW.
+        Re-sending a client order id the venue already knows is refused, never executed twice."""
+        ...
+
+    def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """The venue's view of an order, or None if it never received it."""
+        ...
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """Cancel a resting order; None if unknown, the final state if it already finished."""
+        ...
+
+    def cancel_all(self, symbol: str) -> int:
+        """Cancel every resting order on a symbol; returns how many were cancelled."""
+        ...
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderResult]: ...
+
+    def positions(self) -> list[ExchangePosition]:
+        """Non-zero positions, marked at the latest price."""
+        ...
+
+    def balance(self) -> AccountBalance: ...
+
+    def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
+        """The account's fills on ``symbol`` at or after ``since_ms`` (user trades), oldest first;
+        reconciliation books any it has not seen."""
+        ...
+
+    def sync(self, step: MarketStep) -> ExchangeEvents:
+        """Catch up with the market: the paper simulator processes the step's bars (triggers,
+        liquidations, funding); a live client collects what the venue did since the last sync."""
+        ...

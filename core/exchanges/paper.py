@@ -1,0 +1,776 @@
+"""The paper venue: an honest simulator of a USDT-margined perpetuals exchange.
+
+Paper results drift from live when paper fills are instant, free and forgiving, so this venue is
+not: market orders pay slippage (rounded against the trader to the tick) and the taker fee; margin is
+isolated with a liquidation price from leverage and the maintenance margin rate; resting stop-market
+and take-profit-market orders trigger on each bar's high/low (a gap fills at the bar's open, and when
+a stop and a take-profit both fit in one bar the stop is assumed first); funding is booked at every
+funding time; and orders are refused with the real venue's error codes (filters, margin, min
+notional, reduce-only, duplicate client order id).
+
+It plays a *remote* exchange: its state lives in the ``paper_*`` tables and every change commits in
+its own short transaction before a call returns, so a restarted process sees exactly what the venue
+had. Memory mirrors the database; a failed write restores memory and raises
+``ExchangeUnavailable``. ``sync`` touches the database only when something happened.
+
+Model limits: one-way netting per symbol; resting orders must be reduce-only (stop entries are not
+simulated); funding is paid from the wallet (not the isolated margin) for the funding times during a
+bar, at that bar's open price; a liquidation closes at the liquidation price and loses exactly the
+isolated margin. Venue-made status changes after ``place_order`` (e.g. a closing order expiring the
+position's stop) are reported by the next ``sync``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from itertools import groupby
+from typing import cast
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import (
+    BelowMinNotional,
+    ExchangeUnavailable,
+    InsufficientMargin,
+    OrderRejected,
+    ReduceOnlyRejected,
+)
+from core.exchanges.paper_store import (
+    AccountState,
+    Changes,
+    create_account,
+    load_account,
+    load_fills,
+    write_changes,
+)
+from core.exchanges.paper_store import quantize as _q
+from core.exchanges.symbols import generic_filters
+from core.models import (
+    AccountBalance,
+    Bar,
+    ExchangeEvents,
+    ExchangePosition,
+    Fill,
+    FundingPayment,
+    MarketStep,
+    OrderRequest,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    SymbolFilters,
+)
+
+DEFAULT_LEVERAGE = 20
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+LIQUIDATION_PREFIX = "autoclose-"
+ZERO = Decimal(0)
+_CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+@dataclass(frozen=True, slots=True)
+class _Position:
+    amount: Decimal  # signed
+    entry_price: Decimal
+    leverage: int
+    isolated_margin: Decimal
+    liq: Decimal
+    liq_f: float  # float copy for the per-bar checks
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.amount > 0 else -1
+
+
+def _position(
+    amount: Decimal, entry: Decimal, leverage: int, margin: Decimal, mmr: Decimal
+) -> _Position:
+    """A position with its liquidation price: where the margin left equals mmr × entry notional.
+    With margin = notional / lev this is entry × (1 ∓ 1/lev ± mmr)."""
+    sign = 1 if amount > 0 else -1
+    liq = _q(max(entry - sign * (margin / abs(amount) - mmr * entry), ZERO))
+    return _Position(amount, entry, leverage, margin, liq, float(liq))
+
+
+def _next_position(
+    pos: _Position | None, delta: Decimal, price: Decimal, leverage: int, mmr: Decimal
+) -> tuple[_Position | None, Decimal]:
+    """The position after a fill of signed ``delta`` at ``price``, and the PnL it realizes.
+    A reduction releases margin pro rata; an increase (or the rest of a flip) averages the entry
+    and adds notional / leverage of margin."""
+    amount, entry, margin = (
+        (pos.amount, pos.entry_price, pos.isolated_margin) if pos else (ZERO, ZERO, ZERO)
+    )
+    lev = pos.leverage if pos else leverage
+    realized = ZERO
+    if amount * delta < 0:
+        closed = min(abs(delta), abs(amount))
+        sign = 1 if amount > 0 else -1
+        realized = _q(closed * (price - entry) * sign)
+        margin = _q(margin * (abs(amount) - closed) / abs(amount))
+        amount -= sign * closed
+        delta += sign * closed
+    if delta != 0:
+        entry = _q((abs(amount) * entry + abs(delta) * price) / (abs(amount) + abs(delta)))
+        margin = _q(margin + abs(delta) * price / leverage)
+        amount += delta
+        lev = leverage
+    if amount == 0:
+        return None, realized
+    return _position(amount, entry, lev, margin, mmr), realized
+
+
+def _increases(before: _Position | None, after: _Position | None) -> bool:
+    if after is None:
+        return False
+    return before is None or before.sign != after.sign or abs(after.amount) > abs(before.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    seq: int
+    client_order_id: str
+    exchange_order_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    quantity: Decimal
+    stop_price: Decimal | None
+    reduce_only: bool
+    status: OrderStatus
+    executed_qty: Decimal
+    avg_price: Decimal
+    created_ms: int
+    updated_ms: int
+    level: float = field(default=0.0, compare=False)  # float stop price for the per-bar checks
+
+    def result(self, fills: tuple[Fill, ...] = ()) -> OrderResult:
+        return OrderResult(
+            client_order_id=self.client_order_id,
+            exchange_order_id=self.exchange_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            status=self.status,
+            quantity=self.quantity,
+            executed_qty=self.executed_qty,
+            avg_price=self.avg_price,
+            stop_price=self.stop_price,
+            reduce_only=self.reduce_only,
+            fills=fills,
+        )
+
+    def touches(self, bar: Bar) -> bool:
+        """Whether the bar's range reaches this resting order's trigger."""
+        stop_like = self.type is OrderType.STOP_MARKET
+        if (self.side is OrderSide.SELL) == stop_like:
+            return bar.low <= self.level
+        return bar.high >= self.level
+
+
+def _would_trigger(kind: OrderType, side: OrderSide, stop: Decimal, last: Decimal) -> bool:
+    if (side is OrderSide.SELL) == (kind is OrderType.STOP_MARKET):
+        return last <= stop
+    return last >= stop
+
+
+class PaperExchange:
+    """The ``Exchange`` protocol over a simulated account, durable in the ``paper_*`` tables."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        engine: Engine,
+        account_id: str,
+        *,
+        filters: dict[str, SymbolFilters],
+        taker_fee: float,
+        slippage_bps: float,
+        funding_rate: float,
+        funding_interval_hours: int = 8,
+        interval_ms: int = 900_000,
+    ) -> None:
+        if not 1 <= funding_interval_hours <= 24:
+            raise ValueError("funding_interval_hours must be 1..24")
+        self._engine = engine
+        self.account_id = account_id
+        self._filters = dict(filters)
+        self._fee_rate = _dec(taker_fee)
+        self._slip = _dec(slippage_bps) / 10_000
+        self._funding_rate = funding_rate
+        self._funding_ms = funding_interval_hours * HOUR_MS
+        self._interval_ms = interval_ms
+        self._prices: dict[str, float] = {}
+        self._now_ms = 0
+        self._pending = ExchangeEvents()
+        self._load()
+
+    # ------------------------------------------------------------------ accounts and persistence
+
+    @staticmethod
+    def open_account(engine: Engine, account_id: str, balance: Decimal) -> None:
+        """Create the account row with ``balance`` USDT; refuse (ValueError) if it exists."""
+        if balance < 0:
+            raise ValueError("a paper account cannot start with a negative balance")
+        create_account(engine, account_id, balance)
+
+    def _load(self) -> None:
+        stored = load_account(self._engine, self.account_id)
+        self._wallet: Decimal = stored.account.wallet_balance
+        self._seq: int = stored.account.next_seq
+        self._last_funding_ms: int | None = stored.account.last_funding_ms
+        self._orders: dict[str, _Order] = {}
+        self._resting: dict[str, list[_Order]] = {}
+        for row in stored.orders:
+            self._remember(_order_from_row(row))
+        self._positions: dict[str, _Position] = {
+            r["symbol"]: _position(
+                r["amount"],
+                r["entry_price"],
+                r["leverage"],
+                r["isolated_margin"],
+                self._mmr(r["symbol"]),
+            )
+            for r in stored.positions
+        }
+        self._leverage: dict[str, int] = stored.leverage
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Changes]:
+        """Run a mutation on memory, then write it through; on any failure restore memory."""
+        saved = (
+            self._wallet,
+            self._seq,
+            self._last_funding_ms,
+            dict(self._orders),
+            dict(self._resting),
+            dict(self._positions),
+            dict(self._leverage),
+        )
+        changes = Changes()
+        try:
+            yield changes
+            account = AccountState(self._wallet, self._seq, self._last_funding_ms)
+            write_changes(self._engine, self.account_id, account, changes)
+        except BaseException as exc:
+            (
+                self._wallet,
+                self._seq,
+                self._last_funding_ms,
+                self._orders,
+                self._resting,
+                self._positions,
+                self._leverage,
+            ) = saved
+            if isinstance(exc, SQLAlchemyError):
+                raise ExchangeUnavailable(f"paper venue could not persist: {exc}") from exc
+            raise
+
+    # ------------------------------------------------------------------ the Exchange protocol
+
+    def filters(self, symbol: str) -> SymbolFilters:
+        found = self._filters.get(symbol)
+        if found is None:
+            raise OrderRejected(f"Invalid symbol {symbol!r}.", code=-1121)
+        return found
+
+    def set_leverage(self, symbol: str, leverage: int) -> int:
+        rules = self.filters(symbol)
+        if not 1 <= leverage <= rules.max_leverage:
+            raise OrderRejected(
+                f"Leverage {leverage} is not valid for {symbol} (1..{rules.max_leverage}).",
+                code=-4028,
+            )
+        if self._leverage.get(symbol) != leverage:
+            with self._transaction() as ch:
+                self._leverage[symbol] = leverage
+                ch.leverage[symbol] = leverage
+        return leverage
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        rules = self.filters(request.symbol)
+        _check_client_id(request.client_order_id)
+        _check_quantity(rules, request.quantity)
+        if request.client_order_id in self._orders:
+            raise OrderRejected("duplicate clientOrderId", code=-4116)
+        last = self._prices.get(request.symbol)
+        if last is None:
+            raise ExchangeUnavailable(f"no price for {request.symbol} yet")
+        if request.type is OrderType.MARKET:
+            return self._market(request, rules, _dec(last))
+        return self._conditional(request, rules, _dec(last))
+
+    def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """The order's current state with its fills (read from the venue's trade records)."""
+        order = self._orders.get(client_order_id)
+        if order is None or order.symbol != symbol:
+            return None
+        fills = load_fills(self._engine, self.account_id, client_order_id=client_order_id)
+        return order.result(tuple(fills))
+
+    def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
+        return load_fills(self._engine, self.account_id, symbol=symbol, since_ms=since_ms)
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        order = self._orders.get(client_order_id)
+        if order is None or order.symbol != symbol:
+            return None
+        if order.status.final:
+            return order.result()
+        with self._transaction() as ch:
+            order = self._store(replace(order, status=OrderStatus.CANCELED), ch)
+        return order.result()
+
+    def cancel_all(self, symbol: str) -> int:
+        resting = self._resting.get(symbol, [])
+        if resting:
+            with self._transaction() as ch:
+                for order in resting:
+                    self._store(replace(order, status=OrderStatus.CANCELED), ch)
+        return len(resting)
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderResult]:
+        if symbol is not None:
+            return [o.result() for o in self._resting.get(symbol, [])]
+        every = (o for orders in self._resting.values() for o in orders)
+        return [o.result() for o in sorted(every, key=lambda o: o.seq)]
+
+    def positions(self) -> list[ExchangePosition]:
+        out = []
+        for symbol, p in self._positions.items():
+            mark = self._mark(symbol)
+            out.append(
+                ExchangePosition(
+                    symbol=symbol,
+                    amount=p.amount,
+                    entry_price=p.entry_price,
+                    leverage=p.leverage,
+                    isolated_margin=p.isolated_margin,
+                    liquidation_price=p.liq,
+                    mark_price=mark,
+                    unrealized_pnl=_q(p.amount * (mark - p.entry_price)),
+                )
+            )
+        return out
+
+    def balance(self) -> AccountBalance:
+        used = sum((p.isolated_margin for p in self._positions.values()), ZERO)
+        unrealized = sum(
+            (p.amount * (self._mark(s) - p.entry_price) for s, p in self._positions.items()), ZERO
+        )
+        return AccountBalance(
+            wallet_balance=self._wallet,
+            available_balance=self._wallet - used,
+            unrealized_pnl=_q(unrealized),
+        )
+
+    def sync(self, step: MarketStep) -> ExchangeEvents:
+        """Take the step's prices, then replay its bars in time order: funding, liquidations and
+        resting orders. Returns early, without database work, when no bar can matter."""
+        self._prices.update(step.prices)
+        self._now_ms = step.now_ms
+        events = ExchangeEvents()
+        if self._positions or self._resting:
+            timeline = [
+                (symbol, bar)
+                for symbol, bars in step.bars.items()
+                if symbol in self._positions or symbol in self._resting
+                for bar in bars
+            ]
+            if any(self._due(symbol, bar) for symbol, bar in timeline):
+                timeline.sort(key=lambda item: item[1].open_time_ms)
+                with self._transaction() as ch:
+                    self._replay(timeline, step.funding_rates, ch, events)
+        if self._pending:
+            events = self._take_pending(events)
+        return events
+
+    # ------------------------------------------------------------------ orders
+
+    def _market(self, request: OrderRequest, rules: SymbolFilters, mark: Decimal) -> OrderResult:
+        symbol, qty = request.symbol, request.quantity
+        pos = self._positions.get(symbol)
+        if request.reduce_only:
+            qty = _reduce_only_qty(pos, request.side, qty)
+        elif qty * mark < rules.min_notional:
+            raise BelowMinNotional(
+                f"Order's notional {qty * mark} must be no smaller than {rules.min_notional}."
+            )
+        price = self._slipped(rules, mark, request.side)
+        delta = qty if request.side is OrderSide.BUY else -qty
+        after, realized = _next_position(
+            pos, delta, price, self._symbol_leverage(symbol), rules.maint_margin_rate
+        )
+        fee = _q(qty * price * self._fee_rate)
+        if _increases(pos, after):
+            self._check_margin(pos, after, realized, fee)
+        expired = ExchangeEvents()
+        with self._transaction() as ch:
+            order = self._new_order(request, qty, ch)
+            order, fill = self._fill(order, qty, price, self._now_ms, ch)
+            self._expire_stale(symbol, self._now_ms, ch, expired)
+        self._pending.order_updates.extend(expired.order_updates)
+        return order.result((fill,))
+
+    def _conditional(
+        self, request: OrderRequest, rules: SymbolFilters, mark: Decimal
+    ) -> OrderResult:
+        stop = request.stop_price
+        if not request.reduce_only:
+            raise OrderRejected(
+                "the paper venue rests only reduce-only STOP_MARKET/TAKE_PROFIT_MARKET orders"
+            )
+        if stop is None:
+            raise OrderRejected("stopPrice is mandatory for this order type.", code=-1102)
+        if stop <= 0:
+            raise OrderRejected("Price less than min price.", code=-4013)
+        if rules.round_price(stop, up=False) != stop:
+            raise OrderRejected(f"Price not increased by tick size {rules.tick_size}.", code=-4014)
+        _reduce_only_qty(self._positions.get(request.symbol), request.side, request.quantity)
+        if _would_trigger(request.type, request.side, stop, mark):
+            raise OrderRejected("Order would immediately trigger.", code=-2021)
+        with self._transaction() as ch:
+            order = self._new_order(request, request.quantity, ch)
+        return order.result()
+
+    def _check_margin(
+        self, pos: _Position | None, after: _Position, realized: Decimal, fee: Decimal
+    ) -> None:
+        released = pos.isolated_margin if pos else ZERO
+        available = self._wallet - sum((p.isolated_margin for p in self._positions.values()), ZERO)
+        left = available + released + realized - fee - after.isolated_margin
+        if left < 0:
+            raise InsufficientMargin(
+                f"Margin is insufficient: available {available} USDT, short by {-left} USDT."
+            )
+
+    def _new_order(self, request: OrderRequest, qty: Decimal, ch: Changes) -> _Order:
+        seq = self._take_seq()
+        stop = request.stop_price if request.type is not OrderType.MARKET else None
+        order = _Order(
+            seq=seq,
+            client_order_id=request.client_order_id,
+            exchange_order_id=f"{self.account_id}-O{seq}",
+            symbol=request.symbol,
+            side=request.side,
+            type=request.type,
+            quantity=qty,
+            stop_price=stop,
+            reduce_only=request.reduce_only,
+            status=OrderStatus.NEW,
+            executed_qty=ZERO,
+            avg_price=ZERO,
+            created_ms=self._now_ms,
+            updated_ms=self._now_ms,
+            level=float(stop) if stop is not None else 0.0,
+        )
+        ch.inserted.add(order.client_order_id)
+        return self._store(order, ch)
+
+    def _store(self, order: _Order, ch: Changes) -> _Order:
+        ch.orders[order.client_order_id] = order
+        self._remember(order)
+        return order
+
+    def _remember(self, order: _Order) -> None:
+        """Index an order (new or changed); resting lists are replaced, never edited in place."""
+        self._orders[order.client_order_id] = order
+        cid = order.client_order_id
+        resting = [o for o in self._resting.get(order.symbol, []) if o.client_order_id != cid]
+        if order.status is OrderStatus.NEW:
+            resting.append(order)
+        if resting:
+            self._resting[order.symbol] = resting
+        else:
+            self._resting.pop(order.symbol, None)
+
+    def _fill(
+        self, order: _Order, qty: Decimal, price: Decimal, ts: int, ch: Changes
+    ) -> tuple[_Order, Fill]:
+        pos = self._positions.get(order.symbol)
+        delta = qty if order.side is OrderSide.BUY else -qty
+        after, realized = _next_position(
+            pos, delta, price, self._symbol_leverage(order.symbol), self._mmr(order.symbol)
+        )
+        fee = _q(qty * price * self._fee_rate)
+        return self._book(order, qty, price, fee, realized, after, ts, ch)
+
+    def _book(
+        self,
+        order: _Order,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        realized: Decimal,
+        after: _Position | None,
+        ts: int,
+        ch: Changes,
+        *,
+        liquidation: bool = False,
+    ) -> tuple[_Order, Fill]:
+        """Book one execution: wallet, position, trade, and the order FILLED."""
+        self._wallet = _q(self._wallet + realized - fee)
+        if after is None:
+            self._positions.pop(order.symbol, None)
+        else:
+            self._positions[order.symbol] = after
+        ch.positions[order.symbol] = after
+        fill = Fill(
+            trade_id=f"{self.account_id}-T{self._take_seq()}",
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=qty,
+            price=price,
+            fee=fee,
+            realized_pnl=realized,
+            ts_ms=ts,
+            liquidation=liquidation,
+        )
+        ch.trades.append(fill)
+        done = replace(
+            order,
+            quantity=qty,
+            status=OrderStatus.FILLED,
+            executed_qty=qty,
+            avg_price=price,
+            updated_ms=ts,
+        )
+        return self._store(done, ch), fill
+
+    def _expire_stale(self, symbol: str, ts: int, ch: Changes, events: ExchangeEvents) -> None:
+        """Expire reduce-only orders that can no longer reduce (position flat or flipped)."""
+        pos = self._positions.get(symbol)
+        for order in self._resting.get(symbol, []):
+            stale = pos is None or (order.side is OrderSide.BUY) == (pos.sign > 0)
+            if order.reduce_only and stale:
+                done = self._store(replace(order, status=OrderStatus.EXPIRED, updated_ms=ts), ch)
+                events.order_updates.append(OrderUpdate(done.result(), ts))
+
+    # ------------------------------------------------------------------ bars
+
+    def _due(self, symbol: str, bar: Bar) -> bool:
+        """Cheap float test: can this bar change anything (funding, liquidation, a trigger)?"""
+        pos = self._positions.get(symbol)
+        if pos is None or self._funding_times(bar.open_time_ms):
+            return True
+        if (bar.low <= pos.liq_f) if pos.amount > 0 else (bar.high >= pos.liq_f):
+            return True
+        return any(o.touches(bar) for o in self._resting.get(symbol, []))
+
+    def _funding_times(self, open_ms: int) -> list[int]:
+        """Unpaid funding times during the bar, [open, open + interval), oldest first: a position
+        held when the bar opened was held then. Funding times are every ``funding_interval_hours``
+        counted from 00:00 UTC each day (so a 15m bar pays when it opens at one)."""
+        floor = max(open_ms - 1, self._last_funding_ms or 0)
+        times: list[int] = []
+        t = open_ms + self._interval_ms - 1
+        while True:
+            day = t - t % DAY_MS
+            due = day + (t - day) // self._funding_ms * self._funding_ms
+            if due <= floor:
+                return times[::-1]
+            times.append(due)
+            t = due - 1
+
+    def _replay(
+        self,
+        timeline: list[tuple[str, Bar]],
+        rates: dict[str, float | None],
+        ch: Changes,
+        events: ExchangeEvents,
+    ) -> None:
+        for open_ms, group in groupby(timeline, key=lambda item: item[1].open_time_ms):
+            bars = list(group)
+            for due in self._funding_times(open_ms):
+                self._pay_funding(due, bars, rates, ch, events)
+            for symbol, bar in bars:
+                self._process_bar(symbol, bar, ch, events)
+
+    def _pay_funding(
+        self,
+        due: int,
+        bars: list[tuple[str, Bar]],
+        rates: dict[str, float | None],
+        ch: Changes,
+        events: ExchangeEvents,
+    ) -> None:
+        """Positive rate: longs pay shorts, amount = −position × mark × rate at the bar's open."""
+        for symbol, bar in bars:
+            pos = self._positions.get(symbol)
+            if pos is None:
+                continue
+            given = rates.get(symbol)
+            rate = self._funding_rate if given is None else given
+            amount = _q(-pos.amount * _dec(bar.open) * _dec(rate))
+            self._wallet = _q(self._wallet + amount)
+            payment = FundingPayment(
+                f"{self.account_id}-fund-{symbol}-{due}", symbol, amount, rate, due
+            )
+            ch.funding.append(payment)
+            events.funding.append(payment)
+            self._last_funding_ms = due
+
+    def _process_bar(self, symbol: str, bar: Bar, ch: Changes, events: ExchangeEvents) -> None:
+        """Walk the bar pessimistically: its open (gaps), then the adverse extreme (stops, then
+        liquidation), then the favourable extreme (take-profits)."""
+        ts = bar.open_time_ms + self._interval_ms
+        pos = self._positions.get(symbol)
+        if pos is None:
+            self._expire_stale(symbol, ts, ch, events)
+            return
+        d = pos.sign
+        exit_side = OrderSide.SELL if d > 0 else OrderSide.BUY
+        mine = [o for o in self._resting.get(symbol, []) if o.side is exit_side]
+        stops = [o for o in mine if o.type is OrderType.STOP_MARKET]
+        tps = [o for o in mine if o.type is OrderType.TAKE_PROFIT_MARKET]
+        if d * bar.open <= d * pos.liq_f:
+            self._liquidate(symbol, ts, ch, events)
+            return
+        gapped = [o for o in stops if d * bar.open <= d * o.level]
+        gapped += [o for o in tps if d * bar.open >= d * o.level]
+        at_open = {o.client_order_id for o in gapped}
+        adverse = bar.low if d > 0 else bar.high
+        favourable = bar.high if d > 0 else bar.low
+        # stops beyond the liquidation price are never reached: the liquidation comes first
+        near = [
+            o
+            for o in stops
+            if o.client_order_id not in at_open and d * adverse <= d * o.level >= d * pos.liq_f
+        ]
+        near.sort(key=lambda o: -d * o.level)
+        liquidated = d * adverse <= d * pos.liq_f
+        targets = sorted(
+            (o for o in tps if o.client_order_id not in at_open and d * favourable >= d * o.level),
+            key=lambda o: d * o.level,
+        )
+        plan: list[_Order | None] = [*gapped, *near, *([None] if liquidated else []), *targets]
+        for order in plan:
+            if symbol not in self._positions:
+                break
+            if order is None:
+                self._liquidate(symbol, ts, ch, events)
+            else:
+                gap = order.client_order_id in at_open
+                base = _dec(bar.open) if gap else cast(Decimal, order.stop_price)
+                self._trigger(order, base, ts, ch, events)
+        self._expire_stale(symbol, ts, ch, events)
+
+    def _trigger(
+        self, order: _Order, base: Decimal, ts: int, ch: Changes, events: ExchangeEvents
+    ) -> None:
+        """A resting order becomes a market order: adverse slippage, capped to the position."""
+        qty = min(order.quantity, abs(self._positions[order.symbol].amount))
+        price = self._slipped(self._rules(order.symbol), base, order.side)
+        done, fill = self._fill(order, qty, price, ts, ch)
+        events.fills.append(fill)
+        events.order_updates.append(OrderUpdate(done.result((fill,)), ts))
+
+    def _liquidate(self, symbol: str, ts: int, ch: Changes, events: ExchangeEvents) -> None:
+        """Close at the liquidation price; the maintenance part of the margin is the fee, so the
+        account loses exactly the isolated margin."""
+        pos = self._positions[symbol]
+        qty = abs(pos.amount)
+        realized = _q(qty * (pos.liq - pos.entry_price) * pos.sign)
+        seq = self._take_seq()
+        order = _Order(
+            seq=seq,
+            client_order_id=f"{LIQUIDATION_PREFIX}{self.account_id}-{seq}",
+            exchange_order_id=f"{self.account_id}-O{seq}",
+            symbol=symbol,
+            side=OrderSide.SELL if pos.sign > 0 else OrderSide.BUY,
+            type=OrderType.MARKET,
+            quantity=qty,
+            stop_price=None,
+            reduce_only=True,
+            status=OrderStatus.NEW,
+            executed_qty=ZERO,
+            avg_price=ZERO,
+            created_ms=ts,
+            updated_ms=ts,
+        )
+        ch.inserted.add(order.client_order_id)
+        fee = pos.isolated_margin + realized
+        done, fill = self._book(order, qty, pos.liq, fee, realized, None, ts, ch, liquidation=True)
+        events.fills.append(fill)
+        events.order_updates.append(OrderUpdate(done.result((fill,)), ts))
+
+    # ------------------------------------------------------------------ small helpers
+
+    def _take_pending(self, events: ExchangeEvents) -> ExchangeEvents:
+        pending, self._pending = self._pending, ExchangeEvents()
+        pending.fills.extend(events.fills)
+        pending.order_updates.extend(events.order_updates)
+        pending.funding.extend(events.funding)
+        return pending
+
+    def _take_seq(self) -> int:
+        seq, self._seq = self._seq, self._seq + 1
+        return seq
+
+    def _rules(self, symbol: str) -> SymbolFilters:
+        """Filters for bookkeeping, even for a symbol dropped from the configuration."""
+        return self._filters.get(symbol) or generic_filters(symbol)
+
+    def _mmr(self, symbol: str) -> Decimal:
+        return self._rules(symbol).maint_margin_rate
+
+    def _symbol_leverage(self, symbol: str) -> int:
+        return self._leverage.get(symbol) or min(DEFAULT_LEVERAGE, self._rules(symbol).max_leverage)
+
+    def _mark(self, symbol: str) -> Decimal:
+        last = self._prices.get(symbol)
+        return _dec(last) if last is not None else self._positions[symbol].entry_price
+
+    def _slipped(self, rules: SymbolFilters, price: Decimal, side: OrderSide) -> Decimal:
+        """Market execution price: slippage against the trader, rounded against the trader."""
+        if side is OrderSide.BUY:
+            return rules.round_price(price * (1 + self._slip), up=True)
+        return rules.round_price(price * (1 - self._slip), up=False)
+
+
+def _check_client_id(client_order_id: str) -> None:
+    if len(client_order_id) > 36:
+        raise OrderRejected("Client order id length should not be more than 36 chars.", code=-4015)
+    if not _CLIENT_ID.match(client_order_id) or client_order_id.startswith(LIQUIDATION_PREFIX):
+        raise OrderRejected(f"Illegal client order id {client_order_id!r}.", code=-1102)
+
+
+def _check_quantity(rules: SymbolFilters, qty: Decimal) -> None:
+    if qty <= 0:
+        raise OrderRejected("Quantity less than or equal to zero.", code=-4003)
+    if qty < rules.min_qty:
+        raise OrderRejected(f"Quantity less than min quantity {rules.min_qty}.", code=-4004)
+    if qty > rules.max_qty:
+        raise OrderRejected(f"Quantity greater than max quantity {rules.max_qty}.", code=-4005)
+    if rules.round_qty(qty) != qty:
+        raise OrderRejected(f"Quantity not increased by step size {rules.step_size}.", code=-4023)
+
+
+def _reduce_only_qty(pos: _Position | None, side: OrderSide, qty: Decimal) -> Decimal:
+    """A reduce-only order must face an open position; its size is capped to the position."""
+    if pos is None or (side is OrderSide.BUY) == (pos.sign > 0):
+        raise ReduceOnlyRejected("ReduceOnly Order is rejected.")
+    return min(qty, abs(pos.amount))
+
+
+def _order_from_row(row: RowMapping) -> _Order:
+    values = {k: v for k, v in row.items() if k != "account_id"}
+    values["side"] = OrderSide(values["side"])
+    values["type"] = OrderType(values["type"])
+    values["status"] = OrderStatus(values["status"])
+    stop = values["stop_price"]
+    return _Order(**values, level=float(stop) if stop is not None else 0.0)

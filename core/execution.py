@@ -1,0 +1,520 @@
+"""Orders and their consequences: nothing lost, nothing doubled, no position left naked.
+
+Every order is written to the store and committed *before* it is sent, under a deterministic client
+order id derived from the position (and so from the CEO decision) that caused it. A venue answer is
+booked in the same place whatever its origin: a market fill we asked for, a stop the venue
+triggered, a liquidation, funding. Fills are booked once per venue trade id. After an entry fills,
+a reduce-only stop (and the take-profit, if any) covers the whole position; if the stop cannot be
+placed the position is closed at once. ``reconcile`` runs before the first tick after a start and
+settles anything a crash left open by asking the venue, never by sending again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import ExchangeError, ExchangeUnavailable, OrderRejected, UnknownOrderStatus
+from core.exchanges.base import Exchange
+from core.ledger import AgentLedger, Ledger, OpenPosition
+from core.models import (
+    ExchangeEvents,
+    Fill,
+    FundingPayment,
+    OrderRequest,
+    OrderResult,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+)
+from core.store.tables import (
+    AgentRow,
+    CeoDecisionRow,
+    FillRow,
+    FundingRow,
+    OrderRow,
+    PositionRow,
+)
+
+log = logging.getLogger(__name__)
+
+PROTECTIVE = ("stop_loss", "take_profit")
+CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile")
+OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+_QTY_EPS = 1e-12
+_SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
+
+
+@dataclass(slots=True)
+class OrderInfo:
+    order_id: int
+    client_order_id: str
+    position_id: int | None
+    agent_id: int | None
+    purpose: str
+    symbol: str
+
+
+def to_quantity(qty: float, step: Decimal) -> Decimal:
+    """A booked float quantity back to an exact multiple of the step size."""
+    return Decimal(repr(qty)).quantize(step)
+
+
+class Execution:
+    """Sends orders and books everything the venue reports for one session."""
+
+    def __init__(
+        self,
+        db: Session,
+        ledger: Ledger,
+        exchange: Exchange,
+        *,
+        commit: Callable[[], None],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.exchange = exchange
+        self._commit = commit
+        self._now_ms = now_ms
+        self.session_id = ledger.session.id
+        self.open_orders: dict[str, OrderInfo] = {}
+        rows = db.execute(
+            select(OrderRow.id, OrderRow.client_order_id, OrderRow.position_id,
+                   OrderRow.agent_id, OrderRow.purpose, OrderRow.symbol)
+            .where(OrderRow.session_id == self.session_id, OrderRow.status.in_(OPEN_STATUSES))
+        )
+        for r in rows:
+            self.open_orders[r.client_order_id] = OrderInfo(*r)
+
+    # ------------------------------------------------------------------ sending
+    def _client_id(self, position_id: int, purpose: str) -> str:
+        base = f"s{self.session_id}p{position_id}"
+        if purpose == "entry":
+            return f"{base}-e"
+        tag = _SUFFIX.get(purpose, "x")
+        purposes = PROTECTIVE if tag in ("s", "t") else CLOSE_REASONS
+        n = self.db.scalar(
+            select(func.count()).select_from(OrderRow).where(
+                OrderRow.position_id == position_id,
+                OrderRow.purpose.in_([p for p in purposes if _SUFFIX.get(p, "x") == tag]),
+            )
+        )
+        return f"{base}-{tag}{n}"
+
+    def submit(
+        self,
+        request: OrderRequest,
+        *,
+        agent_id: int | None,
+        position_id: int | None,
+        purpose: str,
+    ) -> OrderResult | None:
+        """Write the order, commit, send it, book the answer. None when the venue refused it."""
+        now = self._now_ms()
+        order_id = self.db.execute(
+            insert(OrderRow).values(
+                session_id=self.session_id, agent_id=agent_id, position_id=position_id,
+                client_order_id=request.client_order_id, symbol=request.symbol,
+                side=request.side.value, type=request.type.value, purpose=purpose,
+                quantity=float(request.quantity),
+                stop_price=float(request.stop_price) if request.stop_price is not None else None,
+                reduce_only=request.reduce_only, status="PENDING", created_ms=now, updated_ms=now,
+            )
+        ).inserted_primary_key[0]
+        info = OrderInfo(order_id, request.client_order_id, position_id, agent_id, purpose,
+                         request.symbol)
+        self.open_orders[request.client_order_id] = info
+        self._commit()  # written before sent: a crash from here on is settled by reconcile()
+        try:
+            result = self.exchange.place_order(request)
+        except OrderRejected as exc:
+            self._finish(info, "REJECTED", error=f"{exc} (code {exc.code})")
+            self._commit()
+            return None
+        except UnknownOrderStatus as exc:
+            result = self._resolve_unknown(info, str(exc))
+            if result is None:
+                return None
+        except ExchangeUnavailable as exc:
+            # The venue said nothing was done; keep it UNKNOWN so reconcile asks before anything.
+            self._mark(info, "UNKNOWN", error=str(exc))
+            self._commit()
+            raise
+        self.apply_result(info, result)
+        self._commit()
+        return result
+
+    def _resolve_unknown(self, info: OrderInfo, error: str) -> OrderResult | None:
+        self._mark(info, "UNKNOWN", error=error)
+        self._commit()
+        try:
+            found = self.exchange.get_order(info.symbol, info.client_order_id)
+        except ExchangeError as exc:
+            log.warning("order %s status unknown and query failed: %s", info.client_order_id, exc)
+            return None
+        if found is None:
+            self._finish(info, "EXPIRED", error=f"{error}; the venue does not know it, not re-sent")
+            self._commit()
+        return found
+
+    def _mark(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
+        self.db.execute(
+            update(OrderRow).where(OrderRow.id == info.order_id)
+            .values(status=status, error=error, updated_ms=self._now_ms())
+        )
+
+    def _finish(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
+        self._mark(info, status, error=error)
+        self.open_orders.pop(info.client_order_id, None)
+        if info.purpose == "entry" and info.position_id is not None:
+            self._fail_opening(info.position_id, error or status)
+
+    def apply_result(self, info: OrderInfo, result: OrderResult) -> None:
+        """Book the venue's view of one of our orders: status, then any fills not yet booked."""
+        self.db.execute(
+            update(OrderRow).where(OrderRow.id == info.order_id).values(
+                status=result.status.value,
+                exchange_order_id=result.exchange_order_id,
+                executed_qty=float(result.executed_qty),
+                avg_price=float(result.avg_price) if result.executed_qty else None,
+                updated_ms=self._now_ms(),
+            )
+        )
+        for fill in result.fills:
+            self.book_fill(fill)
+        if result.status.final:
+            self.open_orders.pop(info.client_order_id, None)
+            if result.status is not OrderStatus.FILLED and info.purpose == "entry":
+                self._fail_opening(info.position_id, f"entry {result.status.value.lower()}")
+
+    # ------------------------------------------------------------------ booking
+    def _already_booked(self, trade_id: str) -> bool:
+        return self.db.scalar(
+            select(FillRow.id).where(FillRow.session_id == self.session_id, FillRow.trade_id == trade_id)
+        ) is not None
+
+    def _position_for_fill(self, fill: Fill) -> tuple[OpenPosition | None, str]:
+        info = self.open_orders.get(fill.client_order_id)
+        if info is None:
+            row = self.db.execute(
+                select(OrderRow.position_id, OrderRow.purpose)
+                .where(OrderRow.client_order_id == fill.client_order_id)
+            ).first()
+            purpose = row.purpose if row else ("liquidation" if fill.liquidation else "reconcile")
+            position_id = row.position_id if row else None
+        else:
+            purpose, position_id = info.purpose, info.position_id
+        owner = self.ledger.owner_of(fill.symbol)
+        pos = owner.positions.get(fill.symbol) if owner else None
+        if pos is not None and position_id is not None and pos.id != position_id:
+            log.error("fill %s belongs to position %s, not the open %s", fill.trade_id, position_id, pos.id)
+            return None, purpose
+        return pos, purpose
+
+    def book_fill(self, fill: Fill) -> None:
+        if self._already_booked(fill.trade_id):
+            return
+        pos, purpose = self._position_for_fill(fill)
+        agent = self.ledger.agents[pos.agent_id] if pos else None
+        self.db.execute(
+            insert(FillRow).values(
+                session_id=self.session_id, agent_id=agent.id if agent else None,
+                position_id=pos.id if pos else None, trade_id=fill.trade_id,
+                client_order_id=fill.client_order_id, symbol=fill.symbol, side=fill.side.value,
+                quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
+                realized_pnl=float(fill.realized_pnl), liquidation=fill.liquidation,
+                ts_ms=fill.ts_ms,
+            )
+        )
+        if pos is None or agent is None:
+            self.log_event("reconcile", f"fill {fill.trade_id} on {fill.symbol} has no open desk "
+                           "position; booked without an owner", symbol=fill.symbol)
+            return
+        qty, price = float(fill.quantity), float(fill.price)
+        fee, pnl = float(fill.fee), float(fill.realized_pnl)
+        increases = (fill.side is OrderSide.BUY) == (pos.side is PositionSide.LONG)
+        if increases:
+            new_qty = pos.quantity + qty
+            pos.entry_price = (pos.entry_price * pos.quantity + price * qty) / new_qty
+            pos.quantity = new_qty
+            pos.margin = pos.entry_price * new_qty / pos.leverage
+            pos.status = "open"
+        else:
+            pos.quantity = max(0.0, pos.quantity - qty)
+            pos.exit_qty += qty
+            pos.exit_value += price * qty
+            pos.realized_pnl += pnl
+        pos.fees += fee
+        agent.realized_pnl += pnl
+        agent.fees += fee
+        closed = not increases and pos.quantity <= _QTY_EPS
+        values: dict[str, object] = {
+            "quantity": pos.quantity, "entry_price": pos.entry_price, "margin": pos.margin,
+            "status": "closed" if closed else pos.status, "realized_pnl": pos.realized_pnl,
+            "fees": pos.fees, "exit_qty": pos.exit_qty,
+            "exit_price": pos.exit_value / pos.exit_qty if pos.exit_qty else None,
+            "liquidation_price": self._liquidation_price(pos) if increases else None,
+        }
+        if closed:
+            values.update(closed_ms=fill.ts_ms, close_reason=_close_reason(purpose, fill))
+        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(**values))
+        self._save_agent(agent)
+        if closed:
+            self._after_close(agent, pos)
+
+    def _liquidation_price(self, pos: OpenPosition) -> float:
+        mmr = float(self.exchange.filters(pos.symbol).maint_margin_rate)
+        if pos.side is PositionSide.LONG:
+            return pos.entry_price * (1 - 1 / pos.leverage + mmr)
+        return pos.entry_price * (1 + 1 / pos.leverage - mmr)
+
+    def _after_close(self, agent: AgentLedger, pos: OpenPosition) -> None:
+        agent.positions.pop(pos.symbol, None)
+        net = pos.realized_pnl - pos.fees + pos.funding
+        agent.recent_results.append(net)
+        agent.recent_returns.append(net / pos.margin if pos.margin else 0.0)
+        for info in [i for i in self.open_orders.values() if i.position_id == pos.id]:
+            self.cancel(info)
+
+    def cancel(self, info: OrderInfo) -> None:
+        try:
+            result = self.exchange.cancel_order(info.symbol, info.client_order_id)
+        except ExchangeError as exc:
+            log.warning("cancel %s failed: %s", info.client_order_id, exc)
+            return
+        if result is None:
+            self._finish(info, "CANCELED", error="unknown to the venue")
+        else:
+            self.apply_result(info, result)
+
+    def book_funding(self, payment: FundingPayment) -> None:
+        exists = self.db.scalar(
+            select(FundingRow.id).where(FundingRow.session_id == self.session_id,
+                                        FundingRow.payment_id == payment.payment_id)
+        )
+        if exists is not None:
+            return
+        owner = self.ledger.owner_of(payment.symbol)
+        pos = owner.positions.get(payment.symbol) if owner else None
+        amount = float(payment.amount)
+        self.db.execute(
+            insert(FundingRow).values(
+                session_id=self.session_id, agent_id=owner.id if owner else None,
+                position_id=pos.id if pos else None, payment_id=payment.payment_id,
+                symbol=payment.symbol, amount=amount, rate=payment.rate, ts_ms=payment.ts_ms,
+            )
+        )
+        if owner is None or pos is None:
+            return
+        owner.funding += amount
+        pos.funding += amount
+        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(funding=pos.funding))
+        self._save_agent(owner)
+
+    def book_events(self, events: ExchangeEvents) -> None:
+        """Book what the venue did on its own since the last sync (stops, take-profits,
+        liquidations, expiries, funding), in time order."""
+        for payment in events.funding:
+            self.book_funding(payment)
+        for fill in events.fills:
+            self.book_fill(fill)
+        for update_ in events.order_updates:
+            info = self.open_orders.get(update_.order.client_order_id)
+            if info is not None:
+                self.apply_result(info, update_.order)
+
+    def _save_agent(self, agent: AgentLedger) -> None:
+        self.db.execute(
+            update(AgentRow).where(AgentRow.id == agent.id).values(
+                realized_pnl=agent.realized_pnl, fees=agent.fees, funding=agent.funding,
+            )
+        )
+
+    def _fail_opening(self, position_id: int | None, reason: str) -> None:
+        if position_id is None:
+            return
+        for agent in self.ledger.agents.values():
+            for symbol, pos in list(agent.positions.items()):
+                if pos.id == position_id and pos.quantity <= _QTY_EPS:
+                    del agent.positions[symbol]
+                    self.db.execute(
+                        update(PositionRow).where(PositionRow.id == position_id)
+                        .values(status="failed", close_reason="not_filled", closed_ms=self._now_ms())
+                    )
+                    self.log_event("execution", f"{agent.name} {symbol}: entry not filled ({reason})",
+                                   agent_id=agent.id, symbol=symbol)
+
+    def log_event(self, kind: str, reason: str, *, agent_id: int | None = None,
+                  symbol: str | None = None, changes: dict | None = None) -> None:
+        self.db.execute(
+            insert(CeoDecisionRow).values(
+                session_id=self.session_id, agent_id=agent_id, ts_ms=self._now_ms(), kind=kind,
+                symbol=symbol, rules="", reason=reason,
+                changes=json.dumps(changes) if changes else None,
+            )
+        )
+
+    # ------------------------------------------------------------------ positions
+    def open_position(self, pos: OpenPosition, quantity: Decimal) -> None:
+        """Send the entry of a position the CEO approved (its row is already committed)."""
+        agent_id = pos.agent_id
+        try:
+            self.exchange.set_leverage(pos.symbol, pos.leverage)
+        except ExchangeError as exc:
+            self._fail_opening(pos.id, f"leverage refused: {exc}")
+            self._commit()
+            return
+        request = OrderRequest(
+            client_order_id=self._client_id(pos.id, "entry"), symbol=pos.symbol,
+            side=pos.side.entry_order_side, type=OrderType.MARKET, quantity=quantity,
+        )
+        result = self.submit(request, agent_id=agent_id, position_id=pos.id, purpose="entry")
+        if result is not None and pos.quantity > _QTY_EPS:
+            self.protect(pos)
+
+    def protect(self, pos: OpenPosition) -> None:
+        """Rest a reduce-only stop over the whole position (and the take-profit, if any). A
+        position whose stop the venue refuses is closed at once rather than left naked."""
+        filters = self.exchange.filters(pos.symbol)
+        qty = to_quantity(pos.quantity, filters.step_size)
+        entry = Decimal(repr(pos.entry_price))
+        distance = Decimal(repr(pos.stop_distance))
+        if pos.side is PositionSide.LONG:
+            stop = filters.round_price(entry * (1 - distance), up=True)
+        else:
+            stop = filters.round_price(entry * (1 + distance), up=False)
+        stop_req = OrderRequest(
+            client_order_id=self._client_id(pos.id, "stop_loss"), symbol=pos.symbol,
+            side=pos.side.exit_order_side, type=OrderType.STOP_MARKET, quantity=qty,
+            stop_price=stop, reduce_only=True,
+        )
+        placed = self.submit(stop_req, agent_id=pos.agent_id, position_id=pos.id, purpose="stop_loss")
+        if placed is None:
+            self.log_event("execution", f"{pos.symbol}: stop {stop} refused by the venue; "
+                           "closing the position rather than leaving it unprotected",
+                           agent_id=pos.agent_id, symbol=pos.symbol)
+            self.close_position(pos, "ceo")
+            return
+        pos.stop_price = float(stop)
+        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(stop_price=pos.stop_price))
+        self._commit()
+        if pos.take_profit is None or pos.symbol not in self.ledger.agents[pos.agent_id].positions:
+            return
+        tp = filters.round_price(Decimal(repr(pos.take_profit)), up=pos.side is PositionSide.SHORT)
+        if (tp - entry) * pos.side.sign <= 0:
+            pos.take_profit = None
+        else:
+            tp_req = OrderRequest(
+                client_order_id=self._client_id(pos.id, "take_profit"), symbol=pos.symbol,
+                side=pos.side.exit_order_side, type=OrderType.TAKE_PROFIT_MARKET, quantity=qty,
+                stop_price=tp, reduce_only=True,
+            )
+            if self.submit(tp_req, agent_id=pos.agent_id, position_id=pos.id, purpose="take_profit") is None:
+                pos.take_profit = None
+            else:
+                pos.take_profit = float(tp)
+        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(take_profit=pos.take_profit))
+        self._commit()
+
+    def close_position(self, pos: OpenPosition, reason: str) -> bool:
+        """Market-close a whole position (reduce-only). The protective orders are cancelled only
+        after the close fills, so a failed close leaves the stop in place."""
+        if pos.quantity <= _QTY_EPS:
+            return True
+        filters = self.exchange.filters(pos.symbol)
+        request = OrderRequest(
+            client_order_id=self._client_id(pos.id, reason), symbol=pos.symbol,
+            side=pos.side.exit_order_side, type=OrderType.MARKET,
+            quantity=to_quantity(pos.quantity, filters.step_size), reduce_only=True,
+        )
+        result = self.submit(request, agent_id=pos.agent_id, position_id=pos.id, purpose=reason)
+        return result is not None and result.status is OrderStatus.FILLED
+
+    def cancel_all_orders(self) -> None:
+        for info in list(self.open_orders.values()):
+            self.cancel(info)
+
+    # ------------------------------------------------------------------ recovery
+    def reconcile(self) -> list[str]:
+        """Settle what a crash or an error left unknown, from the venue's truth; returns what
+        changed (also written to the CEO log)."""
+        changes: list[str] = []
+        for info in list(self.open_orders.values()):
+            try:
+                found = self.exchange.get_order(info.symbol, info.client_order_id)
+            except ExchangeError as exc:
+                changes.append(f"order {info.client_order_id}: still unknown ({exc})")
+                continue
+            status = self.db.scalar(select(OrderRow.status).where(OrderRow.id == info.order_id))
+            if found is None:
+                if status in ("PENDING", "UNKNOWN"):
+                    self._finish(info, "EXPIRED", error="never reached the venue before a restart; not re-sent")
+                    changes.append(f"order {info.client_order_id} never reached the venue: expired")
+                else:
+                    self._finish(info, "CANCELED", error="no longer known to the venue")
+                    changes.append(f"order {info.client_order_id} unknown to the venue: cancelled")
+                continue
+            if found.status.value != status or found.fills:
+                before = len(changes)
+                self.apply_result(info, found)
+                if found.status.value != status:
+                    changes.append(f"order {info.client_order_id}: {status} → {found.status.value}")
+                if len(changes) == before and found.fills:
+                    changes.append(f"order {info.client_order_id}: fills checked")
+        changes += self._reconcile_positions()
+        for text in changes:
+            self.log_event("reconcile", text)
+        self._commit()
+        return changes
+
+    def _reconcile_positions(self) -> list[str]:
+        changes: list[str] = []
+        venue = {p.symbol: p for p in self.exchange.positions()}
+        for pos in self.ledger.open_positions():
+            if pos.status == "opening" and pos.quantity <= _QTY_EPS:
+                self._fail_opening(pos.id, "entry never filled before a restart")
+                changes.append(f"{pos.symbol}: entry never filled; position dropped")
+                continue
+            if pos.symbol not in venue:
+                for fill in self.exchange.fills_since(pos.symbol, pos.opened_ms):
+                    self.book_fill(fill)
+                if pos.symbol in self.ledger.agents[pos.agent_id].positions:
+                    changes.append(f"{pos.symbol}: flat at the venue but open in the store; "
+                                   "closed at the last price with no fill found")
+                    self._force_close(pos)
+                else:
+                    changes.append(f"{pos.symbol}: closed at the venue while the engine was down; booked")
+        for symbol, vp in venue.items():
+            if self.ledger.owner_of(symbol) is None:
+                changes.append(f"{symbol}: the venue holds {vp.amount} that no agent owns; "
+                               "left untouched, close it on the venue or adopt it")
+        for pos in self.ledger.open_positions():
+            if pos.quantity > _QTY_EPS and not any(
+                i.position_id == pos.id and i.purpose == "stop_loss" for i in self.open_orders.values()
+            ):
+                changes.append(f"{pos.symbol}: no resting stop; placing one")
+                self.protect(pos)
+        return changes
+
+    def _force_close(self, pos: OpenPosition) -> None:
+        agent = self.ledger.agents[pos.agent_id]
+        self.db.execute(
+            update(PositionRow).where(PositionRow.id == pos.id)
+            .values(status="closed", closed_ms=self._now_ms(), close_reason="reconcile", quantity=0.0)
+        )
+        pos.quantity = 0.0
+        self._after_close(agent, pos)
+
+
+def _close_reason(purpose: str, fill: Fill) -> str:
+    if fill.liquidation:
+        return "liquidation"
+    return purpose if purpose in PROTECTIVE or purpose in CLOSE_REASONS else "reconcile"

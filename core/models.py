@@ -1,0 +1,348 @@
+"""Domain types shared by every part of the desk: market data, proposals, verdicts, orders, fills.
+
+No SQLAlchemy, no httpx here: these are the words the engine, the risk rules, the agents and the
+exchanges speak to each other. Money that crosses the exchange boundary (prices, quantities, fees) is
+``Decimal``; analytics and indicators use floats. Timestamps are integer milliseconds since the epoch
+(UTC) in hot paths and timezone-aware ``datetime`` at the edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+INTERVAL_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+
+
+def ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def dt_to_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: every datetime in the desk is timezone-aware UTC")
+    return int(dt.timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------------------------------
+# Market data
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One closed candle. ``open_time_ms`` is the candle's open; it closes at open + interval."""
+
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStep:
+    """What one engine tick learned from the feed: the new closed base bars per symbol (oldest
+    first) and the engine time, which is the close time of the newest bar."""
+
+    now_ms: int
+    bars: dict[str, list[Bar]]
+    prices: dict[str, float]
+    funding_rates: dict[str, float | None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Agents and proposals
+
+
+class RiskLevel(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+RISK_LEVERAGE_CAP: dict[RiskLevel, int] = {
+    RiskLevel.LOW: 5,
+    RiskLevel.MEDIUM: 10,
+    RiskLevel.HIGH: 20,
+}
+
+
+class Action(StrEnum):
+    OPEN_LONG = "open_long"
+    OPEN_SHORT = "open_short"
+    CLOSE = "close"
+    HOLD = "hold"
+
+
+class PositionSide(StrEnum):
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is PositionSide.LONG else -1
+
+    @property
+    def entry_order_side(self) -> OrderSide:
+        return OrderSide.BUY if self is PositionSide.LONG else OrderSide.SELL
+
+    @property
+    def exit_order_side(self) -> OrderSide:
+        return OrderSide.SELL if self is PositionSide.LONG else OrderSide.BUY
+
+
+class Proposal(BaseModel):
+    """A trade an agent wants. Validated, but not yet judged: the CEO's rules decide what happens.
+
+    ``margin_fraction`` is the share of the agent's equity to commit as margin. ``stop_price`` is an
+    absolute price (below entry for longs, above for shorts). ``group`` ties the legs of a two-leg
+    trade together: the CEO approves both legs or neither.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    agent: str
+    symbol: str
+    action: Action
+    leverage: int = Field(default=1, ge=1, le=125)
+    margin_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    stop_price: float | None = Field(default=None, gt=0)
+    take_profit: float | None = Field(default=None, gt=0)
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    reasoning: str = Field(min_length=1, max_length=2000)
+    ref_price: float = Field(gt=0, description="price the agent saw when proposing")
+    group: str | None = None
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @property
+    def opens(self) -> bool:
+        return self.action in (Action.OPEN_LONG, Action.OPEN_SHORT)
+
+    @property
+    def side(self) -> PositionSide | None:
+        if self.action is Action.OPEN_LONG:
+            return PositionSide.LONG
+        if self.action is Action.OPEN_SHORT:
+            return PositionSide.SHORT
+        return None
+
+
+@dataclass(slots=True)
+class AgentDecision:
+    """What one agent said on one tick: proposals, or an abstention with the reason, or a failure."""
+
+    agent: str
+    proposals: list[Proposal] = field(default_factory=list)
+    note: str = ""
+    failure: str | None = None
+    raw_reply: str | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# CEO verdicts
+
+
+class Verdict(StrEnum):
+    APPROVE = "approve"
+    MODIFY = "modify"
+    REJECT = "reject"
+
+
+@dataclass(slots=True)
+class OrderPlan:
+    """An approved opening trade, sized: what the execution layer will send."""
+
+    agent: str
+    symbol: str
+    side: PositionSide
+    leverage: int
+    quantity: Decimal
+    margin: float
+    ref_price: float
+    stop_distance: float  # fraction of entry price, so stop = entry * (1 -/+ distance)
+    stop_price: float
+    take_profit: float | None
+
+    @property
+    def notional(self) -> float:
+        return float(self.quantity) * self.ref_price
+
+
+@dataclass(slots=True)
+class RiskVerdict:
+    """The CEO's hard-rule judgement of one proposal."""
+
+    verdict: Verdict
+    rules: list[str]
+    changes: dict[str, tuple[Any, Any]]
+    reason: str
+    plan: OrderPlan | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Exchange boundary
+
+
+class OrderSide(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def final(self) -> bool:
+        return self in (
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFilters:
+    """The venue's rules for one symbol (exchangeInfo filters plus the leverage bracket)."""
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+    max_leverage: int
+    maint_margin_rate: Decimal
+
+    def round_qty(self, qty: Decimal) -> Decimal:
+        """Round a quantity down to the step size (never buy more than asked)."""
+        steps = (qty / self.step_size).to_integral_value(rounding=ROUND_DOWN)
+        return (steps * self.step_size).quantize(self.step_size)
+
+    def round_price(self, price: Decimal, *, up: bool) -> Decimal:
+        """Round a price to the tick size, up or down as the caller's safety requires."""
+        steps = (price / self.tick_size).to_integral_value(
+            rounding=ROUND_CEILING if up else ROUND_FLOOR
+        )
+        return (steps * self.tick_size).quantize(self.tick_size)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    quantity: Decimal
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution. ``trade_id`` is unique per venue and makes booking idempotent."""
+
+    trade_id: str
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+    ts_ms: int
+    liquidation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    client_order_id: str
+    exchange_order_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    status: OrderStatus
+    quantity: Decimal
+    executed_qty: Decimal
+    avg_price: Decimal
+    stop_price: Decimal | None = None
+    reduce_only: bool = False
+    fills: tuple[Fill, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """Funding booked on a position; negative ``amount`` is paid by the account."""
+
+    payment_id: str
+    symbol: str
+    amount: Decimal
+    rate: float
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A status change the venue made on its own (a resting order triggered, expired, cancelled)."""
+
+    order: OrderResult
+    ts_ms: int
+
+
+@dataclass(slots=True)
+class ExchangeEvents:
+    """What happened at the venue since the last sync, in time order within each list."""
+
+    fills: list[Fill] = field(default_factory=list)
+    order_updates: list[OrderUpdate] = field(default_factory=list)
+    funding: list[FundingPayment] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fills or self.order_updates or self.funding)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangePosition:
+    symbol: str
+    amount: Decimal  # signed: negative is short (one-way mode)
+    entry_price: Decimal
+    leverage: int
+    isolated_margin: Decimal
+    liquidation_price: Decimal
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    wallet_balance: Decimal
+    available_balance: Decimal
+    unrealized_pnl: Decimal

@@ -1,0 +1,168 @@
+"""The CEO's periodic portfolio review and the equity snapshots, due by the engine clock.
+
+The rules themselves are pure functions in core/agents/ceo.py; this module gathers the numbers from
+the ledger, applies the outcome (pause, rebalance) to the store and writes the CEO log with the
+reason and the old and new values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from sqlalchemy import case, insert, update
+
+from core.agents.ceo import (
+    AgentAllocation,
+    AgentPerformance,
+    plan_rebalance,
+    review_agents,
+    score_from_returns,
+)
+from core.store.tables import AgentRow, CeoDecisionRow, EquitySnapshotRow
+
+if TYPE_CHECKING:
+    from core.engine import Desk
+
+
+def periodic(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
+    """Pause underperformers and rebalance free capital when their intervals are due."""
+    session, settings = desk.ledger.session, desk.settings
+    for agent in desk.ledger.agents.values():
+        agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
+    if tick_ms - session.last_review_ms >= settings.review_interval_minutes * 60_000:
+        session.last_review_ms = tick_ms
+        _review_agents(desk, prices, tick_ms)
+    if tick_ms - session.last_rebalance_ms >= settings.rebalance_interval_hours * 3_600_000:
+        closed = sum(len(a.recent_returns) for a in desk.ledger.agents.values())
+        if closed >= settings.rebalance_min_trades:
+            session.last_rebalance_ms = tick_ms
+            _rebalance(desk, prices, tick_ms)
+
+
+def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
+    s = desk.settings
+    perfs = [
+        AgentPerformance(a.name, a.status, a.equity(prices), a.peak_equity, tuple(a.recent_results))
+        for a in desk.ledger.agents.values()
+    ]
+    by_name = {a.name: a for a in desk.ledger.agents.values()}
+    for pause in review_agents(
+        perfs,
+        pause_drawdown_pct=s.agent_pause_drawdown_pct,
+        losing_streak=s.agent_pause_losing_streak,
+        min_win_rate=s.agent_pause_min_win_rate,
+        win_rate_window=s.agent_pause_win_rate_window,
+    ):
+        agent = by_name[pause.name]
+        changed = desk.db.execute(
+            update(AgentRow).where(AgentRow.id == agent.id, AgentRow.status == "active")
+            .values(status="paused", pause_reason=pause.reason, paused_ms=tick_ms, paused_by="ceo")
+        ).rowcount
+        if not changed:
+            continue
+        agent.status, agent.pause_reason = "paused", pause.reason
+        agent.paused_ms, agent.paused_by = tick_ms, "ceo"
+        desk.db.execute(
+            insert(CeoDecisionRow).values(
+                session_id=desk.ledger.session.id, agent_id=agent.id, ts_ms=tick_ms, kind="pause",
+                rules=pause.rule, reason=f"{agent.name} paused: {pause.reason}; its open positions "
+                "keep their stops",
+                changes=json.dumps({"status": ["active", "paused"]}),
+            )
+        )
+    _resume_rested(desk, prices, tick_ms)
+    for agent in desk.ledger.agents.values():
+        desk.db.execute(
+            update(AgentRow).where(AgentRow.id == agent.id).values(
+                peak_equity=case((AgentRow.peak_equity < agent.peak_equity, agent.peak_equity),
+                                 else_=AgentRow.peak_equity),
+                llm_failures=agent.llm_failures,
+            )
+        )
+
+
+def _resume_rested(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
+    """Give agents the CEO paused a fresh start once their cooldown has passed."""
+    hours = desk.settings.agent_resume_after_hours
+    if hours <= 0:
+        return
+    for agent in desk.ledger.agents.values():
+        if (agent.status != "paused" or agent.paused_by != "ceo" or agent.paused_ms is None
+                or tick_ms - agent.paused_ms < hours * 3_600_000):
+            continue
+        equity = agent.equity(prices)
+        changed = desk.db.execute(
+            update(AgentRow).where(AgentRow.id == agent.id, AgentRow.status == "paused")
+            .values(status="active", pause_reason=None, paused_ms=None, paused_by=None,
+                    review_from_ms=tick_ms, peak_equity=equity)
+        ).rowcount
+        if not changed:
+            continue
+        desk.db.execute(
+            insert(CeoDecisionRow).values(
+                session_id=desk.ledger.session.id, agent_id=agent.id, ts_ms=tick_ms, kind="resume",
+                rules="cooldown", reason=f"{agent.name} resumed after a {hours:g} h cooldown "
+                f"(was paused: {agent.pause_reason}); its record starts afresh",
+                changes=json.dumps({"status": ["paused", "active"]}),
+            )
+        )
+        agent.status, agent.pause_reason, agent.paused_ms, agent.paused_by = "active", None, None, None
+        agent.review_from_ms, agent.peak_equity = tick_ms, equity
+        agent.recent_results.clear()
+
+
+def _rebalance(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
+    agents = list(desk.ledger.agents.values())
+    equity = desk.ledger.equity(prices)
+    allocs = [
+        AgentAllocation(a.name, a.status, a.equity(prices), a.locked_margin,
+                        score_from_returns(list(a.recent_returns)), a.spec.capital_share)
+        for a in agents
+    ]
+    s = desk.settings
+    plan = plan_rebalance(allocs, session_equity=equity, min_share=s.allocation_min,
+                          max_share=s.allocation_max)
+    if plan is None:
+        return
+    changes: dict[str, list[float]] = {}
+    for agent in agents:
+        delta = plan.transfers.get(agent.name, 0.0)
+        if abs(delta) < 1e-9:
+            continue
+        old_share = agent.equity(prices) / equity
+        agent.capital += delta
+        agent.peak_equity += delta  # a transfer is not a gain or a drawdown
+        changes[agent.name] = [round(old_share, 4), round(agent.equity(prices) / equity, 4)]
+        desk.db.execute(update(AgentRow).where(AgentRow.id == agent.id)
+                        .values(capital=agent.capital, peak_equity=AgentRow.peak_equity + delta))
+    if changes:
+        desk.db.execute(
+            insert(CeoDecisionRow).values(
+                session_id=desk.ledger.session.id, ts_ms=tick_ms, kind="rebalance",
+                rules="rebalance", reason=plan.reason, changes=json.dumps(changes),
+            )
+        )
+
+
+def snapshot(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
+    """Record portfolio and per-agent equity at engine time ``tick_ms``."""
+    ledger = desk.ledger
+    ledger.session.last_snapshot_ms = tick_ms
+    equity = ledger.equity(prices)
+    rows = [{
+        "session_id": ledger.session.id, "agent_id": None, "ts_ms": tick_ms, "equity": equity,
+        "unrealized": ledger.unrealized(prices),
+        "margin_used": sum(a.locked_margin for a in ledger.agents.values()),
+        "gross_notional": ledger.gross_notional(prices),
+        "drawdown_pct": ledger.drawdown_pct(equity),
+    }]
+    for a in ledger.agents.values():
+        a_equity = a.equity(prices)
+        rows.append({
+            "session_id": ledger.session.id, "agent_id": a.id, "ts_ms": tick_ms, "equity": a_equity,
+            "unrealized": a.unrealized(prices), "margin_used": a.locked_margin,
+            "gross_notional": sum(p.notional(prices[p.symbol]) for p in a.positions.values()),
+            "drawdown_pct": max(0.0, 1 - a_equity / a.peak_equity) if a.peak_equity > 0 else 0.0,
+        })
+    desk.db.execute(insert(EquitySnapshotRow), rows)

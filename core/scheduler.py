@@ -1,0 +1,164 @@
+"""Drives ``run_cycle``: a fast loop for ``--ticks N`` and backtests, an APScheduler job otherwise.
+
+The driver finds the session to trade (the latest active one, or the one named), takes its lease,
+rebuilds the desk from the store, reconciles with the venue, then ticks. Any error rolls the tick
+back, is written to the session's ``last_error`` for the UI, and the desk is rebuilt from the store
+before the next tick; a lost lease makes the driver stand down; a finished replay stops ticking.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine, select, update
+
+from core.config import Settings
+from core.engine import ACTIVE_SESSION, CycleReport, Desk, run_cycle
+from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
+from core.lease import Lease, new_owner_id
+from core.runtime import build_desk
+from core.store.tables import SessionRow
+
+log = logging.getLogger(__name__)
+
+
+def latest_active_session(engine: Engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.scalar(
+            select(SessionRow.id).where(SessionRow.status.in_(ACTIVE_SESSION))
+            .order_by(SessionRow.id.desc()).limit(1)
+        )
+
+
+class EngineDriver:
+    """One engine: ticks one session at a time, holding its lease."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, session_id: int | None = None,
+                 owner: str | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.fixed_session = session_id
+        self.owner = owner or new_owner_id()
+        self.desk: Desk | None = None
+        self.lease: Lease | None = None
+        self.idle_reason: str | None = None
+        self._lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+        self._finished: set[int] = set()
+
+    # ------------------------------------------------------------------ desk lifecycle
+    def _target(self) -> int | None:
+        if self.fixed_session is not None:
+            with self.engine.connect() as conn:
+                status = conn.scalar(select(SessionRow.status).where(SessionRow.id == self.fixed_session))
+            if status is None:
+                raise NotFound(f"no session {self.fixed_session}")
+            return self.fixed_session if status in ACTIVE_SESSION else None
+        return latest_active_session(self.engine)
+
+    def _ensure_desk(self) -> Desk | None:
+        target = self._target()
+        if target is None or target in self._finished:
+            self._drop_desk(release=True)
+            self.idle_reason = "no active session" if target is None else "replay finished"
+            return None
+        if self.desk is not None and self.desk.ledger.session.id == target:
+            return self.desk
+        self._drop_desk(release=True)
+        lease = Lease(self.engine, target, self.owner, self.settings.engine_lease_stale_seconds)
+        if not lease.acquire():
+            self.idle_reason = f"session {target} is traded by another engine"
+            return None
+        self.lease = lease
+        self.desk = build_desk(self.settings, self.engine, target, lease)
+        changes = self.desk.execution.reconcile()
+        if changes:
+            log.warning("reconciled session %s: %s", target, "; ".join(changes))
+        self.idle_reason = None
+        return self.desk
+
+    def _drop_desk(self, *, release: bool) -> None:
+        if self.desk is not None:
+            self.desk.db.close()
+            self.desk = None
+        if release and self.lease is not None:
+            try:
+                self.lease.release()
+            except Exception:  # releasing is best effort; the lease goes stale anyway
+                log.exception("could not release the lease")
+            self.lease = None
+
+    def _record_error(self, session_id: int, message: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(last_error=message))
+
+    # ------------------------------------------------------------------ ticking
+    def tick(self) -> CycleReport | None:
+        """Run one cycle of the target session; None when idle. Never raises DeskError."""
+        with self._lock:
+            try:
+                desk = self._ensure_desk()
+            except DeskError as exc:
+                self.idle_reason = str(exc)
+                log.error("engine idle: %s", exc)
+                return None
+            if desk is None:
+                return None
+            session_id = desk.ledger.session.id
+            try:
+                report = run_cycle(desk)
+            except FeedExhausted as exc:
+                desk.db.rollback()
+                self._finished.add(session_id)
+                self._record_error(session_id, f"replay finished: {exc}")
+                self._drop_desk(release=True)
+                self.idle_reason = "replay finished"
+                return None
+            except LeaseError as exc:
+                log.error("%s", exc)
+                self._drop_desk(release=False)
+                self.idle_reason = str(exc)
+                return None
+            except Exception as exc:
+                log.exception("tick failed; rebuilding the desk from the store")
+                desk.db.rollback()
+                self._record_error(session_id, f"{type(exc).__name__}: {exc}")
+                self._drop_desk(release=False)
+                return None
+            if report.status not in ACTIVE_SESSION:
+                self._drop_desk(release=True)
+            return report
+
+    def run_ticks(self, n: int, on_tick: Callable[[CycleReport], None] | None = None) -> int:
+        """Run up to ``n`` cycles as fast as the feed allows; returns how many ran."""
+        done = 0
+        while done < n:
+            report = self.tick()
+            if report is None:
+                break
+            done += 1
+            if on_tick is not None:
+                on_tick(report)
+        return done
+
+    # ------------------------------------------------------------------ background mode
+    def start(self) -> None:
+        """Tick every ``tick_seconds`` in a background thread (one tick at a time)."""
+        if self._scheduler is not None:
+            return
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds,
+                          id="engine-tick", max_instances=1, coalesce=True,
+                          misfire_grace_time=None)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        with self._lock:
+            self._drop_desk(release=True)

@@ -1,0 +1,224 @@
+"""User intents on sessions and agents, shared by the CLI and the dashboard.
+
+Every command validates first and changes nothing when it refuses (``InvalidTransition``,
+``NotFound``, ``ConfigError`` with a readable message). Status changes are written to the store; the
+engine adopts them on its next tick. Stopping needs a market to close into: when no engine holds
+the session's lease, ``stop_session`` runs the closing cycle itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from core.agents.roster import ROSTER, find_spec
+from core.config import Settings
+from core.engine import ACTIVE_SESSION
+from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
+from core.exchanges.paper import PaperExchange
+from core.feeds.replay import ReplayFeed, load_replay_data
+from core.lease import holder, new_owner_id
+from core.models import ms_to_dt
+from core.runtime import paper_account_id
+from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
+
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "pause": {"running": "paused"},
+    "resume": {"paused": "running", "halted": "running"},
+    "stop": {"created": "stopped", "running": "stopping", "paused": "stopping", "halted": "stopping"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    id: int
+    name: str
+    status: str
+
+
+def validate_capital(capital: float) -> float:
+    if not isinstance(capital, (int, float)) or not math.isfinite(capital) or capital <= 0:
+        raise ConfigError(f"capital must be a positive number of USDT, got {capital!r}")
+    if capital < 100:
+        raise ConfigError("capital must be at least 100 USDT so every agent can meet the venue's minimum order size")
+    return float(capital)
+
+
+def _log(conn, session_id: int, ts_ms: int, kind: str, reason: str, *,  # type: ignore[no-untyped-def]
+         agent_id: int | None = None, changes: dict | None = None) -> None:
+    conn.execute(insert(CeoDecisionRow).values(
+        session_id=session_id, agent_id=agent_id, ts_ms=ts_ms, kind=kind, rules="",
+        reason=reason, changes=json.dumps(changes) if changes else None))
+
+
+def create_session(
+    engine: Engine,
+    settings: Settings,
+    *,
+    capital: float | None = None,
+    mode: str = "paper",
+    symbols: list[str] | None = None,
+    name: str | None = None,
+) -> SessionRef:
+    capital = validate_capital(settings.default_capital if capital is None else capital)
+    if mode == "live":
+        raise ConfigError("live trading on AsterDex is not available in this build yet; "
+                          "use --mode paper")
+    if mode != "paper":
+        raise ConfigError(f"unknown mode {mode!r}: use paper or live")
+    chosen = tuple(s.strip().upper() for s in (symbols or settings.symbol_list) if s.strip())
+    if not chosen:
+        raise ConfigError("choose at least one symbol")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError("a symbol is listed twice")
+    try:
+        data = load_replay_data(settings.replay_data_dir, settings.replay_interval, chosen)
+    except FeedError as exc:
+        raise ConfigError(f"no market data for {', '.join(chosen)}: {exc}") from None
+    start_ms = settings.replay_start_ms
+    feed = ReplayFeed(data, start_ms=start_ms)  # validates the start lies inside the data
+    start_ms = feed.now_ms()
+    with engine.begin() as conn:
+        active = conn.execute(
+            select(SessionRow.id, SessionRow.name, SessionRow.status)
+            .where(SessionRow.status.in_(ACTIVE_SESSION))
+        ).first()
+        if active is not None:
+            raise InvalidTransition(
+                f"session {active.id} ({active.name}) is still {active.status}; stop it first "
+                f"(python -m core session stop --session {active.id})")
+        count = conn.scalar(select(func.count()).select_from(SessionRow)) or 0
+        session_name = (name or f"Paper desk #{count + 1}").strip()[:120]
+        session_id = conn.execute(insert(SessionRow).values(
+            name=session_name, status="created", mode=mode, market_source=settings.market_source,
+            symbols=",".join(chosen), initial_capital=capital, peak_equity=capital,
+            max_drawdown_pct=0.0, replay_interval=settings.replay_interval, start_ms=start_ms,
+            clock_ms=start_ms, decided_ms=0, last_review_ms=start_ms, last_rebalance_ms=start_ms,
+            last_snapshot_ms=0, ticks=0, created_ms=start_ms,
+        )).inserted_primary_key[0]
+        conn.execute(insert(AgentRow), [{
+            "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,
+            "model": "rules (no key)", "risk_level": s.risk_level.value,
+            "max_leverage": s.max_leverage, "base_share": s.capital_share,
+            "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
+            "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
+            "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
+            "llm_failures": 0, "review_from_ms": 0,
+        } for s in ROSTER])
+        _log(conn, session_id, start_ms, "session",
+             f"session created: {capital:,.2f} USDT paper capital on {', '.join(chosen)}, "
+             f"replay from {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
+    PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
+    return SessionRef(session_id, session_name, "created")
+
+
+def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
+    """The named session, or the latest one; NotFound with a hint otherwise."""
+    stmt = select(SessionRow)
+    if session_id is not None:
+        stmt = stmt.where(SessionRow.id == session_id)
+    else:
+        stmt = stmt.order_by(SessionRow.id.desc()).limit(1)
+    with Session(engine, expire_on_commit=False) as db:
+        row = db.scalars(stmt).first()
+    if row is None:
+        if session_id is not None:
+            raise NotFound(f"no session {session_id}")
+        raise NotFound("no session yet: create one with `python -m core session create`")
+    return row
+
+
+def change_session(engine: Engine, session_id: int | None, action: str) -> SessionRef:
+    """pause | resume | stop: validate the transition, then record it (nothing changes if refused)."""
+    row = resolve_session(engine, session_id)
+    allowed = TRANSITIONS[action]
+    if row.status not in allowed:
+        raise InvalidTransition(
+            f"cannot {action} session {row.id}: it is {row.status}"
+            + (" (stopping already requested)" if row.status == "stopping" else ""))
+    new = allowed[row.status]
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(SessionRow).where(SessionRow.id == row.id, SessionRow.status == row.status)
+            .values(status=new, status_reason=f"{action} by user")
+        ).rowcount
+        if not changed:
+            raise InvalidTransition(f"session {row.id} changed while you asked; try again")
+        reason = f"{row.status} → {new}: {action} by user"
+        if action == "resume" and row.status == "halted":
+            # acknowledging a halt: a fresh peak, and the agents the halt stopped trade again
+            conn.execute(update(SessionRow).where(SessionRow.id == row.id).values(peak_equity=0.0))
+            conn.execute(update(AgentRow).where(AgentRow.session_id == row.id,
+                                                AgentRow.status == "stopped")
+                         .values(status="active", pause_reason=None, peak_equity=0.0,
+                                 review_from_ms=row.clock_ms))
+            reason = "halted → running: drawdown halt acknowledged by user; peak reset"
+        if new == "stopped":
+            conn.execute(update(SessionRow).where(SessionRow.id == row.id)
+                         .values(stopped_ms=row.clock_ms))
+            conn.execute(update(AgentRow).where(AgentRow.session_id == row.id)
+                         .values(status="stopped", pause_reason="session stopped"))
+        _log(conn, row.id, row.clock_ms, "session", reason)
+    return SessionRef(row.id, row.name, new)
+
+
+def stop_session(engine: Engine, settings: Settings, session_id: int | None) -> SessionRef:
+    """Request a stop and, when no engine is trading the session, carry it out now."""
+    ref = change_session(engine, session_id, "stop")
+    if ref.status == "stopped":
+        return ref
+    if holder(engine, ref.id, settings.engine_lease_stale_seconds) is not None:
+        return ref  # the running engine closes everything on its next tick
+    from core.scheduler import EngineDriver  # local: the driver imports the runtime
+
+    driver = EngineDriver(settings, engine, session_id=ref.id, owner=new_owner_id())
+    try:
+        for _ in range(3):
+            report = driver.tick()
+            if report is None or report.status == "stopped":
+                break
+    finally:
+        driver.stop()
+    final = resolve_session(engine, ref.id)
+    return SessionRef(final.id, final.name, final.status)
+
+
+def change_agent(engine: Engine, session_id: int | None, agent_name: str, action: str) -> str:
+    """Pause or resume one agent by name or key; returns the readable outcome."""
+    spec = find_spec(agent_name)
+    if spec is None:
+        names = ", ".join(s.name for s in ROSTER)
+        raise NotFound(f"no agent {agent_name!r}; agents are: {names}")
+    row = resolve_session(engine, session_id)
+    if row.status in ("stopped", "stopping"):
+        raise InvalidTransition(f"session {row.id} is {row.status}; its agents cannot change")
+    with engine.begin() as conn:
+        agent = conn.execute(select(AgentRow).where(AgentRow.session_id == row.id,
+                                                    AgentRow.key == spec.key)).scalar_one()
+        if action == "pause":
+            if agent.status != "active":
+                raise InvalidTransition(f"{spec.name} is {agent.status}, not active")
+            values = {"status": "paused", "pause_reason": "paused by user",
+                      "paused_ms": row.clock_ms, "paused_by": "user"}
+        elif action == "resume":
+            if agent.status != "paused":
+                raise InvalidTransition(f"{spec.name} is {agent.status}, not paused")
+            values = {"status": "active", "pause_reason": None, "peak_equity": 0.0,
+                      "review_from_ms": row.clock_ms, "paused_ms": None, "paused_by": None}
+        else:
+            raise ValueError(action)
+        changed = conn.execute(update(AgentRow).where(AgentRow.id == agent.id,
+                                                      AgentRow.status == agent.status)
+                               .values(**values)).rowcount
+        if not changed:
+            raise InvalidTransition(f"{spec.name} changed while you asked; try again")
+        new = values["status"]
+        detail = "" if action == "pause" else f" (was paused: {agent.pause_reason})"
+        _log(conn, row.id, row.clock_ms, action, f"{spec.name} {action}d by user{detail}",
+             agent_id=agent.id, changes={"status": [agent.status, new]})
+    return f"{spec.name}: {agent.status} → {new}"

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, the database engine with its pragmas, Alembic migrations."""

@@ -1,0 +1,254 @@
+"""The desk's tables: sessions, agents, proposals, CEO decisions, orders, fills, positions, funding,
+equity snapshots and the engine lease.
+
+The paper venue keeps its own ``paper_*`` tables (core/exchanges/paper_store.py) because it plays a
+remote exchange. Desk money columns are floats (analytics); exact Decimals live at the exchange
+boundary. Times are integer UTC milliseconds (``*_ms``) so replays and backtests carry engine time,
+not wall time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.store.base import Base
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(8))
+    market_source: Mapped[str] = mapped_column(String(16))
+    symbols: Mapped[str] = mapped_column(String(400))
+    initial_capital: Mapped[float] = mapped_column(Float)
+    peak_equity: Mapped[float] = mapped_column(Float)
+    max_drawdown_pct: Mapped[float] = mapped_column(Float, default=0.0)
+    replay_interval: Mapped[str | None] = mapped_column(String(8))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    clock_ms: Mapped[int] = mapped_column(BigInteger)
+    decided_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_review_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_rebalance_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_snapshot_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    ticks: Mapped[int] = mapped_column(BigInteger, default=0)
+    marks: Mapped[str | None] = mapped_column(Text)  # JSON {symbol: last price} at clock_ms
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    stopped_ms: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AgentRow(Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("session_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64))
+    risk_level: Mapped[str] = mapped_column(String(8))
+    max_leverage: Mapped[int] = mapped_column(Integer)
+    base_share: Mapped[float] = mapped_column(Float)
+    capital: Mapped[float] = mapped_column(Float)  # net capital allocated (initial ± transfers)
+    initial_capital: Mapped[float] = mapped_column(Float)
+    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
+    fees: Mapped[float] = mapped_column(Float, default=0.0)
+    funding: Mapped[float] = mapped_column(Float, default=0.0)
+    peak_equity: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    llm_failures: Mapped[int] = mapped_column(Integer, default=0)
+    review_from_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # reviews judge trades after
+    paused_ms: Mapped[int | None] = mapped_column(BigInteger)
+    paused_by: Mapped[str | None] = mapped_column(String(8))  # ceo | user
+
+
+class ProposalRow(Base):
+    """Every agent answer: a proposal, an abstention (with its reason) or a failure (raw reply)."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (Index("ix_proposals_session_tick", "session_id", "tick_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    tick_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(12))  # proposal | abstain | failure
+    symbol: Mapped[str | None] = mapped_column(String(24))
+    action: Mapped[str | None] = mapped_column(String(16))
+    leverage: Mapped[int | None] = mapped_column(Integer)
+    margin_fraction: Mapped[float | None] = mapped_column(Float)
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    take_profit: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    ref_price: Mapped[float | None] = mapped_column(Float)
+    group_id: Mapped[str | None] = mapped_column(String(64))
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    raw_reply: Mapped[str | None] = mapped_column(Text)
+
+
+class CeoDecisionRow(Base):
+    """The CEO's log: trade verdicts, pauses, resumes, rebalances, halts and reconciliations."""
+
+    __tablename__ = "ceo_decisions"
+    __table_args__ = (
+        Index("ix_ceo_session_id", "session_id", "id"),
+        Index("ix_ceo_session_verdict", "session_id", "verdict"),
+        Index("ix_ceo_session_agent", "session_id", "agent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # trade | pause | resume | rebalance | halt | ...
+    symbol: Mapped[str | None] = mapped_column(String(24))
+    verdict: Mapped[str | None] = mapped_column(String(8))
+    rules: Mapped[str] = mapped_column(String(400), default="")
+    changes: Mapped[str | None] = mapped_column(Text)  # JSON {field: [before, after]}
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_leverage: Mapped[int | None] = mapped_column(Integer)
+    final_leverage: Mapped[int | None] = mapped_column(Integer)
+    proposed_margin: Mapped[float | None] = mapped_column(Float)
+    final_margin: Mapped[float | None] = mapped_column(Float)
+
+
+class PositionRow(Base):
+    __tablename__ = "positions"
+    __table_args__ = (
+        Index("ix_positions_session_status", "session_id", "status"),
+        Index("ix_positions_session_closed", "session_id", "closed_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("ceo_decisions.id"))
+    symbol: Mapped[str] = mapped_column(String(24))
+    side: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))  # opening | open | closed | failed
+    quantity: Mapped[float] = mapped_column(Float, default=0.0)
+    entry_price: Mapped[float] = mapped_column(Float, default=0.0)
+    leverage: Mapped[int] = mapped_column(Integer)
+    margin: Mapped[float] = mapped_column(Float, default=0.0)
+    stop_distance: Mapped[float] = mapped_column(Float)
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    take_profit: Mapped[float | None] = mapped_column(Float)
+    liquidation_price: Mapped[float | None] = mapped_column(Float)
+    group_id: Mapped[str | None] = mapped_column(String(64))
+    opened_ms: Mapped[int] = mapped_column(BigInteger)
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    exit_price: Mapped[float | None] = mapped_column(Float)
+    exit_qty: Mapped[float] = mapped_column(Float, default=0.0)
+    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)
+    fees: Mapped[float] = mapped_column(Float, default=0.0)
+    funding: Mapped[float] = mapped_column(Float, default=0.0)
+    close_reason: Mapped[str | None] = mapped_column(String(24))
+
+
+class OrderRow(Base):
+    """Written (and committed) before the order is sent; the client order id makes it idempotent."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id"), index=True)
+    client_order_id: Mapped[str] = mapped_column(String(36), unique=True)
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(24))
+    side: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(24))
+    purpose: Mapped[str] = mapped_column(String(16))  # entry | exit | stop | take_profit
+    quantity: Mapped[float] = mapped_column(Float)
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # PENDING until the venue answers
+    executed_qty: Mapped[float] = mapped_column(Float, default=0.0)
+    avg_price: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+    __table_args__ = (UniqueConstraint("session_id", "trade_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id"), index=True)
+    trade_id: Mapped[str] = mapped_column(String(64))
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(24))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[float] = mapped_column(Float)
+    price: Mapped[float] = mapped_column(Float)
+    fee: Mapped[float] = mapped_column(Float)
+    realized_pnl: Mapped[float] = mapped_column(Float)
+    liquidation: Mapped[bool] = mapped_column(Boolean, default=False)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class FundingRow(Base):
+    __tablename__ = "funding"
+    __table_args__ = (UniqueConstraint("session_id", "payment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id"))
+    payment_id: Mapped[str] = mapped_column(String(96))
+    symbol: Mapped[str] = mapped_column(String(24))
+    amount: Mapped[float] = mapped_column(Float)
+    rate: Mapped[float] = mapped_column(Float)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class EquitySnapshotRow(Base):
+    """Portfolio (agent_id NULL) and per-agent equity over engine time."""
+
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (Index("ix_equity_session_agent_ts", "session_id", "agent_id", "ts_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    equity: Mapped[float] = mapped_column(Float)
+    unrealized: Mapped[float] = mapped_column(Float)
+    margin_used: Mapped[float] = mapped_column(Float)
+    gross_notional: Mapped[float] = mapped_column(Float)
+    drawdown_pct: Mapped[float] = mapped_column(Float)
+
+
+class EngineLeaseRow(Base):
+    """One engine per session, across processes: owner + wall-clock heartbeat, taken over only
+    when stale."""
+
+    __tablename__ = "engine_lease"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    acquired_ms: Mapped[int] = mapped_column(BigInteger)
+    heartbeat_ms: Mapped[int] = mapped_column(BigInteger)

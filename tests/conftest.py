@@ -1,0 +1,72 @@
+"""Shared fixtures: settings isolated from the developer's .env, SQLite and PostgreSQL databases.
+
+PostgreSQL tests use a fresh database per test on the server at TEST_POSTGRES_URL (default: the
+local server). On a laptop without it they skip with the reason; in CI (CI=true or
+DESK_REQUIRE_SERVICES=1) an unreachable server fails them instead, so they can never be skipped
+silently there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from core.config import PROJECT_ROOT, Settings
+
+REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("DESK_REQUIRE_SERVICES") == "1"
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: defaults plus overrides, ignoring .env and DESK_* variables."""
+    base: dict[str, object] = {
+        "replay_data_dir": PROJECT_ROOT / "data" / "klines",
+        "replay_interval": "15m",
+        "bars_per_tick": 1,
+    }
+    base.update(overrides)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+
+
+def require_or_skip(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'desk.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    name = f"desk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        require_or_skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc.orig).strip().splitlines()[0]}")
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
