@@ -447,28 +447,41 @@ class Execution:
         """Settle what a crash or an error left unknown, from the venue's truth; returns what
         changed (also written to the CEO log)."""
         changes: list[str] = []
-        for info in list(self.open_orders.values()):
+        statuses = dict(self.db.execute(
+            select(OrderRow.client_order_id, OrderRow.status)
+            .where(OrderRow.session_id == self.session_id, OrderRow.status.in_(OPEN_STATUSES))
+        ).all())
+        # unsent and unknown orders first: a fill found later may close their position
+        ordered = sorted(self.open_orders.values(),
+                         key=lambda i: statuses.get(i.client_order_id) not in ("PENDING", "UNKNOWN"))
+        for info in ordered:
+            if info.client_order_id not in self.open_orders:
+                continue  # settled meanwhile (e.g. cancelled when its position closed)
+            status = statuses.get(info.client_order_id)
             try:
                 found = self.exchange.get_order(info.symbol, info.client_order_id)
             except ExchangeError as exc:
-                changes.append(f"order {info.client_order_id}: still unknown ({exc})")
+                changes.append(f"{info.symbol} order {info.client_order_id}: still unknown ({exc})")
                 continue
-            status = self.db.scalar(select(OrderRow.status).where(OrderRow.id == info.order_id))
             if found is None:
                 if status in ("PENDING", "UNKNOWN"):
                     self._finish(info, "EXPIRED", error="never reached the venue before a restart; not re-sent")
-                    changes.append(f"order {info.client_order_id} never reached the venue: expired")
+                    changes.append(f"{info.symbol} order {info.client_order_id} never reached the "
+                                   "venue: expired, not re-sent")
                 else:
                     self._finish(info, "CANCELED", error="no longer known to the venue")
-                    changes.append(f"order {info.client_order_id} unknown to the venue: cancelled")
+                    changes.append(f"{info.symbol} order {info.client_order_id} unknown to the venue: "
+                                   "cancelled")
                 continue
             if found.status.value != status or found.fills:
                 before = len(changes)
                 self.apply_result(info, found)
                 if found.status.value != status:
-                    changes.append(f"order {info.client_order_id}: {status} → {found.status.value}")
+                    changes.append(f"{info.symbol} {info.purpose.replace('_', ' ')} order "
+                                   f"{info.client_order_id}: {status} → {found.status.value} at the "
+                                   "venue; booked")
                 if len(changes) == before and found.fills:
-                    changes.append(f"order {info.client_order_id}: fills checked")
+                    changes.append(f"{info.symbol} order {info.client_order_id}: fills checked")
         changes += self._reconcile_positions()
         for text in changes:
             self.log_event("reconcile", text)

@@ -84,6 +84,8 @@ class AgentLedger:
     paused_ms: int | None = None
     paused_by: str | None = None
     positions: dict[str, OpenPosition] = field(default_factory=dict)
+    # net PnL of closed trades since the last resume (pause rules) / returns on margin of every
+    # closed trade (rebalancing scores)
     recent_results: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_RESULTS))
     recent_returns: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_RESULTS))
 
@@ -212,11 +214,10 @@ def load_ledger(db: Session, session_id: int) -> Ledger:
         .order_by(PositionRow.closed_ms, PositionRow.id)
     )
     for agent_id, realized, fees, funding, margin, closed_ms in closed:
-        if closed_ms < agents[agent_id].review_from_ms:
-            continue
         net = realized - fees + funding
-        agents[agent_id].recent_results.append(net)
         agents[agent_id].recent_returns.append(net / margin if margin else 0.0)
+        if closed_ms >= agents[agent_id].review_from_ms:  # pause rules judge the fresh record only
+            agents[agent_id].recent_results.append(net)
     return Ledger(state, agents)
 
 

@@ -222,9 +222,9 @@ def trades(engine: Engine, session_id: int, *, agent: str | None = None,
 
 
 def open_positions(engine: Engine, session_id: int) -> pd.DataFrame:
-    with engine.connect() as conn:
-        marks = _marks(conn.scalar(select(SessionRow.marks).where(SessionRow.id == session_id)))
-        rows = conn.execute(
+    with Session(engine) as db:
+        marks = _marks(db.scalar(select(SessionRow.marks).where(SessionRow.id == session_id)))
+        rows = db.execute(
             select(PositionRow, AgentRow.name.label("agent"))
             .join(AgentRow, AgentRow.id == PositionRow.agent_id)
             .where(PositionRow.session_id == session_id, PositionRow.status == "open")

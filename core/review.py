@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 def periodic(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
     """Pause underperformers and rebalance free capital when their intervals are due."""
     session, settings = desk.ledger.session, desk.settings
-    for agent in desk.ledger.agents.values():
-        agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
     if tick_ms - session.last_review_ms >= settings.review_interval_minutes * 60_000:
         session.last_review_ms = tick_ms
         _review_agents(desk, prices, tick_ms)
@@ -42,6 +40,8 @@ def periodic(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
 
 def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
     s = desk.settings
+    for agent in desk.ledger.agents.values():  # peaks are sampled at reviews, and saved with them
+        agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
     perfs = [
         AgentPerformance(a.name, a.status, a.equity(prices), a.peak_equity, tuple(a.recent_results))
         for a in desk.ledger.agents.values()

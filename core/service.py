@@ -198,8 +198,10 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
     if row.status in ("stopped", "stopping"):
         raise InvalidTransition(f"session {row.id} is {row.status}; its agents cannot change")
     with engine.begin() as conn:
-        agent = conn.execute(select(AgentRow).where(AgentRow.session_id == row.id,
-                                                    AgentRow.key == spec.key)).scalar_one()
+        agent = conn.execute(
+            select(AgentRow.id, AgentRow.status, AgentRow.pause_reason)
+            .where(AgentRow.session_id == row.id, AgentRow.key == spec.key)
+        ).one()
         if action == "pause":
             if agent.status != "active":
                 raise InvalidTransition(f"{spec.name} is {agent.status}, not active")

@@ -21,7 +21,9 @@ from sqlalchemy.exc import OperationalError
 from core.config import PROJECT_ROOT, Settings
 
 REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("DESK_REQUIRE_SERVICES") == "1"
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def make_settings(**overrides: object) -> Settings:

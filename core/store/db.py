@@ -47,6 +47,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
+        if parsed.drivername == "postgresql":  # SQLAlchemy 2.1 would pick psycopg 3; we ship psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg2")
         return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
     raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 

@@ -1,0 +1,248 @@
+"""The whole desk on a real database: golden replay, session lifecycle, reconciliation, lease."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, insert, select, update
+
+from core import queries, service
+from core.errors import ConfigError, InvalidTransition, NotFound
+from core.lease import Lease
+from core.runtime import build_desk
+from core.scheduler import EngineDriver
+from core.store.db import open_database
+from core.store.tables import (
+    AgentRow,
+    CeoDecisionRow,
+    EngineLeaseRow,
+    OrderRow,
+    PositionRow,
+    ProposalRow,
+    SessionRow,
+)
+from tests.conftest import make_settings
+from tests.desk_helpers import count, create, fingerprint, run_ticks, venue_matches_store
+
+# 600 ticks of 15m bars from 2025-09-01 00:00 UTC, every agent on rules, default risk settings.
+GOLDEN = {
+    "trades": 40,
+    "trades_sha": "a978d92936d9ec38",
+    "equity": 98014.05,
+    "verdicts": {"approve": 28, "modify": 25, "reject": 0},
+}
+
+
+@pytest.fixture
+def desk(db_url: str) -> tuple[Engine, object]:
+    settings = make_settings(database_url=db_url, replay_start="2025-09-01")
+    engine = open_database(db_url)
+    yield engine, settings
+    engine.dispose()
+
+
+def test_golden_replay_gives_the_same_trades_and_equity_on_every_run(desk: tuple) -> None:
+    engine, settings = desk
+    session_id = create(engine, settings)
+    assert run_ticks(engine, settings, 600) == 600
+    assert fingerprint(engine, session_id) == GOLDEN
+    assert venue_matches_store(engine, session_id) == []
+
+
+def test_replay_in_chunks_equals_one_run(sqlite_url: str, tmp_path) -> None:
+    """Stopping and restarting the engine (new process state, same store) changes nothing."""
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    for _ in range(4):
+        assert run_ticks(engine, settings, 150) == 150
+    assert fingerprint(engine, session_id) == GOLDEN
+
+
+def test_lifecycle_pause_keeps_positions_and_stops_then_stop_closes_everything(desk: tuple) -> None:
+    engine, settings = desk
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 120)
+    with engine.connect() as conn:
+        assert conn.scalar(select(SessionRow.status).where(SessionRow.id == session_id)) == "running"
+    open_before = queries.open_positions(engine, session_id)
+
+    service.change_session(engine, session_id, "pause")
+    clock = queries.session_status(engine, session_id)["session"]["ticks"]
+    before = count(engine, ProposalRow, ProposalRow.session_id == session_id)
+    run_ticks(engine, settings, 40)
+    assert count(engine, ProposalRow, ProposalRow.session_id == session_id) == before  # no new trades
+    status = queries.session_status(engine, session_id)["session"]
+    assert status["status"] == "paused" and status["ticks"] == clock + 40
+    still_open = queries.open_positions(engine, session_id)
+    # positions and their stops stay while paused (some may have hit their stop meanwhile)
+    assert set(still_open.get("symbol", [])) <= set(open_before.get("symbol", []))
+    assert venue_matches_store(engine, session_id) == []
+
+    service.change_session(engine, session_id, "resume")
+    run_ticks(engine, settings, 40)
+    assert count(engine, ProposalRow, ProposalRow.session_id == session_id) > before
+
+    ref = service.stop_session(engine, settings, session_id)
+    assert ref.status == "stopped"
+    assert queries.open_positions(engine, session_id).empty
+    assert venue_matches_store(engine, session_id) == []
+    with engine.connect() as conn:
+        resting = conn.scalar(select(OrderRow.id).where(OrderRow.session_id == session_id,
+                                                        OrderRow.status == "NEW"))
+        agents = set(conn.scalars(select(AgentRow.status).where(AgentRow.session_id == session_id)))
+    assert resting is None and agents == {"stopped"}
+
+
+def test_invalid_transitions_are_refused_and_change_nothing(sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    with pytest.raises(InvalidTransition, match="created"):
+        service.change_session(engine, session_id, "pause")
+    run_ticks(engine, settings, 3)
+    with pytest.raises(InvalidTransition, match="running"):
+        service.change_session(engine, session_id, "resume")
+    with pytest.raises(InvalidTransition, match="still running"):
+        create(engine, settings)
+    service.stop_session(engine, settings, session_id)
+    decisions = count(engine, CeoDecisionRow)
+    for action in ("pause", "resume", "stop"):
+        with pytest.raises(InvalidTransition, match="stopped"):
+            service.change_session(engine, session_id, action)
+    with pytest.raises(InvalidTransition):
+        service.change_agent(engine, session_id, "momentum", "pause")
+    assert count(engine, CeoDecisionRow) == decisions
+    with pytest.raises(NotFound):
+        service.change_session(engine, 999, "pause")
+    for bad in (-5.0, 0.0, float("nan"), float("inf"), 50.0):
+        with pytest.raises(ConfigError):
+            create(engine, settings, capital=bad)
+    assert count(engine, SessionRow) == 1
+
+
+def test_agent_pause_and_resume_by_user(sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 2)
+    assert service.change_agent(engine, None, "Momentum Hunter", "pause").endswith("paused")
+    with pytest.raises(InvalidTransition, match="not active"):
+        service.change_agent(engine, None, "momentum", "pause")
+    with pytest.raises(NotFound, match="agents are"):
+        service.change_agent(engine, None, "Nobody", "pause")
+    with engine.connect() as conn:
+        momentum_id = conn.scalar(select(AgentRow.id).where(AgentRow.key == "momentum"))
+    paused_at = queries.session_status(engine, session_id)["session"]["ticks"]
+
+    def momentum_proposals_after(tick_index: int) -> int:
+        start = queries_start_ms(engine, session_id) + tick_index * 900_000
+        return count(engine, ProposalRow, ProposalRow.agent_id == momentum_id,
+                     ProposalRow.tick_ms > start)
+
+    run_ticks(engine, settings, 200)
+    assert momentum_proposals_after(paused_at) == 0
+    resumed_at = queries.session_status(engine, session_id)["session"]["ticks"]
+    assert service.change_agent(engine, None, "momentum", "resume").endswith("active")
+    run_ticks(engine, settings, 8)
+    assert momentum_proposals_after(resumed_at) == 8
+    reasons = queries.ceo_log(engine, session_id, agent="Momentum Hunter")["reason"].tolist()
+    assert any("paused by user" in r for r in reasons)
+    assert any("resumed by user" in r for r in reasons)
+
+
+def queries_start_ms(engine: Engine, session_id: int) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(SessionRow.start_ms).where(SessionRow.id == session_id)))
+
+
+def test_reconcile_settles_what_a_crash_left_behind(sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 300)
+    desk = build_desk(settings, engine, session_id, lease=None)
+    open_positions = desk.ledger.open_positions()
+    assert open_positions, "the window should leave a position open"
+    pos = open_positions[0]
+    # A crash right after an order intent was committed, before it was sent:
+    with engine.begin() as conn:
+        conn.execute(insert(OrderRow).values(
+            session_id=session_id, agent_id=pos.agent_id, position_id=pos.id,
+            client_order_id=f"s{session_id}p{pos.id}-x9", symbol=pos.symbol, side="SELL",
+            type="MARKET", purpose="agent", quantity=pos.quantity, reduce_only=True,
+            status="PENDING", created_ms=0, updated_ms=0))
+    # ... and the venue filled the position's stop while the engine was down:
+    step = desk.feed.step()
+    stop = next(o for o in desk.exchange.open_orders(pos.symbol) if o.type.value == "STOP_MARKET")
+    crash_bar = type(step.bars[pos.symbol][-1])(
+        step.bars[pos.symbol][-1].open_time_ms, float(stop.stop_price), float(stop.stop_price) * 1.01,
+        float(stop.stop_price) * 0.99, float(stop.stop_price), 1.0)
+    step.bars[pos.symbol][-1] = crash_bar
+    events = desk.exchange.sync(step)  # the venue acts; the desk never books these events
+    assert events.fills
+    desk.db.close()
+    assert venue_matches_store(engine, session_id) != []
+
+    fresh = build_desk(settings, engine, session_id, lease=None)
+    changes = fresh.execution.reconcile()
+    assert any("never reached the venue" in c for c in changes)
+    assert any(pos.symbol in c for c in changes)
+    assert venue_matches_store(engine, session_id) == []
+    with engine.connect() as conn:
+        closed = conn.execute(select(PositionRow.status, PositionRow.close_reason)
+                              .where(PositionRow.id == pos.id)).one()
+        logged = count(engine, CeoDecisionRow, CeoDecisionRow.kind == "reconcile")
+    assert tuple(closed) == ("closed", "stop_loss")
+    assert logged >= 2
+    fresh.db.close()
+
+
+def test_lease_one_engine_trades_a_session(sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url, engine_lease_stale_seconds=60)
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    first = EngineDriver(settings, engine, owner="engine-A")
+    second = EngineDriver(settings, engine, owner="engine-B")
+    assert first.tick() is not None
+    assert second.tick() is None
+    assert "another engine" in (second.idle_reason or "")
+    assert first.tick() is not None
+    # A's heartbeat goes stale: B takes over, and A can no longer commit anything.
+    with engine.begin() as conn:
+        conn.execute(update(EngineLeaseRow).values(heartbeat_ms=0))
+    assert second.tick() is not None
+    ticks = queries.session_status(engine, session_id)["session"]["ticks"]
+    assert first.tick() is None
+    assert "took over" in (first.idle_reason or "") or "another engine" in (first.idle_reason or "")
+    assert queries.session_status(engine, session_id)["session"]["ticks"] == ticks
+    second.stop()
+    first.stop()
+    with engine.connect() as conn:
+        assert conn.scalar(select(EngineLeaseRow.owner)) is None
+
+
+def test_lease_acquire_is_exclusive(sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    a = Lease(engine, session_id, "a", 30)
+    b = Lease(engine, session_id, "b", 30)
+    assert a.acquire() and a.acquire()
+    assert not b.acquire()
+    a.release()
+    assert b.acquire()
+
+
+def test_a_below_minimum_order_is_rejected_by_the_ceo_not_the_venue(sqlite_url: str) -> None:
+    """Tiny capital: agents propose, the CEO's filters reject what the venue would refuse."""
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings, capital=100.0)
+    run_ticks(engine, settings, 300)
+    with engine.connect() as conn:
+        rejected_orders = conn.scalar(select(OrderRow.id).where(OrderRow.status == "REJECTED"))
+    assert rejected_orders is None
+    assert venue_matches_store(engine, session_id) == []
+    assert Decimal("0") <= Decimal(str(queries.session_status(engine, session_id)["session"]["equity"]))
