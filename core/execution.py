@@ -483,8 +483,9 @@ class Execution:
                 if len(changes) == before and found.fills:
                     changes.append(f"{info.symbol} order {info.client_order_id}: fills checked")
         changes += self._reconcile_positions()
-        for text in changes:
-            self.log_event("reconcile", text)
+        for text in changes:  # every note starts with its symbol
+            symbol = text.split(" ", 1)[0].rstrip(":")
+            self.log_event("reconcile", text, symbol=symbol if symbol.isalnum() else None)
         self._commit()
         return changes
 

@@ -74,6 +74,8 @@ class EngineDriver:
             return None
         self.lease = lease
         self.desk = build_desk(self.settings, self.engine, target, lease)
+        # the venue sees the current market (and reports what it did) before anything is settled
+        self.desk.execution.book_events(self.desk.exchange.sync(self.desk.feed.current()))
         changes = self.desk.execution.reconcile()
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
