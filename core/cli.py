@@ -48,7 +48,10 @@ def _capital(text: str) -> float:
         value = float(text.replace(",", "").replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"capital must be a number of USDT, got {text!r}") from None
-    return service.validate_capital(value) if value == value else value  # NaN checked by service
+    try:
+        return service.validate_capital(value)
+    except DeskError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

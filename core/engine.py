@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import review
@@ -31,11 +31,11 @@ from core.ledger import AgentLedger, Ledger, OpenPosition
 from core.models import Action, AgentDecision, Proposal, RiskVerdict, Verdict
 from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group
 from core.store.tables import (
-    AgentRow,
-    CeoDecisionRow,
-    PositionRow,
-    ProposalRow,
-    SessionRow,
+    AGENTS,
+    CEO_DECISIONS,
+    POSITIONS,
+    PROPOSALS,
+    SESSIONS,
 )
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def run_cycle(desk: Desk) -> CycleReport:
         if not ledger.open_positions():
             desk.execution.cancel_all_orders()
             _set_status(desk, "stopped", "stopping", "session stopped: every position closed")
-            desk.db.execute(update(SessionRow).where(SessionRow.id == session.id).values(stopped_ms=tick_ms))
+            desk.db.execute(update(SESSIONS).where(SESSIONS.c.id == session.id).values(stopped_ms=tick_ms))
             _stop_agents(desk, "session stopped")
             review.snapshot(desk, prices, tick_ms)
     else:
@@ -132,18 +132,37 @@ def run_cycle(desk: Desk) -> CycleReport:
 
 
 # ---------------------------------------------------------------------- intents and status
+_S = SESSIONS
+_A = AGENTS
+_READ_SESSION = select(_S.c.status, _S.c.peak_equity, _S.c.intent_version).where(
+    _S.c.id == bindparam("sid"))
+_READ_AGENTS = select(
+    _A.c.id, _A.c.status, _A.c.pause_reason, _A.c.peak_equity, _A.c.review_from_ms,
+    _A.c.paused_ms, _A.c.paused_by,
+).where(_A.c.session_id == bindparam("sid"))
+# Built once: constructing statements per tick costs more than running them.
+_SAVE_SESSION = update(_S).where(_S.c.id == bindparam("sid")).values(
+    clock_ms=bindparam("v_clock"), ticks=bindparam("v_ticks"), decided_ms=bindparam("v_decided"),
+    last_review_ms=bindparam("v_review"), last_rebalance_ms=bindparam("v_rebalance"),
+    last_snapshot_ms=bindparam("v_snapshot"), marks=bindparam("v_marks"),
+    max_drawdown_pct=case((_S.c.max_drawdown_pct < bindparam("v_mdd"), bindparam("v_mdd")),
+                          else_=_S.c.max_drawdown_pct),
+    peak_equity=case((_S.c.peak_equity < bindparam("v_peak"), bindparam("v_peak")),
+                     else_=_S.c.peak_equity),
+)
+
+
 def _refresh_intents(desk: Desk) -> None:
-    """Adopt what the user changed since the last tick: session status, resets, agent status."""
+    """Adopt what the user changed since the last tick: session status and resets always, agent
+    statuses when a user command bumped the intent version."""
     session = desk.ledger.session
-    row = desk.db.execute(
-        select(SessionRow.status, SessionRow.peak_equity).where(SessionRow.id == session.id)
-    ).one()
+    conn = desk.db.connection()
+    row = conn.execute(_READ_SESSION, {"sid": session.id}).one()
     session.status, session.peak_equity = row.status, row.peak_equity
-    for r in desk.db.execute(
-        select(AgentRow.id, AgentRow.status, AgentRow.pause_reason, AgentRow.peak_equity,
-               AgentRow.review_from_ms, AgentRow.paused_ms, AgentRow.paused_by)
-        .where(AgentRow.session_id == session.id)
-    ):
+    if row.intent_version == session.intent_version:
+        return
+    session.intent_version = row.intent_version
+    for r in conn.execute(_READ_AGENTS, {"sid": session.id}):
         agent = desk.ledger.agents[r.id]
         if r.review_from_ms != agent.review_from_ms:
             agent.recent_results.clear()
@@ -155,7 +174,7 @@ def _refresh_intents(desk: Desk) -> None:
 def _set_status(desk: Desk, new: str, expected: str, reason: str) -> None:
     session = desk.ledger.session
     desk.db.execute(
-        update(SessionRow).where(SessionRow.id == session.id, SessionRow.status == expected)
+        update(SESSIONS).where(SESSIONS.c.id == session.id, SESSIONS.c.status == expected)
         .values(status=new, status_reason=reason)
     )
     session.status = new
@@ -164,17 +183,12 @@ def _set_status(desk: Desk, new: str, expected: str, reason: str) -> None:
 
 def _save_session(desk: Desk) -> None:
     s = desk.ledger.session
-    desk.db.execute(
-        update(SessionRow).where(SessionRow.id == s.id).values(
-            clock_ms=s.clock_ms, ticks=s.ticks, decided_ms=s.decided_ms,
-            last_review_ms=s.last_review_ms, last_rebalance_ms=s.last_rebalance_ms,
-            last_snapshot_ms=s.last_snapshot_ms, marks=json.dumps(desk.marks),
-            max_drawdown_pct=case((SessionRow.max_drawdown_pct < s.max_drawdown_pct, s.max_drawdown_pct),
-                                  else_=SessionRow.max_drawdown_pct),
-            peak_equity=case((SessionRow.peak_equity < s.peak_equity, s.peak_equity),
-                             else_=SessionRow.peak_equity),
-        )
-    )
+    desk.db.connection().execute(_SAVE_SESSION, {
+        "sid": s.id, "v_clock": s.clock_ms, "v_ticks": s.ticks, "v_decided": s.decided_ms,
+        "v_review": s.last_review_ms, "v_rebalance": s.last_rebalance_ms,
+        "v_snapshot": s.last_snapshot_ms, "v_marks": json.dumps(desk.marks),
+        "v_mdd": s.max_drawdown_pct, "v_peak": s.peak_equity,
+    })
 
 
 def _close_everything(desk: Desk, reason: str) -> None:
@@ -190,7 +204,7 @@ def _stop_agents(desk: Desk, reason: str) -> None:
         if agent.status != "stopped":
             agent.status, agent.pause_reason = "stopped", reason
     desk.db.execute(
-        update(AgentRow).where(AgentRow.session_id == desk.ledger.session.id)
+        update(AGENTS).where(AGENTS.c.session_id == desk.ledger.session.id)
         .values(status="stopped", pause_reason=reason)
     )
 
@@ -201,7 +215,7 @@ def _halt(desk: Desk, equity: float, drawdown: float, tick_ms: int) -> None:
               f"{session.peak_equity:,.2f} (limit {desk.settings.drawdown_halt_pct:.0%}): "
               "orders cancelled, every position closed, agents stopped")
     desk.db.execute(
-        insert(CeoDecisionRow).values(
+        insert(CEO_DECISIONS).values(
             session_id=session.id, ts_ms=tick_ms, kind="halt", rules="drawdown_halt",
             reason=reason, changes=json.dumps({"equity": [session.peak_equity, round(equity, 2)]}),
         )
@@ -234,6 +248,8 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
         report.verdicts[verdict] += n
     judge.flush()
     ledger.session.decided_ms = tick_ms
+    if not (judge.exits or judge.entries):
+        return  # nothing to send: the end-of-tick commit makes the decisions durable
     _save_session(desk)
     desk.commit()  # decisions and their positions are durable before any order leaves
     for pos in judge.exits:
@@ -280,7 +296,7 @@ class _Judge:
 
     def flush(self) -> None:
         if self._abstentions:
-            self.desk.db.execute(insert(ProposalRow), self._abstentions)
+            self.desk.db.execute(insert(PROPOSALS), self._abstentions)
             self._abstentions = []
 
     def _insert_proposal(self, agent: AgentLedger, p: Proposal | None, *, kind: str,
@@ -301,7 +317,7 @@ class _Judge:
                    take_profit=p.take_profit, confidence=p.confidence, ref_price=p.ref_price,
                    group_id=p.group, reasoning=p.reasoning)
         self.proposals += 1
-        return self.desk.db.execute(insert(ProposalRow).values(**row)).inserted_primary_key[0]
+        return self.desk.db.execute(insert(PROPOSALS).values(**row)).inserted_primary_key[0]
 
     def _context(self, agent: AgentLedger, symbol: str) -> RiskContext:
         owner = self.desk.ledger.owner_of(symbol)
@@ -339,7 +355,7 @@ class _Judge:
         self.counts[v.verdict.value] += 1
         plan = v.plan
         decision_id = self.desk.db.execute(
-            insert(CeoDecisionRow).values(
+            insert(CEO_DECISIONS).values(
                 session_id=self.desk.ledger.session.id, agent_id=agent.id, proposal_id=proposal_id,
                 ts_ms=self.tick_ms, kind="trade", symbol=p.symbol, verdict=v.verdict.value,
                 rules=",".join(v.rules), changes=json.dumps(v.changes, default=str) if v.changes else None,
@@ -359,7 +375,7 @@ class _Judge:
         if plan is None:
             return
         pos_id = self.desk.db.execute(
-            insert(PositionRow).values(
+            insert(POSITIONS).values(
                 session_id=self.desk.ledger.session.id, agent_id=agent.id, decision_id=decision_id,
                 symbol=plan.symbol, side=plan.side.value, status="opening", quantity=0.0,
                 entry_price=0.0, leverage=plan.leverage, margin=0.0,

@@ -35,12 +35,12 @@ from core.models import (
     PositionSide,
 )
 from core.store.tables import (
-    AgentRow,
-    CeoDecisionRow,
-    FillRow,
-    FundingRow,
-    OrderRow,
-    PositionRow,
+    AGENTS,
+    CEO_DECISIONS,
+    FILLS,
+    FUNDING,
+    ORDERS,
+    POSITIONS,
 )
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,9 @@ class Execution:
         self.session_id = ledger.session.id
         self.open_orders: dict[str, OrderInfo] = {}
         rows = db.execute(
-            select(OrderRow.id, OrderRow.client_order_id, OrderRow.position_id,
-                   OrderRow.agent_id, OrderRow.purpose, OrderRow.symbol)
-            .where(OrderRow.session_id == self.session_id, OrderRow.status.in_(OPEN_STATUSES))
+            select(ORDERS.c.id, ORDERS.c.client_order_id, ORDERS.c.position_id,
+                   ORDERS.c.agent_id, ORDERS.c.purpose, ORDERS.c.symbol)
+            .where(ORDERS.c.session_id == self.session_id, ORDERS.c.status.in_(OPEN_STATUSES))
         )
         for r in rows:
             self.open_orders[r.client_order_id] = OrderInfo(*r)
@@ -102,9 +102,9 @@ class Execution:
         tag = _SUFFIX.get(purpose, "x")
         purposes = PROTECTIVE if tag in ("s", "t") else CLOSE_REASONS
         n = self.db.scalar(
-            select(func.count()).select_from(OrderRow).where(
-                OrderRow.position_id == position_id,
-                OrderRow.purpose.in_([p for p in purposes if _SUFFIX.get(p, "x") == tag]),
+            select(func.count()).select_from(ORDERS).where(
+                ORDERS.c.position_id == position_id,
+                ORDERS.c.purpose.in_([p for p in purposes if _SUFFIX.get(p, "x") == tag]),
             )
         )
         return f"{base}-{tag}{n}"
@@ -120,7 +120,7 @@ class Execution:
         """Write the order, commit, send it, book the answer. None when the venue refused it."""
         now = self._now_ms()
         order_id = self.db.execute(
-            insert(OrderRow).values(
+            insert(ORDERS).values(
                 session_id=self.session_id, agent_id=agent_id, position_id=position_id,
                 client_order_id=request.client_order_id, symbol=request.symbol,
                 side=request.side.value, type=request.type.value, purpose=purpose,
@@ -132,7 +132,9 @@ class Execution:
         info = OrderInfo(order_id, request.client_order_id, position_id, agent_id, purpose,
                          request.symbol)
         self.open_orders[request.client_order_id] = info
-        self._commit()  # written before sent: a crash from here on is settled by reconcile()
+        # Written before sent, and no write transaction stays open across the venue call (the
+        # paper venue may share the SQLite file): a crash from here on is settled by reconcile().
+        self._commit()
         try:
             result = self.exchange.place_order(request)
         except OrderRejected as exc:
@@ -167,7 +169,7 @@ class Execution:
 
     def _mark(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
         self.db.execute(
-            update(OrderRow).where(OrderRow.id == info.order_id)
+            update(ORDERS).where(ORDERS.c.id == info.order_id)
             .values(status=status, error=error, updated_ms=self._now_ms())
         )
 
@@ -180,7 +182,7 @@ class Execution:
     def apply_result(self, info: OrderInfo, result: OrderResult) -> None:
         """Book the venue's view of one of our orders: status, then any fills not yet booked."""
         self.db.execute(
-            update(OrderRow).where(OrderRow.id == info.order_id).values(
+            update(ORDERS).where(ORDERS.c.id == info.order_id).values(
                 status=result.status.value,
                 exchange_order_id=result.exchange_order_id,
                 executed_qty=float(result.executed_qty),
@@ -198,15 +200,15 @@ class Execution:
     # ------------------------------------------------------------------ booking
     def _already_booked(self, trade_id: str) -> bool:
         return self.db.scalar(
-            select(FillRow.id).where(FillRow.session_id == self.session_id, FillRow.trade_id == trade_id)
+            select(FILLS.c.id).where(FILLS.c.session_id == self.session_id, FILLS.c.trade_id == trade_id)
         ) is not None
 
     def _position_for_fill(self, fill: Fill) -> tuple[OpenPosition | None, str]:
         info = self.open_orders.get(fill.client_order_id)
         if info is None:
             row = self.db.execute(
-                select(OrderRow.position_id, OrderRow.purpose)
-                .where(OrderRow.client_order_id == fill.client_order_id)
+                select(ORDERS.c.position_id, ORDERS.c.purpose)
+                .where(ORDERS.c.client_order_id == fill.client_order_id)
             ).first()
             purpose = row.purpose if row else ("liquidation" if fill.liquidation else "reconcile")
             position_id = row.position_id if row else None
@@ -225,7 +227,7 @@ class Execution:
         pos, purpose = self._position_for_fill(fill)
         agent = self.ledger.agents[pos.agent_id] if pos else None
         self.db.execute(
-            insert(FillRow).values(
+            insert(FILLS).values(
                 session_id=self.session_id, agent_id=agent.id if agent else None,
                 position_id=pos.id if pos else None, trade_id=fill.trade_id,
                 client_order_id=fill.client_order_id, symbol=fill.symbol, side=fill.side.value,
@@ -265,7 +267,7 @@ class Execution:
         }
         if closed:
             values.update(closed_ms=fill.ts_ms, close_reason=_close_reason(purpose, fill))
-        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(**values))
+        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(**values))
         self._save_agent(agent)
         if closed:
             self._after_close(agent, pos)
@@ -285,6 +287,7 @@ class Execution:
             self.cancel(info)
 
     def cancel(self, info: OrderInfo) -> None:
+        self._commit()  # never call the venue inside an open write transaction
         try:
             result = self.exchange.cancel_order(info.symbol, info.client_order_id)
         except ExchangeError as exc:
@@ -297,8 +300,8 @@ class Execution:
 
     def book_funding(self, payment: FundingPayment) -> None:
         exists = self.db.scalar(
-            select(FundingRow.id).where(FundingRow.session_id == self.session_id,
-                                        FundingRow.payment_id == payment.payment_id)
+            select(FUNDING.c.id).where(FUNDING.c.session_id == self.session_id,
+                                        FUNDING.c.payment_id == payment.payment_id)
         )
         if exists is not None:
             return
@@ -306,7 +309,7 @@ class Execution:
         pos = owner.positions.get(payment.symbol) if owner else None
         amount = float(payment.amount)
         self.db.execute(
-            insert(FundingRow).values(
+            insert(FUNDING).values(
                 session_id=self.session_id, agent_id=owner.id if owner else None,
                 position_id=pos.id if pos else None, payment_id=payment.payment_id,
                 symbol=payment.symbol, amount=amount, rate=payment.rate, ts_ms=payment.ts_ms,
@@ -316,7 +319,7 @@ class Execution:
             return
         owner.funding += amount
         pos.funding += amount
-        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(funding=pos.funding))
+        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(funding=pos.funding))
         self._save_agent(owner)
 
     def book_events(self, events: ExchangeEvents) -> None:
@@ -333,7 +336,7 @@ class Execution:
 
     def _save_agent(self, agent: AgentLedger) -> None:
         self.db.execute(
-            update(AgentRow).where(AgentRow.id == agent.id).values(
+            update(AGENTS).where(AGENTS.c.id == agent.id).values(
                 realized_pnl=agent.realized_pnl, fees=agent.fees, funding=agent.funding,
             )
         )
@@ -346,7 +349,7 @@ class Execution:
                 if pos.id == position_id and pos.quantity <= _QTY_EPS:
                     del agent.positions[symbol]
                     self.db.execute(
-                        update(PositionRow).where(PositionRow.id == position_id)
+                        update(POSITIONS).where(POSITIONS.c.id == position_id)
                         .values(status="failed", close_reason="not_filled", closed_ms=self._now_ms())
                     )
                     self.log_event("execution", f"{agent.name} {symbol}: entry not filled ({reason})",
@@ -355,7 +358,7 @@ class Execution:
     def log_event(self, kind: str, reason: str, *, agent_id: int | None = None,
                   symbol: str | None = None, changes: dict | None = None) -> None:
         self.db.execute(
-            insert(CeoDecisionRow).values(
+            insert(CEO_DECISIONS).values(
                 session_id=self.session_id, agent_id=agent_id, ts_ms=self._now_ms(), kind=kind,
                 symbol=symbol, rules="", reason=reason,
                 changes=json.dumps(changes) if changes else None,
@@ -366,6 +369,7 @@ class Execution:
     def open_position(self, pos: OpenPosition, quantity: Decimal) -> None:
         """Send the entry of a position the CEO approved (its row is already committed)."""
         agent_id = pos.agent_id
+        self._commit()  # never call the venue inside an open write transaction
         try:
             self.exchange.set_leverage(pos.symbol, pos.leverage)
         except ExchangeError as exc:
@@ -404,8 +408,7 @@ class Execution:
             self.close_position(pos, "ceo")
             return
         pos.stop_price = float(stop)
-        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(stop_price=pos.stop_price))
-        self._commit()
+        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(stop_price=pos.stop_price))
         if pos.take_profit is None or pos.symbol not in self.ledger.agents[pos.agent_id].positions:
             return
         tp = filters.round_price(Decimal(repr(pos.take_profit)), up=pos.side is PositionSide.SHORT)
@@ -421,8 +424,7 @@ class Execution:
                 pos.take_profit = None
             else:
                 pos.take_profit = float(tp)
-        self.db.execute(update(PositionRow).where(PositionRow.id == pos.id).values(take_profit=pos.take_profit))
-        self._commit()
+        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(take_profit=pos.take_profit))
 
     def close_position(self, pos: OpenPosition, reason: str) -> bool:
         """Market-close a whole position (reduce-only). The protective orders are cancelled only
@@ -448,8 +450,8 @@ class Execution:
         changed (also written to the CEO log)."""
         changes: list[str] = []
         statuses = dict(self.db.execute(
-            select(OrderRow.client_order_id, OrderRow.status)
-            .where(OrderRow.session_id == self.session_id, OrderRow.status.in_(OPEN_STATUSES))
+            select(ORDERS.c.client_order_id, ORDERS.c.status)
+            .where(ORDERS.c.session_id == self.session_id, ORDERS.c.status.in_(OPEN_STATUSES))
         ).all())
         # unsent and unknown orders first: a fill found later may close their position
         ordered = sorted(self.open_orders.values(),
@@ -521,7 +523,7 @@ class Execution:
     def _force_close(self, pos: OpenPosition) -> None:
         agent = self.ledger.agents[pos.agent_id]
         self.db.execute(
-            update(PositionRow).where(PositionRow.id == pos.id)
+            update(POSITIONS).where(POSITIONS.c.id == pos.id)
             .values(status="closed", closed_ms=self._now_ms(), close_reason="reconcile", quantity=0.0)
         )
         pos.quantity = 0.0

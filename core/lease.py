@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 
-from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,14 @@ def new_owner_id() -> str:
 
 def wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+_T = EngineLeaseRow.__table__
+_RENEW = (
+    update(_T)
+    .where(_T.c.session_id == bindparam("sid"), _T.c.owner == bindparam("b_owner"))
+    .values(heartbeat_ms=bindparam("v_beat"))
+)
 
 
 class Lease:
@@ -66,10 +74,8 @@ class Lease:
 
     def renew(self, db: Session) -> None:
         """Renew inside the caller's transaction; LeaseError (and rollback) if we lost it."""
-        renewed = db.execute(
-            update(EngineLeaseRow)
-            .where(EngineLeaseRow.session_id == self.session_id, EngineLeaseRow.owner == self.owner)
-            .values(heartbeat_ms=wall_ms())
+        renewed = db.connection().execute(
+            _RENEW, {"sid": self.session_id, "b_owner": self.owner, "v_beat": wall_ms()}
         ).rowcount
         if renewed != 1:
             db.rollback()

@@ -83,6 +83,7 @@ class AgentLedger:
     review_from_ms: int = 0
     paused_ms: int | None = None
     paused_by: str | None = None
+    ceo_pauses: int = 0
     positions: dict[str, OpenPosition] = field(default_factory=dict)
     # net PnL of closed trades since the last resume (pause rules) / returns on margin of every
     # closed trade (rebalancing scores)
@@ -126,6 +127,7 @@ class SessionState:
     last_rebalance_ms: int
     last_snapshot_ms: int
     ticks: int
+    intent_version: int = 0
 
 
 @dataclass(slots=True)
@@ -181,6 +183,7 @@ def load_ledger(db: Session, session_id: int) -> Ledger:
         last_rebalance_ms=row.last_rebalance_ms,
         last_snapshot_ms=row.last_snapshot_ms,
         ticks=row.ticks,
+        intent_version=row.intent_version,
     )
     agents: dict[int, AgentLedger] = {}
     for a in db.scalars(select(AgentRow).where(AgentRow.session_id == session_id).order_by(AgentRow.id)):
@@ -199,6 +202,7 @@ def load_ledger(db: Session, session_id: int) -> Ledger:
             review_from_ms=a.review_from_ms,
             paused_ms=a.paused_ms,
             paused_by=a.paused_by,
+            ceo_pauses=a.ceo_pauses,
         )
     open_rows = db.scalars(
         select(PositionRow).where(

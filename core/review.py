@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, insert, update
+from sqlalchemy import bindparam, case, insert, update
 
 from core.agents.ceo import (
     AgentAllocation,
@@ -19,10 +19,21 @@ from core.agents.ceo import (
     review_agents,
     score_from_returns,
 )
-from core.store.tables import AgentRow, CeoDecisionRow, EquitySnapshotRow
+from core.store.tables import (
+    AGENTS,
+    CEO_DECISIONS,
+    EQUITY_SNAPSHOTS,
+)
 
 if TYPE_CHECKING:
     from core.engine import Desk
+
+
+_SAVE_PEAKS = update(AGENTS).where(AGENTS.c.id == bindparam("aid")).values(
+    peak_equity=case((AGENTS.c.peak_equity < bindparam("v_peak"), bindparam("v_peak")),
+                     else_=AGENTS.c.peak_equity),
+    llm_failures=bindparam("v_failures"),
+)
 
 
 def periodic(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
@@ -56,51 +67,65 @@ def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
     ):
         agent = by_name[pause.name]
         changed = desk.db.execute(
-            update(AgentRow).where(AgentRow.id == agent.id, AgentRow.status == "active")
-            .values(status="paused", pause_reason=pause.reason, paused_ms=tick_ms, paused_by="ceo")
+            update(AGENTS).where(AGENTS.c.id == agent.id, AGENTS.c.status == "active")
+            .values(status="paused", pause_reason=pause.reason, paused_ms=tick_ms, paused_by="ceo",
+                    ceo_pauses=AGENTS.c.ceo_pauses + 1)
         ).rowcount
         if not changed:
             continue
         agent.status, agent.pause_reason = "paused", pause.reason
         agent.paused_ms, agent.paused_by = tick_ms, "ceo"
+        agent.ceo_pauses += 1
         desk.db.execute(
-            insert(CeoDecisionRow).values(
+            insert(CEO_DECISIONS).values(
                 session_id=desk.ledger.session.id, agent_id=agent.id, ts_ms=tick_ms, kind="pause",
                 rules=pause.rule, reason=f"{agent.name} paused: {pause.reason}; its open positions "
-                "keep their stops",
+                f"keep their stops{_cooldown_note(desk, agent.ceo_pauses)}",
                 changes=json.dumps({"status": ["active", "paused"]}),
             )
         )
     _resume_rested(desk, prices, tick_ms)
-    for agent in desk.ledger.agents.values():
-        desk.db.execute(
-            update(AgentRow).where(AgentRow.id == agent.id).values(
-                peak_equity=case((AgentRow.peak_equity < agent.peak_equity, agent.peak_equity),
-                                 else_=AgentRow.peak_equity),
-                llm_failures=agent.llm_failures,
-            )
-        )
+    desk.db.connection().execute(_SAVE_PEAKS, [
+        {"aid": a.id, "v_peak": a.peak_equity, "v_failures": a.llm_failures}
+        for a in desk.ledger.agents.values()
+    ])
+
+
+MAX_COOLDOWN_HOURS = 168.0
+
+
+def cooldown_hours(base_hours: float, ceo_pauses: int) -> float:
+    """The rest before the CEO resumes an agent: doubles with every pause, capped at a week."""
+    return min(MAX_COOLDOWN_HOURS, base_hours * 2 ** max(0, ceo_pauses - 1))
+
+
+def _cooldown_note(desk: Desk, ceo_pauses: int) -> str:
+    base = desk.settings.agent_resume_after_hours
+    if base <= 0:
+        return "; it stays paused until a user resumes it"
+    return f"; the CEO resumes it after {cooldown_hours(base, ceo_pauses):g} h (pause #{ceo_pauses})"
 
 
 def _resume_rested(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
-    """Give agents the CEO paused a fresh start once their cooldown has passed."""
-    hours = desk.settings.agent_resume_after_hours
-    if hours <= 0:
+    """Give agents the CEO paused a fresh start once their (escalating) cooldown has passed."""
+    base = desk.settings.agent_resume_after_hours
+    if base <= 0:
         return
     for agent in desk.ledger.agents.values():
+        hours = cooldown_hours(base, agent.ceo_pauses)
         if (agent.status != "paused" or agent.paused_by != "ceo" or agent.paused_ms is None
                 or tick_ms - agent.paused_ms < hours * 3_600_000):
             continue
         equity = agent.equity(prices)
         changed = desk.db.execute(
-            update(AgentRow).where(AgentRow.id == agent.id, AgentRow.status == "paused")
+            update(AGENTS).where(AGENTS.c.id == agent.id, AGENTS.c.status == "paused")
             .values(status="active", pause_reason=None, paused_ms=None, paused_by=None,
                     review_from_ms=tick_ms, peak_equity=equity)
         ).rowcount
         if not changed:
             continue
         desk.db.execute(
-            insert(CeoDecisionRow).values(
+            insert(CEO_DECISIONS).values(
                 session_id=desk.ledger.session.id, agent_id=agent.id, ts_ms=tick_ms, kind="resume",
                 rules="cooldown", reason=f"{agent.name} resumed after a {hours:g} h cooldown "
                 f"(was paused: {agent.pause_reason}); its record starts afresh",
@@ -134,11 +159,11 @@ def _rebalance(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
         agent.capital += delta
         agent.peak_equity += delta  # a transfer is not a gain or a drawdown
         changes[agent.name] = [round(old_share, 4), round(agent.equity(prices) / equity, 4)]
-        desk.db.execute(update(AgentRow).where(AgentRow.id == agent.id)
-                        .values(capital=agent.capital, peak_equity=AgentRow.peak_equity + delta))
+        desk.db.execute(update(AGENTS).where(AGENTS.c.id == agent.id)
+                        .values(capital=agent.capital, peak_equity=AGENTS.c.peak_equity + delta))
     if changes:
         desk.db.execute(
-            insert(CeoDecisionRow).values(
+            insert(CEO_DECISIONS).values(
                 session_id=desk.ledger.session.id, ts_ms=tick_ms, kind="rebalance",
                 rules="rebalance", reason=plan.reason, changes=json.dumps(changes),
             )
@@ -165,4 +190,4 @@ def snapshot(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
             "gross_notional": sum(p.notional(prices[p.symbol]) for p in a.positions.values()),
             "drawdown_pct": max(0.0, 1 - a_equity / a.peak_equity) if a.peak_equity > 0 else 0.0,
         })
-    desk.db.execute(insert(EquitySnapshotRow), rows)
+    desk.db.execute(insert(EQUITY_SNAPSHOTS), rows)

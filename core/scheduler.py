@@ -60,14 +60,13 @@ class EngineDriver:
         return latest_active_session(self.engine)
 
     def _ensure_desk(self) -> Desk | None:
+        if self.desk is not None:
+            return self.desk  # run_cycle adopts status changes; a finished session drops the desk
         target = self._target()
         if target is None or target in self._finished:
             self._drop_desk(release=True)
             self.idle_reason = "no active session" if target is None else "replay finished"
             return None
-        if self.desk is not None and self.desk.ledger.session.id == target:
-            return self.desk
-        self._drop_desk(release=True)
         lease = Lease(self.engine, target, self.owner, self.settings.engine_lease_stale_seconds)
         if not lease.acquire():
             self.idle_reason = f"session {target} is traded by another engine"

@@ -98,7 +98,7 @@ def create_session(
             name=session_name, status="created", mode=mode, market_source=settings.market_source,
             symbols=",".join(chosen), initial_capital=capital, peak_equity=capital,
             max_drawdown_pct=0.0, replay_interval=settings.replay_interval, start_ms=start_ms,
-            clock_ms=start_ms, decided_ms=0, last_review_ms=start_ms, last_rebalance_ms=start_ms,
+            clock_ms=start_ms, decided_ms=0, intent_version=0, last_review_ms=start_ms, last_rebalance_ms=start_ms,
             last_snapshot_ms=0, ticks=0, created_ms=start_ms,
         )).inserted_primary_key[0]
         conn.execute(insert(AgentRow), [{
@@ -108,7 +108,7 @@ def create_session(
             "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
             "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
             "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
-            "llm_failures": 0, "review_from_ms": 0,
+            "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0,
         } for s in ROSTER])
         _log(conn, session_id, start_ms, "session",
              f"session created: {capital:,.2f} USDT paper capital on {', '.join(chosen)}, "
@@ -145,7 +145,8 @@ def change_session(engine: Engine, session_id: int | None, action: str) -> Sessi
     with engine.begin() as conn:
         changed = conn.execute(
             update(SessionRow).where(SessionRow.id == row.id, SessionRow.status == row.status)
-            .values(status=new, status_reason=f"{action} by user")
+            .values(status=new, status_reason=f"{action} by user",
+                    intent_version=SessionRow.intent_version + 1)
         ).rowcount
         if not changed:
             raise InvalidTransition(f"session {row.id} changed while you asked; try again")
@@ -219,6 +220,8 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
                                .values(**values)).rowcount
         if not changed:
             raise InvalidTransition(f"{spec.name} changed while you asked; try again")
+        conn.execute(update(SessionRow).where(SessionRow.id == row.id)
+                     .values(intent_version=SessionRow.intent_version + 1))
         new = values["status"]
         detail = "" if action == "pause" else f" (was paused: {agent.pause_reason})"
         _log(conn, row.id, row.clock_ms, action, f"{spec.name} {action}d by user{detail}",

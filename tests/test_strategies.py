@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ Q = INTERVAL_MS["15m"]
 START = 1_700_006_400_000  # a UTC day boundary, so resampled 1h/4h buckets are whole
 DIGIT = re.compile(r"\d")
 LONG, SHORT = PositionSide.LONG, PositionSide.SHORT
+
+# The roster trades momentum on 1h bars; the rule itself is tested on 15m synthetic candles.
+MOMENTUM_15M = replace(BY_KEY["momentum"], timeframe="15m")
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -402,7 +406,7 @@ def test_momentum_breakout_enters_exactly_on_the_breakout_bar(side: PositionSide
     path, volumes = momentum_path()
     path = path if side is LONG else mirror(path)
     market = FakeMarket({"ETHUSDT": candles(path, step=Q, volumes=volumes)}, 0)
-    strategy = MomentumStrategy(BY_KEY["momentum"])
+    strategy = MomentumStrategy(MOMENTUM_15M)
     assert signal_bars(strategy, market, Q, range(20, len(path))) == [60]
     (p,) = strategy.decide(view(market.at(close_of(60, Q)), close_of(60, Q))).proposals
     assert p.side is side
@@ -416,7 +420,7 @@ def test_momentum_needs_the_volume_surge() -> None:
     path, volumes = momentum_path()
     volumes[60] = 200.0  # exactly 2x the average: not more than it
     market = FakeMarket({"ETHUSDT": candles(path, step=Q, volumes=volumes)}, 0)
-    decision = MomentumStrategy(BY_KEY["momentum"]).decide(
+    decision = MomentumStrategy(MOMENTUM_15M).decide(
         view(market.at(close_of(60, Q)), close_of(60, Q))
     )
     assert not decision.proposals
@@ -426,7 +430,7 @@ def test_momentum_needs_the_volume_surge() -> None:
 def test_momentum_exits_when_roc_turns_against_the_position() -> None:
     path, volumes = momentum_path()
     market = FakeMarket({"ETHUSDT": candles(path, step=Q, volumes=volumes)}, 0)
-    strategy = MomentumStrategy(BY_KEY["momentum"])
+    strategy = MomentumStrategy(MOMENTUM_15M)
     position = held("ETHUSDT", LONG, 101.5, close_of(60, Q))
     exits = [
         b

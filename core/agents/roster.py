@@ -9,7 +9,7 @@ __all__ = ["BY_KEY", "BY_NAME", "RISK_LEVERAGE_CAP", "ROSTER", "find_spec"]
 
 ROSTER: tuple[AgentSpec, ...] = (
     AgentSpec("trend", "TrendMaster Alpha", "trend following", "gemini", 0.25, RiskLevel.MEDIUM, 10, "1h"),
-    AgentSpec("momentum", "Momentum Hunter", "momentum", "grok", 0.20, RiskLevel.HIGH, 20, "15m"),
+    AgentSpec("momentum", "Momentum Hunter", "momentum", "grok", 0.20, RiskLevel.HIGH, 20, "1h"),
     AgentSpec("mean_reversion", "Mean Reversion Pro", "mean reversion", "gemini", 0.20, RiskLevel.MEDIUM, 10, "1h"),
     AgentSpec("scalper", "Lightning Scalper", "scalping", "grok", 0.15, RiskLevel.LOW, 5, "15m"),
     AgentSpec("arbitrage", "Arbitrage Scanner", "statistical arbitrage", "gemini", 0.20, RiskLevel.LOW, 5, "1h"),

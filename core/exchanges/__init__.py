@@ -1,0 +1,1 @@
+"""Venues: the paper simulator, symbol filters, and the exchange contract."""

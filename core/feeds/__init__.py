@@ -1,0 +1,1 @@
+"""Market feeds: replay of recorded candles, and the feed contract."""

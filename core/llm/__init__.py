@@ -1,0 +1,1 @@
+"""LLM providers behind the agents: the contract, reply parsing and the offline provider."""

@@ -47,6 +47,7 @@ class SessionRow(Base):
     last_snapshot_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     ticks: Mapped[int] = mapped_column(BigInteger, default=0)
     marks: Mapped[str | None] = mapped_column(Text)  # JSON {symbol: last price} at clock_ms
+    intent_version: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every user command
     created_ms: Mapped[int] = mapped_column(BigInteger)
     stopped_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -77,6 +78,7 @@ class AgentRow(Base):
     review_from_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # reviews judge trades after
     paused_ms: Mapped[int | None] = mapped_column(BigInteger)
     paused_by: Mapped[str | None] = mapped_column(String(8))  # ceo | user
+    ceo_pauses: Mapped[int] = mapped_column(Integer, default=0)  # lengthens each CEO cooldown
 
 
 class ProposalRow(Base):
@@ -252,3 +254,17 @@ class EngineLeaseRow(Base):
     owner: Mapped[str] = mapped_column(String(128))
     acquired_ms: Mapped[int] = mapped_column(BigInteger)
     heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+# Core tables for the engine's hot paths: statements on these skip the ORM's bulk-persistence
+# machinery, which costs several times more than the SQL itself.
+SESSIONS = SessionRow.__table__
+AGENTS = AgentRow.__table__
+PROPOSALS = ProposalRow.__table__
+CEO_DECISIONS = CeoDecisionRow.__table__
+POSITIONS = PositionRow.__table__
+ORDERS = OrderRow.__table__
+FILLS = FillRow.__table__
+FUNDING = FundingRow.__table__
+EQUITY_SNAPSHOTS = EquitySnapshotRow.__table__
+ENGINE_LEASE = EngineLeaseRow.__table__

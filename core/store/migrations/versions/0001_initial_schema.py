@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 23:16:07.584102
+Create Date: 2026-11-23 23:41:14.091079
 """
 
 from alembic import op
@@ -109,6 +109,7 @@ def upgrade() -> None:
     sa.Column('last_snapshot_ms', sa.BigInteger(), nullable=False),
     sa.Column('ticks', sa.BigInteger(), nullable=False),
     sa.Column('marks', sa.Text(), nullable=True),
+    sa.Column('intent_version', sa.Integer(), nullable=False),
     sa.Column('created_ms', sa.BigInteger(), nullable=False),
     sa.Column('stopped_ms', sa.BigInteger(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -139,6 +140,7 @@ def upgrade() -> None:
     sa.Column('review_from_ms', sa.BigInteger(), nullable=False),
     sa.Column('paused_ms', sa.BigInteger(), nullable=True),
     sa.Column('paused_by', sa.String(length=8), nullable=True),
+    sa.Column('ceo_pauses', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_agents_session_id_sessions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
     sa.UniqueConstraint('session_id', 'key', name=op.f('uq_agents_session_id'))
