@@ -196,7 +196,7 @@ def _close_everything(desk: Desk, reason: str) -> None:
         if pos.quantity > 0:
             desk.execution.close_position(pos, reason)
         else:
-            desk.execution._fail_opening(pos.id, reason)
+            desk.execution.fail_opening(pos.id, reason)
 
 
 def _stop_agents(desk: Desk, reason: str) -> None:

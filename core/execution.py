@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 PROTECTIVE = ("stop_loss", "take_profit")
 CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile")
 OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
-_QTY_EPS = 1e-12
+QTY_EPS = 1e-12
 _SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
 
 
@@ -82,7 +82,7 @@ class Execution:
         self.db = db
         self.ledger = ledger
         self.exchange = exchange
-        self._commit = commit
+        self.commit = commit
         self._now_ms = now_ms
         self.session_id = ledger.session.id
         self.open_orders: dict[str, OrderInfo] = {}
@@ -134,12 +134,12 @@ class Execution:
         self.open_orders[request.client_order_id] = info
         # Written before sent, and no write transaction stays open across the venue call (the
         # paper venue may share the SQLite file): a crash from here on is settled by reconcile().
-        self._commit()
+        self.commit()
         try:
             result = self.exchange.place_order(request)
         except OrderRejected as exc:
-            self._finish(info, "REJECTED", error=f"{exc} (code {exc.code})")
-            self._commit()
+            self.finish(info, "REJECTED", error=f"{exc} (code {exc.code})")
+            self.commit()
             return None
         except UnknownOrderStatus as exc:
             result = self._resolve_unknown(info, str(exc))
@@ -148,23 +148,23 @@ class Execution:
         except ExchangeUnavailable as exc:
             # The venue said nothing was done; keep it UNKNOWN so reconcile asks before anything.
             self._mark(info, "UNKNOWN", error=str(exc))
-            self._commit()
+            self.commit()
             raise
         self.apply_result(info, result)
-        self._commit()
+        self.commit()
         return result
 
     def _resolve_unknown(self, info: OrderInfo, error: str) -> OrderResult | None:
         self._mark(info, "UNKNOWN", error=error)
-        self._commit()
+        self.commit()
         try:
             found = self.exchange.get_order(info.symbol, info.client_order_id)
         except ExchangeError as exc:
             log.warning("order %s status unknown and query failed: %s", info.client_order_id, exc)
             return None
         if found is None:
-            self._finish(info, "EXPIRED", error=f"{error}; the venue does not know it, not re-sent")
-            self._commit()
+            self.finish(info, "EXPIRED", error=f"{error}; the venue does not know it, not re-sent")
+            self.commit()
         return found
 
     def _mark(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
@@ -173,11 +173,11 @@ class Execution:
             .values(status=status, error=error, updated_ms=self._now_ms())
         )
 
-    def _finish(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
+    def finish(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
         self._mark(info, status, error=error)
         self.open_orders.pop(info.client_order_id, None)
         if info.purpose == "entry" and info.position_id is not None:
-            self._fail_opening(info.position_id, error or status)
+            self.fail_opening(info.position_id, error or status)
 
     def apply_result(self, info: OrderInfo, result: OrderResult) -> None:
         """Book the venue's view of one of our orders: status, then any fills not yet booked."""
@@ -195,7 +195,7 @@ class Execution:
         if result.status.final:
             self.open_orders.pop(info.client_order_id, None)
             if result.status is not OrderStatus.FILLED and info.purpose == "entry":
-                self._fail_opening(info.position_id, f"entry {result.status.value.lower()}")
+                self.fail_opening(info.position_id, f"entry {result.status.value.lower()}")
 
     # ------------------------------------------------------------------ booking
     def _already_booked(self, trade_id: str) -> bool:
@@ -257,7 +257,7 @@ class Execution:
         pos.fees += fee
         agent.realized_pnl += pnl
         agent.fees += fee
-        closed = not increases and pos.quantity <= _QTY_EPS
+        closed = not increases and pos.quantity <= QTY_EPS
         values: dict[str, object] = {
             "quantity": pos.quantity, "entry_price": pos.entry_price, "margin": pos.margin,
             "status": "closed" if closed else pos.status, "realized_pnl": pos.realized_pnl,
@@ -270,7 +270,7 @@ class Execution:
         self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(**values))
         self._save_agent(agent)
         if closed:
-            self._after_close(agent, pos)
+            self.after_close(agent, pos)
 
     def _liquidation_price(self, pos: OpenPosition) -> float:
         mmr = float(self.exchange.filters(pos.symbol).maint_margin_rate)
@@ -278,7 +278,7 @@ class Execution:
             return pos.entry_price * (1 - 1 / pos.leverage + mmr)
         return pos.entry_price * (1 + 1 / pos.leverage - mmr)
 
-    def _after_close(self, agent: AgentLedger, pos: OpenPosition) -> None:
+    def after_close(self, agent: AgentLedger, pos: OpenPosition) -> None:
         agent.positions.pop(pos.symbol, None)
         net = pos.realized_pnl - pos.fees + pos.funding
         agent.recent_results.append(net)
@@ -287,14 +287,14 @@ class Execution:
             self.cancel(info)
 
     def cancel(self, info: OrderInfo) -> None:
-        self._commit()  # never call the venue inside an open write transaction
+        self.commit()  # never call the venue inside an open write transaction
         try:
             result = self.exchange.cancel_order(info.symbol, info.client_order_id)
         except ExchangeError as exc:
             log.warning("cancel %s failed: %s", info.client_order_id, exc)
             return
         if result is None:
-            self._finish(info, "CANCELED", error="unknown to the venue")
+            self.finish(info, "CANCELED", error="unknown to the venue")
         else:
             self.apply_result(info, result)
 
@@ -341,12 +341,12 @@ class Execution:
             )
         )
 
-    def _fail_opening(self, position_id: int | None, reason: str) -> None:
+    def fail_opening(self, position_id: int | None, reason: str) -> None:
         if position_id is None:
             return
         for agent in self.ledger.agents.values():
             for symbol, pos in list(agent.positions.items()):
-                if pos.id == position_id and pos.quantity <= _QTY_EPS:
+                if pos.id == position_id and pos.quantity <= QTY_EPS:
                     del agent.positions[symbol]
                     self.db.execute(
                         update(POSITIONS).where(POSITIONS.c.id == position_id)
@@ -369,19 +369,19 @@ class Execution:
     def open_position(self, pos: OpenPosition, quantity: Decimal) -> None:
         """Send the entry of a position the CEO approved (its row is already committed)."""
         agent_id = pos.agent_id
-        self._commit()  # never call the venue inside an open write transaction
+        self.commit()  # never call the venue inside an open write transaction
         try:
             self.exchange.set_leverage(pos.symbol, pos.leverage)
         except ExchangeError as exc:
-            self._fail_opening(pos.id, f"leverage refused: {exc}")
-            self._commit()
+            self.fail_opening(pos.id, f"leverage refused: {exc}")
+            self.commit()
             return
         request = OrderRequest(
             client_order_id=self._client_id(pos.id, "entry"), symbol=pos.symbol,
             side=pos.side.entry_order_side, type=OrderType.MARKET, quantity=quantity,
         )
         result = self.submit(request, agent_id=agent_id, position_id=pos.id, purpose="entry")
-        if result is not None and pos.quantity > _QTY_EPS:
+        if result is not None and pos.quantity > QTY_EPS:
             self.protect(pos)
 
     def protect(self, pos: OpenPosition) -> None:
@@ -429,7 +429,7 @@ class Execution:
     def close_position(self, pos: OpenPosition, reason: str) -> bool:
         """Market-close a whole position (reduce-only). The protective orders are cancelled only
         after the close fills, so a failed close leaves the stop in place."""
-        if pos.quantity <= _QTY_EPS:
+        if pos.quantity <= QTY_EPS:
             return True
         filters = self.exchange.filters(pos.symbol)
         request = OrderRequest(
@@ -443,91 +443,6 @@ class Execution:
     def cancel_all_orders(self) -> None:
         for info in list(self.open_orders.values()):
             self.cancel(info)
-
-    # ------------------------------------------------------------------ recovery
-    def reconcile(self) -> list[str]:
-        """Settle what a crash or an error left unknown, from the venue's truth; returns what
-        changed (also written to the CEO log)."""
-        changes: list[str] = []
-        statuses = dict(self.db.execute(
-            select(ORDERS.c.client_order_id, ORDERS.c.status)
-            .where(ORDERS.c.session_id == self.session_id, ORDERS.c.status.in_(OPEN_STATUSES))
-        ).all())
-        # unsent and unknown orders first: a fill found later may close their position
-        ordered = sorted(self.open_orders.values(),
-                         key=lambda i: statuses.get(i.client_order_id) not in ("PENDING", "UNKNOWN"))
-        for info in ordered:
-            if info.client_order_id not in self.open_orders:
-                continue  # settled meanwhile (e.g. cancelled when its position closed)
-            status = statuses.get(info.client_order_id)
-            try:
-                found = self.exchange.get_order(info.symbol, info.client_order_id)
-            except ExchangeError as exc:
-                changes.append(f"{info.symbol} order {info.client_order_id}: still unknown ({exc})")
-                continue
-            if found is None:
-                if status in ("PENDING", "UNKNOWN"):
-                    self._finish(info, "EXPIRED", error="never reached the venue before a restart; not re-sent")
-                    changes.append(f"{info.symbol} order {info.client_order_id} never reached the "
-                                   "venue: expired, not re-sent")
-                else:
-                    self._finish(info, "CANCELED", error="no longer known to the venue")
-                    changes.append(f"{info.symbol} order {info.client_order_id} unknown to the venue: "
-                                   "cancelled")
-                continue
-            if found.status.value != status or found.fills:
-                before = len(changes)
-                self.apply_result(info, found)
-                if found.status.value != status:
-                    changes.append(f"{info.symbol} {info.purpose.replace('_', ' ')} order "
-                                   f"{info.client_order_id}: {status} → {found.status.value} at the "
-                                   "venue; booked")
-                if len(changes) == before and found.fills:
-                    changes.append(f"{info.symbol} order {info.client_order_id}: fills checked")
-        changes += self._reconcile_positions()
-        for text in changes:  # every note starts with its symbol
-            symbol = text.split(" ", 1)[0].rstrip(":")
-            self.log_event("reconcile", text, symbol=symbol if symbol.isalnum() else None)
-        self._commit()
-        return changes
-
-    def _reconcile_positions(self) -> list[str]:
-        changes: list[str] = []
-        venue = {p.symbol: p for p in self.exchange.positions()}
-        for pos in self.ledger.open_positions():
-            if pos.status == "opening" and pos.quantity <= _QTY_EPS:
-                self._fail_opening(pos.id, "entry never filled before a restart")
-                changes.append(f"{pos.symbol}: entry never filled; position dropped")
-                continue
-            if pos.symbol not in venue:
-                for fill in self.exchange.fills_since(pos.symbol, pos.opened_ms):
-                    self.book_fill(fill)
-                if pos.symbol in self.ledger.agents[pos.agent_id].positions:
-                    changes.append(f"{pos.symbol}: flat at the venue but open in the store; "
-                                   "closed at the last price with no fill found")
-                    self._force_close(pos)
-                else:
-                    changes.append(f"{pos.symbol}: closed at the venue while the engine was down; booked")
-        for symbol, vp in venue.items():
-            if self.ledger.owner_of(symbol) is None:
-                changes.append(f"{symbol}: the venue holds {vp.amount} that no agent owns; "
-                               "left untouched, close it on the venue or adopt it")
-        for pos in self.ledger.open_positions():
-            if pos.quantity > _QTY_EPS and not any(
-                i.position_id == pos.id and i.purpose == "stop_loss" for i in self.open_orders.values()
-            ):
-                changes.append(f"{pos.symbol}: no resting stop; placing one")
-                self.protect(pos)
-        return changes
-
-    def _force_close(self, pos: OpenPosition) -> None:
-        agent = self.ledger.agents[pos.agent_id]
-        self.db.execute(
-            update(POSITIONS).where(POSITIONS.c.id == pos.id)
-            .values(status="closed", closed_ms=self._now_ms(), close_reason="reconcile", quantity=0.0)
-        )
-        pos.quantity = 0.0
-        self._after_close(agent, pos)
 
 
 def _close_reason(purpose: str, fill: Fill) -> str:

@@ -19,6 +19,7 @@ from core.config import Settings
 from core.engine import ACTIVE_SESSION, CycleReport, Desk, run_cycle
 from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
 from core.lease import Lease, new_owner_id
+from core.reconcile import reconcile
 from core.runtime import build_desk
 from core.store.tables import SessionRow
 
@@ -75,7 +76,7 @@ class EngineDriver:
         self.desk = build_desk(self.settings, self.engine, target, lease)
         # the venue sees the current market (and reports what it did) before anything is settled
         self.desk.execution.book_events(self.desk.exchange.sync(self.desk.feed.current()))
-        changes = self.desk.execution.reconcile()
+        changes = reconcile(self.desk.execution)
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
         self.idle_reason = None

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, insert, select, update
 from core import queries, service
 from core.errors import ConfigError, InvalidTransition, NotFound
 from core.lease import Lease
+from core.reconcile import reconcile
 from core.runtime import build_desk
 from core.scheduler import EngineDriver
 from core.store.db import open_database
@@ -190,7 +191,7 @@ def test_reconcile_settles_what_a_crash_left_behind(sqlite_url: str) -> None:
     assert venue_matches_store(engine, session_id) != []
 
     fresh = build_desk(settings, engine, session_id, lease=None)
-    changes = fresh.execution.reconcile()
+    changes = reconcile(fresh.execution)
     assert any("never reached the venue" in c for c in changes)
     assert any(pos.symbol in c for c in changes)
     assert venue_matches_store(engine, session_id) == []

@@ -22,16 +22,14 @@ position's stop) are reported by the next ``sync``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from itertools import groupby
 from typing import cast
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import (
@@ -39,7 +37,20 @@ from core.errors import (
     ExchangeUnavailable,
     InsufficientMargin,
     OrderRejected,
-    ReduceOnlyRejected,
+)
+from core.exchanges.paper_book import (
+    LIQUIDATION_PREFIX,
+    ZERO,
+    BookOrder,
+    BookPosition,
+    check_client_id,
+    check_quantity,
+    increases,
+    make_position,
+    next_position,
+    order_from_row,
+    reduce_only_qty,
+    would_trigger,
 )
 from core.exchanges.paper_store import (
     AccountState,
@@ -71,119 +82,10 @@ from core.models import (
 DEFAULT_LEVERAGE = 20
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-LIQUIDATION_PREFIX = "autoclose-"
-ZERO = Decimal(0)
-_CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 
 
 def _dec(x: float) -> Decimal:
     return Decimal(repr(x))
-
-
-@dataclass(frozen=True, slots=True)
-class _Position:
-    amount: Decimal  # signed
-    entry_price: Decimal
-    leverage: int
-    isolated_margin: Decimal
-    liq: Decimal
-    liq_f: float  # float copy for the per-bar checks
-
-    @property
-    def sign(self) -> int:
-        return 1 if self.amount > 0 else -1
-
-
-def _position(
-    amount: Decimal, entry: Decimal, leverage: int, margin: Decimal, mmr: Decimal
-) -> _Position:
-    """A position with its liquidation price: where the margin left equals mmr × entry notional.
-    With margin = notional / lev this is entry × (1 ∓ 1/lev ± mmr)."""
-    sign = 1 if amount > 0 else -1
-    liq = _q(max(entry - sign * (margin / abs(amount) - mmr * entry), ZERO))
-    return _Position(amount, entry, leverage, margin, liq, float(liq))
-
-
-def _next_position(
-    pos: _Position | None, delta: Decimal, price: Decimal, leverage: int, mmr: Decimal
-) -> tuple[_Position | None, Decimal]:
-    """The position after a fill of signed ``delta`` at ``price``, and the PnL it realizes.
-    A reduction releases margin pro rata; an increase (or the rest of a flip) averages the entry
-    and adds notional / leverage of margin."""
-    amount, entry, margin = (
-        (pos.amount, pos.entry_price, pos.isolated_margin) if pos else (ZERO, ZERO, ZERO)
-    )
-    lev = pos.leverage if pos else leverage
-    realized = ZERO
-    if amount * delta < 0:
-        closed = min(abs(delta), abs(amount))
-        sign = 1 if amount > 0 else -1
-        realized = _q(closed * (price - entry) * sign)
-        margin = _q(margin * (abs(amount) - closed) / abs(amount))
-        amount -= sign * closed
-        delta += sign * closed
-    if delta != 0:
-        entry = _q((abs(amount) * entry + abs(delta) * price) / (abs(amount) + abs(delta)))
-        margin = _q(margin + abs(delta) * price / leverage)
-        amount += delta
-        lev = leverage
-    if amount == 0:
-        return None, realized
-    return _position(amount, entry, lev, margin, mmr), realized
-
-
-def _increases(before: _Position | None, after: _Position | None) -> bool:
-    if after is None:
-        return False
-    return before is None or before.sign != after.sign or abs(after.amount) > abs(before.amount)
-
-
-@dataclass(frozen=True, slots=True)
-class _Order:
-    seq: int
-    client_order_id: str
-    exchange_order_id: str
-    symbol: str
-    side: OrderSide
-    type: OrderType
-    quantity: Decimal
-    stop_price: Decimal | None
-    reduce_only: bool
-    status: OrderStatus
-    executed_qty: Decimal
-    avg_price: Decimal
-    created_ms: int
-    updated_ms: int
-    level: float = field(default=0.0, compare=False)  # float stop price for the per-bar checks
-
-    def result(self, fills: tuple[Fill, ...] = ()) -> OrderResult:
-        return OrderResult(
-            client_order_id=self.client_order_id,
-            exchange_order_id=self.exchange_order_id,
-            symbol=self.symbol,
-            side=self.side,
-            type=self.type,
-            status=self.status,
-            quantity=self.quantity,
-            executed_qty=self.executed_qty,
-            avg_price=self.avg_price,
-            stop_price=self.stop_price,
-            reduce_only=self.reduce_only,
-            fills=fills,
-        )
-
-    def touches(self, bar: Bar) -> bool:
-        """Whether the bar's range reaches this resting order's trigger."""
-        stop_like = self.type is OrderType.STOP_MARKET
-        if (self.side is OrderSide.SELL) == stop_like:
-            return bar.low <= self.level
-        return bar.high >= self.level
-
-
-def _would_trigger(kind: OrderType, side: OrderSide, stop: Decimal, last: Decimal) -> bool:
-    if (side is OrderSide.SELL) == (kind is OrderType.STOP_MARKET):
-        return last <= stop
-    return last >= stop
 
 
 class PaperExchange:
@@ -232,12 +134,12 @@ class PaperExchange:
         self._wallet: Decimal = stored.account.wallet_balance
         self._seq: int = stored.account.next_seq
         self._last_funding_ms: int | None = stored.account.last_funding_ms
-        self._orders: dict[str, _Order] = {}
-        self._resting: dict[str, list[_Order]] = {}
+        self._orders: dict[str, BookOrder] = {}
+        self._resting: dict[str, list[BookOrder]] = {}
         for row in stored.orders:
-            self._remember(_order_from_row(row))
-        self._positions: dict[str, _Position] = {
-            r["symbol"]: _position(
+            self._remember(order_from_row(row))
+        self._positions: dict[str, BookPosition] = {
+            r["symbol"]: make_position(
                 r["amount"],
                 r["entry_price"],
                 r["leverage"],
@@ -302,8 +204,8 @@ class PaperExchange:
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         rules = self.filters(request.symbol)
-        _check_client_id(request.client_order_id)
-        _check_quantity(rules, request.quantity)
+        check_client_id(request.client_order_id)
+        check_quantity(rules, request.quantity)
         if request.client_order_id in self._orders:
             raise OrderRejected("duplicate clientOrderId", code=-4116)
         last = self._prices.get(request.symbol)
@@ -404,18 +306,18 @@ class PaperExchange:
         symbol, qty = request.symbol, request.quantity
         pos = self._positions.get(symbol)
         if request.reduce_only:
-            qty = _reduce_only_qty(pos, request.side, qty)
+            qty = reduce_only_qty(pos, request.side, qty)
         elif qty * mark < rules.min_notional:
             raise BelowMinNotional(
                 f"Order's notional {qty * mark} must be no smaller than {rules.min_notional}."
             )
         price = self._slipped(rules, mark, request.side)
         delta = qty if request.side is OrderSide.BUY else -qty
-        after, realized = _next_position(
+        after, realized = next_position(
             pos, delta, price, self._symbol_leverage(symbol), rules.maint_margin_rate
         )
         fee = _q(qty * price * self._fee_rate)
-        if _increases(pos, after):
+        if increases(pos, after):
             self._check_margin(pos, after, realized, fee)
         expired = ExchangeEvents()
         with self._transaction() as ch:
@@ -439,15 +341,15 @@ class PaperExchange:
             raise OrderRejected("Price less than min price.", code=-4013)
         if rules.round_price(stop, up=False) != stop:
             raise OrderRejected(f"Price not increased by tick size {rules.tick_size}.", code=-4014)
-        _reduce_only_qty(self._positions.get(request.symbol), request.side, request.quantity)
-        if _would_trigger(request.type, request.side, stop, mark):
+        reduce_only_qty(self._positions.get(request.symbol), request.side, request.quantity)
+        if would_trigger(request.type, request.side, stop, mark):
             raise OrderRejected("Order would immediately trigger.", code=-2021)
         with self._transaction() as ch:
             order = self._new_order(request, request.quantity, ch)
         return order.result()
 
     def _check_margin(
-        self, pos: _Position | None, after: _Position, realized: Decimal, fee: Decimal
+        self, pos: BookPosition | None, after: BookPosition, realized: Decimal, fee: Decimal
     ) -> None:
         released = pos.isolated_margin if pos else ZERO
         available = self._wallet - sum((p.isolated_margin for p in self._positions.values()), ZERO)
@@ -457,10 +359,10 @@ class PaperExchange:
                 f"Margin is insufficient: available {available} USDT, short by {-left} USDT."
             )
 
-    def _new_order(self, request: OrderRequest, qty: Decimal, ch: Changes) -> _Order:
+    def _new_order(self, request: OrderRequest, qty: Decimal, ch: Changes) -> BookOrder:
         seq = self._take_seq()
         stop = request.stop_price if request.type is not OrderType.MARKET else None
-        order = _Order(
+        order = BookOrder(
             seq=seq,
             client_order_id=request.client_order_id,
             exchange_order_id=f"{self.account_id}-O{seq}",
@@ -480,12 +382,12 @@ class PaperExchange:
         ch.inserted.add(order.client_order_id)
         return self._store(order, ch)
 
-    def _store(self, order: _Order, ch: Changes) -> _Order:
+    def _store(self, order: BookOrder, ch: Changes) -> BookOrder:
         ch.orders[order.client_order_id] = order
         self._remember(order)
         return order
 
-    def _remember(self, order: _Order) -> None:
+    def _remember(self, order: BookOrder) -> None:
         """Index an order (new or changed); resting lists are replaced, never edited in place."""
         self._orders[order.client_order_id] = order
         cid = order.client_order_id
@@ -498,11 +400,11 @@ class PaperExchange:
             self._resting.pop(order.symbol, None)
 
     def _fill(
-        self, order: _Order, qty: Decimal, price: Decimal, ts: int, ch: Changes
-    ) -> tuple[_Order, Fill]:
+        self, order: BookOrder, qty: Decimal, price: Decimal, ts: int, ch: Changes
+    ) -> tuple[BookOrder, Fill]:
         pos = self._positions.get(order.symbol)
         delta = qty if order.side is OrderSide.BUY else -qty
-        after, realized = _next_position(
+        after, realized = next_position(
             pos, delta, price, self._symbol_leverage(order.symbol), self._mmr(order.symbol)
         )
         fee = _q(qty * price * self._fee_rate)
@@ -510,17 +412,17 @@ class PaperExchange:
 
     def _book(
         self,
-        order: _Order,
+        order: BookOrder,
         qty: Decimal,
         price: Decimal,
         fee: Decimal,
         realized: Decimal,
-        after: _Position | None,
+        after: BookPosition | None,
         ts: int,
         ch: Changes,
         *,
         liquidation: bool = False,
-    ) -> tuple[_Order, Fill]:
+    ) -> tuple[BookOrder, Fill]:
         """Book one execution: wallet, position, trade, and the order FILLED."""
         self._wallet = _q(self._wallet + realized - fee)
         if after is None:
@@ -657,7 +559,7 @@ class PaperExchange:
             (o for o in tps if o.client_order_id not in at_open and d * favourable >= d * o.level),
             key=lambda o: d * o.level,
         )
-        plan: list[_Order | None] = [*gapped, *near, *([None] if liquidated else []), *targets]
+        plan: list[BookOrder | None] = [*gapped, *near, *([None] if liquidated else []), *targets]
         for order in plan:
             if symbol not in self._positions:
                 break
@@ -670,7 +572,7 @@ class PaperExchange:
         self._expire_stale(symbol, ts, ch, events)
 
     def _trigger(
-        self, order: _Order, base: Decimal, ts: int, ch: Changes, events: ExchangeEvents
+        self, order: BookOrder, base: Decimal, ts: int, ch: Changes, events: ExchangeEvents
     ) -> None:
         """A resting order becomes a market order: adverse slippage, capped to the position."""
         qty = min(order.quantity, abs(self._positions[order.symbol].amount))
@@ -686,7 +588,7 @@ class PaperExchange:
         qty = abs(pos.amount)
         realized = _q(qty * (pos.liq - pos.entry_price) * pos.sign)
         seq = self._take_seq()
-        order = _Order(
+        order = BookOrder(
             seq=seq,
             client_order_id=f"{LIQUIDATION_PREFIX}{self.account_id}-{seq}",
             exchange_order_id=f"{self.account_id}-O{seq}",
@@ -742,35 +644,3 @@ class PaperExchange:
         return rules.round_price(price * (1 - self._slip), up=False)
 
 
-def _check_client_id(client_order_id: str) -> None:
-    if len(client_order_id) > 36:
-        raise OrderRejected("Client order id length should not be more than 36 chars.", code=-4015)
-    if not _CLIENT_ID.match(client_order_id) or client_order_id.startswith(LIQUIDATION_PREFIX):
-        raise OrderRejected(f"Illegal client order id {client_order_id!r}.", code=-1102)
-
-
-def _check_quantity(rules: SymbolFilters, qty: Decimal) -> None:
-    if qty <= 0:
-        raise OrderRejected("Quantity less than or equal to zero.", code=-4003)
-    if qty < rules.min_qty:
-        raise OrderRejected(f"Quantity less than min quantity {rules.min_qty}.", code=-4004)
-    if qty > rules.max_qty:
-        raise OrderRejected(f"Quantity greater than max quantity {rules.max_qty}.", code=-4005)
-    if rules.round_qty(qty) != qty:
-        raise OrderRejected(f"Quantity not increased by step size {rules.step_size}.", code=-4023)
-
-
-def _reduce_only_qty(pos: _Position | None, side: OrderSide, qty: Decimal) -> Decimal:
-    """A reduce-only order must face an open position; its size is capped to the position."""
-    if pos is None or (side is OrderSide.BUY) == (pos.sign > 0):
-        raise ReduceOnlyRejected("ReduceOnly Order is rejected.")
-    return min(qty, abs(pos.amount))
-
-
-def _order_from_row(row: RowMapping) -> _Order:
-    values = {k: v for k, v in row.items() if k != "account_id"}
-    values["side"] = OrderSide(values["side"])
-    values["type"] = OrderType(values["type"])
-    values["status"] = OrderStatus(values["status"])
-    stop = values["stop_price"]
-    return _Order(**values, level=float(stop) if stop is not None else 0.0)
