@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, select  # noqa: E402
 
-PAGES = ["pages/session.py", "pages/agents.py", "pages/ceo.py", "pages/positions.py",
-         "pages/market.py"]
+PAGES = ["views/session.py", "views/agents.py", "views/ceo.py", "views/positions.py",
+         "views/market.py"]
 CHUNK = 50_000
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     paper_slippage_bps: float = Field(default=2.0, ge=0, le=500)
     paper_funding_rate: float = Field(default=0.0001, ge=-0.01, le=0.01)
     paper_funding_interval_hours: int = Field(default=8, ge=1, le=24)
+
+    # Dashboard
+    dashboard_password: SecretStr | None = None
 
     # Engine
     engine_in_app: bool = True

@@ -71,7 +71,8 @@ def create_session(
                           "use --mode paper")
     if mode != "paper":
         raise ConfigError(f"unknown mode {mode!r}: use paper or live")
-    chosen = tuple(s.strip().upper() for s in (symbols or settings.symbol_list) if s.strip())
+    chosen = tuple(s.strip().upper() for s in (settings.symbol_list if symbols is None else symbols)
+                   if s.strip())
     if not chosen:
         raise ConfigError("choose at least one symbol")
     if len(set(chosen)) != len(chosen):
@@ -169,8 +170,13 @@ def change_session(engine: Engine, session_id: int | None, action: str) -> Sessi
 
 
 def stop_session(engine: Engine, settings: Settings, session_id: int | None) -> SessionRef:
-    """Request a stop and, when no engine is trading the session, carry it out now."""
-    ref = change_session(engine, session_id, "stop")
+    """Request a stop and, when no engine is trading the session, carry it out now (also for a
+    session left in ``stopping`` by an engine that is gone)."""
+    row = resolve_session(engine, session_id)
+    if row.status == "stopping":
+        ref = SessionRef(row.id, row.name, row.status)
+    else:
+        ref = change_session(engine, session_id, "stop")
     if ref.status == "stopped":
         return ref
     if holder(engine, ref.id, settings.engine_lease_stale_seconds) is not None:

@@ -1,20 +1,33 @@
-"""The one module under core/ that knows Streamlit: the per-process runtime and small formatters.
+"""The one module under core/ that knows Streamlit: the per-process runtime, the password gate,
+the sidebar and the small helpers every page shares (formatting, colours, actions, refresh).
 
 ``get_runtime`` opens the database once per server process and, when ``ENGINE_IN_APP`` is on,
 starts one engine driver with it; Streamlit's release hook stops the engine (and frees its lease)
 when the resource is dropped. The database lease still guards against a second engine elsewhere.
+Pages import this module, ``core.queries`` and ``core.service`` only.
 """
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 from sqlalchemy import Engine
 
+from core import queries
 from core.config import Settings, get_settings
+from core.errors import DeskError
 from core.scheduler import EngineDriver
 from core.store.db import open_database
+
+PROFIT = "#1f9d55"
+LOSS = "#e03e3e"
+NEUTRAL = "#8a8f98"
+REFRESH_SECONDS = 15
+ACTIVE = ("created", "running", "paused", "halted", "stopping")
 
 
 @dataclass
@@ -33,7 +46,7 @@ def _release(runtime: Runtime) -> None:
     runtime.close()
 
 
-@st.cache_resource(show_spinner="Opening the desk…", on_release=_release)
+@st.cache_resource(show_spinner=False, on_release=_release)
 def get_runtime() -> Runtime:
     settings = get_settings()
     db = open_database(settings.database_url)
@@ -44,6 +57,27 @@ def get_runtime() -> Runtime:
     return Runtime(settings, db, driver)
 
 
+# ---------------------------------------------------------------------- access
+def password_gate(settings: Settings) -> None:
+    """Stop the script (showing only a password box) until the dashboard password is entered."""
+    secret = settings.dashboard_password
+    if secret is None or not secret.get_secret_value():
+        return
+    if st.session_state.get("authenticated"):
+        return
+    st.title("Agentic trading desk")
+    with st.form("login"):
+        entered = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Enter")
+    if submitted:
+        if hmac.compare_digest(entered.encode(), secret.get_secret_value().encode()):
+            st.session_state["authenticated"] = True
+            st.rerun()
+        st.error("Wrong password.")
+    st.stop()
+
+
+# ---------------------------------------------------------------------- formatting
 def usd(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "–"
@@ -54,3 +88,97 @@ def pct(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "–"
     return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+
+
+def pnl_color(value: float | None) -> str:
+    if value is None or abs(value) < 1e-9:
+        return NEUTRAL
+    return PROFIT if value > 0 else LOSS
+
+
+def colored(text: str, value: float | None) -> str:
+    """Markdown text in the profit/loss colour of ``value``."""
+    color = {PROFIT: "green", LOSS: "red"}.get(pnl_color(value), "gray")
+    return f":{color}[{text}]"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+STATUS_COLOR = {
+    "created": "gray", "running": "green", "active": "green", "paused": "orange",
+    "halted": "red", "stopping": "orange", "stopped": "gray",
+}
+
+
+def status_label(status: str) -> str:
+    """A coloured badge (Streamlit markdown) for a session or agent status."""
+    return f":{STATUS_COLOR.get(status, 'gray')}-badge[{status}]"
+
+
+# ---------------------------------------------------------------------- state and actions
+def current_session(db: Engine) -> dict[str, Any] | None:
+    """The session the dashboard shows: the active one, else the most recent."""
+    sessions = queries.list_sessions(db)
+    active = [s for s in sessions if s["status"] in ACTIVE]
+    return (active or sessions or [None])[0]
+
+
+def run_action(action: Callable[..., Any], *args: Any, done: str | None = None, **kwargs: Any) -> bool:
+    """Run a service command; show its outcome, or its refusal as a readable message."""
+    try:
+        outcome = action(*args, **kwargs)
+    except DeskError as exc:
+        st.error(str(exc))
+        return False
+    message = done or (getattr(outcome, "status", None) and f"Session is now {outcome.status}") or str(outcome)
+    st.toast(message)
+    return True
+
+
+def refresh_every() -> int | None:
+    """Seconds between live refreshes, or None while the user paused refreshing."""
+    return REFRESH_SECONDS if st.session_state.get("live_refresh", True) else None
+
+
+def sidebar(runtime: Runtime) -> None:
+    """Session, mode, equity and the engine's heartbeat, on every page."""
+    with st.sidebar:
+        st.toggle("Live refresh (15 s)", value=True, key="live_refresh",
+                  help="Pause this to read tables without them moving under you.")
+        _sidebar_status(runtime)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _sidebar_status(runtime: Runtime) -> None:
+    session = current_session(runtime.db)
+    if session is None:
+        st.info("No session yet — create one on the Session page.")
+        return
+    status = queries.session_status(runtime.db, session["id"])["session"]
+    mode = status["mode"].upper()
+    if mode == "LIVE":
+        st.error(f"**{mode}** — real money on AsterDex")
+    else:
+        st.success(f"**{mode}** — simulated venue, replayed real data")
+    st.markdown(f"**{status['name']}** · {status_label(status['status'])}")
+    st.markdown(f"Equity **{status['equity']:,.2f}** USDT  \n"
+                + colored(f"{status['total_pnl']:+,.2f} USDT ({status['total_pnl_pct']:+.2f}%)",
+                          status["total_pnl"]))
+    beat = status["heartbeat_age_s"]
+    if status["status"] in ("stopped",):
+        st.caption("Session stopped.")
+    elif beat is None or beat > 60:
+        st.warning("Engine not running: no heartbeat. Start it with `./desk engine` "
+                   "or set ENGINE_IN_APP=true.")
+    else:
+        st.caption(f"Engine time {status['engine_time']} UTC · last tick {beat:.0f} s ago")
+    if status["last_error"]:
+        st.caption(f"Engine: {status['last_error']}")

@@ -1,4 +1,8 @@
-"""The dashboard renders on an empty and on a trading database, and its buttons drive the service."""
+"""The app shell (app.py): the Session page is the default page, the sidebar shows the session on
+every page, and the password gate shows nothing else until the right password is entered.
+
+The pages themselves are driven in test_pages_session_agents.py and the other page tests.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import streamlit as st
+from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from core import queries
@@ -21,6 +26,7 @@ APP = str(PROJECT_ROOT / "app.py")
 def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("ENGINE_IN_APP", "false")
+    monkeypatch.delenv("DASHBOARD_PASSWORD", raising=False)
     get_settings.cache_clear()
     st.cache_resource.clear()
     yield sqlite_url
@@ -28,33 +34,77 @@ def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
     get_settings.cache_clear()
 
 
-def test_empty_database_offers_to_create_a_session(app_env: str) -> None:
-    at = AppTest.from_file(APP, default_timeout=30).run()
-    assert not at.exception
-    assert any("No session yet" in i.value for i in at.info)
-    at.number_input[0].set_value(50_000.0)
-    at.button[0].click().run()
-    assert not at.exception
-    engine = open_database(app_env)
-    status = queries.session_status(engine, 1)["session"]
-    assert status["initial_capital"] == 50_000.0 and status["status"] == "created"
-
-
-def test_trading_session_shows_kpis_agents_and_pause_resume(app_env: str) -> None:
+@pytest.fixture
+def seeded(app_env: str) -> Iterator[tuple[Engine, int]]:
     engine = open_database(app_env)
     settings = make_settings(database_url=app_env, replay_start="2025-09-01")
     session_id = create(engine, settings)
     run_ticks(engine, settings, 200)
+    yield engine, session_id
+    engine.dispose()
+
+
+def everything_said(at: AppTest) -> str:
+    parts = [str(e.value) for kind in ("markdown", "caption", "info", "warning", "error",
+                                       "success", "title") for e in at.get(kind)]
+    return "\n".join(parts + [f"{m.label} {m.value}" for m in at.metric])
+
+
+def test_empty_database_opens_on_the_session_page(app_env: str) -> None:
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert [m.label for m in at.metric][:2] == ["Equity", "Total PnL"]
-    assert len(at.dataframe[0].value) == 5
-    pause = next(b for b in at.button if b.label == "Pause")
-    pause.click().run()
-    assert queries.session_status(engine, session_id)["session"]["status"] == "paused"
-    resume = next(b for b in at.button if b.label == "Resume")
-    resume.click().run()
-    assert queries.session_status(engine, session_id)["session"]["status"] == "running"
-    again = next(b for b in at.button if b.label == "Resume")
-    again.click().run()
-    assert any("cannot resume" in e.value for e in at.error)  # refused, shown, not raised
+    assert at.title[0].value == "Session"
+    assert "Create session" in [b.label for b in at.button]
+    assert any("No session yet" in i.value for i in at.sidebar.info)
+
+
+def test_sidebar_shows_mode_equity_and_engine_heartbeat(seeded: tuple[Engine, int]) -> None:
+    engine, session_id = seeded
+    s = queries.session_status(engine, session_id)["session"]
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value == s["name"]  # the Session page of the running session
+    side = at.sidebar
+    assert any("PAPER" in e.value for e in side.success)
+    assert any(f"Equity **{s['equity']:,.2f}** USDT" in m.value for m in side.markdown)
+    # ENGINE_IN_APP=false and no engine process: the missing heartbeat is said, not hidden
+    assert any("Engine not running" in w.value for w in side.warning)
+
+
+def test_password_gate_shows_nothing_else_until_the_right_password(
+        seeded: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "s3cret")
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+
+    def only_the_gate() -> None:
+        assert [b.label for b in at.button] == ["Enter"]  # the form's button, nothing else
+        assert not at.metric and not at.dataframe and not at.get("plotly_chart")
+        assert not at.toggle and len(at.sidebar.children) == 0
+        said = everything_said(at)
+        assert "Paper desk" not in said and "USDT" not in said  # not even the session's name
+
+    only_the_gate()
+    at.text_input[0].set_value("wrong")
+    at.button[0].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Wrong password."]
+    only_the_gate()
+
+    at.text_input[0].set_value("s3cret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert not at.text_input and not at.error  # the gate is gone
+    assert at.title[0].value.startswith("Paper desk")  # the Session page
+    assert "Equity (USDT)" in [m.label for m in at.metric]
+    assert any("Equity **" in m.value for m in at.sidebar.markdown)
+    at.run()  # and it stays open for this browser session
+    assert "Equity (USDT)" in [m.label for m in at.metric]
+
+
+def test_no_password_configured_means_no_gate(app_env: str) -> None:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "Enter" not in [b.label for b in at.button]
+    assert "Password" not in [t.label for t in at.text_input]

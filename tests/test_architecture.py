@@ -1,7 +1,7 @@
 """The dependency directions of DESIGN.md section 2, checked statically with ``ast``.
 
 - no module under ``core/`` imports ``streamlit``, bar the one UI helper ``core/ui.py``;
-- pages (``pages/*.py``, ``app.py``) never import adapters, the store, the engine or SQLAlchemy:
+- pages (``views/*.py``, ``app.py``) never import adapters, the store, the engine or SQLAlchemy:
   they read through ``core.queries`` and write intents through ``core.service`` (and ``core.ui``);
 - ``core/risk.py`` is pure: from the project it imports ``core.models`` only (``core.config`` is
   allowed under ``TYPE_CHECKING``), and from outside only the standard library;
@@ -73,9 +73,15 @@ def core_files() -> list[Path]:
 
 
 def page_files() -> list[Path]:
-    pages = sorted((PROJECT_ROOT / "pages").rglob("*.py")) if (PROJECT_ROOT / "pages").is_dir() else []
-    app = PROJECT_ROOT / "app.py"
-    return ([app] if app.exists() else []) + pages
+    pages = sorted((PROJECT_ROOT / "views").rglob("*.py"))
+    return [PROJECT_ROOT / "app.py", *pages]
+
+
+def test_pages_live_outside_a_pages_folder() -> None:
+    """A ``pages/`` folder makes Streamlit serve its scripts by URL without running app.py, which
+    would skip the password gate; pages live in ``views/`` and are served by st.navigation only."""
+    assert not (PROJECT_ROOT / "pages").exists()
+    assert len(page_files()) == 6
 
 
 def test_no_streamlit_under_core_except_the_ui_helper() -> None:
@@ -144,5 +150,5 @@ def test_every_core_module_has_a_docstring() -> None:
     ],
 )
 def test_import_collector(source: str, module: str, expected: set[str]) -> None:
-    """The checks above are only as good as this collector (pages/ may still be empty)."""
+    """The checks above are only as good as this collector ."""
     assert expected <= imported_modules(ast.parse(source), module)

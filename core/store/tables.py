@@ -114,6 +114,8 @@ class CeoDecisionRow(Base):
         Index("ix_ceo_session_id", "session_id", "id"),
         Index("ix_ceo_session_verdict", "session_id", "verdict"),
         Index("ix_ceo_session_agent", "session_id", "agent_id"),
+        Index("ix_ceo_session_kind", "session_id", "kind"),
+        Index("ix_ceo_session_rules", "session_id", "rules"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

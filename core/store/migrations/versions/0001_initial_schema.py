@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 23:41:14.091079
+Create Date: 2026-11-24 00:18:32.102070
 """
 
 from alembic import op
@@ -223,6 +223,8 @@ def upgrade() -> None:
     with op.batch_alter_table('ceo_decisions', schema=None) as batch_op:
         batch_op.create_index('ix_ceo_session_agent', ['session_id', 'agent_id'], unique=False)
         batch_op.create_index('ix_ceo_session_id', ['session_id', 'id'], unique=False)
+        batch_op.create_index('ix_ceo_session_kind', ['session_id', 'kind'], unique=False)
+        batch_op.create_index('ix_ceo_session_rules', ['session_id', 'rules'], unique=False)
         batch_op.create_index('ix_ceo_session_verdict', ['session_id', 'verdict'], unique=False)
 
     op.create_table('positions',
@@ -355,6 +357,8 @@ def downgrade() -> None:
     op.drop_table('positions')
     with op.batch_alter_table('ceo_decisions', schema=None) as batch_op:
         batch_op.drop_index('ix_ceo_session_verdict')
+        batch_op.drop_index('ix_ceo_session_rules')
+        batch_op.drop_index('ix_ceo_session_kind')
         batch_op.drop_index('ix_ceo_session_id')
         batch_op.drop_index('ix_ceo_session_agent')
 

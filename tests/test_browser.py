@@ -1,0 +1,154 @@
+"""The main user path in a real Chromium against a running ``streamlit run app.py``.
+
+Create a session, watch five agent cards appear and trades arrive as the in-app engine ticks, open
+the CEO log, download the trade CSV and check its rows against the store, stop the session through
+its confirmation dialog. Needs Debian's chromium and Playwright: skipped with the reason on a laptop
+without them, required in CI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core import queries
+from core.config import PROJECT_ROOT
+from core.store.db import open_database
+from tests.conftest import require_or_skip
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("DESK_SCREENSHOTS", PROJECT_ROOT / "artifacts" / "screenshots"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    if not Path(CHROMIUM).exists():
+        require_or_skip("Debian's chromium is not installed (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require_or_skip("playwright is not installed (pip install -r requirements-dev.txt)")
+    url_db = f"sqlite:///{tmp_path / 'desk.db'}"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESK_")}
+    env.update(DATABASE_URL=url_db, ENGINE_IN_APP="true", TICK_SECONDS="0.3", BARS_PER_TICK="4",
+               REPLAY_START="2025-09-01", LOG_LEVEL="WARNING")
+    env.pop("DASHBOARD_PASSWORD", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("streamlit did not start")
+        yield base, url_db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_for(predicate, timeout: float = 60.0, every: float = 0.5):  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, db_url = server
+    engine = open_database(db_url)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(30_000)
+
+        page.goto(base)
+        expect(page.get_by_text("No session yet").first).to_be_visible()
+        page.get_by_role("button", name="Create session").click()
+        _wait_for(lambda: queries.list_sessions(engine))
+        session_id = queries.list_sessions(engine)[0]["id"]
+
+        page.goto(f"{base}/agents")
+        for name in ("TrendMaster Alpha", "Momentum Hunter", "Mean Reversion Pro",
+                     "Lightning Scalper", "Arbitrage Scanner"):
+            expect(page.get_by_text(name, exact=True).first).to_be_visible()
+
+        # trades arrive as the in-app engine ticks
+        _wait_for(lambda: queries.session_status(engine, session_id)["session"]["closed_trades"] >= 3,
+                  timeout=120)
+        page.screenshot(path=str(SHOTS / "agents.png"), full_page=True)
+
+        page.goto(f"{base}/ceo")
+        expect(page.get_by_text("Pauses and rebalances").first).to_be_visible()
+        expect(page.get_by_text("approve").first).to_be_visible()
+        page.wait_for_timeout(2500)  # let the tables draw before the picture
+        page.screenshot(path=str(SHOTS / "ceo.png"), full_page=True)
+
+        page.goto(f"{base}/positions")
+        page.wait_for_timeout(1500)
+        button = page.get_by_role("button", name="Download all trades")
+        expect(button).to_be_visible()
+        with page.expect_download() as info:
+            button.click()
+        text = Path(info.value.path()).read_text()
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert list(rows[0].keys()) == queries.TRADE_COLUMNS
+        stored = queries.trades(engine, session_id, limit=None)
+        downloaded_ids = {int(r["trade_id"]) for r in rows}
+        assert downloaded_ids <= set(stored["trade_id"]) and len(rows) >= 3
+        page.screenshot(path=str(SHOTS / "positions.png"), full_page=True)
+
+        page.goto(f"{base}/market")
+        expect(page.get_by_text("BTCUSDT").first).to_be_visible()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(SHOTS / "market.png"), full_page=True)
+
+        page.goto(base)
+        main = page.get_by_test_id("stMainBlockContainer")  # Streamlit's header has a "Stop" too
+        expect(main.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(SHOTS / "session.png"), full_page=True)
+        main.get_by_role("button", name="Stop", exact=True).click()
+        page.get_by_role("button", name="Stop and close everything").click()
+        _wait_for(lambda: queries.session_status(engine, session_id)["session"]["status"] == "stopped",
+                  timeout=60)
+        assert queries.open_positions(engine, session_id).empty
+        browser.close()
+    engine.dispose()

@@ -1,0 +1,318 @@
+"""The CEO log, Positions & trades and Market pages render on an empty and on a trading database,
+their filters change what they show, and their CSV downloads hold exactly the filtered rows.
+
+Downloads pass a callable as ``data`` (built only on click). AppTest does not click downloads, so a
+spy on Streamlit's media file manager keeps each registered callable; the tests call it as the
+click would and compare the CSV with the query the filters map to."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+import streamlit as st
+from sqlalchemy import Engine, insert
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from core import queries
+from core.config import PROJECT_ROOT, get_settings
+from core.store.db import open_database
+from core.store.tables import CeoDecisionRow
+from tests.conftest import make_settings
+from tests.desk_helpers import create, run_ticks
+
+APP = str(PROJECT_ROOT / "app.py")
+PAGES = ["views/ceo.py", "views/positions.py", "views/market.py"]
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("ENGINE_IN_APP", "false")
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield sqlite_url
+    st.cache_resource.clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], Any]]:
+    """file id → the callable a download button registered for its data."""
+    captured: dict[str, Callable[[], Any]] = {}
+    original = MediaFileManager.add_deferred
+
+    def spy(self: MediaFileManager, data_callable: Callable[[], Any], *args: Any, **kwargs: Any) -> str:
+        file_id = original(self, data_callable, *args, **kwargs)
+        captured[file_id] = data_callable
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    return captured
+
+
+def seed(url: str, start: str, ticks: int = 300) -> tuple[Engine, int]:
+    engine = open_database(url)
+    settings = make_settings(database_url=url, replay_start=start)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, ticks)
+    return engine, session_id
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(name)
+    return at.run()
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def button(at: AppTest, prefix: str) -> Any:
+    return next(b for b in at.get("download_button") if b.label.startswith(prefix))
+
+
+def download(at: AppTest, downloads: dict[str, Callable[[], Any]], prefix: str) -> str:
+    data = downloads[button(at, prefix).proto.deferred_file_id]()
+    return data.decode() if isinstance(data, bytes) else data
+
+
+def table(at: AppTest, first_column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if d.value.columns[0] == first_column)
+
+
+def shown_to_users(frame: pd.DataFrame) -> set[str]:
+    return {str(v) for v in frame.astype(object).to_numpy().ravel()}
+
+
+def csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
+
+
+# ---------------------------------------------------------------------- render
+@pytest.mark.parametrize("name", PAGES)
+def test_page_on_an_empty_database_says_what_to_do(app_env: str, name: str) -> None:
+    at = page(name)
+    ok(at)
+    assert any("No session yet" in i.value and "Session page" in i.value for i in at.main.info)
+    assert at.get("page_link")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_on_a_trading_session(app_env: str, name: str) -> None:
+    engine, sid = seed(app_env, "2025-09-01")
+    at = page(name)
+    ok(at)
+    if name == "views/ceo.py":
+        labels = [m.label for m in at.main.metric]
+        assert labels == ["Approved", "Modified", "Rejected", "Pauses", "Rebalances", "Halts"]
+        verdicts = queries.ceo_verdict_counts(engine, sid)
+        assert [m.value for m in at.main.metric][:3] == [f"{verdicts[v]:,}" for v in queries.VERDICTS]
+        log = table(at, "Time (UTC)")
+        assert len(log) == min(50, queries.ceo_log_count(engine, sid))
+        assert not shown_to_users(log) & {"None", "nan", "<NA>", "NaN"}
+    elif name == "views/positions.py":
+        history = table(at, "Closed (UTC)")
+        assert len(history) == min(50, queries.trades_count(engine, sid)) > 0
+        assert set(history["Agent"]) <= set(queries.agent_names(engine, sid))
+        assert all(v.endswith("x") for v in history["Leverage"])
+        assert button(at, "Download filtered").label == f"Download filtered ({queries.trades_count(engine, sid)} trades)"
+    else:
+        assert [m.label for m in at.main.metric] == SYMBOLS
+        assert len(at.get("plotly_chart")) == 1
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------- CEO log
+def test_ceo_filters_change_the_table_and_the_downloads(app_env: str, downloads: dict) -> None:
+    engine, sid = seed(app_env, "2025-07-01")  # has rejects, modifies and a rebalance
+    at = page("views/ceo.py")
+    ok(at)
+    total = queries.ceo_log_count(engine, sid)
+    assert len(table(at, "Time (UTC)")) == min(50, total)
+    everything = download(at, downloads, "Download whole log")
+    assert everything == queries.ceo_log_csv(engine, sid)
+    assert len(csv(everything)) == total
+
+    at.selectbox(key="ceo_verdict").set_value("reject").run()
+    ok(at)
+    rejects = queries.ceo_log_count(engine, sid, verdict="reject")
+    log = table(at, "Time (UTC)")
+    assert len(log) == rejects > 0
+    assert all("reject" in v for v in log["Verdict"])
+    assert button(at, "Download filtered").label == f"Download filtered ({rejects} decisions)"
+    filtered = download(at, downloads, "Download filtered")
+    assert filtered == queries.ceo_log_csv(engine, sid, **queries.ceo_filters(verdict="reject"))
+    assert set(csv(filtered)["verdict"]) == {"reject"} and len(csv(filtered)) == rejects
+    assert download(at, downloads, "Download whole log") == everything  # unfiltered stays whole
+
+    at.selectbox(key="ceo_verdict").set_value("approve").run()
+    log = table(at, "Time (UTC)")
+    assert all("approve" in v for v in log["Verdict"])
+    assert not any("→" in v for v in [*log["Leverage"], *log["Margin"]])  # approved as proposed
+
+    at.selectbox(key="ceo_verdict").set_value("All")
+    at.selectbox(key="ceo_rule").set_value("stop_width").run()
+    ok(at)
+    log = table(at, "Time (UTC)")
+    assert len(log) == queries.ceo_log_count(engine, sid, rule="stop_width") > 0
+    assert all("stop_width" in v for v in log["Rules fired"])
+    assert all("→" in v for v in log["Leverage"])  # stop_width lowers leverage: "14x → 3x"
+
+    agent = log["Agent"].iloc[0]
+    at.selectbox(key="ceo_rule").set_value("All")
+    at.selectbox(key="ceo_agent").set_value(agent).run()
+    ok(at)
+    assert set(table(at, "Time (UTC)")["Agent"]) == {agent}
+    filters = queries.ceo_filters(agent=agent, verdict="All", rule="All", kind="All")
+    assert download(at, downloads, "Download filtered") == queries.ceo_log_csv(engine, sid, **filters)
+
+    at.selectbox(key="ceo_agent").set_value("All")
+    at.selectbox(key="ceo_kind").set_value("rebalance").run()
+    ok(at)
+    log = table(at, "Time (UTC)")
+    assert len(log) == queries.ceo_kind_counts(engine, sid)["rebalance"] > 0
+    assert set(log["Agent"]) == {"Desk"}  # a rebalance concerns the whole desk, never "None"
+
+    at.selectbox(key="ceo_kind").set_value("halt").run()  # nothing matches
+    ok(at)
+    assert any("No decisions match" in i.value for i in at.main.info)
+    assert button(at, "Download filtered").disabled
+    engine.dispose()
+
+
+def test_ceo_log_is_paged_with_a_total(app_env: str) -> None:
+    engine, sid = seed(app_env, "2025-09-01", ticks=50)
+    with engine.begin() as conn:
+        conn.execute(insert(CeoDecisionRow), [
+            {"session_id": sid, "ts_ms": 1_756_684_800_000 + i, "kind": "trade", "symbol": "BTCUSDT",
+             "verdict": "modify", "rules": "margin_cap", "reason": f"bulk {i}",
+             "proposed_leverage": 10, "final_leverage": 10, "proposed_margin": 6000.0,
+             "final_margin": 4500.0, "changes": '{"margin": [6000.0, 4500.0]}'} for i in range(120)])
+    total = queries.ceo_log_count(engine, sid)
+    at = page("views/ceo.py")
+    ok(at)
+    assert len(table(at, "Time (UTC)")) == 50
+    assert any(f"of {total}" in c.value for c in at.main.caption)
+    at.number_input(key="ceo_page").set_value(3).run()
+    ok(at)
+    log = table(at, "Time (UTC)")
+    expected = queries.ceo_log(engine, sid, limit=50, offset=100)
+    assert len(log) == len(expected) == total - 100
+    assert log["Reason"].tolist() == expected["reason"].tolist()
+    assert at.number_input(key="ceo_page").value == 3
+    bulk = table(at, "Time (UTC)")
+    at.number_input(key="ceo_page").set_value(1).run()
+    first = table(at, "Time (UTC)")
+    assert first["Margin"].iloc[0] == "6,000 → 4,500 USDT" and first["Leverage"].iloc[0] == "10x"
+    assert not bulk.equals(first)
+    at.selectbox(key="ceo_verdict").set_value("modify").run()  # a new filter starts at page 1
+    assert at.number_input(key="ceo_page").value == 1
+    engine.dispose()
+
+
+def test_ceo_pauses_and_rebalances_show_old_and_new_shares(app_env: str) -> None:
+    engine, sid = seed(app_env, "2025-07-01")
+    at = page("views/ceo.py")
+    ok(at)
+    shares = next(d.value for d in at.dataframe
+                  if list(d.value.columns)[:3] == ["Time (UTC)", "Agent", "Before"])
+    names = set(queries.agent_names(engine, sid))
+    assert len(shares) > 0 and set(shares["Agent"]) <= names
+    assert all(v.endswith("%") for v in shares["Before"]) and all(v.endswith("%") for v in shares["After"])
+    event = next(e for e in queries.allocation_changes(engine, sid) if e["kind"] == "rebalance")
+    agent, (old, new) = next(iter(event["changes"].items()))
+    row = shares[(shares["Agent"] == agent) & (shares["Time (UTC)"] == event["ts"])].iloc[0]
+    assert row["Before"] == f"{old * 100:.2f}%" and row["After"] == f"{new * 100:.2f}%"
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------- positions
+def test_positions_page_shows_holdings_orders_and_filtered_history(app_env: str, downloads: dict) -> None:
+    engine, sid = seed(app_env, "2025-07-01")  # ends with open positions and resting stops
+    at = page("views/positions.py")
+    ok(at)
+    names = set(queries.agent_names(engine, sid))
+    held = table(at, "Agent")
+    positions = queries.open_positions(engine, sid)
+    assert len(held) == len(positions) > 0 and set(held["Agent"]) <= names
+    assert held["Leverage"].tolist() == [f"{v}x" for v in positions["leverage"]]
+    assert held["Unrealized PnL"].tolist() == pytest.approx(positions["unrealized_pnl"].tolist())
+    assert not shown_to_users(held) & {"None", "nan", "<NA>", "NaN"}
+    orders = next(d.value for d in at.dataframe if "Trigger price" in d.value.columns)
+    assert len(orders) == len(queries.open_orders(engine, sid)) > 0 and set(orders["Agent"]) <= names
+
+    everything = download(at, downloads, "Download all trades")
+    assert everything == queries.trades_csv(engine, sid)
+    assert list(csv(everything).columns) == queries.TRADE_COLUMNS
+    assert len(csv(everything)) == queries.trades_count(engine, sid)
+
+    at.selectbox(key="tr_side").set_value("LONG").run()
+    ok(at)
+    longs = queries.trades_count(engine, sid, side="LONG")
+    history = table(at, "Closed (UTC)")
+    assert len(history) == longs > 0 and all("LONG" in v for v in history["Side"])
+    assert button(at, "Download filtered").label == f"Download filtered ({longs} trades)"
+    filtered = download(at, downloads, "Download filtered")
+    assert filtered == queries.trades_csv(engine, sid, **queries.trade_filters(side="LONG"))
+    assert set(csv(filtered)["side"]) == {"LONG"}
+    summary = queries.trade_summary(engine, sid, side="LONG")
+    assert any(m.value == f"**{summary['trades']}**" for m in at.main.markdown)
+
+    last_day = pd.Timestamp(queries.trades(engine, sid, limit=1)["closed_at"].iloc[0]).date()
+    at.selectbox(key="tr_side").set_value("All")
+    at.date_input(key="tr_from").set_value(last_day)
+    at.date_input(key="tr_to").set_value(last_day).run()
+    ok(at)
+    filters = queries.trade_filters(agent="All", symbol="All", side="All", close_reason="All",
+                                    date_from=last_day, date_to=last_day)
+    assert len(table(at, "Closed (UTC)")) == queries.trades_count(engine, sid, **filters) > 0
+    assert download(at, downloads, "Download filtered") == queries.trades_csv(engine, sid, **filters)
+
+    at.selectbox(key="tr_reason").set_value("liquidation").run()
+    ok(at)
+    assert any("No trades match" in i.value for i in at.main.info)
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------- market
+def test_market_page_shows_the_symbols_and_a_candlestick_with_trades(app_env: str) -> None:
+    engine, sid = seed(app_env, "2025-07-01")
+    at = page("views/market.py")
+    ok(at)
+    overview = queries.market_overview(make_settings(database_url=app_env), engine, sid)
+    assert [m.label for m in at.main.metric] == SYMBOLS
+    assert next(m.value for m in at.main.metric) == f"{overview['price'].iloc[0]:,.2f} USDT"
+    prices = table(at, "Symbol")
+    assert prices["Symbol"].tolist() == SYMBOLS and set(prices["Funding rate"]) == {"n/a (replay)"}
+    assert any("engine time" in c.value for c in at.main.caption)
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    kinds = {t.get("name"): t for t in spec["data"]}
+    assert spec["data"][0]["type"] == "candlestick" and spec["data"][0]["name"] == "BTCUSDT 1h"
+    _, marks = queries.market_candles(make_settings(database_url=app_env), engine, sid, "BTCUSDT", "1h", 300)
+    assert len(marks) > 0
+    drawn = sum(len(t["x"]) for name, t in kinds.items() if name != "BTCUSDT 1h")
+    assert drawn == len(marks)
+    if "Long entry" in kinds:
+        assert kinds["Long entry"]["marker"]["symbol"] == "triangle-up"
+    if "Short entry" in kinds:
+        assert kinds["Short entry"]["marker"]["symbol"] == "triangle-down"
+    exits = next(t for name, t in kinds.items() if name.startswith("Exit"))
+    assert exits["marker"]["symbol"] == "x" and "PnL" in exits["hovertemplate"]
+
+    at.radio(key="mkt_interval").set_value("4h").run()
+    ok(at)
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["name"] == "BTCUSDT 4h"
+    at.radio(key="mkt_symbol").set_value("SOLUSDT").run()
+    ok(at)
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["name"] == "SOLUSDT 4h"
+    engine.dispose()

@@ -1,0 +1,238 @@
+"""Positions and trades: what the desk holds now (with its stops, take-profits and liquidation
+prices), the orders resting at the venue, and the full trade history with filters, a summary and
+CSV downloads.
+
+A thin page: filters map to ``core.queries.trade_filters`` so the table, its count, the summary
+and the filtered download always mean the same trades; the history is paged and summed in SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import queries
+from core.ui import (
+    LOSS,
+    NEUTRAL,
+    PROFIT,
+    colored,
+    current_session,
+    duration,
+    get_runtime,
+    pct,
+    pnl_color,
+    refresh_every,
+    usd,
+)
+
+runtime = get_runtime()
+db = runtime.db
+settings = runtime.settings
+
+PAGE_SIZE = 50
+PAGE_KEY = "trades_page"
+ALL = "All"
+REASON_LABEL = {
+    "stop_loss": "stop-loss", "take_profit": "take-profit", "agent": "agent closed",
+    "ceo": "CEO closed", "drawdown_halt": "drawdown halt", "session_stop": "session stop",
+    "liquidation": "liquidation", "reconcile": "reconciliation",
+}
+PURPOSE_LABEL = {"stop_loss": "stop-loss", "take_profit": "take-profit", "entry": "entry",
+                 "exit": "exit", "agent": "close"}
+
+
+def _reset_page() -> None:
+    st.session_state[PAGE_KEY] = 1
+
+
+def price(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.4f}" if abs(value) >= 1 else f"{value:.6f}"
+
+
+def qty(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def money(value: Any, *, signed: bool = False) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return usd(float(value), signed=signed)
+
+
+def _pnl_style(value: Any) -> str:
+    return f"color: {pnl_color(None if value is None or pd.isna(value) else float(value))}"
+
+
+def side(value: str) -> str:
+    return {"LONG": "▲ LONG", "SHORT": "▼ SHORT"}.get(value, value)
+
+
+def _side_style(value: str) -> str:
+    return f"color: {PROFIT if 'LONG' in value else LOSS if 'SHORT' in value else NEUTRAL}"
+
+
+# ---------------------------------------------------------------------- now
+@st.fragment(run_every=refresh_every())
+def holdings(session_id: int) -> None:
+    st.subheader("Open positions")
+    frame = queries.open_positions(db, session_id)
+    if frame.empty:
+        st.info("No open positions. When the CEO approves a proposal the position appears here, "
+                "with the stop-loss it carries from the moment it opens.")
+    else:
+        total = float(frame["unrealized_pnl"].sum())
+        st.markdown(f"{len(frame)} open · margin in use **{usd(float(frame['margin'].sum()))}** · "
+                    f"unrealized PnL **{colored(usd(total, signed=True), total)}** at the engine's "
+                    "last marks")
+        shown = pd.DataFrame({
+            "Agent": frame["agent"], "Symbol": frame["symbol"], "Side": frame["side"].map(side),
+            "Qty": frame["qty"].map(qty), "Entry": frame["entry_price"].map(price),
+            "Mark": frame["mark_price"].map(price), "Unrealized PnL": frame["unrealized_pnl"],
+            "Leverage": frame["leverage"].map(lambda v: f"{int(v)}x"),
+            "Margin": frame["margin"].map(money), "Stop": frame["stop_price"].map(price),
+            "Take-profit": frame["take_profit"].map(price),
+            "Liquidation": frame["liquidation_price"].map(price),
+            "Opened (UTC)": frame["opened_at"],
+        })
+        st.dataframe(shown.style.format(lambda v: money(v, signed=True), subset=["Unrealized PnL"])
+                     .map(_pnl_style, subset=["Unrealized PnL"]).map(_side_style, subset=["Side"]),
+                     hide_index=True, width="stretch")
+
+    st.subheader("Open orders")
+    orders = queries.open_orders(db, session_id)
+    if orders.empty:
+        st.caption("No resting orders. Every open position keeps a reduce-only stop-loss (and an "
+                   "optional take-profit) resting at the venue; they are listed here.")
+        return
+    unresolved = orders[orders["status"] != "NEW"]
+    if not unresolved.empty:
+        st.warning(f"{len(unresolved)} order(s) not yet confirmed by the venue "
+                   "(PENDING/UNKNOWN): the engine asks the venue for their status, it never "
+                   "resends them blindly.")
+    shown = pd.DataFrame({
+        "Agent": orders["agent"].fillna("Desk"), "Symbol": orders["symbol"], "Side": orders["side"],
+        "Purpose": orders["purpose"].map(lambda p: PURPOSE_LABEL.get(p, p)),
+        "Type": orders["type"].str.replace("_", " ").str.lower(),
+        "Qty": orders["qty"].map(qty), "Trigger price": orders["stop_price"].map(price),
+        "Reduce-only": orders["reduce_only"].map({True: "yes", False: "no"}),
+        "Status": orders["status"], "Placed (UTC)": orders["created_at"],
+        "Age": orders["age_s"].map(duration),
+    })
+    st.dataframe(shown, hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------------- history
+def pager(total: int) -> int:
+    """A page selector with the total; returns the SQL offset of the chosen page."""
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if st.session_state.get(PAGE_KEY, 1) > pages:
+        st.session_state[PAGE_KEY] = pages
+    left, right = st.columns([1, 5], vertical_alignment="bottom")
+    page = int(left.number_input("Page", min_value=1, max_value=pages, step=1, key=PAGE_KEY))
+    offset = (page - 1) * PAGE_SIZE
+    right.caption(f"Page {page:,} of {pages:,} · trades {offset + 1:,}–"
+                  f"{min(total, offset + PAGE_SIZE):,} of {total:,}, newest close first")
+    return offset
+
+
+def summary_row(s: dict[str, Any]) -> None:
+    cells = [
+        ("Trades", f"{s['trades']:,}"),
+        ("Win rate", "–" if s["win_rate"] is None else pct(s["win_rate"] * 100)),
+        ("Realized PnL", colored(usd(s["realized_pnl"], signed=True), s["realized_pnl"])),
+        ("Fees", usd(s["fees"])),
+        ("Funding", colored(usd(s["funding"], signed=True), s["funding"])),
+        ("Net PnL", colored(usd(s["net_pnl"], signed=True), s["net_pnl"])),
+    ]
+    for col, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
+        col.caption(label)
+        col.markdown(f"**{value}**")
+
+
+def trade_table(frame: pd.DataFrame) -> Any:
+    net = frame["realized_pnl"] - frame["fees"] + frame["funding"]
+    shown = pd.DataFrame({
+        "Closed (UTC)": frame["closed_at"], "Agent": frame["agent"], "Symbol": frame["symbol"],
+        "Side": frame["side"].map(side), "Leverage": frame["leverage"].map(lambda v: f"{int(v)}x"),
+        "Entry": frame["entry_price"].map(price), "Exit": frame["exit_price"].map(price),
+        "Net PnL": net,
+        "Close reason": frame["close_reason"].map(lambda r: REASON_LABEL.get(r, r or "–")),
+        "Held": frame["duration_s"].map(duration), "Qty": frame["qty"].map(qty),
+        "Margin": frame["margin"].map(money), "Realized PnL": frame["realized_pnl"],
+        "Fees": frame["fees"].map(money), "Funding": frame["funding"],
+        "Opened (UTC)": frame["opened_at"], "Trade #": frame["trade_id"],
+    })
+    signed = ["Realized PnL", "Funding", "Net PnL"]
+    return (shown.style.format(lambda v: money(v, signed=True), subset=signed)
+            .map(_pnl_style, subset=["Realized PnL", "Net PnL"]).map(_side_style, subset=["Side"]))
+
+
+@st.fragment(run_every=refresh_every())
+def history(session_id: int, filters: dict[str, Any]) -> None:
+    summary = queries.trade_summary(db, session_id, **filters)
+    total = summary["trades"]
+    everything = total if not any(v is not None for v in filters.values()) \
+        else queries.trades_count(db, session_id)
+    if everything == 0:
+        st.info("No closed trades yet. Trades appear here when a position closes (stop-loss, "
+                "take-profit, the agent's exit, the CEO or a session stop).")
+        return
+    summary_row(summary)
+    if total == 0:
+        st.info("No trades match these filters. Set a filter back to *All* or clear the dates.")
+    else:
+        offset = pager(total)
+        frame = queries.trades(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
+        st.dataframe(trade_table(frame), hide_index=True, width="stretch", height=560,
+                     column_config={"Net PnL": st.column_config.Column(
+                         help="Realized PnL − fees + funding")})
+    left, right = st.columns(2)
+    left.download_button(
+        f"Download filtered ({total:,} trades)",
+        data=lambda: queries.trades_csv(db, session_id, **filters),
+        file_name=f"trades_session_{session_id}_filtered.csv", mime="text/csv",
+        icon=":material/download:", on_click="ignore", disabled=total == 0,
+        key="trades_csv_filtered")
+    right.download_button(
+        f"Download all trades ({everything:,})",
+        data=lambda: queries.trades_csv(db, session_id),
+        file_name=f"trades_session_{session_id}.csv", mime="text/csv",
+        icon=":material/download:", on_click="ignore", key="trades_csv_all")
+
+
+st.title("Positions & trades")
+session = current_session(db)
+if session is None:
+    st.info("No session yet. Create one on the Session page; its positions, resting orders and "
+            "trade history will show here.")
+    st.page_link("views/session.py", label="Go to the Session page", icon=":material/arrow_forward:")
+    st.stop()
+
+sid = int(session["id"])
+st.caption(f"{session['name']} · prices in USDT, times are the session's engine time (UTC).")
+holdings(sid)
+
+st.subheader("Trade history")
+span = queries.trade_time_range(db, sid)
+lo, hi = (span[0].date(), span[1].date()) if span else (None, None)
+c = st.columns([1.3, 1, 1, 1.1, 1, 1])
+agent = c[0].selectbox("Agent", [ALL, *queries.agent_names(db, sid)], key="tr_agent", on_change=_reset_page)
+symbol = c[1].selectbox("Symbol", [ALL, *queries.session_symbols(db, sid)], key="tr_symbol",
+                        on_change=_reset_page)
+side_choice = c[2].selectbox("Side", [ALL, *queries.SIDES], key="tr_side", on_change=_reset_page)
+reason = c[3].selectbox("Close reason", [ALL, *queries.CLOSE_REASONS], key="tr_reason",
+                        on_change=_reset_page, format_func=lambda r: REASON_LABEL.get(r, r))
+date_from = c[4].date_input("Closed from", value=None, min_value=lo, max_value=hi, key="tr_from",
+                            on_change=_reset_page, help="UTC day, engine time")
+date_to = c[5].date_input("Closed to", value=None, min_value=lo, max_value=hi, key="tr_to",
+                          on_change=_reset_page, help="UTC day, included")
+history(sid, queries.trade_filters(agent=agent, symbol=symbol, side=side_choice, close_reason=reason,
+                                   date_from=date_from, date_to=date_to))

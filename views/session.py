@@ -1,0 +1,306 @@
+"""Session control: create a paper session, pause / resume / stop it, acknowledge a drawdown halt,
+and watch the portfolio (KPIs, allocation, equity and drawdown over engine time).
+
+A thin page: it reads through ``core.queries`` and sends intents through ``core.service`` via
+``core.ui.run_action``, so a refused intent shows as one readable message, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import queries, service
+from core.ui import (
+    ACTIVE,
+    LOSS,
+    colored,
+    current_session,
+    get_runtime,
+    pct,
+    pnl_color,
+    refresh_every,
+    run_action,
+    usd,
+)
+
+runtime = get_runtime()
+db = runtime.db
+settings = runtime.settings
+
+CONFIRM_STOP = "session_confirm_stop"
+EQUITY_LINE = "#4c8dff"
+BADGE = {
+    "created": ("Created — waiting for the engine", "blue", ":material/schedule:"),
+    "running": ("Running", "green", ":material/play_circle:"),
+    "paused": ("Paused — no new trades", "orange", ":material/pause_circle:"),
+    "halted": ("Halted — drawdown limit", "red", ":material/report:"),
+    "stopping": ("Stopping — closing positions", "orange", ":material/hourglass_top:"),
+    "stopped": ("Stopped", "gray", ":material/stop_circle:"),
+}
+CHART_LAYOUT: dict[str, Any] = {
+    "height": 300, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "hovermode": "x unified",
+    "showlegend": False,
+}
+
+
+# ---------------------------------------------------------------------- no active session
+def create_form() -> None:
+    st.subheader("Create session")
+    st.caption("Five strategy agents trade under the CEO's hard risk rules; the capital is split "
+               "between them by the roster's shares and rebalanced by results.")
+    with st.form("create_session"):
+        left, right = st.columns(2)
+        capital = left.number_input(
+            "Capital (USDT)", min_value=100.0, value=float(settings.default_capital),
+            step=1_000.0, format="%.2f",
+            help="Paper money for the whole desk; at least 100 USDT so every agent can meet "
+                 "the venue's minimum order size.")
+        name = right.text_input("Name (optional)", placeholder="e.g. Paper desk — September",
+                                max_chars=120)
+        symbols = st.multiselect("Symbols", list(settings.symbol_list),
+                                 default=list(settings.symbol_list),
+                                 help="Perpetuals the agents may trade.")
+        mode = st.radio("Mode", ["paper", "live"], index=0, horizontal=True, disabled=True,
+                        format_func={"paper": "Paper (simulated venue, replayed real candles)",
+                                     "live": "Live (AsterDex)"}.get)
+        st.caption("Live trading on AsterDex is not in this build.")
+        submitted = st.form_submit_button("Create session", type="primary")
+    if submitted:
+        if not symbols:
+            st.error("Choose at least one symbol.")
+            return
+        if run_action(service.create_session, db, settings, capital=float(capital),
+                      symbols=list(symbols), mode=mode or "paper", name=name.strip() or None,
+                      done="Session created — the engine starts trading on its next tick"):
+            st.rerun()
+
+
+def previous_sessions(sessions: list[dict[str, Any]]) -> None:
+    if not sessions:
+        return
+    st.subheader("Previous sessions")
+    rows = []
+    for s in sessions[:20]:
+        figures = queries.session_status(db, s["id"])["session"]
+        rows.append({
+            "Session": s["name"], "Status": s["status"].capitalize(), "Mode": s["mode"].upper(),
+            "Started (engine time, UTC)": pd.to_datetime(s["created_ms"], unit="ms", utc=True)
+            .strftime("%Y-%m-%d %H:%M"),
+            "Capital (USDT)": s["initial_capital"], "Final equity (USDT)": figures["equity"],
+            "PnL (USDT)": figures["total_pnl"], "PnL (%)": figures["total_pnl_pct"],
+            "Closed trades": figures["closed_trades"],
+        })
+    frame = pd.DataFrame(rows)
+    styled = (
+        frame.style
+        .format("{:,.2f}", subset=["Capital (USDT)", "Final equity (USDT)"])
+        .format("{:+,.2f}", subset=["PnL (USDT)"])
+        .format("{:+.2f}%", subset=["PnL (%)"])
+        .map(lambda v: f"color: {pnl_color(v)}", subset=["PnL (USDT)", "PnL (%)"])
+    )
+    st.dataframe(styled, hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------------- controls
+def _request_stop() -> None:
+    st.session_state[CONFIRM_STOP] = True
+
+
+def _forget_stop() -> None:
+    st.session_state.pop(CONFIRM_STOP, None)
+
+
+def _change(session_id: int, action: str, done: str) -> None:
+    """Button callback: runs before the page redraws, so the page shows the new status at once
+    (and a refusal, e.g. the engine halted the session meanwhile, as a readable message)."""
+    run_action(service.change_session, db, session_id, action, done=done)
+
+
+@st.dialog("Stop the session?", on_dismiss=_forget_stop)
+def confirm_stop(session_id: int, name: str) -> None:
+    st.markdown(f"Stopping **{name}** cancels every open order and closes every position "
+                "**at market** (slippage and taker fees apply). The agents stop trading and the "
+                "session cannot be restarted; you can create a new one afterwards.")
+    yes, no = st.columns(2)
+    if yes.button("Stop and close everything", type="primary", width="stretch") and run_action(
+            service.stop_session, db, settings, session_id):
+        _forget_stop()
+        st.rerun()
+    if no.button("Cancel", width="stretch"):
+        _forget_stop()
+        st.rerun()
+
+
+def controls(s: dict[str, Any]) -> None:
+    status, sid = s["status"], s["id"]
+    if status == "halted":
+        halt = queries.ceo_log(db, sid, kind="halt", limit=1)
+        reason = str(halt["reason"].iloc[0]) if not halt.empty else (s["status_reason"] or "drawdown halt")
+        reason = reason[:1].upper() + reason[1:].rstrip(".")
+        st.error(
+            f"**Trading halted — the portfolio drawdown limit was hit.** {reason}.\n\n"
+            "No agent trades until you acknowledge. Acknowledging resets the drawdown peak to the "
+            "current equity and reactivates the agents the halt stopped (agents you or the CEO "
+            "paused stay paused).", icon=":material/report:")
+    elif status == "stopping":
+        st.info("Stop requested: the engine is cancelling every order and closing every position "
+                "at market. This page updates when it is done.", icon=":material/hourglass_top:")
+    elif status == "created":
+        st.info("Session created: the engine starts trading on its next tick.", icon=":material/schedule:")
+    elif status == "paused":
+        st.warning("Session paused: no new trades. Open positions keep their stops.", icon=":material/pause:")
+
+    with st.container(horizontal=True):
+        if status == "running":
+            st.button("Pause", icon=":material/pause:", on_click=_change,
+                      args=(sid, "pause", "Session paused: no new trades, stops stay"),
+                      help="No new trades; open positions keep their stops.")
+        elif status == "paused":
+            st.button("Resume", icon=":material/play_arrow:", type="primary", on_click=_change,
+                      args=(sid, "resume", "Session resumed"))
+        elif status == "halted":
+            st.button("Acknowledge halt and resume", icon=":material/task_alt:", type="primary",
+                      on_click=_change,
+                      args=(sid, "resume", "Halt acknowledged: peak reset, agents reactivated"))
+        if status not in ("stopped", "stopping"):
+            st.button("Stop", icon=":material/stop:", on_click=_request_stop,
+                      help="Cancel every order and close every position at market (asks first).")
+    if st.session_state.get(CONFIRM_STOP):
+        if status in ("stopped", "stopping"):
+            _forget_stop()
+        else:
+            confirm_stop(sid, s["name"])
+
+
+# ---------------------------------------------------------------------- live figures
+def _money(value: float, *, signed: bool = False) -> str:
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+
+def kpis(s: dict[str, Any], curve: pd.DataFrame) -> None:
+    spark = curve["equity"].round(2).tolist()[-200:] if len(curve) > 1 else None
+    row = st.columns(4)
+    row[0].metric("Equity (USDT)", _money(s["equity"]), pct(s["total_pnl_pct"], signed=True),
+                  chart_data=spark, chart_type="area", border=True, height="stretch",
+                  help=f"Started with {usd(s['initial_capital'])}; the line is equity over "
+                       "engine time.")
+    row[1].metric("Total PnL (USDT)", colored(_money(s["total_pnl"], signed=True), s["total_pnl"]),
+                  pct(s["total_pnl_pct"], signed=True), border=True, height="stretch",
+                  help="Realized PnL − fees ± funding + unrealized PnL at the latest marks")
+    limit = settings.drawdown_halt_pct * 100
+    row[2].metric("Drawdown from peak", pct(s["drawdown_pct"]),
+                  f"halt at {limit:.0f}%", delta_color="off", delta_arrow="off", border=True,
+                  height="stretch",
+                  help=f"Peak equity {usd(s['peak_equity'])}. At {limit:.0f}% below the peak the "
+                       "CEO halts the session and closes everything.")
+    row[3].metric("Max drawdown", pct(s["max_drawdown_pct"]), "worst since the start",
+                  delta_color="off", delta_arrow="off", border=True, height="stretch")
+    row = st.columns([1, 1, 2])
+    row[0].metric("Open positions", f"{s['open_positions']}", border=True, height="stretch")
+    row[1].metric("Closed trades", f"{s['closed_trades']:,}", border=True, height="stretch",
+                  help=f"{s['orders']:,} orders, {s['fills']:,} fills")
+    v = s["verdicts"]
+    row[2].metric("CEO verdicts on proposals", f"{v['approve'] + v['modify'] + v['reject']:,}",
+                  f"{v['approve']:,} approved · {v['modify']:,} modified · "
+                  f"{v['reject']:,} rejected",
+                  delta_color="off", delta_arrow="off", border=True, height="stretch",
+                  help="Every proposal is approved, modified (e.g. leverage lowered to fit the "
+                       "stop rule) or rejected under the hard risk rules.")
+
+
+def allocation_chart(agents: list[dict[str, Any]]) -> None:
+    if not agents:
+        return
+    names = [a["name"] for a in agents]
+    fig = go.Figure(go.Pie(
+        labels=names, values=[max(a["allocation_pct"], 0.0) for a in agents], hole=0.55,
+        sort=False, textinfo="percent", texttemplate="%{value:.1f}%",
+        customdata=[[usd(a["equity"]), usd(a["pnl"], signed=True)] for a in agents],
+        hovertemplate="<b>%{label}</b><br>%{value:.2f}% of equity<br>equity %{customdata[0]}"
+                      "<br>PnL %{customdata[1]}<extra></extra>",
+    ))
+    fig.update_layout(title="Allocation (share of equity)", height=300,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "v", "x": 1.0, "y": 0.5})
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+def equity_charts(s: dict[str, Any], curve: pd.DataFrame) -> None:
+    if curve.empty:
+        st.info("Equity snapshots appear after the first engine hour.", icon=":material/show_chart:")
+        return
+    fig = go.Figure(go.Scatter(
+        x=curve["ts"], y=curve["equity"], mode="lines", line={"color": EQUITY_LINE, "width": 2},
+        hovertemplate="%{y:,.2f} USDT<extra></extra>", name="Equity"))
+    fig.add_hline(y=s["initial_capital"], line_dash="dot", line_color="#8a8f98",
+                  annotation_text="initial capital", annotation_position="top left")
+    fig.update_layout(title="Equity", xaxis_title="Engine time (UTC)",
+                      yaxis_title="Equity (USDT)", yaxis_tickformat=",.0f", **CHART_LAYOUT)
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+def drawdown_chart(curve: pd.DataFrame) -> None:
+    if curve.empty:
+        return
+    limit = settings.drawdown_halt_pct * 100
+    dd = -curve["drawdown_pct"] * 100  # snapshots store a fraction; drawn below zero
+    fig = go.Figure(go.Scatter(
+        x=curve["ts"], y=dd, mode="lines", fill="tozeroy", line={"color": LOSS, "width": 1.5},
+        hovertemplate="%{y:.2f}%<extra></extra>", name="Drawdown"))
+    fig.add_hline(y=-limit, line_dash="dash", line_color=LOSS,
+                  annotation_text=f"halt at −{limit:.0f}%", annotation_position="bottom left")
+    fig.update_layout(title="Drawdown from peak", xaxis_title="Engine time (UTC)",
+                      yaxis_title="Drawdown (%)", yaxis_ticksuffix="%",
+                      yaxis_range=[-(limit * 1.15), 0.5], **CHART_LAYOUT)
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+def header_line(session_id: int) -> None:
+    s = queries.session_status(db, session_id)["session"]
+    label, color, icon = BADGE.get(s["status"], (s["status"], "gray", None))
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.badge(label, color=color, icon=icon)  # type: ignore[arg-type]
+        st.caption(f"{s['mode'].upper()} · engine time {s['engine_time'] or '–'} UTC · "
+                   f"{', '.join(s['symbols'])} · started with {usd(s['initial_capital'])}")
+
+
+def live_view(session_id: int, shown_status: str) -> None:
+    status = queries.session_status(db, session_id)
+    s = status["session"]
+    if s["status"] != shown_status:
+        st.rerun(scope="app")  # the engine changed the status: redraw the controls too
+    if s["last_error"]:
+        st.warning(f"Engine reported: {s['last_error']}")
+    curve = queries.equity_curve(db, session_id)
+    kpis(s, curve)
+    left, right = st.columns([2, 1])
+    with left:
+        equity_charts(s, curve)
+    with right:
+        allocation_chart(status["agents"])
+    drawdown_chart(curve)
+
+
+# ---------------------------------------------------------------------- page
+session = current_session(db)
+if session is None or session["status"] not in ACTIVE:
+    st.title("Session")
+    if session is None:
+        st.info("No session yet — create one below to let the five agents trade.", icon=":material/waving_hand:")
+    else:
+        last = queries.session_status(db, session["id"])["session"]
+        st.info(f"Last session **{last['name']}** is {last['status']}: final equity "
+                f"{usd(last['equity'])} ({pct(last['total_pnl_pct'], signed=True)}). "
+                "Create a new one below.", icon=":material/flag:")
+    create_form()
+    previous_sessions(queries.list_sessions(db))
+else:
+    st.title(session["name"])
+    st.fragment(run_every=refresh_every())(header_line)(session["id"])
+    controls(queries.session_status(db, session["id"])["session"])
+    live = st.fragment(run_every=refresh_every())(live_view)
+    live(session["id"], session["status"])
