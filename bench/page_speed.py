@@ -100,8 +100,12 @@ def seed(url: str, trades: int, decisions: int) -> None:
 
 
 def render_times(url: str, runs: int = 3) -> dict[str, float]:
+    import logging
+
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
 
     from core.config import get_settings
 

@@ -162,7 +162,7 @@ def _sidebar_status(runtime: Runtime) -> None:
     if session is None:
         st.info("No session yet — create one on the Session page.")
         return
-    status = queries.session_status(runtime.db, session["id"])["session"]
+    status = queries.session_summary(runtime.db, session["id"])
     mode = status["mode"].upper()
     if mode == "LIVE":
         st.error(f"**{mode}** — real money on AsterDex")

@@ -431,7 +431,9 @@ def test_page_queries_on_a_big_store_return_only_a_page(big: Seeded) -> None:
 
 def test_csv_downloads_of_a_big_store_hold_every_matching_row(big: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     e, sid = big.engine, big.id
-    monkeypatch.setattr(queries, "CSV_CHUNK", 3_000)  # the CSV is built from several chunks
+    # the CSV is built from several chunks; patched where _stream_csv reads it (core.queries
+    # re-exports a copy)
+    monkeypatch.setattr(queries.common, "CSV_CHUNK", 3_000)
     trades_csv = queries.trades_csv(e, sid)
     assert len(trades_csv.splitlines()) == BIG_POSITIONS + 1
     assert trades_csv.count("trade_id,") == 1  # one header however many chunks

@@ -260,7 +260,7 @@ def drawdown_chart(curve: pd.DataFrame) -> None:
 
 
 def header_line(session_id: int) -> None:
-    s = queries.session_status(db, session_id)["session"]
+    s = queries.session_summary(db, session_id)
     label, color, icon = BADGE.get(s["status"], (s["status"], "gray", None))
     with st.container(horizontal=True, vertical_alignment="center"):
         st.badge(label, color=color, icon=icon)  # type: ignore[arg-type]
@@ -292,7 +292,7 @@ if session is None or session["status"] not in ACTIVE:
     if session is None:
         st.info("No session yet — create one below to let the five agents trade.", icon=":material/waving_hand:")
     else:
-        last = queries.session_status(db, session["id"])["session"]
+        last = queries.session_summary(db, session["id"])
         st.info(f"Last session **{last['name']}** is {last['status']}: final equity "
                 f"{usd(last['equity'])} ({pct(last['total_pnl_pct'], signed=True)}). "
                 "Create a new one below.", icon=":material/flag:")
@@ -301,6 +301,6 @@ if session is None or session["status"] not in ACTIVE:
 else:
     st.title(session["name"])
     st.fragment(run_every=refresh_every())(header_line)(session["id"])
-    controls(queries.session_status(db, session["id"])["session"])
+    controls(queries.session_summary(db, session["id"]))
     live = st.fragment(run_every=refresh_every())(live_view)
     live(session["id"], session["status"])

@@ -1,0 +1,235 @@
+"""The session's state as the CLI and the Session/Agents pages show it.
+
+Session list and status, per-agent figures (DESIGN.md section 4 metrics, aggregated in SQL),
+resting orders, open positions marked at the engine's last marks, the equity curve thinned in
+SQL, and the cheap name/symbol lists the pages' filters need. Everything here is a whole-session
+view; the long, filtered histories live in ``ceo`` and ``trades``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.lease import wall_ms
+from core.queries.common import _iso, _marks
+from core.store.tables import (
+    AgentRow,
+    CeoDecisionRow,
+    EngineLeaseRow,
+    EquitySnapshotRow,
+    FillRow,
+    OrderRow,
+    PositionRow,
+    SessionRow,
+)
+
+
+def list_sessions(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(SessionRow.id, SessionRow.name, SessionRow.status, SessionRow.mode,
+                   SessionRow.initial_capital, SessionRow.created_ms).order_by(SessionRow.id.desc())
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def agent_stats(engine: Engine, session_id: int) -> list[dict[str, Any]]:
+    """Per-agent figures (DESIGN.md section 4 metrics), aggregated in SQL."""
+    net = PositionRow.realized_pnl - PositionRow.fees + PositionRow.funding
+    closed = PositionRow.status == "closed"
+    with engine.connect() as conn:
+        marks = _marks(conn.scalar(select(SessionRow.marks).where(SessionRow.id == session_id)))
+        agg = {
+            r.agent_id: r for r in conn.execute(
+                select(
+                    PositionRow.agent_id,
+                    func.sum(case((closed, 1), else_=0)).label("trades"),
+                    func.sum(case((and_(closed, net > 0), 1), else_=0)).label("wins"),
+                    func.avg(case((closed, PositionRow.closed_ms - PositionRow.opened_ms))).label("avg_ms"),
+                ).where(PositionRow.session_id == session_id).group_by(PositionRow.agent_id)
+            )
+        }
+        open_rows = conn.execute(
+            select(PositionRow.agent_id, PositionRow.symbol, PositionRow.side, PositionRow.quantity,
+                   PositionRow.entry_price, PositionRow.margin)
+            .where(PositionRow.session_id == session_id, PositionRow.status == "open")
+        ).all()
+    with Session(engine) as db:
+        agents = db.scalars(
+            select(AgentRow).where(AgentRow.session_id == session_id).order_by(AgentRow.id)
+        ).all()
+    out = []
+    for a in agents:
+        mine = [p for p in open_rows if p.agent_id == a.id]
+        unrealized = sum(
+            (marks.get(p.symbol, p.entry_price) - p.entry_price) * p.quantity * (1 if p.side == "LONG" else -1)
+            for p in mine
+        )
+        margin = sum(p.margin for p in mine)
+        equity = a.capital + a.realized_pnl - a.fees + a.funding + unrealized
+        pnl = a.realized_pnl - a.fees + a.funding + unrealized
+        stats = agg.get(a.id)
+        trades = int(stats.trades or 0) if stats else 0
+        wins = int(stats.wins or 0) if stats else 0
+        out.append({
+            "id": a.id, "key": a.key, "name": a.name, "strategy": a.strategy, "model": a.model,
+            "risk_level": a.risk_level, "max_leverage": a.max_leverage, "status": a.status,
+            "pause_reason": a.pause_reason, "capital": round(a.capital, 2),
+            "equity": round(equity, 2), "pnl": round(pnl, 2),
+            "pnl_pct": round(pnl / a.capital * 100, 3) if a.capital else 0.0,
+            "realized_pnl": round(a.realized_pnl, 2), "unrealized_pnl": round(unrealized, 2),
+            "fees": round(a.fees, 2), "funding": round(a.funding, 2),
+            "win_rate": round(wins / trades, 4) if trades else None, "trades": trades,
+            "open_positions": len(mine),
+            "avg_duration_s": round(float(stats.avg_ms) / 1000, 1) if stats and stats.avg_ms else None,
+            "utilization": round(margin / equity, 4) if equity > 0 else 0.0,
+            "margin_in_use": round(margin, 2), "llm_failures": a.llm_failures,
+        })
+    total_equity = sum(a["equity"] for a in out) or 1.0
+    for a in out:
+        a["allocation_pct"] = round(a["equity"] / total_equity * 100, 2)
+    return out
+
+
+def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
+    """The session row with its equity, PnL, drawdown and heartbeat: cheap enough for every
+    refresh of the sidebar and headers (no scan of the trade or decision history)."""
+    with Session(engine) as db:
+        s = db.get(SessionRow, session_id)
+    if s is None:
+        raise NotFound(f"no session {session_id}")
+    marks = _marks(s.marks)
+    with engine.connect() as conn:
+        heartbeat = conn.scalar(select(EngineLeaseRow.heartbeat_ms).where(EngineLeaseRow.session_id == session_id))
+        cash = conn.scalar(
+            select(func.sum(AgentRow.capital + AgentRow.realized_pnl - AgentRow.fees + AgentRow.funding))
+            .where(AgentRow.session_id == session_id)
+        ) or 0.0
+        held = conn.execute(
+            select(PositionRow.symbol, PositionRow.side, PositionRow.quantity, PositionRow.entry_price)
+            .where(PositionRow.session_id == session_id, PositionRow.status == "open")
+        ).all()
+    unrealized = sum((marks.get(p.symbol, p.entry_price) - p.entry_price) * p.quantity
+                     * (1 if p.side == "LONG" else -1) for p in held)
+    equity = cash + unrealized
+    peak = max(s.peak_equity, equity)
+    return {
+        "id": s.id, "name": s.name, "status": s.status, "status_reason": s.status_reason,
+        "mode": s.mode, "market_source": s.market_source, "symbols": s.symbols.split(","),
+        "initial_capital": s.initial_capital, "equity": round(equity, 2),
+        "total_pnl": round(equity - s.initial_capital, 2),
+        "total_pnl_pct": round((equity / s.initial_capital - 1) * 100, 3),
+        "drawdown_pct": round(max(0.0, (peak - equity) / peak) * 100, 3) if peak > 0 else 0.0,
+        "max_drawdown_pct": round(s.max_drawdown_pct * 100, 3),
+        "peak_equity": round(peak, 2),
+        "engine_time": _iso(s.clock_ms), "ticks": s.ticks, "open_positions": len(held),
+        "heartbeat_age_s": round((wall_ms() - heartbeat) / 1000, 1) if heartbeat else None,
+        "last_error": s.last_error,
+    }
+
+
+def session_status(engine: Engine, session_id: int) -> dict[str, Any]:
+    """The session and its agents, as ``session status --json`` prints them."""
+    summary = session_summary(engine, session_id)
+    agents = agent_stats(engine, session_id)
+    with engine.connect() as conn:
+        # verdict is set on trade decisions only, so the (session_id, verdict) index answers alone
+        verdicts = dict(conn.execute(
+            select(CeoDecisionRow.verdict, func.count())
+            .where(CeoDecisionRow.session_id == session_id, CeoDecisionRow.verdict.is_not(None))
+            .group_by(CeoDecisionRow.verdict)
+        ).all())
+        orders = conn.scalar(select(func.count(OrderRow.id)).where(OrderRow.session_id == session_id))
+        fills = conn.scalar(select(func.count(FillRow.id)).where(FillRow.session_id == session_id))
+    summary.update(
+        closed_trades=sum(a["trades"] for a in agents), orders=orders, fills=fills,
+        verdicts={v: verdicts.get(v, 0) for v in ("approve", "modify", "reject")},
+    )
+    return {"session": summary, "agents": agents}
+
+
+def agent_names(engine: Engine, session_id: int) -> list[str]:
+    """The session's agent names in roster order (cheap; for filters)."""
+    with engine.connect() as conn:
+        return list(conn.scalars(select(AgentRow.name).where(AgentRow.session_id == session_id)
+                                 .order_by(AgentRow.id)))
+
+
+def session_symbols(engine: Engine, session_id: int) -> list[str]:
+    with engine.connect() as conn:
+        raw = conn.scalar(select(SessionRow.symbols).where(SessionRow.id == session_id))
+    return raw.split(",") if raw else []
+
+
+def open_orders(engine: Engine, session_id: int) -> pd.DataFrame:
+    """Orders resting at (or not yet confirmed by) the venue: NEW stops and take-profits, and
+    PENDING/UNKNOWN ones the engine is still resolving. Age is in engine time."""
+    with engine.connect() as conn:
+        now = conn.scalar(select(SessionRow.clock_ms).where(SessionRow.id == session_id))
+        rows = conn.execute(
+            select(OrderRow.id, AgentRow.name.label("agent"), OrderRow.symbol, OrderRow.side,
+                   OrderRow.type, OrderRow.purpose, OrderRow.quantity, OrderRow.stop_price,
+                   OrderRow.reduce_only, OrderRow.status, OrderRow.created_ms)
+            .outerjoin(AgentRow, AgentRow.id == OrderRow.agent_id)
+            .where(OrderRow.session_id == session_id,
+                   OrderRow.status.in_(("NEW", "PENDING", "UNKNOWN")))
+            .order_by(OrderRow.created_ms.desc(), OrderRow.id.desc())
+        ).all()
+    columns = ["id", "agent", "symbol", "side", "type", "purpose", "qty", "stop_price",
+               "reduce_only", "status", "created_at", "age_s"]
+    return pd.DataFrame([{
+        "id": r.id, "agent": r.agent, "symbol": r.symbol, "side": r.side, "type": r.type,
+        "purpose": r.purpose, "qty": r.quantity, "stop_price": r.stop_price,
+        "reduce_only": bool(r.reduce_only), "status": r.status, "created_at": _iso(r.created_ms),
+        "age_s": max(0.0, ((now or r.created_ms) - r.created_ms) / 1000),
+    } for r in rows], columns=columns)
+
+
+def open_positions(engine: Engine, session_id: int) -> pd.DataFrame:
+    with Session(engine) as db:
+        marks = _marks(db.scalar(select(SessionRow.marks).where(SessionRow.id == session_id)))
+        rows = db.execute(
+            select(PositionRow, AgentRow.name.label("agent"))
+            .join(AgentRow, AgentRow.id == PositionRow.agent_id)
+            .where(PositionRow.session_id == session_id, PositionRow.status == "open")
+            .order_by(PositionRow.opened_ms)
+        ).all()
+    records = []
+    for pos, agent in rows:
+        mark = marks.get(pos.symbol, pos.entry_price)
+        sign = 1 if pos.side == "LONG" else -1
+        records.append({
+            "agent": agent, "symbol": pos.symbol, "side": pos.side, "qty": pos.quantity,
+            "entry_price": pos.entry_price, "mark_price": mark, "leverage": pos.leverage,
+            "margin": round(pos.margin, 2),
+            "unrealized_pnl": round((mark - pos.entry_price) * pos.quantity * sign, 2),
+            "stop_price": pos.stop_price, "take_profit": pos.take_profit,
+            "liquidation_price": pos.liquidation_price, "opened_at": _iso(pos.opened_ms),
+        })
+    return pd.DataFrame(records)
+
+
+def equity_curve(engine: Engine, session_id: int, agent_id: int | None = None,
+                 max_points: int = 2000) -> pd.DataFrame:
+    """Equity and drawdown over engine time, thinned in SQL to at most ``max_points`` rows."""
+    cond = [EquitySnapshotRow.session_id == session_id,
+            EquitySnapshotRow.agent_id.is_(None) if agent_id is None else EquitySnapshotRow.agent_id == agent_id]
+    with engine.connect() as conn:
+        n = conn.scalar(select(func.count()).select_from(EquitySnapshotRow).where(*cond)) or 0
+        every = max(1, -(-n // max_points))
+        numbered = select(EquitySnapshotRow.ts_ms, EquitySnapshotRow.equity,
+                          EquitySnapshotRow.drawdown_pct,
+                          func.row_number().over(order_by=EquitySnapshotRow.ts_ms).label("rn")
+                          ).where(*cond).subquery()
+        rows = conn.execute(
+            select(numbered.c.ts_ms, numbered.c.equity, numbered.c.drawdown_pct)
+            .where((numbered.c.rn - 1) % every == 0).order_by(numbered.c.ts_ms)
+        ).all()
+    frame = pd.DataFrame(rows, columns=["ts_ms", "equity", "drawdown_pct"])
+    frame["ts"] = pd.to_datetime(frame["ts_ms"], unit="ms", utc=True)
+    return frame
