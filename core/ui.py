@@ -10,6 +10,7 @@ Pages import this module, ``core.queries`` and ``core.service`` only.
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,19 @@ def run_action(action: Callable[..., Any], *args: Any, done: str | None = None, 
     message = done or (getattr(outcome, "status", None) and f"Session is now {outcome.status}") or str(outcome)
     st.toast(message)
     return True
+
+
+def pager(total: int, *, page_size: int, key: str, noun: str, order: str) -> int:
+    """A page selector with the total; returns the SQL offset of the chosen page."""
+    pages = max(1, math.ceil(total / page_size))
+    if st.session_state.get(key, 1) > pages:
+        st.session_state[key] = pages
+    left, right = st.columns([1, 5], vertical_alignment="bottom")
+    page = int(left.number_input("Page", min_value=1, max_value=pages, step=1, key=key))
+    offset = (page - 1) * page_size
+    right.caption(f"Page {page:,} of {pages:,} · {noun} {offset + 1:,}–"
+                  f"{min(total, offset + page_size):,} of {total:,}, {order}")
+    return offset
 
 
 def refresh_every() -> int | None:

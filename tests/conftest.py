@@ -67,6 +67,27 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+APP = str(PROJECT_ROOT / "app.py")
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
+    """Environment for AppTest runs of the dashboard: a fresh SQLite store, no in-app engine, no
+    password, and Streamlit's caches (the runtime) rebuilt for it."""
+    import streamlit as st
+
+    from core.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("ENGINE_IN_APP", "false")
+    monkeypatch.delenv("DASHBOARD_PASSWORD", raising=False)
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield sqlite_url
+    st.cache_resource.clear()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":

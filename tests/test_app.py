@@ -9,29 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import streamlit as st
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from core import queries
-from core.config import PROJECT_ROOT, get_settings
+from core.config import get_settings
 from core.store.db import open_database
-from tests.conftest import make_settings
+from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
-
-APP = str(PROJECT_ROOT / "app.py")
-
-
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("ENGINE_IN_APP", "false")
-    monkeypatch.delenv("DASHBOARD_PASSWORD", raising=False)
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    yield sqlite_url
-    st.cache_resource.clear()
-    get_settings.cache_clear()
 
 
 @pytest.fixture

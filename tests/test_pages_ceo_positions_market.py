@@ -9,37 +9,25 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pytest
-import streamlit as st
 from sqlalchemy import Engine, insert
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from core import queries
-from core.config import PROJECT_ROOT, get_settings
 from core.store.db import open_database
 from core.store.tables import CeoDecisionRow
-from tests.conftest import make_settings
+from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
 
-APP = str(PROJECT_ROOT / "app.py")
 PAGES = ["views/ceo.py", "views/positions.py", "views/market.py"]
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 
 
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("ENGINE_IN_APP", "false")
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    yield sqlite_url
-    st.cache_resource.clear()
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -12,17 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import streamlit as st
 from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
 
 from core import queries, service
-from core.config import PROJECT_ROOT, get_settings
 from core.store.db import open_database
-from tests.conftest import make_settings
+from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
 
-APP = str(PROJECT_ROOT / "app.py")
 SESSION_PAGE = "views/session.py"
 AGENTS_PAGE = "views/agents.py"
 NAMES = ["TrendMaster Alpha", "Momentum Hunter", "Mean Reversion Pro", "Lightning Scalper",
@@ -30,16 +27,6 @@ NAMES = ["TrendMaster Alpha", "Momentum Hunter", "Mean Reversion Pro", "Lightnin
 
 
 # ---------------------------------------------------------------------- fixtures and helpers
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("ENGINE_IN_APP", "false")
-    monkeypatch.delenv("DASHBOARD_PASSWORD", raising=False)
-    get_settings.cache_clear()
-    st.cache_resource.clear()
-    yield sqlite_url
-    st.cache_resource.clear()
-    get_settings.cache_clear()
 
 
 @pytest.fixture

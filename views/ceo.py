@@ -8,7 +8,6 @@ aggregates, so the page stays fast however long the log grows.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
@@ -21,6 +20,7 @@ from core.ui import (
     PROFIT,
     current_session,
     get_runtime,
+    pager,
     pct,
     refresh_every,
 )
@@ -83,17 +83,6 @@ def log_table(frame: pd.DataFrame) -> Any:
     return shown.style.map(lambda v: f"color: {VERDICT_COLOR.get(v, NEUTRAL)}", subset=["Verdict"])
 
 
-def pager(total: int) -> int:
-    """A page selector with the total; returns the SQL offset of the chosen page."""
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    if st.session_state.get(PAGE_KEY, 1) > pages:
-        st.session_state[PAGE_KEY] = pages
-    left, right = st.columns([1, 5], vertical_alignment="bottom")
-    page = int(left.number_input("Page", min_value=1, max_value=pages, step=1, key=PAGE_KEY))
-    offset = (page - 1) * PAGE_SIZE
-    right.caption(f"Page {page:,} of {pages:,} · decisions {offset + 1:,}–"
-                  f"{min(total, offset + PAGE_SIZE):,} of {total:,}, newest first")
-    return offset
 
 
 @st.fragment(run_every=refresh_every())
@@ -121,7 +110,8 @@ def decision_log(session_id: int, filters: dict[str, Any]) -> None:
     if total == 0:
         st.info("No decisions match these filters. Set a filter back to *All* to widen the search.")
     else:
-        offset = pager(total)
+        offset = pager(total, page_size=PAGE_SIZE, key=PAGE_KEY, noun="decisions",
+                       order="newest first")
         frame = queries.ceo_log(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
         st.dataframe(log_table(frame), hide_index=True, width="stretch", height=560,
                      column_config={"Reason": st.column_config.TextColumn(width="large")})

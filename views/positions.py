@@ -8,7 +8,6 @@ and the filtered download always mean the same trades; the history is paged and 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
@@ -23,6 +22,7 @@ from core.ui import (
     current_session,
     duration,
     get_runtime,
+    pager,
     pct,
     pnl_color,
     refresh_every,
@@ -130,17 +130,6 @@ def holdings(session_id: int) -> None:
 
 
 # ---------------------------------------------------------------------- history
-def pager(total: int) -> int:
-    """A page selector with the total; returns the SQL offset of the chosen page."""
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    if st.session_state.get(PAGE_KEY, 1) > pages:
-        st.session_state[PAGE_KEY] = pages
-    left, right = st.columns([1, 5], vertical_alignment="bottom")
-    page = int(left.number_input("Page", min_value=1, max_value=pages, step=1, key=PAGE_KEY))
-    offset = (page - 1) * PAGE_SIZE
-    right.caption(f"Page {page:,} of {pages:,} · trades {offset + 1:,}–"
-                  f"{min(total, offset + PAGE_SIZE):,} of {total:,}, newest close first")
-    return offset
 
 
 def summary_row(s: dict[str, Any]) -> None:
@@ -189,7 +178,8 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
     if total == 0:
         st.info("No trades match these filters. Set a filter back to *All* or clear the dates.")
     else:
-        offset = pager(total)
+        offset = pager(total, page_size=PAGE_SIZE, key=PAGE_KEY, noun="trades",
+                       order="newest close first")
         frame = queries.trades(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
         st.dataframe(trade_table(frame), hide_index=True, width="stretch", height=560,
                      column_config={"Net PnL": st.column_config.Column(
