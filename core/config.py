@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # Dashboard
     dashboard_password: SecretStr | None = None
 
+    # Agents: "none" runs the rule strategies directly; "offline" sends every decision through the
+    # model path with the deterministic offline provider (the Gemini/Grok providers come later)
+    agent_llm: Literal["none", "offline"] = "none"
+
     # Engine
     engine_in_app: bool = True
     engine_lease_stale_seconds: float = Field(default=30.0, gt=0)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.agents.base import Strategy
+from core.agents.llm_agent import LLMAgent
 from core.agents.strategies import build_strategies
 from core.config import Settings
 from core.engine import Desk
@@ -16,6 +18,7 @@ from core.exchanges.symbols import default_filters
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import Lease
 from core.ledger import load_ledger
+from core.llm.base import EchoProvider
 from core.models import INTERVAL_MS
 from core.risk import RiskLimits
 from core.store.tables import SessionRow
@@ -76,14 +79,28 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
             lease.renew(db)
         db.commit()
 
+    strategies = build_agents(settings)
     return Desk(
         db=db,
         ledger=ledger,
         feed=feed,
         exchange=exchange,
         clock=FeedClock(feed),
-        strategies={s.spec.key: s for s in build_strategies()},
+        strategies={s.spec.key: s for s in strategies},
         settings=settings,
         limits=RiskLimits.from_settings(settings),
         commit=commit,
+        concurrent_agents=settings.agent_llm != "none",  # model calls overlap; rules run inline
     )
+
+
+def build_agents(settings: Settings) -> list[Strategy]:
+    """The roster's strategies, each behind the model path when AGENT_LLM asks for it."""
+    rules = build_strategies()
+    if settings.agent_llm == "offline":
+        return [LLMAgent(s, EchoProvider()) for s in rules]
+    return rules
+
+
+def agent_model_label(settings: Settings) -> str:
+    return "offline (echo-rules)" if settings.agent_llm == "offline" else "rules (no key)"

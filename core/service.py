@@ -24,7 +24,7 @@ from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import holder, new_owner_id
 from core.models import ms_to_dt
-from core.runtime import paper_account_id
+from core.runtime import agent_model_label, paper_account_id
 from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
 
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -104,7 +104,7 @@ def create_session(
         )).inserted_primary_key[0]
         conn.execute(insert(AgentRow), [{
             "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,
-            "model": "rules (no key)", "risk_level": s.risk_level.value,
+            "model": agent_model_label(settings), "risk_level": s.risk_level.value,
             "max_leverage": s.max_leverage, "base_share": s.capital_share,
             "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
             "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
