@@ -38,20 +38,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def _require_browser() -> None:
     if not Path(CHROMIUM).exists():
         require_or_skip("Debian's chromium is not installed (apt-get install chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         require_or_skip("playwright is not installed (pip install -r requirements-dev.txt)")
+
+
+def _serve(tmp_path: Path, **extra: str) -> Iterator[tuple[str, str]]:
+    _require_browser()
     url_db = f"sqlite:///{tmp_path / 'desk.db'}"
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESK_")}
     env.update(DATABASE_URL=url_db, ENGINE_IN_APP="true", TICK_SECONDS="0.3", BARS_PER_TICK="4",
                REPLAY_START="2025-09-01", LOG_LEVEL="WARNING")
     env.pop("DASHBOARD_PASSWORD", None)
+    env.update(extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -76,6 +80,22 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
             proc.kill()
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture
+def locked_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    yield from _serve(tmp_path, DASHBOARD_PASSWORD="correct horse")
+
+
+def _launch(p):  # type: ignore[no-untyped-def]
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
 def _wait_for(predicate, timeout: float = 60.0, every: float = 0.5):  # type: ignore[no-untyped-def]
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -93,9 +113,7 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
     engine = open_database(db_url)
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(30_000)
 
@@ -152,3 +170,27 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
         assert queries.open_positions(engine, session_id).empty
         browser.close()
     engine.dispose()
+
+
+def test_a_deep_link_shows_nothing_but_the_password_box(locked_server: tuple[str, str]) -> None:
+    """The first request of a fresh server is a deep link: still only the gate."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = locked_server
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page()
+        for path in ("/positions", "/ceo", "/agents", "/"):
+            page.goto(base + path)
+            expect(page.get_by_label("Password", exact=True)).to_be_visible()
+            page.wait_for_timeout(1000)
+            main = page.get_by_test_id("stMainBlockContainer")
+            assert main.get_by_role("button", name="Enter").count() == 1
+            assert main.get_by_role("button").count() == 2  # Enter and the show-password eye
+            assert page.get_by_test_id("stMetric").count() == 0
+            assert page.get_by_test_id("stDataFrame").count() == 0
+            assert page.get_by_test_id("stSidebar").count() == 0
+        page.get_by_label("Password", exact=True).fill("correct horse")
+        page.get_by_role("button", name="Enter").click()
+        expect(page.get_by_text("No session yet").first).to_be_visible()
+        browser.close()
