@@ -50,6 +50,7 @@ def _fraction(value: float | None) -> str:
 
 
 def _money(value: float, *, signed: bool = False) -> str:
+    value = round(value, 2) + 0.0  # no "-0.00"
     return f"{value:+,.2f}" if signed else f"{value:,.2f}"
 
 
