@@ -247,7 +247,7 @@ def drawdown_chart(curve: pd.DataFrame) -> None:
     if curve.empty:
         return
     limit = settings.drawdown_halt_pct * 100
-    dd = -curve["drawdown_pct"] * 100  # snapshots store a fraction; drawn below zero
+    dd = -curve["drawdown_pct"]  # percent, drawn below zero
     fig = go.Figure(go.Scatter(
         x=curve["ts"], y=dd, mode="lines", fill="tozeroy", line={"color": LOSS, "width": 1.5},
         hovertemplate="%{y:.2f}%<extra></extra>", name="Drawdown"))

@@ -231,5 +231,6 @@ def equity_curve(engine: Engine, session_id: int, agent_id: int | None = None,
             .where((numbered.c.rn - 1) % every == 0).order_by(numbered.c.ts_ms)
         ).all()
     frame = pd.DataFrame(rows, columns=["ts_ms", "equity", "drawdown_pct"])
+    frame["drawdown_pct"] *= 100  # percent, like session_status (snapshots store a fraction)
     frame["ts"] = pd.to_datetime(frame["ts_ms"], unit="ms", utc=True)
     return frame

@@ -1,0 +1,185 @@
+"""The paper venue's market clock: what happens to an account as each bar goes by.
+
+Funding at every funding time, liquidation when a bar opens beyond the liquidation price, and the
+resting stop-market / take-profit-market orders triggered on the bar's high and low (a gap fills at
+the open; when a stop and a take-profit both fit in one bar the stop is assumed first). Kept apart
+from core/exchanges/paper.py, which holds the account, its orders and its persistence; this mixin
+works on that state through the same attributes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from itertools import groupby
+from typing import cast
+
+from core.exchanges.paper_book import LIQUIDATION_PREFIX, ZERO, BookOrder
+from core.exchanges.paper_store import Changes
+from core.exchanges.paper_store import quantize as _q
+from core.models import (
+    Bar,
+    ExchangeEvents,
+    FundingPayment,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+)
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+def as_decimal(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+class BarProcessing:
+    """Per-bar behaviour of ``PaperExchange`` (which provides the state and the booking helpers)."""
+
+    def _due(self, symbol: str, bar: Bar) -> bool:
+        """Cheap float test: can this bar change anything (funding, liquidation, a trigger)?"""
+        pos = self._positions.get(symbol)
+        if pos is None or self._funding_times(bar.open_time_ms):
+            return True
+        if (bar.low <= pos.liq_f) if pos.amount > 0 else (bar.high >= pos.liq_f):
+            return True
+        return any(o.touches(bar) for o in self._resting.get(symbol, []))
+
+    def _funding_times(self, open_ms: int) -> list[int]:
+        """Unpaid funding times during the bar, [open, open + interval), oldest first: a position
+        held when the bar opened was held then. Funding times are every ``funding_interval_hours``
+        counted from 00:00 UTC each day (so a 15m bar pays when it opens at one)."""
+        floor = max(open_ms - 1, self._last_funding_ms or 0)
+        times: list[int] = []
+        t = open_ms + self._interval_ms - 1
+        while True:
+            day = t - t % DAY_MS
+            due = day + (t - day) // self._funding_ms * self._funding_ms
+            if due <= floor:
+                return times[::-1]
+            times.append(due)
+            t = due - 1
+
+    def _replay(
+        self,
+        timeline: list[tuple[str, Bar]],
+        rates: dict[str, float | None],
+        ch: Changes,
+        events: ExchangeEvents,
+    ) -> None:
+        for open_ms, group in groupby(timeline, key=lambda item: item[1].open_time_ms):
+            bars = list(group)
+            for due in self._funding_times(open_ms):
+                self._pay_funding(due, bars, rates, ch, events)
+            for symbol, bar in bars:
+                self._process_bar(symbol, bar, ch, events)
+
+    def _pay_funding(
+        self,
+        due: int,
+        bars: list[tuple[str, Bar]],
+        rates: dict[str, float | None],
+        ch: Changes,
+        events: ExchangeEvents,
+    ) -> None:
+        """Positive rate: longs pay shorts, amount = −position × mark × rate at the bar's open."""
+        for symbol, bar in bars:
+            pos = self._positions.get(symbol)
+            if pos is None:
+                continue
+            given = rates.get(symbol)
+            rate = self._funding_rate if given is None else given
+            amount = _q(-pos.amount * as_decimal(bar.open) * as_decimal(rate))
+            self._wallet = _q(self._wallet + amount)
+            payment = FundingPayment(
+                f"{self.account_id}-fund-{symbol}-{due}", symbol, amount, rate, due
+            )
+            ch.funding.append(payment)
+            events.funding.append(payment)
+            self._last_funding_ms = due
+
+    def _process_bar(self, symbol: str, bar: Bar, ch: Changes, events: ExchangeEvents) -> None:
+        """Walk the bar pessimistically: its open (gaps), then the adverse extreme (stops, then
+        liquidation), then the favourable extreme (take-profits)."""
+        ts = bar.open_time_ms + self._interval_ms
+        pos = self._positions.get(symbol)
+        if pos is None:
+            self._expire_stale(symbol, ts, ch, events)
+            return
+        d = pos.sign
+        exit_side = OrderSide.SELL if d > 0 else OrderSide.BUY
+        mine = [o for o in self._resting.get(symbol, []) if o.side is exit_side]
+        stops = [o for o in mine if o.type is OrderType.STOP_MARKET]
+        tps = [o for o in mine if o.type is OrderType.TAKE_PROFIT_MARKET]
+        if d * bar.open <= d * pos.liq_f:
+            self._liquidate(symbol, ts, ch, events)
+            return
+        gapped = [o for o in stops if d * bar.open <= d * o.level]
+        gapped += [o for o in tps if d * bar.open >= d * o.level]
+        at_open = {o.client_order_id for o in gapped}
+        adverse = bar.low if d > 0 else bar.high
+        favourable = bar.high if d > 0 else bar.low
+        # stops beyond the liquidation price are never reached: the liquidation comes first
+        near = [
+            o
+            for o in stops
+            if o.client_order_id not in at_open and d * adverse <= d * o.level >= d * pos.liq_f
+        ]
+        near.sort(key=lambda o: -d * o.level)
+        liquidated = d * adverse <= d * pos.liq_f
+        targets = sorted(
+            (o for o in tps if o.client_order_id not in at_open and d * favourable >= d * o.level),
+            key=lambda o: d * o.level,
+        )
+        plan: list[BookOrder | None] = [*gapped, *near, *([None] if liquidated else []), *targets]
+        for order in plan:
+            if symbol not in self._positions:
+                break
+            if order is None:
+                self._liquidate(symbol, ts, ch, events)
+            else:
+                gap = order.client_order_id in at_open
+                base = as_decimal(bar.open) if gap else cast(Decimal, order.stop_price)
+                self._trigger(order, base, ts, ch, events)
+        self._expire_stale(symbol, ts, ch, events)
+
+    def _trigger(
+        self, order: BookOrder, base: Decimal, ts: int, ch: Changes, events: ExchangeEvents
+    ) -> None:
+        """A resting order becomes a market order: adverse slippage, capped to the position."""
+        qty = min(order.quantity, abs(self._positions[order.symbol].amount))
+        price = self._slipped(self._rules(order.symbol), base, order.side)
+        done, fill = self._fill(order, qty, price, ts, ch)
+        events.fills.append(fill)
+        events.order_updates.append(OrderUpdate(done.result((fill,)), ts))
+
+    def _liquidate(self, symbol: str, ts: int, ch: Changes, events: ExchangeEvents) -> None:
+        """Close at the liquidation price; the maintenance part of the margin is the fee, so the
+        account loses exactly the isolated margin."""
+        pos = self._positions[symbol]
+        qty = abs(pos.amount)
+        realized = _q(qty * (pos.liq - pos.entry_price) * pos.sign)
+        seq = self._take_seq()
+        order = BookOrder(
+            seq=seq,
+            client_order_id=f"{LIQUIDATION_PREFIX}{self.account_id}-{seq}",
+            exchange_order_id=f"{self.account_id}-O{seq}",
+            symbol=symbol,
+            side=OrderSide.SELL if pos.sign > 0 else OrderSide.BUY,
+            type=OrderType.MARKET,
+            quantity=qty,
+            stop_price=None,
+            reduce_only=True,
+            status=OrderStatus.NEW,
+            executed_qty=ZERO,
+            avg_price=ZERO,
+            created_ms=ts,
+            updated_ms=ts,
+        )
+        ch.inserted.add(order.client_order_id)
+        fee = pos.isolated_margin + realized
+        done, fill = self._book(order, qty, pos.liq, fee, realized, None, ts, ch, liquidation=True)
+        events.fills.append(fill)
+        events.order_updates.append(OrderUpdate(done.result((fill,)), ts))
+
