@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from core import queries
 from core.config import Settings, get_settings
+from core.engine import ACTIVE_SESSION
 from core.errors import DeskError
 from core.scheduler import EngineDriver
 from core.store.db import open_database
@@ -28,7 +29,7 @@ PROFIT = "#1f9d55"
 LOSS = "#e03e3e"
 NEUTRAL = "#8a8f98"
 REFRESH_SECONDS = 15
-ACTIVE = ("created", "running", "paused", "halted", "stopping")
+ACTIVE = ACTIVE_SESSION  # the statuses an engine still ticks
 
 
 @dataclass
@@ -130,6 +131,18 @@ def current_session(db: Engine) -> dict[str, Any] | None:
     sessions = queries.list_sessions(db)
     active = [s for s in sessions if s["status"] in ACTIVE]
     return (active or sessions or [None])[0]
+
+
+def session_or_stop(db: Engine, what_shows_here: str) -> dict[str, Any]:
+    """The session a page shows; without one, say what the page will show and stop the script."""
+    session = current_session(db)
+    if session is None:
+        st.info(f"No session yet. Create one on the Session page: {what_shows_here}",
+                icon=":material/waving_hand:")
+        st.page_link("views/session.py", label="Go to the Session page",
+                     icon=":material/arrow_forward:")
+        st.stop()
+    return session
 
 
 def run_action(action: Callable[..., Any], *args: Any, done: str | None = None, **kwargs: Any) -> bool:

@@ -18,11 +18,11 @@ from core.ui import (
     LOSS,
     NEUTRAL,
     PROFIT,
-    current_session,
     get_runtime,
     pager,
     pct,
     refresh_every,
+    session_or_stop,
 )
 
 runtime = get_runtime()
@@ -177,12 +177,8 @@ def allocations(session_id: int) -> None:
 
 
 st.title("CEO decision log")
-session = current_session(db)
-if session is None:
-    st.info("No session yet. Create one on the Session page: every verdict the CEO gives, every "
-            "pause and every rebalance will be logged here.")
-    st.page_link("views/session.py", label="Go to the Session page", icon=":material/arrow_forward:")
-    st.stop()
+session = session_or_stop(
+    db, "every verdict the CEO gives, every pause and every rebalance will be logged here.")
 
 sid = int(session["id"])
 st.caption(f"{session['name']} · every proposal is approved, modified or rejected under the hard "

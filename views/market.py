@@ -19,11 +19,11 @@ from core.errors import DeskError
 from core.ui import (
     LOSS,
     PROFIT,
-    current_session,
     get_runtime,
     pct,
     pnl_color,
     refresh_every,
+    session_or_stop,
 )
 
 runtime = get_runtime()
@@ -158,12 +158,8 @@ def market(session_id: int) -> None:
 
 
 st.title("Market")
-session = current_session(db)
-if session is None:
-    st.info("No session yet. Create one on the Session page: the market view follows the session's "
-            "symbols and its engine clock.")
-    st.page_link("views/session.py", label="Go to the Session page", icon=":material/arrow_forward:")
-    st.stop()
+session = session_or_stop(
+    db, "the market view follows the session's symbols and its engine clock.")
 
 st.caption(f"{session['name']} · prices in USDT.")
 market(int(session["id"]))

@@ -19,13 +19,13 @@ from core.ui import (
     NEUTRAL,
     PROFIT,
     colored,
-    current_session,
     duration,
     get_runtime,
     pager,
     pct,
     pnl_color,
     refresh_every,
+    session_or_stop,
     usd,
 )
 
@@ -199,12 +199,8 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
 
 
 st.title("Positions & trades")
-session = current_session(db)
-if session is None:
-    st.info("No session yet. Create one on the Session page; its positions, resting orders and "
-            "trade history will show here.")
-    st.page_link("views/session.py", label="Go to the Session page", icon=":material/arrow_forward:")
-    st.stop()
+session = session_or_stop(
+    db, "its positions, resting orders and trade history will show here.")
 
 sid = int(session["id"])
 st.caption(f"{session['name']} · prices in USDT, times are the session's engine time (UTC).")
