@@ -3,7 +3,6 @@ backtest reproduces exactly what paper trading would have done on the same bars.
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
 
@@ -11,23 +10,11 @@ class Clock(Protocol):
     def now_ms(self) -> int: ...
 
 
-class SystemClock:
-    """Wall-clock time in UTC milliseconds (live trading)."""
+class FeedClock:
+    """Engine time of a replay: the close time of the newest bar the feed has served."""
+
+    def __init__(self, feed: Clock) -> None:  # a feed's now is a clock
+        self._feed = feed
 
     def now_ms(self) -> int:
-        return int(time.time() * 1000)
-
-
-class StepClock:
-    """A clock the driver moves: replay and backtests set it to each bar's close time."""
-
-    def __init__(self, start_ms: int = 0) -> None:
-        self._now = start_ms
-
-    def now_ms(self) -> int:
-        return self._now
-
-    def set(self, now_ms: int) -> None:
-        if now_ms < self._now:
-            raise ValueError(f"clock cannot move backwards ({now_ms} < {self._now})")
-        self._now = now_ms
+        return self._feed.now_ms()

@@ -30,12 +30,6 @@ def ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def dt_to_ms(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime: every datetime in the desk is timezone-aware UTC")
-    return int(dt.timestamp() * 1000)
-
-
 # --------------------------------------------------------------------------------------------------
 # Market data
 

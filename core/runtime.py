@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.agents.base import Strategy
 from core.agents.llm_agent import LLMAgent
 from core.agents.strategies import build_strategies
+from core.clock import FeedClock
 from core.config import Settings
 from core.engine import Desk
 from core.errors import ConfigError, NotFound
@@ -22,16 +23,6 @@ from core.llm.base import EchoProvider
 from core.models import INTERVAL_MS
 from core.risk import RiskLimits
 from core.store.tables import SessionRow
-
-
-class FeedClock:
-    """Engine time of a replay: the close time of the newest bar the feed has served."""
-
-    def __init__(self, feed: ReplayFeed) -> None:
-        self._feed = feed
-
-    def now_ms(self) -> int:
-        return self._feed.now_ms()
 
 
 def paper_account_id(session_id: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.agents.base import AgentSpec
 from core.models import RISK_LEVERAGE_CAP, RiskLevel
 
-__all__ = ["BY_KEY", "BY_NAME", "RISK_LEVERAGE_CAP", "ROSTER", "find_spec"]
+__all__ = ["BY_KEY", "RISK_LEVERAGE_CAP", "ROSTER", "find_spec"]
 
 ROSTER: tuple[AgentSpec, ...] = (
     AgentSpec("trend", "TrendMaster Alpha", "trend following", "gemini", 0.25, RiskLevel.MEDIUM, 10, "1h"),
@@ -15,7 +15,6 @@ ROSTER: tuple[AgentSpec, ...] = (
     AgentSpec("arbitrage", "Arbitrage Scanner", "statistical arbitrage", "gemini", 0.20, RiskLevel.LOW, 5, "1h"),
 )
 
-BY_NAME: dict[str, AgentSpec] = {s.name: s for s in ROSTER}
 BY_KEY: dict[str, AgentSpec] = {s.key: s for s in ROSTER}
 
 

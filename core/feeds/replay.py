@@ -173,9 +173,6 @@ class ReplayFeed:
     def now_ms(self) -> int:
         return int(self._data.open_ms[self._index]) + self._base_ms if self._index >= 0 else 0
 
-    def first_ms(self) -> int:
-        return int(self._data.open_ms[0]) + self._base_ms
-
     def last_ms(self) -> int:
         return int(self._data.open_ms[-1]) + self._base_ms
 
