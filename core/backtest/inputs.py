@@ -1,0 +1,80 @@
+"""Gathers a backtest's report inputs from a store (the run's private store or the main one, the
+figures are the same) and the recorded closes, then calls the pure ``report.build_report``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from core.backtest.params import BacktestParams
+from core.backtest.report import CurvePoint, Decision, Trade, build_report
+from core.config import Settings
+from core.feeds.replay import ReplayData
+from core.models import INTERVAL_MS
+from core.store.tables import AGENTS, CEO_DECISIONS, EQUITY_SNAPSHOTS, POSITIONS, SESSIONS
+
+AGENTS_ON_RULES = "agents ran on rules (no cached model replies are used in backtests)"
+
+
+def load_trades(conn: Any, session_id: int) -> list[Trade]:
+    p, a = POSITIONS, AGENTS
+    rows = conn.execute(
+        select(a.c.name, p.c.symbol, p.c.side, p.c.opened_ms, p.c.closed_ms, p.c.realized_pnl,
+               p.c.fees, p.c.funding, p.c.exit_qty, p.c.exit_price, p.c.close_reason)
+        .join(a, a.c.id == p.c.agent_id)
+        .where(p.c.session_id == session_id, p.c.status == "closed").order_by(p.c.id))
+    return [Trade(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5]), float(r[6]), float(r[7]),
+                  float(r[8]), float(r[9] or 0.0), r[10] or "") for r in rows]
+
+
+def load_curve(conn: Any, session_id: int) -> list[CurvePoint]:
+    e = EQUITY_SNAPSHOTS
+    rows = conn.execute(select(e.c.ts_ms, e.c.equity, e.c.gross_notional)
+                        .where(e.c.session_id == session_id, e.c.agent_id.is_(None))
+                        .order_by(e.c.ts_ms, e.c.id))
+    return [CurvePoint(int(r[0]), float(r[1]), float(r[2])) for r in rows]
+
+
+def load_decisions(conn: Any, session_id: int) -> list[Decision]:
+    c = CEO_DECISIONS
+    rows = conn.execute(select(c.c.kind, c.c.verdict, c.c.rules, c.c.changes)
+                        .where(c.c.session_id == session_id).order_by(c.c.id))
+    return [Decision(r[0], r[1], r[2] or "", json.loads(r[3]) if r[3] else None) for r in rows]
+
+
+def price_window(data: ReplayData, params: BacktestParams) -> tuple[list[int], dict[str, list[float]]]:
+    """Close times and closes of each symbol from the range's start (the price at the start)
+    through its end."""
+    step = INTERVAL_MS[params.interval]
+    closes_ms = data.open_ms + step
+    lo = max(0, int(np.searchsorted(closes_ms, params.start_ms, side="right")) - 1)
+    hi = int(np.searchsorted(closes_ms, params.end_ms, side="right"))
+    ts = [int(x) for x in closes_ms[lo:hi]]
+    closes = {s: [float(x) for x in data.get(s, params.interval).cols["close"][lo:hi]]
+              for s in params.symbols}
+    return ts, closes
+
+
+def compute_report(engine: Engine, session_id: int, params: BacktestParams, data: ReplayData,
+                   settings: Settings) -> dict[str, Any]:
+    with engine.connect() as conn:
+        session = conn.execute(select(SESSIONS.c.start_ms, SESSIONS.c.clock_ms)
+                               .where(SESSIONS.c.id == session_id)).one()
+        agents = [(r[0], float(r[1])) for r in conn.execute(
+            select(AGENTS.c.name, AGENTS.c.initial_capital)
+            .where(AGENTS.c.session_id == session_id).order_by(AGENTS.c.id))]
+        trades = load_trades(conn, session_id)
+        curve = load_curve(conn, session_id)
+        decisions = load_decisions(conn, session_id)
+    price_ts, closes = price_window(data, params)
+    return build_report(
+        initial=params.capital, start_ms=int(session.start_ms), end_ms=int(session.clock_ms),
+        interval_ms=INTERVAL_MS[params.interval], ceo=params.ceo,
+        halt_limit=settings.drawdown_halt_pct,
+        closing_cost_rate=settings.paper_slippage_bps / 10_000 + settings.paper_taker_fee,
+        curve=curve, trades=trades, agents=agents, decisions=decisions, price_ts=price_ts,
+        closes=closes, agents_note=AGENTS_ON_RULES,
+    )

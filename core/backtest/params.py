@@ -1,0 +1,129 @@
+"""What a backtest is asked to do, validated before anything runs.
+
+Dates are UTC. ``--from DATE`` starts at that day's midnight and ``--to DATE`` runs through the end
+of that day (a timestamp such as ``2025-10-10T12:00`` is taken exactly). The range must lie inside
+the recorded data of every chosen symbol; the data is read (and refused file by file, row by row,
+see ``core.feeds.replay.read_candles``) here, so a bad request fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, FeedError
+from core.feeds.replay import ReplayData, load_replay_data
+from core.models import INTERVAL_MS, ms_to_dt
+
+INTERVALS = ("1m", "15m", "1h")
+DAY = timedelta(days=1)
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestParams:
+    start_ms: int
+    end_ms: int
+    data_dir: str
+    interval: str
+    symbols: tuple[str, ...]
+    capital: float
+    ceo: bool = True
+    name: str | None = None
+    llm_cache: bool = False  # agents answer from recorded model replies where a prompt matches
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["symbols"] = list(self.symbols)
+        out["from"] = _fmt(self.start_ms)
+        out["to"] = _fmt(self.end_ms)
+        return out
+
+    @property
+    def label(self) -> str:
+        ceo = ("CEO on" if self.ceo else "CEO off") + (" LLM cache" if self.llm_cache else "")
+        last_day = _fmt(self.end_ms - 1)[:10]  # the end is exclusive
+        return (self.name or f"{','.join(s.removesuffix('USDT') for s in self.symbols)} "
+                f"{self.interval} {_fmt(self.start_ms)[:10]} → {last_day} {ceo}")[:120]
+
+
+def parse_time(text: str, *, end: bool) -> int:
+    """``YYYY-MM-DD`` (a whole day; the end of it when ``end``) or an ISO timestamp, in UTC ms."""
+    raw = text.strip()
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{'--to' if end else '--from'} {text!r} is not a date (YYYY-MM-DD)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if end and len(raw) == 10:
+        when += DAY
+    return int(when.timestamp() * 1000)
+
+
+def build_params(
+    *,
+    start: str,
+    end: str,
+    data_dir: str | Path,
+    interval: str,
+    symbols: list[str] | tuple[str, ...],
+    capital: float,
+    ceo: bool = True,
+    name: str | None = None,
+    llm_cache: bool = False,
+) -> tuple[BacktestParams, ReplayData]:
+    """Validate a request and load its data; ConfigError (one readable line) when it cannot run."""
+    if interval not in INTERVALS:
+        raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
+    if not isinstance(capital, (int, float)) or not math.isfinite(capital) or capital < 100:
+        raise ConfigError(f"capital must be at least 100 USDT, got {capital!r}")
+    chosen = tuple(s.strip().upper() for s in symbols if s.strip())
+    if not chosen:
+        raise ConfigError("choose at least one symbol")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError("a symbol is listed twice")
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"--data {folder}: not a folder")
+    start_ms, end_ms = parse_time(start, end=False), parse_time(end, end=True)
+    if end_ms <= start_ms:
+        raise ConfigError(f"--to ({_fmt(end_ms)}) must be after --from ({_fmt(start_ms)})")
+    try:
+        data = load_replay_data(folder.resolve(), interval, chosen)
+    except FeedError as exc:
+        raise ConfigError(str(exc)) from None
+    step = INTERVAL_MS[interval]
+    first_close, last_close = int(data.open_ms[0]) + step, int(data.open_ms[-1]) + step
+    start_ms = max(start_ms, first_close)  # a range from the data's first day starts at its first bar
+    if start_ms >= last_close or end_ms <= first_close:
+        raise ConfigError(f"the range {_fmt(start_ms)} → {_fmt(end_ms)} is outside the data "
+                          f"({_fmt(first_close)} → {_fmt(last_close)})")
+    if end_ms > last_close and end_ms - last_close < DAY_MS:
+        end_ms = last_close  # the data's last (partial) day: run to its last bar
+    if end_ms > last_close:
+        raise ConfigError(f"--to {_fmt(end_ms)} is after the end of the data ({_fmt(last_close)}); "
+                          f"choose {ms_to_dt(last_close - 1):%Y-%m-%d} or earlier")
+    params = BacktestParams(start_ms, end_ms, str(folder.resolve()), interval, chosen,
+                            float(capital), ceo, name.strip()[:120] if name else None,
+                            bool(llm_cache))
+    if ticks_in(params, data) < 1:
+        raise ConfigError("the range holds no complete bar")
+    return params, data
+
+
+def ticks_in(params: BacktestParams, data: ReplayData) -> int:
+    """Base bars that close after the start and no later than the end: one engine tick each."""
+    closes = data.open_ms + INTERVAL_MS[params.interval]
+    first = int(np.searchsorted(closes, params.start_ms, side="right"))
+    last = int(np.searchsorted(closes, params.end_ms, side="right"))
+    return max(0, last - first)
+
+
+def _fmt(ms: int) -> str:
+    return f"{ms_to_dt(ms):%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,186 @@
+"""Runs one backtest through the desk's own engine in a private in-memory store.
+
+The session lives in a private SQLite database in memory and the paper venue in a second one, so
+ticks cost no disk writes, nothing waits on the dashboard or a live engine, and the desk never
+calls the venue while it holds a write transaction on the venue's database. Everything else is the
+code that trades paper: ``run_cycle``, the rule agents, the CEO's hard rules (core/risk.py) and
+periodic reviews, the paper exchange with its fees, slippage, stops and funding, on the feed's step
+clock (one base bar per tick). At the end of the range the session is stopped like a user would
+stop it, so every position is closed at the last prices and every trade is complete.
+
+With the CEO off (``ceo=False``) the agents trade under the venue's own limits only: leverage up to
+the symbol's maximum (and the agent's own cap, which is part of its roster entry), the margin the
+agent and the account have, the symbol filters, one owner per symbol and a stop on every position
+(the venue nets positions per symbol and the stop rests on it). Per-trade margin and position caps,
+the stop-width rule, gross exposure, pauses, rebalances and the drawdown halt are all switched off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Engine, create_engine, insert, update
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+import core.exchanges.paper_store  # noqa: F401  (registers the venue's tables on the metadata)
+from core.agents.base import Strategy
+from core.agents.strategies import build_strategies
+from core.backtest.params import BacktestParams
+from core.clock import FeedClock
+from core.config import Settings
+from core.engine import Desk, run_cycle
+from core.errors import FeedExhausted
+from core.exchanges.paper import PaperExchange
+from core.feeds.replay import ReplayData, ReplayFeed
+from core.ledger import load_ledger
+from core.models import INTERVAL_MS
+from core.risk import RiskLimits
+from core.runtime import paper_exchange
+from core.service import insert_session
+from core.store.base import Base
+from core.store.tables import CEO_DECISIONS, SESSIONS
+
+Progress = Callable[[int, int], None]
+ACCOUNT = "backtest"
+AGENT_MODEL = "rules (backtest)"
+NO_LIMIT = 1_000_000_000
+
+
+@dataclass(slots=True)
+class FinishedRun:
+    engine: Engine  # the private store holding the session
+    venue: Engine
+    session_id: int
+    ticks: int
+    settings: Settings
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.venue.dispose()
+
+
+class BoundedFeed(ReplayFeed):
+    """The replay feed, ending at the backtest's last bar (FeedExhausted after it)."""
+
+    def __init__(self, data: ReplayData, *, start_ms: int, end_ms: int) -> None:
+        super().__init__(data, start_ms=start_ms, bars_per_tick=1)
+        self._end_ms = end_ms
+        self._step_ms = INTERVAL_MS[data.base_interval]
+
+    def step(self):  # type: ignore[no-untyped-def]
+        if self.now_ms() + self._step_ms > self._end_ms:
+            raise FeedExhausted("the backtest's range ends here")
+        return super().step()
+
+
+def memory_store() -> Engine:
+    engine = create_engine("sqlite://", poolclass=StaticPool,
+                           connect_args={"check_same_thread": False})
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def run_settings(settings: Settings, params: BacktestParams) -> Settings:
+    """The desk's settings for this run: the user's risk limits and venue costs, an equity
+    snapshot every bar (the report's equity curve), and with the CEO off its rules disabled."""
+    update_: dict[str, object] = {
+        "replay_interval": params.interval, "bars_per_tick": 1,
+        "snapshot_interval_minutes": INTERVAL_MS[params.interval] // 60_000,
+        "symbols": ",".join(params.symbols), "agent_llm": "none",
+    }
+    if not params.ceo:  # model_copy skips validation on purpose: these limits are "never"
+        update_ |= {
+            "drawdown_halt_pct": math.inf, "agent_pause_drawdown_pct": math.inf,
+            "agent_pause_losing_streak": NO_LIMIT, "agent_pause_win_rate_window": NO_LIMIT,
+            "rebalance_interval_hours": NO_LIMIT,
+        }
+    return settings.model_copy(update=update_)
+
+
+def run_limits(settings: Settings, ceo: bool) -> RiskLimits:
+    if ceo:
+        return RiskLimits.from_settings(settings)
+    return RiskLimits(max_margin_fraction=1.0, max_open_positions=NO_LIMIT,
+                      stop_loss_margin_pct=math.inf, gross_exposure_cap=math.inf)
+
+
+def _create_session(engine: Engine, params: BacktestParams) -> int:
+    capital = params.capital
+    with engine.begin() as conn:
+        sid = insert_session(conn, name=params.label, mode="backtest", source="replay",
+                             symbols=params.symbols, capital=capital, interval=params.interval,
+                             start_ms=params.start_ms, model_of=lambda _spec: AGENT_MODEL)
+        ceo = "CEO on" if params.ceo else "CEO off (venue limits only)"
+        conn.execute(insert(CEO_DECISIONS).values(
+            session_id=sid, ts_ms=params.start_ms, kind="session", rules="",
+            reason=f"backtest created: {capital:,.2f} USDT on {', '.join(params.symbols)}, "
+                   f"{params.interval} bars, {ceo}, agents on rules"))
+    return int(sid)
+
+
+def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: int,
+        progress: Progress | None = None, strategies: list[Strategy] | None = None) -> FinishedRun:
+    """Tick the desk over the range, stop the session at its end; the caller disposes the run.
+    ``strategies`` replaces the roster's rule agents (matched by ``spec.key``; agents without
+    one stay idle), e.g. for a benchmark's single strategy."""
+    desk_settings = run_settings(settings, params)
+    engine, venue = memory_store(), memory_store()
+    try:
+        session_id = _create_session(engine, params)
+        PaperExchange.open_account(venue, ACCOUNT, Decimal(repr(params.capital)))
+        desk = _desk(desk_settings, params, data, engine, venue, session_id,
+                     build_strategies() if strategies is None else strategies)
+        every = max(1, total // 200)
+        ticks = 0
+        try:
+            while True:
+                run_cycle(desk)
+                ticks += 1
+                if progress is not None and ticks % every == 0:
+                    progress(ticks, total)
+        except FeedExhausted:
+            desk.db.rollback()
+        _stop(desk)
+        if progress is not None:
+            progress(ticks, total)
+        desk.db.close()
+    except BaseException:
+        engine.dispose()
+        venue.dispose()
+        raise
+    return FinishedRun(engine, venue, session_id, ticks, desk_settings)
+
+
+def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: Engine,
+          venue_engine: Engine, session_id: int, strategies: list[Strategy]) -> Desk:
+    feed = BoundedFeed(data, start_ms=params.start_ms, end_ms=params.end_ms)
+    venue = paper_exchange(settings, venue_engine, ACCOUNT, tuple(params.symbols), params.interval)
+    db = Session(engine, expire_on_commit=False)
+    ledger = load_ledger(db, session_id)
+    db.commit()
+    return Desk(
+        db=db, ledger=ledger, feed=feed, exchange=venue, clock=FeedClock(feed),
+        strategies={s.spec.key: s for s in strategies}, settings=settings,
+        limits=run_limits(settings, params.ceo), commit=db.commit, concurrent_agents=False,
+    )
+
+
+def _stop(desk: Desk) -> None:
+    """Stop the session as a user would at the end of the range: close everything at the last
+    prices (the engine's own stopping path), final snapshot."""
+    session = desk.ledger.session
+    if session.status == "stopped":
+        return
+    desk.db.execute(update(SESSIONS).where(SESSIONS.c.id == session.id).values(
+        status="stopping", status_reason="end of the backtest range",
+        intent_version=SESSIONS.c.intent_version + 1))
+    desk.db.commit()
+    for _ in range(5):
+        run_cycle(desk)
+        if desk.ledger.session.status == "stopped":
+            return
+    raise RuntimeError("the backtest could not close every position at the end of its range")

@@ -1,0 +1,119 @@
+"""One backtest from request to stored report: record the run, tick it privately, copy it into
+the main store, compute and save the report. Used by the CLI, the dashboard's background jobs,
+the tests and the benchmarks.
+
+A run's row (``backtest_runs``) shows ``running`` with its progress while it ticks (a short write
+every 0.5% of the range), ``saving`` while it is copied, then ``done`` with the report and the
+session id, or ``failed`` with the error. Its session (mode ``backtest``) is never the dashboard's
+or the CLI's default session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, update
+
+from core.agents.base import Strategy
+from core.agents.strategies import build_strategies
+from core.backtest import runner
+from core.backtest.inputs import compute_report
+from core.backtest.llm_cache import CachedAgent, ReplyCache
+from core.backtest.params import BacktestParams, ticks_in
+from core.backtest.transfer import copy_session
+from core.config import Settings
+from core.feeds.replay import ReplayData
+from core.lease import wall_ms
+from core.risk import RiskLimits
+from core.store.tables import BacktestRunRow
+
+log = logging.getLogger(__name__)
+RUNS = BacktestRunRow.__table__
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    run_id: int
+    session_id: int
+    ticks: int
+    seconds: float
+    report: dict[str, Any]
+
+
+def create_run(engine: Engine, params: BacktestParams, total: int) -> int:
+    with engine.begin() as conn:
+        return int(conn.execute(insert(RUNS).values(
+            name=params.label, status="running", params=json.dumps(params.as_json()),
+            progress=0.0, ticks_done=0, ticks_total=total, started_ms=wall_ms(),
+            updated_ms=wall_ms(),
+        )).inserted_primary_key[0])
+
+
+def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, data: ReplayData,
+                 *, progress: Progress | None = None, run_id: int | None = None,
+                 strategies: list[Strategy] | None = None,
+                 agents_note: str | None = None) -> BacktestResult:
+    """Run, store and report one backtest; a failure is recorded on the run and re-raised."""
+    total = ticks_in(params, data)
+    if run_id is None:
+        run_id = create_run(engine, params, total)
+    started = time.perf_counter()
+    cache = None
+    if params.llm_cache and strategies is None:
+        cache = ReplyCache(engine)
+        limits = RiskLimits.from_settings(settings)
+        strategies = [CachedAgent(s, cache, limits)  # type: ignore[misc]
+                      for s in build_strategies()]
+
+    def on_progress(done: int, of: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id)
+                         .values(progress=min(1.0, done / of) if of else 1.0, ticks_done=done,
+                                 updated_ms=wall_ms()))
+        if progress is not None:
+            progress(done, of)
+
+    try:
+        finished = runner.run(settings, params, data, total=total, progress=on_progress,
+                              strategies=strategies)
+        try:
+            report = compute_report(finished.engine, finished.session_id, params, data, settings)
+            if agents_note or cache is not None:
+                report["agents_model"] = agents_note or cache.note()  # type: ignore[union-attr]
+            seconds = time.perf_counter() - started
+            report["run"] = {"ticks": finished.ticks, "seconds": seconds,
+                             "bars_per_second": finished.ticks * len(params.symbols) / seconds
+                             if seconds > 0 else None, "params": params.as_json()}
+            session_id = copy_session(finished.engine, finished.session_id, engine, run_id)
+        finally:
+            finished.dispose()
+        with engine.begin() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+                status="done", session_id=session_id, progress=1.0, ticks_done=finished.ticks,
+                report=json.dumps(report, default=_json_default), finished_ms=wall_ms(),
+                wall_seconds=time.perf_counter() - started))
+    except BaseException as exc:
+        _fail(engine, run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+        raise
+    return BacktestResult(run_id, session_id, finished.ticks, time.perf_counter() - started, report)
+
+
+def _fail(engine: Engine, run_id: int, message: str, seconds: float) -> None:
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+                status="failed", error=message[:2000], finished_ms=wall_ms(), wall_seconds=seconds))
+    except Exception:  # the original error matters more than recording it
+        log.exception("could not record the failure of backtest run %s", run_id)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, float):
+        return None
+    return str(value)

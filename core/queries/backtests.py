@@ -1,0 +1,159 @@
+"""Backtest runs as the CLI and the Backtest page read them: the list (newest first, with each
+run's headline figures), one run with its parameters and report, runs side by side, the report as
+CSV rows, and the candles of the run's range with its entries and exits.
+
+A run's trades, CEO log and equity curve are an ordinary session's (mode ``backtest``), so the
+usual ``trades``/``ceo_log``/``equity_curve`` queries serve them with the run's ``session_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from core.lease import wall_ms
+from core.models import INTERVAL_MS
+from core.queries.market import CANDLE_COLUMNS, MARKER_COLUMNS, MAX_MARKERS
+from core.store.tables import AgentRow, BacktestRunRow, PositionRow
+
+R = BacktestRunRow
+COMPARE_ROWS = [
+    ("total_return", "Total return"), ("cagr", "CAGR"), ("max_drawdown", "Max drawdown"),
+    ("sharpe", "Sharpe"), ("sortino", "Sortino"), ("profit_factor", "Profit factor"),
+    ("win_rate", "Win rate"), ("trades", "Trades"), ("fees", "Fees (USDT)"),
+    ("funding_paid", "Funding paid (USDT)"), ("exposure_time", "Exposure (share of bars)"),
+    ("final_equity", "Final equity (USDT)"),
+]
+
+
+STALE_MS = 120_000  # a running run that has not written progress for this long has died
+
+
+def _decode(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    if out.get("status") in ("running", "saving") and out.get("updated_ms") is not None \
+            and wall_ms() - out["updated_ms"] > STALE_MS:
+        out["status"] = "interrupted"  # its process stopped (restart, crash) before it finished
+    out["params"] = json.loads(out["params"]) if out.get("params") else {}
+    if "report" in out:
+        out["report"] = json.loads(out["report"]) if out["report"] else None
+    return out
+
+
+def backtest_runs(engine: Engine, limit: int = 200) -> list[dict[str, Any]]:
+    """Newest first, each with its parameters and report (headline figures under ``report``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(R.id, R.session_id, R.name, R.status, R.params, R.progress, R.ticks_done,
+                   R.ticks_total, R.report, R.error, R.started_ms, R.updated_ms, R.finished_ms,
+                   R.wall_seconds)
+            .order_by(R.id.desc()).limit(limit)).all()
+    return [_decode(r) for r in rows]
+
+
+def backtest_run(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(R.__table__).where(R.id == run_id)).first()
+    return _decode(row) if row is not None else None
+
+
+def backtest_progress(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    """The cheap poll while a run ticks: status, progress and error, no report."""
+    with engine.connect() as conn:
+        row = conn.execute(select(R.id, R.status, R.progress, R.ticks_done, R.ticks_total, R.error,
+                                  R.session_id, R.updated_ms).where(R.id == run_id)).first()
+    return _decode(row) if row is not None else None
+
+
+def compare_runs(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """One column per run, one row per headline figure (runs without a report are skipped)."""
+    data: dict[str, list[Any]] = {"figure": [label for _, label in COMPARE_ROWS]}
+    extra = [("CEO", lambda r: "on" if r["params"].get("ceo", True) else "off"),
+             ("Range", lambda r: f"{r['params'].get('from', '')[:10]} → {r['params'].get('to', '')[:10]}"),
+             ("Symbols", lambda r: ",".join(r["params"].get("symbols", []))),
+             ("Interval", lambda r: r["params"].get("interval", "")),
+             ("Drawdown halt held", lambda r: _held(r["report"]))]
+    data["figure"] += [label for label, _ in extra]
+    for r in runs:
+        if not r.get("report"):
+            continue
+        s = r["report"]["summary"]
+        data[f"#{r['id']} {r['name']}"] = [s.get(k) for k, _ in COMPARE_ROWS] + [f(r) for _, f in extra]
+    return pd.DataFrame(data)
+
+
+def _held(report: dict[str, Any]) -> str:
+    check = report.get("drawdown_halt") or {}
+    if not check.get("applies"):
+        return "n/a (CEO off)"
+    return "yes" if check.get("held") else "NO"
+
+
+def report_rows(report: dict[str, Any]) -> pd.DataFrame:
+    """The report flattened to (section, name, figure, value) rows, for a CSV download."""
+    rows: list[dict[str, Any]] = []
+    for k, v in report["summary"].items():
+        rows.append({"section": "portfolio", "name": "desk", "figure": k, "value": v})
+    for a in report["agents"]:
+        for k, v in a.items():
+            if k != "agent":
+                rows.append({"section": "agent", "name": a["agent"], "figure": k, "value": v})
+    for k, v in report["ceo_stats"].items():
+        if isinstance(v, dict):
+            for rule, n in v.items():
+                rows.append({"section": "ceo", "name": k, "figure": rule, "value": n})
+        else:
+            rows.append({"section": "ceo", "name": "ceo", "figure": k, "value": v})
+    for k, v in report["drawdown_halt"].items():
+        rows.append({"section": "drawdown_halt", "name": "ceo", "figure": k, "value": v})
+    for sym, figures in report["buy_and_hold"].items():
+        for k, v in figures.items():
+            rows.append({"section": "buy_and_hold", "name": sym, "figure": k, "value": v})
+    rows.append({"section": "notes", "name": "agents", "figure": "model", "value": report["agents_model"]})
+    rows.append({"section": "notes", "name": "report", "figure": "conventions", "value": report["conventions"]})
+    return pd.DataFrame(rows, columns=["section", "name", "figure", "value"])
+
+
+def backtest_candles(engine: Engine, run: dict[str, Any], symbol: str, interval: str = "1h",
+                     limit: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Candles of ``symbol`` over the run's range (the last ``limit``) and its entries and exits."""
+    from core.feeds.replay import load_replay_data  # local: loads the recorded data on demand
+
+    p = run["params"]
+    data = load_replay_data(Path(p["data_dir"]), p["interval"], tuple(p["symbols"]))
+    series = data.get(symbol, interval if INTERVAL_MS[interval] >= INTERVAL_MS[p["interval"]]
+                      else p["interval"])
+    step = int(series.close_ms[0] - series.open_ms[0]) if len(series.open_ms) else 0
+    keep = (series.open_ms >= p["start_ms"] - step) & (series.close_ms <= p["end_ms"])
+    idx = keep.nonzero()[0][-limit:]
+    candles = pd.DataFrame({
+        "time": pd.to_datetime(series.open_ms[idx], unit="ms", utc=True),
+        "open_time_ms": series.open_ms[idx],
+        **{c: series.cols[c][idx].astype(float) for c in ("open", "high", "low", "close", "volume")},
+    }, columns=CANDLE_COLUMNS)
+    if candles.empty or run.get("session_id") is None:
+        return candles, pd.DataFrame(columns=MARKER_COLUMNS)
+    lo = int(candles["open_time_ms"].iloc[0])
+    sid = run["session_id"]
+    net = PositionRow.realized_pnl - PositionRow.fees + PositionRow.funding
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(PositionRow.id, AgentRow.name, PositionRow.side, PositionRow.opened_ms,
+                   PositionRow.entry_price, PositionRow.closed_ms, PositionRow.exit_price,
+                   net.label("pnl"))
+            .join(AgentRow, AgentRow.id == PositionRow.agent_id)
+            .where(PositionRow.session_id == sid, PositionRow.symbol == symbol,
+                   PositionRow.status == "closed", PositionRow.opened_ms >= lo)
+            .order_by(PositionRow.opened_ms.desc()).limit(MAX_MARKERS)).all()
+    marks = [{"ts_ms": r.opened_ms, "price": r.entry_price, "side": r.side, "agent": r.name,
+              "kind": "entry", "realized_pnl": None, "trade_id": r.id} for r in rows]
+    marks += [{"ts_ms": r.closed_ms, "price": r.exit_price, "side": r.side, "agent": r.name,
+               "kind": "exit", "realized_pnl": round(float(r.pnl), 2), "trade_id": r.id}
+              for r in rows]
+    frame = pd.DataFrame(marks, columns=MARKER_COLUMNS[1:])
+    frame.insert(0, "time", pd.to_datetime(frame["ts_ms"].astype("int64"), unit="ms", utc=True))
+    return candles, frame.sort_values("ts_ms", kind="stable").reset_index(drop=True)

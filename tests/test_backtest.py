@@ -1,0 +1,297 @@
+"""Backtests through the desk's own engine: the report against figures computed by hand from the
+stored trades and equity curve, identical reruns, the drawdown halt on the October 2025 crash, the
+CEO's effect (--no-ceo), and backtest sessions kept out of the desk's default session."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, select, text
+
+from core import queries, service
+from core.backtest.params import build_params
+from core.backtest.service import BacktestResult, run_backtest
+from core.config import PROJECT_ROOT, Settings
+from core.errors import NotFound
+from core.scheduler import latest_active_session
+from core.store.db import open_database
+from core.store.tables import BacktestRunRow, OrderRow, PositionRow, SessionRow
+from tests.conftest import make_settings
+from tests.desk_helpers import create, run_ticks
+
+DATA = PROJECT_ROOT / "data" / "klines"
+CAPITAL = 50_000.0
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+def backtest(engine: Engine, settings: Settings, start: str, end: str, *, ceo: bool = True,
+             symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"), interval: str = "15m",
+             capital: float = CAPITAL) -> BacktestResult:
+    params, data = build_params(start=start, end=end, data_dir=DATA, interval=interval,
+                                symbols=list(symbols), capital=capital, ceo=ceo)
+    return run_backtest(engine, settings, params, data)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('bt') / 'desk.db'}"
+    engine = open_database(url)
+    yield engine, make_settings(database_url=url)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def short(store: tuple[Engine, Settings]) -> BacktestResult:
+    """Four days of 15m bars on three symbols, CEO on: trades, modifications, rejections."""
+    engine, settings = store
+    return backtest(engine, settings, "2025-10-07", "2025-10-10", symbols=SYMBOLS)
+
+
+# ---------------------------------------------------------------------- the report by hand
+def _curve(engine: Engine, session_id: int) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(text("select ts_ms, equity, gross_notional from equity_snapshots "
+                                "where session_id = :s and agent_id is null order by ts_ms, id"),
+                           conn, params={"s": session_id})
+
+
+def _trades(engine: Engine, session_id: int) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(text(
+            "select a.name as agent, p.realized_pnl - p.fees + p.funding as net, p.fees, p.funding,"
+            " p.status from positions p join agents a on a.id = p.agent_id "
+            "where p.session_id = :s order by p.id"), conn, params={"s": session_id})
+
+
+def test_report_numbers_match_a_hand_computation(store: tuple[Engine, Settings],
+                                                  short: BacktestResult) -> None:
+    engine, _ = store
+    report = queries.backtest_run(engine, short.run_id)["report"]
+    s = report["summary"]
+    curve = _curve(engine, short.session_id)
+    trades = _trades(engine, short.session_id)
+    assert len(curve) == short.ticks + 1  # one point per bar, plus the closing tick at the end
+    assert (trades["status"] == "closed").all()  # the range's end closes every position
+
+    equity = np.concatenate([[CAPITAL], curve["equity"].to_numpy()])
+    returns = equity[1:] / equity[:-1] - 1
+    per_year = 365 * 24 * 4  # 15m bars
+    downside = math.sqrt(np.mean(np.minimum(returns, 0) ** 2))
+    net = trades["net"]
+    years = (short.report["run"]["params"]["end_ms"] - short.report["run"]["params"]["start_ms"]) \
+        / (365 * 86_400_000)
+    expected = {
+        "final_equity": equity[-1],
+        "total_return": equity[-1] / CAPITAL - 1,
+        "cagr": (equity[-1] / CAPITAL) ** (1 / years) - 1,
+        "max_drawdown": float(np.max(1 - equity / np.maximum.accumulate(equity))),
+        "sharpe": returns.mean() / returns.std(ddof=1) * math.sqrt(per_year),
+        "sortino": returns.mean() / downside * math.sqrt(per_year),
+        "trades": len(trades),
+        "win_rate": (net > 0).sum() / len(net),
+        "profit_factor": net[net > 0].sum() / -net[net < 0].sum(),
+        "fees": trades["fees"].sum(),
+        "funding_paid": -trades["funding"].sum(),
+        "net_pnl": net.sum(),
+        "exposure_time": (curve["gross_notional"] > 0).mean(),
+        "avg_gross_exposure": (curve["gross_notional"] / curve["equity"]).mean(),
+    }
+    assert s["trades"] >= 5 and 0 < s["max_drawdown"] < 0.15
+    for key, value in expected.items():
+        assert s[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+    # every position is closed, so the books balance: final equity = capital + net results
+    assert s["final_equity"] == pytest.approx(CAPITAL + net.sum(), abs=1e-6)
+
+    with engine.connect() as conn:
+        initial = dict(conn.execute(text("select name, initial_capital from agents "
+                                         "where session_id = :s"), {"s": short.session_id}).all())
+    for agent in report["agents"]:
+        mine = trades[trades["agent"] == agent["agent"]]["net"]
+        assert agent["trades"] == len(mine)
+        assert agent["net_pnl"] == pytest.approx(mine.sum(), abs=1e-9)
+        assert agent["total_return"] == pytest.approx(mine.sum() / initial[agent["agent"]], abs=1e-12)
+
+    with engine.connect() as conn:
+        verdicts = dict(conn.execute(text(
+            "select verdict, count(*) from ceo_decisions where session_id = :s and kind = 'trade' "
+            "group by verdict"), {"s": short.session_id}).all())
+        kinds = dict(conn.execute(text("select kind, count(*) from ceo_decisions where "
+                                       "session_id = :s group by kind"), {"s": short.session_id}).all())
+    c = report["ceo_stats"]
+    assert (c["approvals"], c["modifications"], c["rejections"]) == (
+        verdicts.get("approve", 0), verdicts.get("modify", 0), verdicts.get("reject", 0))
+    assert c["modifications"] > 0 and c["rejections"] > 0
+    assert sum(c["rejections_by_rule"].values()) == c["rejections"]
+    assert (c["pauses"], c["rebalances"], c["halts"]) == (
+        kinds.get("pause", 0), kinds.get("rebalance", 0), kinds.get("halt", 0))
+
+    btc = pd.read_csv(DATA / "BTCUSDT-15m.csv").set_index("open_time_ms")["close"]
+    start_ms, end_ms = report["run"]["params"]["start_ms"], report["run"]["params"]["end_ms"]
+    bh = btc[end_ms - 900_000] / btc[start_ms - 900_000] - 1  # closes at the start and the end
+    assert report["buy_and_hold"]["BTCUSDT"]["total_return"] == pytest.approx(bh, rel=1e-12)
+    assert report["agents_model"].startswith("agents ran on rules")
+    assert "365" in report["conventions"]
+
+
+def test_the_same_backtest_twice_gives_identical_results(store: tuple[Engine, Settings],
+                                                         short: BacktestResult) -> None:
+    engine, settings = store
+    again = backtest(engine, settings, "2025-10-07", "2025-10-10", symbols=SYMBOLS)
+    assert again.session_id != short.session_id
+    first, second = (dict(r.report) for r in (short, again))
+    first.pop("run"), second.pop("run")
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+    def trades(session_id: int) -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(PositionRow.symbol, PositionRow.side, PositionRow.leverage,
+                       PositionRow.quantity, PositionRow.entry_price, PositionRow.exit_price,
+                       PositionRow.realized_pnl, PositionRow.fees, PositionRow.opened_ms,
+                       PositionRow.closed_ms, PositionRow.close_reason)
+                .where(PositionRow.session_id == session_id).order_by(PositionRow.id))]
+
+    assert trades(short.session_id) == trades(again.session_id)
+    assert _curve(engine, short.session_id)["equity"].tolist() == \
+        _curve(engine, again.session_id)["equity"].tolist()
+
+
+# ---------------------------------------------------------------------- the drawdown halt
+def test_the_halt_holds_through_the_october_2025_crash_and_no_ceo_differs(
+        store: tuple[Engine, Settings]) -> None:
+    engine, settings = store
+    with_ceo = backtest(engine, settings, "2025-10-08", "2025-10-13",
+                        symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    check = with_ceo.report["drawdown_halt"]
+    assert check["applies"] and check["held"] is True
+    assert check["max_drawdown"] <= settings.drawdown_halt_pct + check["allowance"]
+    assert check["statement"].startswith("The drawdown halt held")
+    assert with_ceo.report["buy_and_hold"]["SOLUSDT"]["max_drawdown"] > 0.15  # it was a crash
+
+    without = backtest(engine, settings, "2025-10-08", "2025-10-13",
+                       symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), ceo=False)
+    off = without.report
+    assert off["drawdown_halt"]["applies"] is False and off["drawdown_halt"]["held"] is None
+    assert off["ceo_stats"]["modifications"] == 0 and off["ceo_stats"]["pauses"] == 0
+    assert off["ceo_stats"]["rebalances"] == 0 and off["ceo_stats"]["halts"] == 0
+    assert off["summary"]["final_equity"] != with_ceo.report["summary"]["final_equity"]
+    assert off["summary"]["avg_gross_exposure"] > with_ceo.report["summary"]["avg_gross_exposure"]
+    # without the CEO nothing caps a position at 30% of the agent's equity
+    with engine.connect() as conn:
+        biggest = conn.scalar(select(PositionRow.margin).where(
+            PositionRow.session_id == without.session_id).order_by(PositionRow.margin.desc()))
+    assert biggest > 0.30 * 0.25 * CAPITAL
+
+
+def test_a_tight_limit_halts_the_desk_in_the_crash_and_the_report_checks_it(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'halt.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, drawdown_halt_pct=0.01)
+    result = backtest(engine, settings, "2025-10-08", "2025-10-14", symbols=SYMBOLS,
+                      capital=100_000.0)
+    report = result.report
+    check = report["drawdown_halt"]
+    assert report["ceo_stats"]["halts"] == 1 and check["halted"]
+    assert check["allowance"] > 0
+    assert check["held"] == (check["max_drawdown"] <= 0.01 + check["allowance"] + 1e-9)
+    assert ("did NOT hold" in check["statement"]) == (not check["held"])
+    with engine.connect() as conn:
+        halt_ms = conn.scalar(text("select ts_ms from ceo_decisions where session_id = :s and "
+                                   "kind = 'halt'"), {"s": result.session_id})
+        later = conn.scalar(text("select count(*) from positions where session_id = :s and "
+                                 "opened_ms > :t"), {"s": result.session_id, "t": halt_ms})
+        reasons = {r[0] for r in conn.execute(text(
+            "select close_reason from positions where session_id = :s and closed_ms = :t"),
+            {"s": result.session_id, "t": halt_ms})}
+    assert later == 0  # nothing opens after the halt
+    assert reasons <= {"drawdown_halt"}
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------- storage
+def test_backtest_sessions_are_never_the_default_session(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, replay_start="2025-09-01")
+    result = backtest(engine, settings, "2025-09-02", "2025-09-02")
+    with pytest.raises(NotFound):
+        service.resolve_session(engine, None)
+    assert queries.list_sessions(engine) == []
+    assert [s["id"] for s in queries.list_sessions(engine, include_backtests=True)] == [result.session_id]
+    assert service.resolve_session(engine, result.session_id).mode == "backtest"
+    assert latest_active_session(engine) is None
+
+    paper = create(engine, settings)  # a paper session next to the backtest
+    assert service.resolve_session(engine, None).id == paper
+    assert run_ticks(engine, settings, 20) == 20
+    with engine.connect() as conn:
+        status = conn.scalar(select(SessionRow.status).where(SessionRow.id == result.session_id))
+    assert status == "stopped"
+    engine.dispose()
+
+
+def test_a_run_is_copied_with_its_ids_shifted_on_every_database(db_url: str) -> None:
+    """Runs land after existing rows (ids, foreign keys and client order ids rewritten); on
+    PostgreSQL the id sequences move past them, so the desk keeps inserting afterwards."""
+    engine = open_database(db_url)
+    settings = make_settings(database_url=db_url, replay_start="2025-09-01")
+    paper = create(engine, settings)
+    run_ticks(engine, settings, 150)
+    service.stop_session(engine, settings, paper)
+    first = backtest(engine, settings, "2025-09-02", "2025-09-03")
+    second = backtest(engine, settings, "2025-09-02", "2025-09-03")
+    assert first.report["summary"] == second.report["summary"]
+    for result in (first, second):
+        with engine.connect() as conn:
+            orders = conn.execute(select(OrderRow.client_order_id, PositionRow.session_id,
+                                         PositionRow.id)
+                                  .join(PositionRow, PositionRow.id == OrderRow.position_id)
+                                  .where(OrderRow.session_id == result.session_id)).all()
+        assert orders
+        for cid, session_id, position_id in orders:
+            assert session_id == result.session_id
+            assert f"s{result.session_id}p{position_id}-" in cid
+        status = queries.session_status(engine, result.session_id)["session"]
+        assert status["closed_trades"] == result.report["summary"]["trades"]
+        assert status["equity"] == pytest.approx(result.report["summary"]["final_equity"], abs=0.006)
+    another = create(engine, settings)  # sequences (PostgreSQL) still hand out free ids
+    assert run_ticks(engine, settings, 30) == 30
+    assert another > second.session_id
+    with engine.connect() as conn:
+        runs = conn.execute(select(BacktestRunRow.status, BacktestRunRow.session_id)).all()
+    assert sorted(runs) == [("done", first.session_id), ("done", second.session_id)]
+    engine.dispose()
+
+
+def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
+        store: tuple[Engine, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.backtest import runner
+    from core.backtest.service import create_run
+
+    engine, settings = store
+    params, data = build_params(start="2025-10-08", end="2025-10-08", data_dir=DATA,
+                                interval="15m", symbols=["BTCUSDT"], capital=CAPITAL)
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(runner, "run", broken)
+    with pytest.raises(RuntimeError):
+        run_backtest(engine, settings, params, data)
+    failed = queries.backtest_runs(engine)[0]
+    assert failed["status"] == "failed" and failed["error"] == "RuntimeError: disk on fire"
+    assert failed["session_id"] is None
+
+    dead = create_run(engine, params, 96)
+    assert queries.backtest_progress(engine, dead)["status"] == "running"
+    with engine.begin() as conn:
+        conn.execute(text("update backtest_runs set updated_ms = updated_ms - 600000 "
+                          "where id = :r"), {"r": dead})
+    assert queries.backtest_progress(engine, dead)["status"] == "interrupted"
+    assert queries.backtest_run(engine, dead)["status"] == "interrupted"

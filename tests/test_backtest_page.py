@@ -1,0 +1,129 @@
+"""The Backtest page through AppTest: the empty state, a run started from the form (background
+thread, progress, then the report), a refused request, runs compared side by side and the CSV
+downloads holding the run's trades and report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from streamlit.testing.v1 import AppTest
+
+from core import queries
+from core.backtest import jobs
+from core.backtest.params import build_params
+from core.backtest.service import run_backtest
+from core.config import PROJECT_ROOT
+from core.store.db import open_database
+from tests.conftest import APP, make_settings
+from tests.test_pages_ceo_positions_market import download, downloads  # noqa: F401 (fixture)
+
+PAGE = "views/backtest.py"
+DATA = PROJECT_ROOT / "data" / "klines"
+
+
+@pytest.fixture
+def db(app_env: str) -> Iterator[Engine]:
+    engine = open_database(app_env)
+    yield engine
+    engine.dispose()
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE)
+    return at.run()
+
+
+def clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def seed(db: Engine, app_env: str, *, ceo: bool) -> int:
+    settings = make_settings(database_url=app_env)
+    params, data = build_params(start="2025-10-08", end="2025-10-10", data_dir=DATA, interval="15m",
+                                symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], capital=100_000, ceo=ceo)
+    return run_backtest(db, settings, params, data).run_id
+
+
+def form(at: AppTest, **values: Any) -> None:
+    fields = {"from": at.date_input[0], "to": at.date_input[1]}
+    for key, value in values.items():
+        if key in fields:
+            fields[key].set_value(value)
+        elif key == "symbols":
+            next(t for t in at.text_input if t.label == "Symbols").set_value(value)
+        elif key == "interval":
+            at.selectbox[0].set_value(value)
+        elif key == "ceo":
+            at.toggle[0].set_value(value) if at.toggle[0].label == "CEO on" else \
+                next(t for t in at.toggle if t.label == "CEO on").set_value(value)
+    next(b for b in at.button if b.label == "Run backtest").click()
+
+
+def test_the_empty_page_says_what_to_do(db: Engine) -> None:
+    at = page()
+    clean(at)
+    assert at.title[0].value == "Backtest"
+    assert any("No backtest yet" in i.value for i in at.info)
+    assert any(b.label == "Run backtest" for b in at.button)
+
+
+def test_a_run_from_the_form_shows_progress_then_its_report(db: Engine, downloads) -> None:  # noqa: F811
+    at = page()
+    form(at, **{"from": date(2025, 10, 9), "to": date(2025, 10, 10), "symbols": "BTCUSDT,ETHUSDT"})
+    at.run()
+    clean(at)
+    runs = queries.backtest_runs(db)
+    assert len(runs) == 1
+    run_id = runs[0]["id"]
+    jobs.wait(run_id, timeout=120)
+    at.run()  # the fragment's poll (AppTest does not run timers): the run is done, report shown
+    clean(at)
+    assert not at.error, [e.value for e in at.error]
+    run = queries.backtest_run(db, run_id)
+    assert run["status"] == "done" and run["params"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    assert any(s.value.startswith(f"Run {run_id}") for s in at.subheader)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Trades"] == f"{run['report']['summary']['trades']:,}"
+    assert any("drawdown halt held" in s.value for s in at.success)
+    trades = list(csv.DictReader(io.StringIO(download(at, downloads, "Trades"))))
+    assert len(trades) == run["report"]["summary"]["trades"]
+    assert {t["session_id"] for t in trades} == {str(run["session_id"])}
+    report = list(csv.DictReader(io.StringIO(download(at, downloads, "Report"))))
+    figures = {(r["section"], r["name"], r["figure"]): r["value"] for r in report}
+    assert float(figures[("portfolio", "desk", "total_return")]) == pytest.approx(
+        run["report"]["summary"]["total_return"])
+    assert figures[("notes", "agents", "model")].startswith("agents ran on rules")
+
+
+def test_a_bad_request_is_refused_on_the_page(db: Engine) -> None:
+    at = page()
+    form(at, **{"from": date(2025, 10, 10), "to": date(2025, 10, 8)})
+    at.run()
+    clean(at)
+    assert any("must be after" in e.value for e in at.error)
+    assert queries.backtest_runs(db) == []
+
+
+def test_runs_are_listed_and_compared_side_by_side(db: Engine, app_env: str) -> None:
+    with_ceo, without = seed(db, app_env, ceo=True), seed(db, app_env, ceo=False)
+    at = page()
+    clean(at)
+    assert not at.error, [e.value for e in at.error]
+    listed = at.dataframe[0].value
+    assert list(listed["run"]) == [without, with_ceo]
+    compare = at.dataframe[-1].value
+    assert [c for c in compare.columns if c.startswith("#")] == [
+        f"#{r['id']} {r['name']}" for r in queries.backtest_runs(db)]
+    row = compare.set_index("figure").loc["CEO"]
+    assert sorted(row.tolist()) == ["off", "on"]
+    assert len(at.get("plotly_chart")) >= 5  # equity, drawdown, agents, candles, comparison
+    at.selectbox(key="bt_show").set_value(with_ceo).run()
+    clean(at)
+    assert any(s.value.startswith(f"Run {with_ceo}") for s in at.subheader)

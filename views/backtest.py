@@ -1,0 +1,289 @@
+"""Backtest: run the desk over recorded history and read the report.
+
+Choose the data folder, range, symbols, interval, capital and CEO on/off; the run goes to a
+background thread of the server (``core.service.start_backtest``) and a fragment polls its progress
+once a second, so neither this page nor any other freezes. Finished runs are listed; one is shown
+in full (figures, the drawdown-halt statement, equity and drawdown against buy-and-hold, per-agent
+PnL, candles with entries and exits, CSV downloads) and any of them can be compared side by side.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import queries, service
+from core.ui import LOSS, PROFIT, get_runtime, pnl_color, run_action
+
+runtime = get_runtime()
+db = runtime.db
+settings = runtime.settings
+
+RUN_KEY = "backtest_run"
+LAYOUT: dict[str, Any] = {"height": 320, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                          "hovermode": "x unified",
+                          "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0}}
+EQUITY_LINE = "#4c8dff"
+BH_COLORS = ["#f2a93b", "#9b59b6", "#1abc9c", "#e67e22", "#7f8c8d"]
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.2%}"
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.2f}"
+
+
+# ---------------------------------------------------------------------- the request form
+def request_form() -> None:
+    with st.form("backtest_form"):
+        data_dir = st.text_input("Data folder", value=str(settings.replay_data_dir),
+                                 help="Any folder of SYMBOL-INTERVAL.csv files with columns "
+                                      "open_time_ms,open,high,low,close,volume.")
+        left, mid, right = st.columns(3)
+        start = left.date_input("From", value=date(2025, 10, 1), format="YYYY-MM-DD")
+        end = mid.date_input("To (inclusive)", value=date(2025, 10, 31), format="YYYY-MM-DD")
+        interval = right.selectbox("Interval", ["15m", "1h", "1m"], index=0)
+        left, mid, right = st.columns(3)
+        symbols = left.text_input("Symbols", value=",".join(settings.symbol_list),
+                                  help="Comma-separated; each needs SYMBOL-INTERVAL.csv in the folder.")
+        capital = mid.number_input("Capital (USDT)", min_value=100.0,
+                                   value=float(settings.default_capital), step=1_000.0)
+        ceo = right.toggle("CEO on", value=True,
+                           help="Off: the agents trade under the venue's limits only (no per-trade "
+                                "caps, pauses, rebalances or drawdown halt), to measure the CEO.")
+        left, right = st.columns([2, 1])
+        name = left.text_input("Name (optional)", max_chars=120)
+        llm_cache = right.toggle("Recorded model replies", value=False,
+                                 help="Agents answer from model replies already recorded for the "
+                                      "same prompt (the LLM audit log), rules otherwise; a "
+                                      "backtest never calls a live model.")
+        submitted = st.form_submit_button("Run backtest", type="primary")
+    if not submitted:
+        return
+    ok = {}
+
+    def start_run() -> int:
+        run_id = service.start_backtest(
+            db, settings, start=str(start), end=str(end), data_dir=data_dir.strip() or None,
+            interval=interval, symbols=[s for s in symbols.split(",") if s.strip()],
+            capital=float(capital), ceo=bool(ceo), name=name.strip() or None,
+            llm_cache=bool(llm_cache))
+        ok["run"] = run_id
+        return run_id
+
+    if run_action(start_run, done="Backtest started"):
+        st.session_state[RUN_KEY] = ok["run"]
+
+
+@st.fragment(run_every=1)
+def progress_panel(run_id: int) -> None:
+    found = queries.backtest_progress(db, run_id)
+    if found is None:
+        return
+    if found["status"] in ("running", "saving"):
+        label = "saving the run" if found["status"] == "saving" else (
+            f"run {run_id}: {found['ticks_done']:,} of {found['ticks_total']:,} bars")
+        st.progress(min(1.0, float(found["progress"] or 0.0)), text=label)
+        return
+    st.session_state.pop(RUN_KEY, None)
+    if found["status"] == "done":
+        st.rerun(scope="app")  # show the new run's report
+    why = found["error"] or "its process stopped before it finished"
+    st.error(f"Backtest run {run_id} {found['status']}: {why}")
+
+
+# ---------------------------------------------------------------------- one run's report
+def curve_chart(report: dict[str, Any]) -> go.Figure:
+    curve = report["curve"]
+    ts = pd.to_datetime(curve["ts_ms"], unit="ms", utc=True)
+    fig = go.Figure(go.Scatter(x=ts, y=curve["equity"], name="Desk equity",
+                               line={"color": EQUITY_LINE, "width": 2}))
+    for i, key in enumerate(k for k in curve if k.startswith("bh_")):
+        fig.add_trace(go.Scatter(x=ts, y=curve[key], name=f"Buy & hold {key[3:]}",
+                                 line={"color": BH_COLORS[i % len(BH_COLORS)], "width": 1,
+                                       "dash": "dot"}))
+    fig.update_layout(title="Equity vs buy-and-hold (USDT)", **LAYOUT)
+    return fig
+
+
+def drawdown_chart(report: dict[str, Any]) -> go.Figure:
+    curve = report["curve"]
+    ts = pd.to_datetime(curve["ts_ms"], unit="ms", utc=True)
+    fig = go.Figure(go.Scatter(x=ts, y=[-100 * d for d in curve["drawdown"]], name="Desk",
+                               fill="tozeroy", line={"color": LOSS}))
+    for i, key in enumerate(k for k in curve if k.startswith("bh_")):
+        values = pd.Series(curve[key])
+        dd = -100 * (1 - values / values.cummax())
+        fig.add_trace(go.Scatter(x=ts, y=dd, name=f"Buy & hold {key[3:]}",
+                                 line={"color": BH_COLORS[i % len(BH_COLORS)], "width": 1, "dash": "dot"}))
+    limit = report["drawdown_halt"]["limit"]
+    if report["ceo"]:
+        fig.add_hline(y=-100 * limit, line_dash="dash", line_color=LOSS,
+                      annotation_text=f"halt at {limit:.0%}")
+    fig.update_layout(title="Drawdown (%)", **LAYOUT)
+    return fig
+
+
+def agents_chart(report: dict[str, Any]) -> go.Figure:
+    agents = report["agents"]
+    pnl = [a["net_pnl"] for a in agents]
+    fig = go.Figure(go.Bar(x=[a["agent"] for a in agents], y=pnl,
+                           marker_color=[pnl_color(v) for v in pnl],
+                           text=[f"{v:+,.0f}" for v in pnl], textposition="outside"))
+    fig.update_layout(title="Net PnL per agent (USDT, after fees and funding)",
+                      **{**LAYOUT, "hovermode": "closest"})
+    return fig
+
+
+def candles_chart(run: dict[str, Any], symbol: str, interval: str) -> go.Figure:
+    candles, marks = queries.backtest_candles(db, run, symbol, interval)
+    fig = go.Figure(go.Candlestick(
+        x=candles["time"], open=candles["open"], high=candles["high"], low=candles["low"],
+        close=candles["close"], name=symbol, increasing={"line": {"color": PROFIT}},
+        decreasing={"line": {"color": LOSS}}))
+    if not marks.empty:
+        for label, kind, side, shape in (("Long entry", "entry", "LONG", "triangle-up"),
+                                         ("Short entry", "entry", "SHORT", "triangle-down")):
+            part = marks[(marks["kind"] == kind) & (marks["side"] == side)]
+            fig.add_trace(go.Scatter(x=part["time"], y=part["price"], mode="markers", name=label,
+                                     text=part["agent"], marker={"symbol": shape, "size": 11}))
+        exits = marks[marks["kind"] == "exit"]
+        fig.add_trace(go.Scatter(
+            x=exits["time"], y=exits["price"], mode="markers", name="Exit", text=exits["agent"],
+            marker={"symbol": "x", "size": 10,
+                    "color": [pnl_color(v) for v in exits["realized_pnl"].astype(float)]}))
+    fig.update_layout(title=f"{symbol} {interval} with the desk's entries and exits",
+                      xaxis_rangeslider_visible=False, **{**LAYOUT, "height": 480,
+                                                         "hovermode": "closest"})
+    return fig
+
+
+def show_run(run: dict[str, Any]) -> None:
+    report = run["report"]
+    s = report["summary"]
+    p = run["params"]
+    st.subheader(f"Run {run['id']}: {run['name']}")
+    st.caption(f"{p['from']} → {p['to']} · {p['interval']} bars · {', '.join(p['symbols'])} · "
+               f"CEO {'on' if p['ceo'] else 'off'} · data {p['data_dir']} · "
+               f"{report['run']['ticks']:,} ticks in {report['run']['seconds']:.1f} s · "
+               f"session {run['session_id']}")
+    cols = st.columns(6)
+    cols[0].metric("Total return", _pct(s["total_return"]))
+    cols[1].metric("CAGR", _pct(s["cagr"]))
+    cols[2].metric("Max drawdown", f"{s['max_drawdown']:.2%}")
+    cols[3].metric("Sharpe", _num(s["sharpe"]))
+    cols[4].metric("Sortino", _num(s["sortino"]))
+    cols[5].metric("Profit factor", _num(s["profit_factor"]))
+    cols = st.columns(6)
+    cols[0].metric("Trades", f"{s['trades']:,}")
+    cols[1].metric("Win rate", "–" if s["win_rate"] is None else f"{s['win_rate']:.1%}")
+    cols[2].metric("Fees", f"{s['fees']:,.2f}")
+    cols[3].metric("Funding paid", f"{s['funding_paid']:,.2f}")
+    cols[4].metric("Exposure", f"{s['exposure_time']:.0%} of bars")
+    cols[5].metric("Final equity", f"{s['final_equity']:,.2f}")
+    halt = report["drawdown_halt"]
+    if not halt["applies"]:
+        st.info(halt["statement"], icon=":material/info:")
+    elif halt["held"]:
+        st.success(halt["statement"], icon=":material/verified:")
+    else:
+        st.error(halt["statement"], icon=":material/report:")
+    st.caption(f"{report['agents_model'].capitalize()}. {report['conventions']}")
+
+    left, right = st.columns(2)
+    left.plotly_chart(curve_chart(report), width="stretch", config={"displayModeBar": False})
+    right.plotly_chart(drawdown_chart(report), width="stretch", config={"displayModeBar": False})
+    st.plotly_chart(agents_chart(report), width="stretch", config={"displayModeBar": False})
+
+    st.markdown("**Per agent**")
+    st.dataframe(pd.DataFrame(report["agents"])[
+        ["agent", "total_return", "cagr", "max_drawdown", "sharpe", "sortino", "profit_factor",
+         "win_rate", "trades", "fees", "funding_paid", "exposure_time", "net_pnl"]],
+        hide_index=True, width="stretch",
+        column_config={k: st.column_config.NumberColumn(format="percent") for k in
+                       ("total_return", "cagr", "max_drawdown", "win_rate", "exposure_time")}
+        | {k: st.column_config.NumberColumn(format="%.2f") for k in
+           ("sharpe", "sortino", "profit_factor", "fees", "funding_paid", "net_pnl")})
+    c = report["ceo_stats"]
+    st.markdown(
+        f"**CEO**: {c['approvals']} approved, {c['modifications']} modified, {c['rejections']} "
+        f"rejected · {c['pauses']} pauses · {c['resumes']} resumes · {c['rebalances']} rebalances · "
+        f"{c['halts']} halts" + ("" if report["ceo"] else " (CEO off: venue limits only)"))
+    if c["rejections_by_rule"]:
+        st.caption("Rejections by rule: " + ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()))
+    st.markdown("**Buy and hold** (whole capital in one symbol, no fees)")
+    st.dataframe(pd.DataFrame(report["buy_and_hold"]).T, width="stretch")
+
+    left, right = st.columns([1, 1])
+    symbol = left.selectbox("Candles of", p["symbols"], key=f"bt_symbol_{run['id']}")
+    interval = right.selectbox("Candle interval", ["1h", "15m", "4h", "1d"],
+                               key=f"bt_interval_{run['id']}")
+    st.plotly_chart(candles_chart(run, symbol, interval), width="stretch")
+
+    left, right = st.columns(2)
+    session_id, rows = run["session_id"], queries.report_rows(report)
+    left.download_button("Trades (CSV)", lambda: queries.trades_csv(db, session_id),
+                         file_name=f"backtest-{run['id']}-trades.csv", mime="text/csv",
+                         icon=":material/download:")
+    right.download_button("Report (CSV)", lambda: rows.to_csv(index=False),
+                          file_name=f"backtest-{run['id']}-report.csv", mime="text/csv",
+                          icon=":material/download:")
+
+
+def compare(runs: list[dict[str, Any]]) -> None:
+    st.subheader("Compare runs")
+    labels = {r["id"]: f"#{r['id']} {r['name']}" for r in runs}
+    chosen = st.multiselect("Runs", list(labels), default=list(labels)[:2],
+                            format_func=labels.get, key="bt_compare")
+    picked = [r for r in runs if r["id"] in chosen]
+    if len(picked) < 1:
+        return
+    st.dataframe(queries.compare_runs(picked), hide_index=True, width="stretch")
+    fig = go.Figure()
+    for r in picked:
+        curve = r["report"]["curve"]
+        growth = [v / r["report"]["summary"]["initial_capital"] - 1 for v in curve["equity"]]
+        fig.add_trace(go.Scatter(x=pd.to_datetime(curve["ts_ms"], unit="ms", utc=True),
+                                 y=[100 * g for g in growth], name=labels[r["id"]]))
+    fig.update_layout(title="Return over time (%)", **LAYOUT)
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+
+
+# ---------------------------------------------------------------------- page
+st.title("Backtest")
+st.caption("The desk's own engine, agents, CEO rules and paper venue replayed over recorded candles "
+           "as fast as the machine allows. Runs are stored and never become the desk's session.")
+request_form()
+running = st.session_state.get(RUN_KEY) or service.running_backtest()
+if running:
+    progress_panel(int(running))
+
+runs = queries.backtest_runs(db)
+done = [r for r in runs if r["status"] == "done" and r["report"]]
+if not runs:
+    st.info("No backtest yet: choose a range above and run one.", icon=":material/waving_hand:")
+    st.stop()
+st.subheader("Runs")
+table = pd.DataFrame([{
+    "run": r["id"], "name": r["name"], "status": r["status"],
+    "return": (r["report"] or {}).get("summary", {}).get("total_return"),
+    "max drawdown": (r["report"] or {}).get("summary", {}).get("max_drawdown"),
+    "trades": (r["report"] or {}).get("summary", {}).get("trades"),
+    "CEO": "on" if r["params"].get("ceo", True) else "off",
+    "error": r["error"] or "",
+} for r in runs])
+percent = st.column_config.NumberColumn(format="percent")
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={"return": percent, "max drawdown": percent})
+if not done:
+    st.stop()
+names = {r["id"]: f"#{r['id']} {r['name']}" for r in done}
+shown = st.selectbox("Show run", list(names), format_func=names.get, key="bt_show")
+show_run(next(r for r in done if r["id"] == shown))
+compare(done)
