@@ -1,0 +1,224 @@
+"""What a model-backed agent is told: one versioned prompt per strategy.
+
+A prompt carries everything the rule agent based its signal on, so the model refines a decision
+with the same facts rather than guessing: the strategy's rule in words (with its thresholds, read
+from the strategy module so they cannot drift), the indicator values the rule reads on its
+timeframes, the agent's equity, open positions (mark, unrealized PnL, stop) and hard limits, the
+rule-based proposals as JSON on one ``RULE_SIGNAL_JSON:`` line (the offline ``EchoProvider`` answers
+with that line, which keeps ``AGENT_LLM=offline`` trading exactly like the rules), and the fixed
+JSON schema of the answer (``core.llm.base.LLMAnswers``).
+
+Versions: ``PROMPT_VERSION`` names the frame (system text, sections, schema) and
+``STRATEGY_VERSIONS`` each strategy's brief; ``prompt_version(spec)`` joins them, and is what the
+audit trail stores with every call. Change a text, bump its version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.agents import arbitrage, mean_reversion, momentum, scalper, trend
+from core.agents.base import AgentSpec, AgentView, MarketView
+from core.llm.base import LLMAnswer, LLMAnswers
+from core.models import AgentDecision, Proposal
+from core.risk import RiskLimits
+
+PROMPT_VERSION = "agent-v2"
+STRATEGY_VERSIONS: dict[str, str] = {
+    "trend": "trend-1", "momentum": "momentum-1", "mean_reversion": "mean_reversion-1",
+    "scalper": "scalper-1", "arbitrage": "arbitrage-1",
+}
+SYSTEM = (
+    "You are a perpetual-futures trading agent on a supervised desk. Refine the rule-based signal "
+    "you are given; you may keep it, change its numbers, or hold. A CEO enforces hard risk limits "
+    "on whatever you answer. Answer with JSON only, matching the schema."
+)
+
+
+def _inline(node: object, defs: dict[str, object]) -> object:
+    """The schema with every ``$ref`` replaced by its definition (some servers reject refs)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+_RAW_SCHEMA = LLMAnswers.model_json_schema()
+SCHEMA: dict[str, object] = _inline(_RAW_SCHEMA, _RAW_SCHEMA.get("$defs", {}))  # type: ignore[assignment]
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:g}%"
+
+
+BRIEFS: dict[str, str] = {
+    "trend": (
+        f"Trend following on {{tf}} bars: enter when EMA20 crosses EMA50 and the "
+        f"{trend.FILTER_INTERVAL} timeframe agrees (ADX14 ≥ {trend.ADX_MIN:g} and price on the "
+        f"cross's side of the {trend.FILTER_INTERVAL} EMA20); stop {trend.STOP_ATR:g}×ATR14, "
+        f"take-profit {trend.TP_ATR:g}×ATR14; exit when the EMAs cross back."
+    ),
+    "momentum": (
+        "Momentum breakouts on {tf} bars: a close beyond the prior 20-bar high (low) with volume "
+        f"above {momentum.VOLUME_MULTIPLE:g}× its 20-bar average and ROC10 in the same direction; "
+        f"stop {momentum.STOP_ATR:g}×ATR14, take-profit {momentum.TP_ATR:g}×ATR14; exit when ROC10 "
+        "turns against the position."
+    ),
+    "mean_reversion": (
+        f"Mean reversion on {{tf}} bars: fade a close stretched |z| ≥ {mean_reversion.Z_ENTRY:g} "
+        f"from its 20-bar mean when RSI14 agrees (< {mean_reversion.RSI_OVERSOLD:g} to buy, > "
+        f"{mean_reversion.RSI_OVERBOUGHT:g} to sell); stop {mean_reversion.STOP_STD:g} standard "
+        "deviations beyond price, target the mean."
+    ),
+    "scalper": (
+        "Scalping on the fastest bars ({tf}): with the EMA5/EMA13 trend, enter when RSI7 turns "
+        f"back through {scalper.RSI_LONG_TRIGGER:g} (longs) or {scalper.RSI_SHORT_TRIGGER:g} "
+        f"(shorts); stop {scalper.STOP_ATR:g}×ATR14, take-profit {scalper.TP_ATR:g}×ATR14, time "
+        f"stop after {scalper.TIME_STOP_BARS} bars."
+    ),
+    "arbitrage": (
+        "Statistical pair trading (not risk-free) on {tf} bars: when the log-price spread of two "
+        f"correlated perps is stretched |z| ≥ {arbitrage.Z_ENTRY:g} over {arbitrage.LOOKBACK} bars, "
+        "short the rich leg and long the cheap one, equal margin, both or neither; stop "
+        f"{arbitrage.STOP_ATR:g}×ATR14 per leg; close both when |z| ≤ {arbitrage.Z_EXIT:g}."
+    ),
+}
+
+
+def prompt_version(spec: AgentSpec) -> str:
+    return f"{PROMPT_VERSION}/{STRATEGY_VERSIONS.get(spec.key, 'generic-1')}"
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    version: str
+    system: str
+    user: str
+    schema: dict[str, object]
+
+
+def render(spec: AgentSpec, view: AgentView, rules: AgentDecision,
+           limits: RiskLimits | None = None) -> Prompt:
+    return Prompt(prompt_version(spec), SYSTEM, build_prompt(spec, view, rules, limits), SCHEMA)
+
+
+def build_prompt(spec: AgentSpec, view: AgentView, rules: AgentDecision,
+                 limits: RiskLimits | None = None) -> str:
+    limits = limits or RiskLimits()
+    signal = {"decisions": [rule_answer(p).model_dump() for p in rules.proposals]}
+    prices = {s: view.market.price(s) for s in view.market.symbols}
+    brief = BRIEFS.get(spec.key, "A rule-based strategy on {tf} bars.")
+    return "\n".join([
+        f"Agent: {spec.name} ({spec.strategy}), risk {spec.risk_level.value}, "
+        f"max leverage {spec.max_leverage}x.",
+        f"Strategy: {brief.format(tf=_timeframe(spec, view.market))}",
+        f"Equity: {view.equity:.2f} USDT. Prices: {json.dumps(prices)}.",
+        f"Open positions: {json.dumps(_positions(view))}. Symbols held by other agents: "
+        f"{sorted(view.owned_elsewhere)}.",
+        _limits_text(spec, limits),
+        f"Indicators (latest closed bars): {json.dumps(indicators(spec, view.market))}",
+        f"Rule-based view: {rules.note or 'see the proposals'}",
+        f"RULE_SIGNAL_JSON: {json.dumps(signal)}",
+        f"Answer schema (JSON Schema): {json.dumps(SCHEMA)}",
+        "Answer {\"decisions\": [...]} with one entry per trade you want (none to hold). Actions: "
+        "open_long, open_short, close (only a symbol you hold), hold. Prices in USDT; "
+        "margin_fraction is the share of your equity used as margin; confidence in [0, 1].",
+    ])
+
+
+def rule_answer(p: Proposal) -> LLMAnswer:
+    """A rule proposal in the answer schema (the signal the model refines)."""
+    return LLMAnswer(
+        action=p.action.value, symbol=p.symbol, leverage=p.leverage,
+        margin_fraction=p.margin_fraction, stop_price=p.stop_price, take_profit=p.take_profit,
+        confidence=p.confidence, reasoning=p.reasoning,
+    )
+
+
+def _limits_text(spec: AgentSpec, limits: RiskLimits) -> str:
+    loss = limits.stop_loss_margin_pct
+    return (
+        "Hard limits (the CEO enforces them on whatever you answer): leverage at most "
+        f"{spec.max_leverage}x and the symbol's own maximum; margin at most "
+        f"{_pct(limits.max_margin_fraction)} of equity per trade; at most "
+        f"{limits.max_open_positions} open positions; no symbol held by another agent; every "
+        f"open needs a stop on the losing side of price, and a stop may lose at most {_pct(loss)} "
+        f"of margin (stop distance × leverage ≤ {_pct(loss)}: at {spec.max_leverage}x the stop "
+        f"sits within {loss / spec.max_leverage * 100:.2f}% of price), otherwise the CEO lowers "
+        f"the leverage; gross exposure at most {limits.gross_exposure_cap:g}× session equity."
+    )
+
+
+def _positions(view: AgentView) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for p in view.positions.values():
+        mark = view.market.price(p.symbol)
+        margin = p.quantity * p.entry_price / p.leverage if p.leverage else 0.0
+        pnl = p.side.sign * (mark - p.entry_price) * p.quantity
+        out.append({
+            "symbol": p.symbol, "side": p.side.value, "entry": p.entry_price, "mark": mark,
+            "quantity": p.quantity, "leverage": p.leverage, "stop": p.stop_price,
+            "take_profit": p.take_profit, "unrealized_pnl": _round(pnl),
+            "pnl_pct_of_margin": _round(pnl / margin * 100) if margin > 0 else None,
+            "opened_at_ms": p.opened_at_ms,
+        })
+    return out
+
+
+# --------------------------------------------------------------------------------- indicators
+
+
+def _round(x: float) -> float | None:
+    """JSON-safe and short: six significant digits, None for a value still warming up."""
+    return float(f"{x:.6g}") if math.isfinite(x) else None
+
+
+def _timeframe(spec: AgentSpec, market: MarketView) -> str:
+    return market.base_interval if spec.key == "scalper" else spec.timeframe
+
+
+def _columns(market: MarketView, symbol: str, interval: str, names: tuple[str, ...],
+             previous: tuple[str, ...] = ()) -> dict[str, float | None] | str:
+    f = market.features(symbol, interval)
+    if f is None:
+        return f"no closed {interval} bar yet"
+    values = {n: _round(f[n]) for n in names}
+    values.update({f"{n}_prev": _round(f.prev(n)) for n in previous})
+    return values
+
+
+def _per_symbol(market: MarketView, columns: Callable[[str], dict[str, object]]) -> dict[str, object]:
+    return {symbol: columns(symbol) for symbol in market.symbols}
+
+
+def indicators(spec: AgentSpec, market: MarketView) -> dict[str, object]:
+    """The values the strategy's rule reads, per symbol and timeframe (None while warming up)."""
+    tf = _timeframe(spec, market)
+    if spec.key == "trend":
+        return _per_symbol(market, lambda s: {
+            tf: _columns(market, s, tf, trend.SIGNAL_COLUMNS, ("ema_20", "ema_50")),
+            trend.FILTER_INTERVAL: _columns(market, s, trend.FILTER_INTERVAL, trend.FILTER_COLUMNS),
+        })
+    if spec.key == "momentum":
+        return _per_symbol(market, lambda s: {tf: _columns(market, s, tf, momentum.COLUMNS)})
+    if spec.key == "mean_reversion":
+        return _per_symbol(market,
+                           lambda s: {tf: _columns(market, s, tf, mean_reversion.COLUMNS)})
+    if spec.key == "scalper":
+        return _per_symbol(market,
+                           lambda s: {tf: _columns(market, s, tf, scalper.COLUMNS, ("rsi_7",))})
+    if spec.key == "arbitrage":
+        spreads = {
+            label: None if sp is None else {"z": _round(sp.z), "mean": _round(sp.mean), "std": _round(sp.std)}
+            for label, sp in arbitrage.pair_spreads(market, tf).items()
+        }
+        atr = _per_symbol(market, lambda s: {tf: _columns(market, s, tf, ("close", "atr_14"))})
+        return {"log_spreads": spreads, "legs": atr}
+    return _per_symbol(market, lambda s: {tf: _columns(market, s, tf, ("close", "atr_14"))})
