@@ -46,8 +46,12 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
     times = frame["open_time_ms"].astype("int64")
     steps = times.diff().iloc[1:]
     if (steps <= 0).any():
-        row = int(steps.index[(steps <= 0).to_numpy()][0]) + 2
-        raise FeedError(f"{path}: row {row}: timestamps are not strictly increasing")
+        first = int(steps.index[(steps <= 0).to_numpy()][0])
+        row = first + 2
+        what = "duplicate timestamp" if steps[first] == 0 else "timestamp earlier than the row before"
+        # issue 6: say which kind of disorder, with the value
+        raise FeedError(f"{path}: row {row}: {what} {int(times[first])} (timestamps must be "
+                        "strictly increasing)")
     interval_ms = INTERVAL_MS[interval]
     if (steps != interval_ms).any():
         row = int(steps.index[(steps != interval_ms).to_numpy()][0]) + 2
