@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
@@ -23,12 +24,14 @@ from core.agents.base import Strategy
 from core.agents.runner import build_view, is_due, run_agents
 from core.clock import Clock
 from core.config import Settings
+from core.coverage import cover_naked  # live (issue 4)
 from core.errors import FeedExhausted
 from core.exchanges.base import Exchange
 from core.execution import Execution
 from core.feeds.base import MarketFeed
 from core.ledger import AgentLedger, Ledger, OpenPosition
-from core.models import Action, AgentDecision, Proposal, RiskVerdict, Verdict
+from core.llm import audit  # issue 5: the LLM audit trail
+from core.models import Action, AgentDecision, LLMCallRecord, Proposal, RiskVerdict, Verdict
 from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group
 from core.store.tables import (
     AGENTS,
@@ -37,6 +40,9 @@ from core.store.tables import (
     PROPOSALS,
     SESSIONS,
 )
+
+if TYPE_CHECKING:
+    from core.llm.audit import LLMServices  # issue 5
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,7 @@ class Desk:
     commit: Callable[[], None]
     concurrent_agents: bool = False
     marks: dict[str, float] = field(default_factory=dict)
+    llm: LLMServices | None = None  # issue 5: budget, CEO reviewer, shadow book (None: rules only)
     execution: Execution = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +101,10 @@ def run_cycle(desk: Desk) -> CycleReport:
     if events:
         desk.execution.book_events(events)
         desk.commit()
+    if desk.llm is not None:  # issue 5: the shadow twins' stops and take-profits
+        desk.llm.on_market(desk, step)
+    if desk.execution.naked:  # live (issue 4): a position without its stop is re-covered first
+        cover_naked(desk.execution)
     prices = step.prices
 
     if session.status == "stopping":
@@ -239,14 +250,19 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
         if strategy is None or agent.status != "active" or not is_due(strategy, base, prev_ms, tick_ms):
             continue
         jobs.append((strategy, build_view(agent, ledger, desk.feed, prices, tick_ms)))
+    if desk.llm is not None and jobs:  # issue 5: the day's LLM budget, from the store
+        desk.llm.before_agents(desk, tick_ms)
+        desk.commit()  # no write lock is held while the models think
     decisions = run_agents(jobs, concurrent=desk.concurrent_agents) if jobs else []
     judge = _Judge(desk, prices, tick_ms)
     for decision in decisions:
         judge.record(decision)
+    judge.write()
     report.proposals = judge.proposals
     for verdict, n in judge.counts.items():
         report.verdicts[verdict] += n
-    judge.flush()
+    if desk.llm is not None:  # issue 5: budget log, shadow baseline
+        desk.llm.after_agents(desk, decisions, prices, tick_ms)
     ledger.session.decided_ms = tick_ms
     if not (judge.exits or judge.entries):
         return  # nothing to send: the end-of-tick commit makes the decisions durable
@@ -258,8 +274,21 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
         desk.execution.open_position(pos, quantity)
 
 
+@dataclass(slots=True)
+class _Row:
+    """A row the judge will write; ``id`` is known once it is written."""
+
+    id: int | None = None
+
+
 class _Judge:
-    """Applies the CEO's hard rules to one tick's proposals and writes the log."""
+    """Applies the CEO's hard rules to one tick's proposals, then writes the log.
+
+    Two passes: ``record`` judges every decision in memory (reserving margin and exposure as plans
+    are approved, so later proposals in the tick see them, and asking the optional LLM reviewer),
+    and ``write`` stores the calls, proposals, verdicts and positions in order. No database write
+    happens while a model is being asked.
+    """
 
     def __init__(self, desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
         self.desk = desk
@@ -272,17 +301,21 @@ class _Judge:
         self.entries: list[tuple[OpenPosition, Decimal]] = []
         self.proposals = 0
         self.counts = {v.value: 0 for v in Verdict}
-        self._abstentions: list[dict[str, object]] = []
+        self._ops: list[tuple] = []  # what ``write`` stores, in order
 
+    # ------------------------------------------------------------------ pass 1: judge in memory
     def record(self, decision: AgentDecision) -> None:
         agent = next(a for a in self.desk.ledger.agents.values() if a.name == decision.agent)
+        call = _Row()
+        if decision.llm_call is not None:  # issue 5: stored before the proposals that cite it
+            audit.charge(self.desk, decision.llm_call)
+            self._ops.append(("call", agent.id, decision.llm_call, call))
         if decision.failure is not None:
             agent.llm_failures += 1
-            self._insert_proposal(agent, None, kind="failure", error=decision.failure,
-                                  raw=decision.raw_reply)
+            self._ops.append(("note", agent, "failure", None, decision.failure, decision.raw_reply, call))
             return
         if not decision.proposals:
-            self._insert_proposal(agent, None, kind="abstain", note=decision.note or "no signal")
+            self._ops.append(("note", agent, "abstain", decision.note or "no signal", None, None, call))
             return
         groups: dict[str | None, list[Proposal]] = {}
         for p in decision.proposals:
@@ -290,34 +323,9 @@ class _Judge:
         for group, proposals in groups.items():
             if group is None:
                 for p in proposals:
-                    self._judge_one(agent, p)
+                    self._judge_one(agent, p, call)
             else:
-                self._judge_group(agent, proposals)
-
-    def flush(self) -> None:
-        if self._abstentions:
-            self.desk.db.execute(insert(PROPOSALS), self._abstentions)
-            self._abstentions = []
-
-    def _insert_proposal(self, agent: AgentLedger, p: Proposal | None, *, kind: str,
-                         note: str | None = None, error: str | None = None,
-                         raw: str | None = None) -> int | None:
-        row: dict[str, object] = {
-            "session_id": self.desk.ledger.session.id, "agent_id": agent.id,
-            "tick_ms": self.tick_ms, "kind": kind, "reasoning": note, "error": error,
-            "raw_reply": raw, "symbol": None, "action": None, "leverage": None,
-            "margin_fraction": None, "stop_price": None, "take_profit": None,
-            "confidence": None, "ref_price": None, "group_id": None,
-        }
-        if p is None:
-            self._abstentions.append(row)
-            return None
-        row.update(symbol=p.symbol, action=p.action.value, leverage=p.leverage,
-                   margin_fraction=p.margin_fraction, stop_price=p.stop_price,
-                   take_profit=p.take_profit, confidence=p.confidence, ref_price=p.ref_price,
-                   group_id=p.group, reasoning=p.reasoning)
-        self.proposals += 1
-        return self.desk.db.execute(insert(PROPOSALS).values(**row)).inserted_primary_key[0]
+                self._judge_group(agent, proposals, call)
 
     def _context(self, agent: AgentLedger, symbol: str) -> RiskContext:
         owner = self.desk.ledger.owner_of(symbol)
@@ -337,61 +345,120 @@ class _Judge:
             gross_notional=self.gross,
         )
 
-    def _judge_one(self, agent: AgentLedger, p: Proposal) -> None:
-        proposal_id = self._insert_proposal(agent, p, kind="proposal")
+    def _propose(self, agent: AgentLedger, p: Proposal, call: _Row) -> _Row:
+        row = _Row()
+        self.proposals += 1
+        self._ops.append(("proposal", agent, p, call, row))
+        return row
+
+    def _judge_one(self, agent: AgentLedger, p: Proposal, call: _Row) -> None:
+        proposal = self._propose(agent, p, call)
         if p.action is Action.HOLD:
             return
         verdict = evaluate(p, self._context(agent, p.symbol), self.desk.limits)
-        self._apply(agent, p, proposal_id, verdict)
+        review_call = None
+        if self.desk.llm is not None:  # issue 5: the CEO's LLM reviewer may only tighten
+            ((verdict, review_call),) = self.desk.llm.review(self.desk, agent, [p], [verdict])
+        self._apply(agent, p, proposal, verdict, review_call)
 
-    def _judge_group(self, agent: AgentLedger, proposals: list[Proposal]) -> None:
-        ids = [self._insert_proposal(agent, p, kind="proposal") for p in proposals]
+    def _judge_group(self, agent: AgentLedger, proposals: list[Proposal], call: _Row) -> None:
+        rows = [self._propose(agent, p, call) for p in proposals]
         contexts = [self._context(agent, p.symbol) for p in proposals]
         verdicts = evaluate_group(proposals, contexts, self.desk.limits)  # legs see each other
-        for p, pid, verdict in zip(proposals, ids, verdicts, strict=True):
-            self._apply(agent, p, pid, verdict)
+        reviewed = (self.desk.llm.review(self.desk, agent, proposals, verdicts)
+                    if self.desk.llm is not None else [(v, None) for v in verdicts])  # issue 5
+        for p, row, (verdict, review_call) in zip(proposals, rows, reviewed, strict=True):
+            self._apply(agent, p, row, verdict, review_call)
 
-    def _apply(self, agent: AgentLedger, p: Proposal, proposal_id: int | None, v: RiskVerdict) -> None:
+    def _apply(self, agent: AgentLedger, p: Proposal, proposal: _Row, v: RiskVerdict,
+               review_call: LLMCallRecord | None) -> None:
         self.counts[v.verdict.value] += 1
         plan = v.plan
-        decision_id = self.desk.db.execute(
+        pos = None
+        if v.verdict is not Verdict.REJECT and p.action is Action.CLOSE:
+            held = agent.positions.get(p.symbol)
+            if held is not None and held.quantity > 0:
+                self.exits.append(held)
+        elif v.verdict is not Verdict.REJECT and plan is not None:
+            pos = OpenPosition(
+                id=0, agent_id=agent.id, symbol=plan.symbol, side=plan.side, quantity=0.0,
+                entry_price=0.0, leverage=plan.leverage, margin=plan.margin,
+                stop_distance=plan.stop_distance, stop_price=plan.stop_price,
+                take_profit=plan.take_profit, group_id=p.group, opened_ms=self.tick_ms,
+                status="opening",
+            )  # its id is set when ``write`` stores it
+            agent.positions[plan.symbol] = pos
+            # reserve what the plan will use so later proposals in this tick see it
+            self.available -= plan.margin
+            self.gross += plan.notional
+            self.entries.append((pos, plan.quantity))
+        self._ops.append(("verdict", agent, p, proposal, v, review_call, pos))
+
+    # ------------------------------------------------------------------ pass 2: write
+    def write(self) -> None:
+        db, tick_ms = self.desk.db, self.tick_ms
+        notes: list[dict[str, object]] = []
+        for op in self._ops:
+            kind = op[0]
+            if kind == "call":
+                _, agent_id, record, row = op
+                row.id = audit.write_call(self.desk, agent_id, tick_ms, record)
+            elif kind == "note":
+                _, agent, note_kind, note, error, raw, call = op
+                notes.append(self._proposal_row(agent, None, note_kind, call, note, error, raw))
+            elif kind == "proposal":
+                _, agent, p, call, row = op
+                row.id = db.execute(insert(PROPOSALS).values(
+                    **self._proposal_row(agent, p, "proposal", call))).inserted_primary_key[0]
+            else:
+                self._write_verdict(*op[1:])
+        if notes:
+            db.execute(insert(PROPOSALS), notes)
+        self._ops = []
+
+    def _proposal_row(self, agent: AgentLedger, p: Proposal | None, kind: str, call: _Row,
+                      note: str | None = None, error: str | None = None,
+                      raw: str | None = None) -> dict[str, object]:
+        row: dict[str, object] = {
+            "session_id": self.desk.ledger.session.id, "agent_id": agent.id,
+            "tick_ms": self.tick_ms, "kind": kind, "reasoning": note, "error": error,
+            "raw_reply": raw, "symbol": None, "action": None, "leverage": None,
+            "margin_fraction": None, "stop_price": None, "take_profit": None,
+            "confidence": None, "ref_price": None, "group_id": None,
+            "llm_call_id": call.id,  # issue 5
+        }
+        if p is not None:
+            row.update(symbol=p.symbol, action=p.action.value, leverage=p.leverage,
+                       margin_fraction=p.margin_fraction, stop_price=p.stop_price,
+                       take_profit=p.take_profit, confidence=p.confidence, ref_price=p.ref_price,
+                       group_id=p.group, reasoning=p.reasoning)
+        return row
+
+    def _write_verdict(self, agent: AgentLedger, p: Proposal, proposal: _Row, v: RiskVerdict,
+                       review_call: LLMCallRecord | None, pos: OpenPosition | None) -> None:
+        db, sid, plan = self.desk.db, self.desk.ledger.session.id, v.plan
+        review_id = (None if review_call is None
+                     else audit.write_call(self.desk, None, self.tick_ms, review_call))
+        decision_id = db.execute(
             insert(CEO_DECISIONS).values(
-                session_id=self.desk.ledger.session.id, agent_id=agent.id, proposal_id=proposal_id,
+                session_id=sid, agent_id=agent.id, proposal_id=proposal.id,
                 ts_ms=self.tick_ms, kind="trade", symbol=p.symbol, verdict=v.verdict.value,
                 rules=",".join(v.rules), changes=json.dumps(v.changes, default=str) if v.changes else None,
                 reason=v.reason, proposed_leverage=p.leverage if p.opens else None,
                 final_leverage=plan.leverage if plan else None,
                 proposed_margin=round(p.margin_fraction * agent.equity(self.prices), 2) if p.opens else None,
                 final_margin=round(plan.margin, 2) if plan else None,
+                llm_call_id=review_id,  # issue 5: the CEO reviewer's call
             )
         ).inserted_primary_key[0]
-        if v.verdict is Verdict.REJECT:
+        if pos is None:
             return
-        if p.action is Action.CLOSE:
-            pos = agent.positions.get(p.symbol)
-            if pos is not None and pos.quantity > 0:
-                self.exits.append(pos)
-            return
-        if plan is None:
-            return
-        pos_id = self.desk.db.execute(
+        pos.id = db.execute(
             insert(POSITIONS).values(
-                session_id=self.desk.ledger.session.id, agent_id=agent.id, decision_id=decision_id,
-                symbol=plan.symbol, side=plan.side.value, status="opening", quantity=0.0,
-                entry_price=0.0, leverage=plan.leverage, margin=0.0,
-                stop_distance=plan.stop_distance, stop_price=plan.stop_price,
-                take_profit=plan.take_profit, group_id=p.group, opened_ms=self.tick_ms,
+                session_id=sid, agent_id=agent.id, decision_id=decision_id,
+                symbol=pos.symbol, side=pos.side.value, status="opening", quantity=0.0,
+                entry_price=0.0, leverage=pos.leverage, margin=0.0,
+                stop_distance=pos.stop_distance, stop_price=pos.stop_price,
+                take_profit=pos.take_profit, group_id=pos.group_id, opened_ms=self.tick_ms,
             )
         ).inserted_primary_key[0]
-        pos = OpenPosition(
-            id=pos_id, agent_id=agent.id, symbol=plan.symbol, side=plan.side, quantity=0.0,
-            entry_price=0.0, leverage=plan.leverage, margin=0.0, stop_distance=plan.stop_distance,
-            stop_price=plan.stop_price, take_profit=plan.take_profit, group_id=p.group,
-            opened_ms=self.tick_ms, status="opening",
-        )
-        agent.positions[plan.symbol] = pos
-        # reserve what the plan will use so later proposals in this tick see it
-        self.available -= plan.margin
-        self.gross += plan.notional
-        pos.margin = plan.margin
-        self.entries.append((pos, plan.quantity))

@@ -17,8 +17,13 @@ its message as one readable line. Nothing outside this tree should escape an eng
     │   │   ├── InsufficientMargin  -2019
     │   │   ├── BelowMinNotional    -4164
     │   │   └── ReduceOnlyRejected  -2022
+    │   │   └── DuplicateClientOrderId  -4116: the venue already knows this client order id
     │   ├── UnknownOrderStatus      a timeout/503 on an order: ask the venue, never resend
-    │   └── ExchangeUnavailable     the venue cannot be reached or is rate limiting us
+    │   ├── ExchangeUnavailable     the venue cannot be reached or is rate limiting us
+    │   │   └── RateLimited         429/418/-1003: the process-wide back-off is on (retry_after_s)
+    │   ├── ExchangeAuthError       bad key, signature or permissions (-1022, -2014, -2015, 401)
+    │   ├── ClockSkew               -1021 even after re-syncing with the server clock
+    │   └── ExchangeRequestError    the venue refused a non-order request (bad symbol, param...)
     └── LLMError                    a model call failed or its reply was invalid
 """
 
@@ -88,12 +93,49 @@ class ReduceOnlyRejected(OrderRejected):
         super().__init__(message, code=-2022)
 
 
+# --- issue 4: AsterDex client errors (core/exchanges/asterdex_*.py) -----------------------------
+class DuplicateClientOrderId(OrderRejected):
+    """The venue already has an order with this client order id (-4116); nothing new was placed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=-4116)
+
+
+class ExchangeAuthError(ExchangeError):
+    """The venue refused our credentials or signature; retrying will not help."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ClockSkew(ExchangeError):
+    """The venue rejected our timestamp (-1021) even after re-syncing the clock offset."""
+
+
+class ExchangeRequestError(ExchangeError):
+    """The venue refused a request that is not an order (bad symbol, bad parameter...)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+# --- end issue 4 ----------------------------------------------------------------------------------
+
+
 class UnknownOrderStatus(ExchangeError):
     """The order may or may not exist at the venue; resolve by querying its client order id."""
 
 
 class ExchangeUnavailable(ExchangeError):
     """The venue is unreachable, failing or rate limiting; nothing was done."""
+
+
+class RateLimited(ExchangeUnavailable):  # issue 4
+    """Rate limited or IP-banned (429/418/-1003); no request goes out for ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class LLMError(DeskError):

@@ -4,8 +4,10 @@ Every order is written to the store and committed *before* it is sent, under a d
 order id derived from the position (and so from the CEO decision) that caused it. A venue answer is
 booked in the same place whatever its origin: a market fill we asked for, a stop the venue
 triggered, a liquidation, funding. Fills are booked once per venue trade id. After an entry fills,
-a reduce-only stop (and the take-profit, if any) covers the whole position; if the stop cannot be
-placed the position is closed at once. ``reconcile`` runs before the first tick after a start and
+a reduce-only stop (and the take-profit, if any) covers the whole position (core/protection.py);
+if the venue refuses the stop the position is closed at once, and one whose stop met an unknown
+fate is covered again on the next tick (core/coverage.py, which also re-checks coverage after
+every fill the venue reports). ``reconcile`` runs before the first tick after a start and
 settles anything a crash left open by asking the venue, never by sending again.
 """
 
@@ -20,6 +22,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.client_ids import client_order_id, install_prefix
 from core.errors import ExchangeError, ExchangeUnavailable, OrderRejected, UnknownOrderStatus
 from core.exchanges.base import Exchange
 from core.ledger import AgentLedger, Ledger, OpenPosition
@@ -34,6 +37,7 @@ from core.models import (
     OrderType,
     PositionSide,
 )
+from core.protection import QTY_EPS, Protection, to_quantity
 from core.store.tables import (
     AGENTS,
     CEO_DECISIONS,
@@ -48,7 +52,6 @@ log = logging.getLogger(__name__)
 PROTECTIVE = ("stop_loss", "take_profit")
 CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile")
 OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
-QTY_EPS = 1e-12
 _SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
 
 
@@ -62,12 +65,7 @@ class OrderInfo:
     symbol: str
 
 
-def to_quantity(qty: float, step: Decimal) -> Decimal:
-    """A booked float quantity back to an exact multiple of the step size."""
-    return Decimal(repr(qty)).quantize(step)
-
-
-class Execution:
+class Execution(Protection):
     """Sends orders and books everything the venue reports for one session."""
 
     def __init__(
@@ -93,12 +91,19 @@ class Execution:
         )
         for r in rows:
             self.open_orders[r.client_order_id] = OrderInfo(*r)
+        self.prefix = install_prefix(db)
+        # positions known to lack a resting stop over their whole quantity: id -> naked since (ms)
+        self.naked: dict[int, int] = dict(db.execute(
+            select(POSITIONS.c.id, POSITIONS.c.naked_since_ms).where(
+                POSITIONS.c.session_id == self.session_id, POSITIONS.c.status == "open",
+                POSITIONS.c.naked_since_ms.is_not(None))
+        ).all())
+        self.last_refused = False  # did the latest submit() end in a venue refusal?
 
     # ------------------------------------------------------------------ sending
     def _client_id(self, position_id: int, purpose: str) -> str:
-        base = f"s{self.session_id}p{position_id}"
         if purpose == "entry":
-            return f"{base}-e"
+            return client_order_id(self.prefix, self.session_id, position_id, "e", None)
         tag = _SUFFIX.get(purpose, "x")
         purposes = PROTECTIVE if tag in ("s", "t") else CLOSE_REASONS
         n = self.db.scalar(
@@ -107,7 +112,7 @@ class Execution:
                 ORDERS.c.purpose.in_([p for p in purposes if _SUFFIX.get(p, "x") == tag]),
             )
         )
-        return f"{base}-{tag}{n}"
+        return client_order_id(self.prefix, self.session_id, position_id, tag, n)
 
     def submit(
         self,
@@ -117,7 +122,9 @@ class Execution:
         position_id: int | None,
         purpose: str,
     ) -> OrderResult | None:
-        """Write the order, commit, send it, book the answer. None when the venue refused it."""
+        """Write the order, commit, send it, book the answer. None when the venue refused it
+        (``last_refused``) or its fate could not be learned."""
+        self.last_refused = False
         now = self._now_ms()
         order_id = self.db.execute(
             insert(ORDERS).values(
@@ -140,6 +147,7 @@ class Execution:
         except OrderRejected as exc:
             self.finish(info, "REJECTED", error=f"{exc} (code {exc.code})")
             self.commit()
+            self.last_refused = True
             return None
         except UnknownOrderStatus as exc:
             result = self._resolve_unknown(info, str(exc))
@@ -221,9 +229,11 @@ class Execution:
             return None, purpose
         return pos, purpose
 
-    def book_fill(self, fill: Fill) -> None:
+    def book_fill(self, fill: Fill) -> int | None:
+        """Book one venue fill, once per trade id; returns the id of the desk position it moved
+        (None when it was booked before or has no owner)."""
         if self._already_booked(fill.trade_id):
-            return
+            return None
         pos, purpose = self._position_for_fill(fill)
         agent = self.ledger.agents[pos.agent_id] if pos else None
         self.db.execute(
@@ -239,7 +249,7 @@ class Execution:
         if pos is None or agent is None:
             self.log_event("reconcile", f"fill {fill.trade_id} on {fill.symbol} has no open desk "
                            "position; booked without an owner", symbol=fill.symbol)
-            return
+            return None
         qty, price = float(fill.quantity), float(fill.price)
         fee, pnl = float(fill.fee), float(fill.realized_pnl)
         increases = (fill.side is OrderSide.BUY) == (pos.side is PositionSide.LONG)
@@ -271,6 +281,7 @@ class Execution:
         self._save_agent(agent)
         if closed:
             self.after_close(agent, pos)
+        return pos.id
 
     def _liquidation_price(self, pos: OpenPosition) -> float:
         mmr = float(self.exchange.filters(pos.symbol).maint_margin_rate)
@@ -327,12 +338,20 @@ class Execution:
         liquidations, expiries, funding), in time order."""
         for payment in events.funding:
             self.book_funding(payment)
+        touched: set[int] = set()
         for fill in events.fills:
-            self.book_fill(fill)
+            if (position_id := self.book_fill(fill)) is not None:
+                touched.add(position_id)
         for update_ in events.order_updates:
             info = self.open_orders.get(update_.order.client_order_id)
             if info is not None:
                 self.apply_result(info, update_.order)
+                if info.position_id is not None and info.purpose in PROTECTIVE:
+                    touched.add(info.position_id)
+        if touched:
+            from core.coverage import ensure_covered  # coverage builds on this module
+
+            ensure_covered(self, [p for p in self.ledger.open_positions() if p.id in touched])
 
     def _save_agent(self, agent: AgentLedger) -> None:
         self.db.execute(
@@ -383,48 +402,6 @@ class Execution:
         result = self.submit(request, agent_id=agent_id, position_id=pos.id, purpose="entry")
         if result is not None and pos.quantity > QTY_EPS:
             self.protect(pos)
-
-    def protect(self, pos: OpenPosition) -> None:
-        """Rest a reduce-only stop over the whole position (and the take-profit, if any). A
-        position whose stop the venue refuses is closed at once rather than left naked."""
-        filters = self.exchange.filters(pos.symbol)
-        qty = to_quantity(pos.quantity, filters.step_size)
-        entry = Decimal(repr(pos.entry_price))
-        distance = Decimal(repr(pos.stop_distance))
-        if pos.side is PositionSide.LONG:
-            stop = filters.round_price(entry * (1 - distance), up=True)
-        else:
-            stop = filters.round_price(entry * (1 + distance), up=False)
-        stop_req = OrderRequest(
-            client_order_id=self._client_id(pos.id, "stop_loss"), symbol=pos.symbol,
-            side=pos.side.exit_order_side, type=OrderType.STOP_MARKET, quantity=qty,
-            stop_price=stop, reduce_only=True,
-        )
-        placed = self.submit(stop_req, agent_id=pos.agent_id, position_id=pos.id, purpose="stop_loss")
-        if placed is None:
-            self.log_event("execution", f"{pos.symbol}: stop {stop} refused by the venue; "
-                           "closing the position rather than leaving it unprotected",
-                           agent_id=pos.agent_id, symbol=pos.symbol)
-            self.close_position(pos, "ceo")
-            return
-        pos.stop_price = float(stop)
-        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(stop_price=pos.stop_price))
-        if pos.take_profit is None or pos.symbol not in self.ledger.agents[pos.agent_id].positions:
-            return
-        tp = filters.round_price(Decimal(repr(pos.take_profit)), up=pos.side is PositionSide.SHORT)
-        if (tp - entry) * pos.side.sign <= 0:
-            pos.take_profit = None
-        else:
-            tp_req = OrderRequest(
-                client_order_id=self._client_id(pos.id, "take_profit"), symbol=pos.symbol,
-                side=pos.side.exit_order_side, type=OrderType.TAKE_PROFIT_MARKET, quantity=qty,
-                stop_price=tp, reduce_only=True,
-            )
-            if self.submit(tp_req, agent_id=pos.agent_id, position_id=pos.id, purpose="take_profit") is None:
-                pos.take_profit = None
-            else:
-                pos.take_profit = float(tp)
-        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(take_profit=pos.take_profit))
 
     def close_position(self, pos: OpenPosition, reason: str) -> bool:
         """Market-close a whole position (reduce-only). The protective orders are cancelled only

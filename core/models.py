@@ -138,15 +138,49 @@ class Proposal(BaseModel):
         return None
 
 
+# --- issue 5: LLM audit trail ---------------------------------------------------------------------
+@dataclass(slots=True)
+class LLMCallRecord:
+    """One model call as the audit trail stores it (core/llm/audit.py writes it to ``llm_calls``).
+
+    ``role`` is ``agent`` for a strategy agent's call and ``ceo_review`` for the CEO's reviewer.
+    ``error`` says why the call failed or its reply was unusable; ``validation_errors`` holds the
+    parser's complaints about a reply that arrived. ``cost_usd`` is filled in when it is stored.
+    """
+
+    role: str
+    provider: str
+    model: str
+    prompt_version: str
+    system: str
+    prompt: str
+    raw_reply: str | None = None
+    parsed: str | None = None  # JSON of the validated answer
+    error: str | None = None
+    validation_errors: str | None = None
+    latency_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    attempts: int = 1
+    cost_usd: float = 0.0
+# --- end issue 5 ---------------------------------------------------------------------------------
+
+
 @dataclass(slots=True)
 class AgentDecision:
-    """What one agent said on one tick: proposals, or an abstention with the reason, or a failure."""
+    """What one agent said on one tick: proposals, or an abstention with the reason, or a failure.
+
+    An agent backed by a model also hands up its ``llm_call`` (stored before the proposals that
+    cite it) and, with the shadow baseline on, ``shadow``: what its rule-only twin said.
+    """
 
     agent: str
     proposals: list[Proposal] = field(default_factory=list)
     note: str = ""
     failure: str | None = None
     raw_reply: str | None = None
+    llm_call: LLMCallRecord | None = None  # issue 5
+    shadow: AgentDecision | None = None  # issue 5
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,6 +237,11 @@ class OrderType(StrEnum):
     MARKET = "MARKET"
     STOP_MARKET = "STOP_MARKET"
     TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    # issue 4: the live client places LIMIT orders and may find the others on a real account
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
 
 
 class OrderStatus(StrEnum):

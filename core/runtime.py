@@ -7,19 +7,23 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.agents.base import Strategy
+from core.agents.base import AgentSpec, Strategy
 from core.agents.llm_agent import LLMAgent
 from core.agents.strategies import build_strategies
 from core.clock import FeedClock
 from core.config import Settings
 from core.engine import Desk
 from core.errors import ConfigError, NotFound
+from core.exchanges.base import Exchange
 from core.exchanges.paper import PaperExchange
 from core.exchanges.symbols import default_filters
+from core.feeds.base import MarketFeed
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import Lease
 from core.ledger import load_ledger
-from core.llm.base import EchoProvider
+from core.live_runtime import live_exchange_for, live_feed_for, report_feed_status  # issue 4
+from core.llm.audit import build_llm_services  # issue 5: audit, budget, reviewer, shadow
+from core.llm.providers import build_providers, model_label  # issue 5: provider per agent
 from core.models import INTERVAL_MS
 from core.risk import RiskLimits
 from core.store.tables import SessionRow
@@ -29,7 +33,9 @@ def paper_account_id(session_id: int) -> str:
     return f"session-{session_id}"
 
 
-def build_feed(settings: Settings, row: SessionRow) -> ReplayFeed:
+def build_feed(settings: Settings, row: SessionRow, *, streams: bool = False) -> MarketFeed:
+    if row.market_source == "asterdex":  # live (issue 4): AsterDex REST (+ websocket for the engine)
+        return live_feed_for(settings, row, streams=streams)
     if row.market_source != "replay":
         raise ConfigError(f"market source {row.market_source!r} is not available in this build")
     data = load_replay_data(settings.replay_data_dir, row.replay_interval or settings.replay_interval,
@@ -37,18 +43,28 @@ def build_feed(settings: Settings, row: SessionRow) -> ReplayFeed:
     return ReplayFeed(data, start_ms=row.clock_ms, bars_per_tick=settings.bars_per_tick)
 
 
-def build_exchange(settings: Settings, engine: Engine, row: SessionRow) -> PaperExchange:
+def build_exchange(settings: Settings, engine: Engine, row: SessionRow) -> Exchange:
+    if row.mode == "live":  # live (issue 4): the AsterDex adapter, account checked before use
+        return live_exchange_for(settings, engine, row)
     if row.mode != "paper":
-        raise ConfigError("live trading on AsterDex is not available in this build; use --mode paper")
+        raise ConfigError(f"session {row.id} is a {row.mode} run: the engine trades only paper and "
+                          "live sessions")
+    return paper_exchange(settings, engine, paper_account_id(row.id), tuple(row.symbols.split(",")),
+                          row.replay_interval or settings.replay_interval)
+
+
+def paper_exchange(settings: Settings, engine: Engine, account_id: str, symbols: tuple[str, ...],
+                   interval: str) -> PaperExchange:
+    """The paper venue with the configured fees, slippage and funding (sessions and backtests)."""
     return PaperExchange(
         engine,
-        paper_account_id(row.id),
-        filters=default_filters(tuple(row.symbols.split(","))),
+        account_id,
+        filters=default_filters(symbols),
         taker_fee=settings.paper_taker_fee,
         slippage_bps=settings.paper_slippage_bps,
         funding_rate=settings.paper_funding_rate,
         funding_interval_hours=settings.paper_funding_interval_hours,
-        interval_ms=INTERVAL_MS[row.replay_interval or settings.replay_interval],
+        interval_ms=INTERVAL_MS[interval],
     )
 
 
@@ -60,14 +76,16 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
     if row is None:
         db.close()
         raise NotFound(f"no session {session_id}")
-    feed = build_feed(settings, row)
+    feed = build_feed(settings, row, streams=True)
     exchange = build_exchange(settings, engine, row)
     ledger = load_ledger(db, session_id)
     db.commit()
+    feed_status: list[str] = []  # live (issue 4): last feed status written for the UI
 
     def commit() -> None:
         if lease is not None:
             lease.renew(db)
+        report_feed_status(db, session_id, feed, feed_status)  # live (issue 4)
         db.commit()
 
     strategies = build_agents(settings)
@@ -81,17 +99,20 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
         settings=settings,
         limits=RiskLimits.from_settings(settings),
         commit=commit,
-        concurrent_agents=settings.agent_llm != "none",  # model calls overlap; rules run inline
+        concurrent_agents=any(isinstance(s, LLMAgent) for s in strategies),  # model calls overlap
+        llm=build_llm_services(settings, strategies),  # issue 5: budget, CEO reviewer, shadow
     )
 
 
 def build_agents(settings: Settings) -> list[Strategy]:
-    """The roster's strategies, each behind the model path when AGENT_LLM asks for it."""
+    """The roster's strategies, each behind the model path when AGENT_LLM gives it a provider
+    (issue 5: core/llm/providers.py; an agent whose model has no key runs on its rules)."""
     rules = build_strategies()
-    if settings.agent_llm == "offline":
-        return [LLMAgent(s, EchoProvider()) for s in rules]
-    return rules
+    providers = build_providers(settings, (s.spec for s in rules))
+    limits = RiskLimits.from_settings(settings)
+    return [s if (p := providers[s.spec.key]) is None else LLMAgent(s, p, limits=limits)
+            for s in rules]
 
 
-def agent_model_label(settings: Settings) -> str:
-    return "offline (echo-rules)" if settings.agent_llm == "offline" else "rules (no key)"
+def agent_model_label(settings: Settings, spec: AgentSpec) -> str:
+    return model_label(settings, spec)  # issue 5: per agent, e.g. "Gemini (...)", "rules (no key)"

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 def latest_active_session(engine: Engine) -> int | None:
     with engine.connect() as conn:
         return conn.scalar(
-            select(SessionRow.id).where(SessionRow.status.in_(ACTIVE_SESSION))
+            select(SessionRow.id).where(SessionRow.status.in_(ACTIVE_SESSION),
+                                        SessionRow.mode != "backtest")  # issue 6
             .order_by(SessionRow.id.desc()).limit(1)
         )
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.agents.base import AgentSpec
 from core.agents.roster import ROSTER, find_spec
 from core.config import Settings
 from core.engine import ACTIVE_SESSION
@@ -23,6 +25,7 @@ from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import holder, new_owner_id
+from core.live_runtime import live_session_start  # live (issue 4)
 from core.models import ms_to_dt
 from core.runtime import agent_model_label, paper_account_id
 from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
@@ -65,25 +68,32 @@ def create_session(
     symbols: list[str] | None = None,
     name: str | None = None,
 ) -> SessionRef:
-    capital = validate_capital(settings.default_capital if capital is None else capital)
-    if mode == "live":
-        raise ConfigError("live trading on AsterDex is not available in this build yet; "
-                          "use --mode paper")
-    if mode != "paper":
+    # --- live (issue 4): a live session trades the account's balance on the live feed
+    if mode not in ("paper", "live"):
         raise ConfigError(f"unknown mode {mode!r}: use paper or live")
+    source = "asterdex" if mode == "live" else settings.market_source
+    if mode == "paper":
+        capital = validate_capital(settings.default_capital if capital is None else capital)
+    # --- end live (issue 4)
     chosen = tuple(s.strip().upper() for s in (settings.symbol_list if symbols is None else symbols)
                    if s.strip())
     if not chosen:
         raise ConfigError("choose at least one symbol")
     if len(set(chosen)) != len(chosen):
         raise ConfigError("a symbol is listed twice")
-    try:
-        data = load_replay_data(settings.replay_data_dir, settings.replay_interval, chosen)
-    except FeedError as exc:
-        raise ConfigError(f"no market data for {', '.join(chosen)}: {exc}") from None
-    start_ms = settings.replay_start_ms
-    feed = ReplayFeed(data, start_ms=start_ms)  # validates the start lies inside the data
-    start_ms = feed.now_ms()
+    if source == "asterdex":  # live (issue 4): the venue's symbols and now (live: its balance)
+        live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
+        capital = validate_capital(live_capital if live_capital is not None
+                                   else settings.default_capital)
+    else:
+        try:
+            data = load_replay_data(settings.replay_data_dir, settings.replay_interval, chosen)
+        except FeedError as exc:
+            raise ConfigError(f"no market data for {', '.join(chosen)}: {exc}") from None
+        start_ms = settings.replay_start_ms
+        feed = ReplayFeed(data, start_ms=start_ms)  # validates the start lies inside the data
+        start_ms = feed.now_ms()
+    assert capital is not None
     with engine.begin() as conn:
         active = conn.execute(
             select(SessionRow.id, SessionRow.name, SessionRow.status)
@@ -93,29 +103,44 @@ def create_session(
             raise InvalidTransition(
                 f"session {active.id} ({active.name}) is still {active.status}; stop it first "
                 f"(python -m core session stop --session {active.id})")
-        count = conn.scalar(select(func.count()).select_from(SessionRow)) or 0
-        session_name = (name or f"Paper desk #{count + 1}").strip()[:120]
-        session_id = conn.execute(insert(SessionRow).values(
-            name=session_name, status="created", mode=mode, market_source=settings.market_source,
-            symbols=",".join(chosen), initial_capital=capital, peak_equity=capital,
-            max_drawdown_pct=0.0, replay_interval=settings.replay_interval, start_ms=start_ms,
-            clock_ms=start_ms, decided_ms=0, intent_version=0, last_review_ms=start_ms, last_rebalance_ms=start_ms,
-            last_snapshot_ms=0, ticks=0, created_ms=start_ms,
-        )).inserted_primary_key[0]
-        conn.execute(insert(AgentRow), [{
-            "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,
-            "model": agent_model_label(settings), "risk_level": s.risk_level.value,
-            "max_leverage": s.max_leverage, "base_share": s.capital_share,
-            "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
-            "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
-            "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
-            "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0,
-        } for s in ROSTER])
+        count = conn.scalar(select(func.count()).select_from(SessionRow)
+                            .where(SessionRow.mode != "backtest")) or 0  # issue 6
+        session_name = (name or f"{mode.capitalize()} desk #{count + 1}").strip()[:120]
+        session_id = insert_session(
+            conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
+            interval=settings.replay_interval, start_ms=start_ms,
+            model_of=lambda spec: agent_model_label(settings, spec))
         _log(conn, session_id, start_ms, "session",
-             f"session created: {capital:,.2f} USDT paper capital on {', '.join(chosen)}, "
-             f"replay from {ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
-    PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
+             f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
+             f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
+             f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
+    if mode == "paper":  # live (issue 4): a live session's money is the venue account
+        PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
     return SessionRef(session_id, session_name, "created")
+
+
+def insert_session(conn: Connection, *, name: str, mode: str, source: str,
+                   symbols: Sequence[str], capital: float, interval: str, start_ms: int,
+                   model_of: Callable[[AgentSpec], str]) -> int:
+    """Write a new session row and its roster (each agent with its share of ``capital``); returns
+    the session id. Used by ``create_session`` and by backtests."""
+    session_id = conn.execute(insert(SessionRow).values(
+        name=name, status="created", mode=mode, market_source=source, symbols=",".join(symbols),
+        initial_capital=capital, peak_equity=capital, max_drawdown_pct=0.0,
+        replay_interval=interval, start_ms=start_ms, clock_ms=start_ms, decided_ms=0,
+        intent_version=0, last_review_ms=start_ms, last_rebalance_ms=start_ms, last_snapshot_ms=0,
+        ticks=0, created_ms=start_ms,
+    )).inserted_primary_key[0]
+    conn.execute(insert(AgentRow), [{
+        "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,
+        "model": model_of(s), "risk_level": s.risk_level.value,
+        "max_leverage": s.max_leverage, "base_share": s.capital_share,
+        "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
+        "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
+        "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
+        "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0,
+    } for s in ROSTER])
+    return int(session_id)
 
 
 def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
@@ -123,8 +148,8 @@ def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
     stmt = select(SessionRow)
     if session_id is not None:
         stmt = stmt.where(SessionRow.id == session_id)
-    else:
-        stmt = stmt.order_by(SessionRow.id.desc()).limit(1)
+    else:  # the latest desk session; a backtest is only ever named explicitly (issue 6)
+        stmt = stmt.where(SessionRow.mode != "backtest").order_by(SessionRow.id.desc()).limit(1)
     with Session(engine, expire_on_commit=False) as db:
         row = db.scalars(stmt).first()
     if row is None:
@@ -233,3 +258,19 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
         _log(conn, row.id, row.clock_ms, action, f"{spec.name} {action}d by user{detail}",
              agent_id=agent.id, changes={"status": [agent.status, new]})
     return f"{spec.name}: {agent.status} → {new}"
+
+
+# --- backtests (issue 6) ------------------------------------------------------------------------
+def start_backtest(engine: Engine, settings: Settings, **request: object) -> int:
+    """Validate a backtest request and run it in the background (see core/backtest/jobs.py)."""
+    from core.backtest.jobs import start_backtest as start  # local: the backtest imports the desk
+
+    return start(engine, settings, **request)  # type: ignore[arg-type]
+
+
+def running_backtest() -> int | None:
+    """The run id of the backtest this process is running, if any."""
+    from core.backtest.jobs import running_run
+
+    return running_run()
+# --- end backtests (issue 6) --------------------------------------------------------------------

@@ -18,7 +18,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from core.config import PROJECT_ROOT, Settings
+# No test may reach an outside address or a developer's account: the suite reads no .env (the
+# settings file is an empty one, for this process and every subprocess it starts) and no key or
+# credential from the environment. Set before core.config is imported.
+os.environ["DESK_ENV_FILE"] = os.devnull
+for _name in list(os.environ):
+    if _name.upper().startswith(("GEMINI_", "XAI_", "ASTERDEX_", "OPENAI_", "GOOGLE_")):
+        del os.environ[_name]
+
+from core.config import PROJECT_ROOT, Settings  # noqa: E402
 
 REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("DESK_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get(

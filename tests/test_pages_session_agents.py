@@ -93,8 +93,8 @@ def test_empty_database_both_pages_say_what_to_do(app_env: str, db: Engine) -> N
     assert any("No session yet" in i.value for i in at.info)
     assert "Create session" in labels(at)
     assert not at.metric and not at.dataframe  # no previous sessions, no KPIs
-    assert at.radio[0].disabled and at.radio[0].value == "paper"
-    assert any("Live trading on AsterDex is not in this build" in c.value for c in at.caption)
+    assert not at.radio[0].disabled and at.radio[0].value == "paper"  # live: issue 4
+    assert any("Live sends real orders to AsterDex" in c.value for c in at.caption)
     at = app(AGENTS_PAGE)
     assert any("No session yet" in i.value for i in at.info)
     assert not at.button

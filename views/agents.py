@@ -62,7 +62,33 @@ def _cells(rows: list[list[tuple[str, str]]]) -> None:
             col.markdown(f"**{value}**")
 
 
-def card(agent: dict[str, Any], session_id: int, can_act: bool) -> None:
+# --- issue 5: LLM calls, failure rate, cost and the rules-only twin on each card -----------------
+def llm_lines(a: dict[str, Any], llm: dict[str, Any] | None) -> None:
+    """Is the LLM paying for itself? Calls, failure rate and cost next to PnL, and the shadow
+    baseline (the agent's rule-only twin, traded virtually) when it runs."""
+    if not llm:
+        return
+    if llm["llm_calls"]:
+        rate = llm["failure_rate"] or 0.0
+        st.markdown(
+            f"**LLM:** {llm['llm_calls']:,} calls · failure rate {pct(rate * 100)} "
+            f"({llm['llm_call_failures']:,} failed) · cost {usd(llm['llm_cost_usd'])} · "
+            f"PnL after LLM cost {colored(usd(a['pnl'] - llm['llm_cost_usd'], signed=True), a['pnl'])}",
+            help="Failure rate: calls that failed or whose reply was invalid (recorded as "
+                 "failures, never as a hold). Cost is estimated from tokens × LLM_PRICES.")
+    if "shadow_pnl" in llm:
+        edge = a["pnl"] - llm["shadow_pnl"]
+        st.markdown(
+            f"**Rules-only twin (shadow):** PnL {colored(usd(llm['shadow_pnl'], signed=True), llm['shadow_pnl'])} "
+            f"over {llm['shadow_trades']:,} closed + {llm['shadow_open']} open virtual trades · "
+            f"LLM edge {colored(usd(edge, signed=True), edge)}",
+            help="The agent's rules alone, on the same market, sized by the same hard rules and "
+                 "filled in a virtual paper book (slippage and fees, never sent).")
+# --- end issue 5 ---------------------------------------------------------------------------------
+
+
+def card(agent: dict[str, Any], session_id: int, can_act: bool,
+         llm: dict[str, Any] | None = None) -> None:
     a = agent
     with st.container(border=True, height="stretch"):
         head, button = st.columns([3, 1], vertical_alignment="center")
@@ -102,6 +128,7 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool) -> None:
              ("Capital utilization", _fraction(a["utilization"])),
              ("Fees (USDT)", _money(a["fees"]))],
         ])
+        llm_lines(a, llm)  # issue 5
         if a["llm_failures"]:
             st.warning(f"{a['llm_failures']:,} LLM call failures recorded — see the CEO log.")
         note = STRATEGY_NOTES.get(a["key"])
@@ -115,6 +142,7 @@ def cards(session_id: int, shown_status: str) -> None:
         st.rerun(scope="app")  # a new session or a new status: redraw the whole page
     can_act = shown_status not in ("stopped", "stopping")
     agents = queries.agent_stats(db, session_id)
+    llm = queries.agent_llm_stats(db, session_id)  # issue 5
     if not agents:
         st.info("This session has no agents.")
         return
@@ -122,7 +150,7 @@ def cards(session_id: int, shown_status: str) -> None:
         cols = st.columns(COLUMNS, gap="medium")
         for col, agent in zip(cols, agents[start:start + COLUMNS], strict=False):
             with col:
-                card(agent, session_id, can_act)
+                card(agent, session_id, can_act, llm.get(agent["id"]))
 
 
 st.title("Agents")

@@ -1,6 +1,6 @@
 """Positions and trades: what the desk holds now (with its stops, take-profits and liquidation
-prices), the orders resting at the venue, and the full trade history with filters, a summary and
-CSV downloads.
+prices), the orders resting at the venue, on a live session what the exchange itself holds, and
+the full trade history with filters, a summary and CSV downloads.
 
 A thin page: filters map to ``core.queries.trade_filters`` so the table, its count, the summary
 and the filtered download always mean the same trades; the history is paged and summed in SQL.
@@ -129,6 +129,26 @@ def holdings(session_id: int) -> None:
     st.dataframe(shown, hide_index=True, width="stretch")
 
 
+def venue_holdings(session_id: int) -> None:
+    """live (issue 4): what the exchange itself holds, beside the desk's books."""
+    account = queries.venue_account(settings, db, session_id)
+    if account["mode"] != "live":
+        return
+    st.subheader("On the exchange (AsterDex)")
+    if account["error"]:
+        st.warning(account["error"])
+        return
+    st.markdown(f"Wallet **{usd(account['wallet_balance'])}** · available "
+                f"**{usd(account['available_balance'])}** · unrealized PnL "
+                f"**{colored(usd(account['unrealized_pnl'], signed=True), account['unrealized_pnl'])}**")
+    if account["positions"].empty:
+        st.caption("The exchange holds no position.")
+    else:
+        st.dataframe(account["positions"], hide_index=True, width="stretch")
+    if not account["orders"].empty:
+        st.dataframe(account["orders"], hide_index=True, width="stretch")
+
+
 # ---------------------------------------------------------------------- history
 
 
@@ -181,9 +201,14 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
         offset = pager(total, page_size=PAGE_SIZE, key=PAGE_KEY, noun="trades",
                        order="newest close first")
         frame = queries.trades(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
-        st.dataframe(trade_table(frame), hide_index=True, width="stretch", height=560,
-                     column_config={"Net PnL": st.column_config.Column(
-                         help="Realized PnL − fees + funding")})
+        picked = st.dataframe(trade_table(frame), hide_index=True, width="stretch", height=560,
+                              column_config={"Net PnL": st.column_config.Column(
+                                  help="Realized PnL − fees + funding")},
+                              on_select="rerun", selection_mode="single-row", key="trades_pick")
+        rows = picked.selection.rows if picked is not None else []
+        if rows and rows[0] < len(frame):  # issue 5: a clicked trade opens its chain below
+            with st.container(border=True):
+                trade_detail(session_id, int(frame["trade_id"].iloc[rows[0]]))
     left, right = st.columns(2)
     left.download_button(
         f"Download filtered ({total:,} trades)",
@@ -198,6 +223,84 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
         icon=":material/download:", on_click="ignore", key="trades_csv_all")
 
 
+# --- issue 5: open a trade and show its chain back to the LLM call -------------------------------
+def _call_panel(title: str, call: dict[str, Any] | None, empty: str) -> None:
+    st.markdown(f"**{title}**")
+    if call is None:
+        st.caption(empty)
+        return
+    latency = "–" if call["latency_ms"] is None else f"{call['latency_ms']:,.0f} ms"
+    st.markdown(
+        f"{call['provider']} · model `{call['model']}` · prompt `{call['prompt_version']}` · "
+        f"{latency} · {call['input_tokens']:,} in / {call['output_tokens']:,} out tokens · "
+        f"cost {call['cost_usd']:.6f} USD · {call['attempts']} attempt(s) · call #{call['id']}")
+    if call["error"]:
+        st.error(f"Failed: {call['error']}")
+    if call["validation_errors"]:
+        st.warning(f"Validation errors: {call['validation_errors']}")
+    with st.expander("Prompt"):
+        st.code(f"{call['system']}\n\n{call['prompt']}", language=None, wrap_lines=True)
+    with st.expander("Raw reply"):
+        st.code(call["raw_reply"] or "(empty)", language=None, wrap_lines=True)
+    if call["parsed"] is not None:
+        with st.expander("Parsed answer"):
+            st.json(call["parsed"])
+
+
+def trade_detail(session_id: int, trade_id: int) -> None:
+    chain = queries.trade_chain(db, session_id, trade_id)
+    if chain is None:
+        st.info(f"No trade #{trade_id} in this session.")
+        return
+    pos = chain["position"]
+    net = pos["realized_pnl"] - pos["fees"] + pos["funding"]
+    st.markdown(
+        f"**Trade #{pos['id']}** · {pos['agent']} · {side(pos['side'])} {pos['symbol']} · "
+        f"{pos['leverage']}x · entry {price(pos['entry_price'])} → exit {price(pos['exit_price'])} · "
+        f"net PnL {colored(money(net, signed=True), net)} · {pos['status']}"
+        + (f" ({REASON_LABEL.get(pos['close_reason'], pos['close_reason'])})" if pos["close_reason"] else ""))
+    st.markdown("**Fills**")
+    st.dataframe(chain["fills"], hide_index=True, width="stretch")
+    st.markdown("**Orders**")
+    st.dataframe(chain["orders"], hide_index=True, width="stretch")
+    d = chain["decision"]
+    st.markdown("**CEO verdict**")
+    if d is None:
+        st.caption("No CEO decision recorded for this position (e.g. adopted in a reconciliation).")
+    else:
+        st.markdown(f"{d['verdict']} at {d['at']} · rules fired: "
+                    f"{', '.join(d['rules']) or 'none'} · leverage {d['proposed_leverage']} → "
+                    f"{d['final_leverage']}x · margin {money(d['proposed_margin'])} → "
+                    f"{money(d['final_margin'])}")
+        st.caption(d["reason"])
+        if d["changes"]:
+            st.dataframe(pd.DataFrame([{"field": k, "before": str(v[0]), "after": str(v[1])}
+                                       for k, v in d["changes"].items()]), hide_index=True)
+        if chain["review_call"] is not None:
+            _call_panel("CEO LLM review", chain["review_call"], "")
+    p = chain["proposal"]
+    st.markdown("**Proposal**")
+    if p is None:
+        st.caption("No proposal recorded.")
+    else:
+        st.markdown(f"{p['action']} {p['symbol']} at {p['at']} · {p['leverage']}x · margin "
+                    f"{pct((p['margin_fraction'] or 0) * 100)} of equity · stop {price(p['stop_price'])} "
+                    f"· take-profit {price(p['take_profit'])} · confidence {p['confidence']:.2f}")
+        st.caption(p["reasoning"] or "")
+    _call_panel("LLM call", chain["llm_call"],
+                "Rule-based proposal: no model call behind this trade.")
+
+
+def chain_picker(session_id: int) -> None:
+    st.subheader("Trade detail: from fills back to the LLM call")
+    trade_id = st.number_input("Trade #", min_value=1, step=1, value=None, key="chain_trade",
+                               placeholder="a Trade # (or click a row of the table above)",
+                               help="Fills and orders ← position ← CEO verdict ← proposal ← LLM call")
+    if trade_id is not None:
+        trade_detail(session_id, int(trade_id))
+# --- end issue 5 ---------------------------------------------------------------------------------
+
+
 st.title("Positions & trades")
 session = session_or_stop(
     db, "its positions, resting orders and trade history will show here.")
@@ -205,6 +308,7 @@ session = session_or_stop(
 sid = int(session["id"])
 st.caption(f"{session['name']} · prices in USDT, times are the session's engine time (UTC).")
 holdings(sid)
+venue_holdings(sid)  # live (issue 4)
 
 st.subheader("Trade history")
 span = queries.trade_time_range(db, sid)
@@ -222,3 +326,5 @@ date_to = c[5].date_input("Closed to", value=None, min_value=lo, max_value=hi, k
                           on_change=_reset_page, help="UTC day, included")
 history(sid, queries.trade_filters(agent=agent, symbol=symbol, side=side_choice, close_reason=reason,
                                    date_from=date_from, date_to=date_to))
+chain_picker(sid)  # issue 5
+

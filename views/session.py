@@ -1,5 +1,7 @@
-"""Session control: create a paper session, pause / resume / stop it, acknowledge a drawdown halt,
-and watch the portfolio (KPIs, allocation, equity and drawdown over engine time).
+"""Session control: create a paper or live session (live asks for an explicit confirmation),
+pause / resume / stop it, acknowledge a drawdown halt, and watch the portfolio (KPIs, allocation,
+equity and drawdown over engine time; on a live session also the AsterDex account's real balance
+and positions).
 
 A thin page: it reads through ``core.queries`` and sends intents through ``core.service`` via
 ``core.ui.run_action``, so a refused intent shows as one readable message, never a traceback.
@@ -64,16 +66,26 @@ def create_form() -> None:
         symbols = st.multiselect("Symbols", list(settings.symbol_list),
                                  default=list(settings.symbol_list),
                                  help="Perpetuals the agents may trade.")
-        mode = st.radio("Mode", ["paper", "live"], index=0, horizontal=True, disabled=True,
-                        format_func={"paper": "Paper (simulated venue, replayed real candles)",
-                                     "live": "Live (AsterDex)"}.get)
-        st.caption("Live trading on AsterDex is not in this build.")
+        mode = st.radio("Mode", ["paper", "live"], index=0, horizontal=True,
+                        format_func={"paper": "Paper (simulated venue)",
+                                     "live": "Live (AsterDex, real money)"}.get)
+        # --- live (issue 4): real orders need an explicit confirmation
+        st.caption("Live sends real orders to AsterDex with the keys in .env: the capital is the "
+                   "account's available balance, or the smaller amount above.")
+        whole = st.checkbox("Live: use the account's whole available balance", value=True)
+        confirmed = st.checkbox("I understand that a live session trades real money on AsterDex",
+                                key="session_confirm_live")
+        # --- end live (issue 4)
         submitted = st.form_submit_button("Create session", type="primary")
     if submitted:
         if not symbols:
             st.error("Choose at least one symbol.")
             return
-        if run_action(service.create_session, db, settings, capital=float(capital),
+        if mode == "live" and not confirmed:  # live (issue 4)
+            st.error("Tick the confirmation to create a live session: it trades real money.")
+            return
+        amount = None if mode == "live" and whole else float(capital)  # live (issue 4)
+        if run_action(service.create_session, db, settings, capital=amount,
                       symbols=list(symbols), mode=mode or "paper", name=name.strip() or None,
                       done="Session created — the engine starts trading on its next tick"):
             st.rerun()
@@ -259,13 +271,64 @@ def drawdown_chart(curve: pd.DataFrame) -> None:
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
+# --- issue 5: LLM cost and the daily budget next to PnL ------------------------------------------
+def llm_panel(session_id: int, s: dict[str, Any]) -> None:
+    llm = queries.session_llm(db, session_id, settings.llm_daily_budget_usd)
+    if not llm["calls"]:
+        st.caption("LLM: no model calls in this session (agents on their rules): no LLM cost.")
+        return
+    row = st.columns(4)
+    row[0].metric("LLM cost (USD)", f"{llm['cost_usd']:,.4f}", f"{llm['calls']:,} calls",
+                  delta_color="off", delta_arrow="off", border=True, height="stretch",
+                  help="Estimated from tokens × LLM_PRICES; the CEO reviewer's calls included "
+                       f"({llm['review_calls']:,} calls, {llm['review_cost_usd']:,.4f} USD).")
+    after = s["total_pnl"] - llm["cost_usd"]
+    row[1].metric("PnL after LLM cost", colored(_money(after, signed=True), after),
+                  "is the LLM paying for itself?", delta_color="off", delta_arrow="off",
+                  border=True, height="stretch")
+    budget = llm["daily_budget_usd"]
+    row[2].metric(f"LLM budget today ({llm['engine_day']})",
+                  f"{llm['cost_today_usd']:,.4f} / {budget:,.2f}",
+                  f"{llm['budget_left_usd']:,.4f} USD left", delta_color="off", delta_arrow="off",
+                  border=True, height="stretch", help="Per engine-clock day (UTC): LLM_DAILY_BUDGET_USD")
+    failures = llm["failures"]
+    row[3].metric("LLM failures", f"{failures:,}",
+                  pct(failures / llm["calls"] * 100) + " of calls", delta_color="off",
+                  delta_arrow="off", border=True, height="stretch",
+                  help="Failed calls and invalid replies: recorded as failures, never as a hold.")
+    if llm["budget_exhausted"]:
+        then = ("agents trade on their rules" if settings.llm_budget_exhausted == "rules"
+                else "agents stop proposing")
+        st.warning(f"Daily LLM budget spent at {llm['exhausted_at']} (engine time): {then} until "
+                   "the next day; open positions keep their stops.", icon=":material/savings:")
+# --- end issue 5 ---------------------------------------------------------------------------------
+
+
+def venue_panel(session_id: int) -> None:
+    """live (issue 4): the AsterDex account's real balance and positions."""
+    account = queries.venue_account(settings, db, session_id)
+    st.subheader("AsterDex account")
+    if account["error"]:
+        st.warning(account["error"])
+        return
+    a, b, c = st.columns(3)
+    a.metric("Wallet balance", usd(account["wallet_balance"]))
+    b.metric("Available", usd(account["available_balance"]))
+    c.metric("Unrealized PnL", usd(account["unrealized_pnl"]))
+    if account["positions"].empty:
+        st.caption("No open positions on the exchange.")
+    else:
+        st.dataframe(account["positions"], hide_index=True, width="stretch")
+
+
 def header_line(session_id: int) -> None:
     s = queries.session_summary(db, session_id)
     label, color, icon = BADGE.get(s["status"], (s["status"], "gray", None))
     with st.container(horizontal=True, vertical_alignment="center"):
         st.badge(label, color=color, icon=icon)  # type: ignore[arg-type]
         st.caption(f"{s['mode'].upper()} · engine time {s['engine_time'] or '–'} UTC · "
-                   f"{', '.join(s['symbols'])} · started with {usd(s['initial_capital'])}")
+                   f"{', '.join(s['symbols'])} · started with {usd(s['initial_capital'])}"
+                   + (f" · market data: {s['feed_status']}" if s.get("feed_status") else ""))
 
 
 def live_view(session_id: int, shown_status: str) -> None:
@@ -277,6 +340,9 @@ def live_view(session_id: int, shown_status: str) -> None:
         st.warning(f"Engine reported: {s['last_error']}")
     curve = queries.equity_curve(db, session_id)
     kpis(s, curve)
+    llm_panel(session_id, s)  # issue 5
+    if s["mode"] == "live":  # live (issue 4): the money where it really is
+        venue_panel(session_id)
     left, right = st.columns([2, 1])
     with left:
         equity_charts(s, curve)

@@ -102,6 +102,12 @@ def spread_z(logs: _LogCloses, a: str, b: str) -> Spread | None:
     return Spread(a, b, (float(spread[-1]) - mean) / std, mean, std)
 
 
+def pair_spreads(market: MarketView, interval: str) -> dict[str, Spread | None]:
+    """Every pair's spread now, as the entry rule sees it (issue 5: quoted in the model's prompt)."""
+    logs = _LogCloses(market, interval)
+    return {f"{a}/{b}": spread_z(logs, a, b) for a, b in combinations(market.symbols, 2)}
+
+
 def funding_text(market: MarketView, short_leg: str, long_leg: str) -> str:
     """A sentence on the pair's funding carry where the feed has rates that differ, else ''."""
     short_rate, long_rate = market.funding_rate(short_leg), market.funding_rate(long_leg)

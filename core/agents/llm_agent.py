@@ -1,86 +1,100 @@
 """A strategy refined by a language model: the rules' signal and its numbers go in, a validated
-answer comes out.
+answer comes out, and the call itself goes up with the decision for the audit trail.
 
 The model sees the agent's roster entry, equity, open positions, the rule-based proposals (as JSON
 on a ``RULE_SIGNAL_JSON:`` line) and the reasoning behind them, and must answer in the fixed schema
 of ``core.llm.base.LLMAnswers``. A failed call or an unusable reply becomes a recorded *failure*
 with the raw text, never a silent hold. Whatever comes back is still judged by the CEO's hard rules.
+
+Every call, good or bad, is handed up as an ``LLMCallRecord`` on the ``AgentDecision``; the engine
+stores it (``core/llm/audit.py``) before the proposals that cite it. With a daily budget attached
+(``budget``) and spent, the agent makes no call: it trades on its rules or stops proposing, as the
+budget says. With ``shadow`` on, the decision also carries the rule-only twin's answer.
 """
 
 from __future__ import annotations
 
-import json
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from core.agents.base import AgentSpec, AgentView, Strategy
+from core.agents.base import AgentView, Strategy
 from core.errors import LLMError
-from core.llm.base import LLMAnswer, LLMAnswers, LLMProvider, parse_answers
-from core.models import Action, AgentDecision, Proposal
-
-PROMPT_VERSION = "agent-v1"
-SYSTEM = (
-    "You are a perpetual-futures trading agent on a supervised desk. Refine the rule-based signal "
-    "you are given; you may keep it, change its numbers, or hold. A CEO enforces hard risk limits "
-    "on whatever you answer. Answer with JSON only, matching the schema."
-)
-SCHEMA: dict[str, object] = LLMAnswers.model_json_schema()
+from core.llm.base import LLMAnswers, LLMProvider, LLMReply, parse_answers
+from core.llm.prompts import PROMPT_VERSION as PROMPT_VERSION  # issue 5: prompts live there
+from core.llm.prompts import SCHEMA, SYSTEM, build_prompt, prompt_version
+from core.models import Action, AgentDecision, LLMCallRecord, Proposal
+from core.risk import RiskLimits
 
 
-def build_prompt(spec: AgentSpec, view: AgentView, rules: AgentDecision) -> str:
-    signal = {"decisions": [_answer(p).model_dump() for p in rules.proposals]}
-    positions = [
-        {"symbol": p.symbol, "side": p.side.value, "entry": p.entry_price, "stop": p.stop_price,
-         "take_profit": p.take_profit, "leverage": p.leverage}
-        for p in view.positions.values()
-    ]
-    prices = {s: view.market.price(s) for s in view.market.symbols}
-    return "\n".join([
-        f"Agent: {spec.name} ({spec.strategy}), risk {spec.risk_level.value}, "
-        f"max leverage {spec.max_leverage}x.",
-        f"Equity: {view.equity:.2f} USDT. Prices: {json.dumps(prices)}.",
-        f"Open positions: {json.dumps(positions)}. Symbols held by other agents: "
-        f"{sorted(view.owned_elsewhere)}.",
-        f"Rule-based view: {rules.note or 'see the proposals'}",
-        f"RULE_SIGNAL_JSON: {json.dumps(signal)}",
-        "Answer {\"decisions\": [...]} with one entry per trade you want (none to hold).",
-    ])
+class BudgetGate(Protocol):
+    """What an agent reads of the session's daily LLM budget (core/llm/budget.py)."""
 
+    mode: str
 
-def _answer(p: Proposal) -> LLMAnswer:
-    return LLMAnswer(
-        action=p.action.value, symbol=p.symbol, leverage=p.leverage,
-        margin_fraction=p.margin_fraction, stop_price=p.stop_price, take_profit=p.take_profit,
-        confidence=p.confidence, reasoning=p.reasoning,
-    )
+    @property
+    def exhausted(self) -> bool: ...
 
 
 class LLMAgent:
     """Wraps a rule strategy; ``decide`` never raises for a model problem."""
 
-    def __init__(self, strategy: Strategy, provider: LLMProvider) -> None:
+    def __init__(self, strategy: Strategy, provider: LLMProvider, *,
+                 budget: BudgetGate | None = None, shadow: bool = False,
+                 limits: RiskLimits | None = None) -> None:
         self.strategy = strategy
+        self.limits = limits  # the configured hard rules, quoted in the prompt
         self.provider = provider
         self.spec = strategy.spec
+        self.budget = budget
+        self.shadow = shadow
 
     def decide(self, view: AgentView) -> AgentDecision:
         rules = self.strategy.decide(view)
-        if rules.failure is not None:
-            return rules
+        decision = rules if rules.failure is not None else self.refine(view, rules)
+        if self.shadow and rules.failure is None:
+            decision.shadow = rules
+        return decision
+
+    def prompt(self, view: AgentView, rules: AgentDecision) -> str:
+        """The prompt this agent sends for ``rules`` (versioned by ``prompt_version``)."""
+        return build_prompt(self.spec, view, rules, self.limits)
+
+    def refine(self, view: AgentView, rules: AgentDecision, prompt: str | None = None) -> AgentDecision:
+        """Ask the model about the rules' signal (``prompt`` when already built)."""
         name = self.spec.name
+        budget = self.budget
+        if budget is not None and budget.exhausted:
+            if budget.mode == "stop":
+                return AgentDecision(agent=name, note="daily LLM budget spent: not proposing "
+                                                      "until the next day")
+            return AgentDecision(agent=name, proposals=list(rules.proposals),
+                                 note=f"daily LLM budget spent, on rules: {rules.note}".rstrip(": "))
+        prompt = prompt or self.prompt(view, rules)
+        call = LLMCallRecord(role="agent", provider=self.provider.provider,
+                             model=self.provider.model, prompt_version=prompt_version(self.spec),
+                             system=SYSTEM, prompt=prompt)
         try:
-            reply = self.provider.complete(SYSTEM, build_prompt(self.spec, view, rules), SCHEMA)
+            reply = self.provider.complete(SYSTEM, prompt, SCHEMA)
         except LLMError as exc:
-            return AgentDecision(agent=name, failure=f"{self.provider.provider} call failed: {exc}")
+            call.error = str(exc)
+            return AgentDecision(agent=name, failure=f"{self.provider.provider} call failed: {exc}",
+                                 llm_call=call)
+        _took(call, reply)
         try:
             answers = parse_answers(reply.text)
             proposals = self._proposals(answers, view, rules)
         except (LLMError, ValidationError, ValueError) as exc:
-            return AgentDecision(agent=name, failure=f"invalid model reply: {exc}", raw_reply=reply.text)
+            call.error = f"invalid model reply: {exc}"
+            call.validation_errors = str(exc)
+            return AgentDecision(agent=name, failure=f"invalid model reply: {exc}",
+                                 raw_reply=reply.text, llm_call=call)
+        call.parsed = answers.model_dump_json()
         if not proposals:
             held = "; ".join(a.reasoning for a in answers.decisions) or rules.note or "model held"
-            return AgentDecision(agent=name, note=f"model held: {held}", raw_reply=reply.text)
-        return AgentDecision(agent=name, proposals=proposals, raw_reply=reply.text)
+            return AgentDecision(agent=name, note=f"model held: {held}", raw_reply=reply.text,
+                                 llm_call=call)
+        return AgentDecision(agent=name, proposals=proposals, raw_reply=reply.text, llm_call=call)
 
     def _proposals(self, answers: LLMAnswers, view: AgentView, rules: AgentDecision) -> list[Proposal]:
         groups = {p.symbol: p.group for p in rules.proposals if p.group}
@@ -97,3 +111,12 @@ class LLMAgent:
                 ref_price=view.market.price(a.symbol.upper()), group=groups.get(a.symbol.upper()),
             ))
         return out
+
+
+def _took(call: LLMCallRecord, reply: LLMReply) -> None:
+    """Copy what the provider reports about the call into its record."""
+    call.raw_reply = reply.text
+    call.latency_ms = reply.latency_ms
+    call.input_tokens, call.output_tokens = reply.input_tokens, reply.output_tokens
+    call.attempts = getattr(reply, "attempts", 1) or 1
+    call.model = getattr(reply, "model", "") or call.model

@@ -17,6 +17,18 @@ patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 
 from __future__ import annotations
 
+# --- backtests (issue 6)
+from core.queries.backtests import (
+    COMPARE_ROWS,
+    backtest_candles,
+    backtest_progress,
+    backtest_run,
+    backtest_runs,
+    compare_runs,
+    report_rows,
+)
+
+# --- end backtests (issue 6)
 from core.queries.ceo import (
     ALLOCATION_KINDS,
     CEO_COLUMNS,
@@ -46,6 +58,8 @@ from core.queries.common import (
     _records,
     _stream_csv,
 )
+from core.queries.live import venue_account  # live (issue 4)
+from core.queries.llm import agent_llm_stats, session_llm, trade_chain  # issue 5
 from core.queries.market import (
     CANDLE_COLUMNS,
     MARKER_COLUMNS,
@@ -89,6 +103,7 @@ __all__ = [
     "CEO_COLUMNS",
     "CEO_KINDS",
     "CLOSE_REASONS",
+    "COMPARE_ROWS",
     "CSV_CHUNK",
     "MARKER_COLUMNS",
     "MARKET_COLUMNS",
@@ -112,9 +127,14 @@ __all__ = [
     "_trade_frame",
     "_trade_select",
     "_trade_where",
+    "agent_llm_stats",  # issue 5
     "agent_names",
     "agent_stats",
     "allocation_changes",
+    "backtest_candles",
+    "backtest_progress",
+    "backtest_run",
+    "backtest_runs",
     "ceo_filters",
     "ceo_kind_counts",
     "ceo_log",
@@ -123,6 +143,7 @@ __all__ = [
     "ceo_rules",
     "ceo_verdict_counts",
     "changed_fields",
+    "compare_runs",  # issue 6
     "day_start_ms",
     "equity_curve",
     "list_sessions",
@@ -130,13 +151,17 @@ __all__ = [
     "market_overview",
     "open_orders",
     "open_positions",
+    "report_rows",
+    "session_llm",  # issue 5
     "session_status",
     "session_summary",
     "session_symbols",
+    "trade_chain",  # issue 5
     "trade_filters",
     "trade_summary",
     "trade_time_range",
     "trades",
     "trades_count",
     "trades_csv",
+    "venue_account",  # live (issue 4)
 ]

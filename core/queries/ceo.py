@@ -22,7 +22,9 @@ CEO_COLUMNS = [
     "id", "ts", "agent", "symbol", "kind", "verdict", "rules", "reason", "proposed_leverage",
     "final_leverage", "proposed_margin", "final_margin", "changes",
 ]
-CEO_KINDS = ("trade", "pause", "resume", "rebalance", "halt", "session", "execution", "reconcile")
+CEO_KINDS = ("trade", "pause", "resume", "rebalance", "halt", "session", "execution", "reconcile",
+             "llm_budget",  # issue 5: the day's LLM budget ran out
+             "coverage")  # issue 4: a position's stop re-placed, with how long it was naked
 VERDICTS = ("approve", "modify", "reject")
 ALLOCATION_KINDS = ("rebalance", "pause", "resume")
 

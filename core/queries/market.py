@@ -1,13 +1,17 @@
 """Market views: the session's symbols and candles as its engine sees them.
 
 The Market page and the CLI read the session's own feed positioned at the session's engine time
-(replay: recorded candles up to the engine clock), never the live venue, and overlay the desk's
-entries and exits on the candles. Kept apart because it builds a feed through the runtime, which
-the other read-model modules never need.
+(replay: recorded candles up to the engine clock; a session on AsterDex's market data: the venue's
+REST data, one feed per session reused for ``LIVE_FEED_TTL_S`` so a page render and its 15 s
+refreshes do not reload the candle history on every call), and overlay the desk's entries and exits
+on the candles. Kept apart because it builds a feed through the runtime, which the other read-model
+modules never need.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pandas as pd
@@ -26,13 +30,30 @@ MARKER_COLUMNS = ["time", "ts_ms", "price", "side", "agent", "kind", "realized_p
 MAX_MARKERS = 1000
 
 
+LIVE_FEED_TTL_S = 10.0
+_live_feeds: dict[tuple[str, int], tuple[float, Any]] = {}
+_live_lock = threading.Lock()
+
+
 def _session_feed(settings: Settings, engine: Engine, session_id: int | None) -> tuple[int, Any]:
-    """The session's id and a replay feed positioned at its engine time."""
+    """The session's id and its feed positioned at its engine time (replay), or its recent live
+    feed (AsterDex market data)."""
     from core.runtime import build_feed  # local: the runtime imports the whole desk
     from core.service import resolve_session
 
     row = resolve_session(engine, session_id)
-    return row.id, build_feed(settings, row)
+    if row.market_source != "asterdex":
+        return row.id, build_feed(settings, row)
+    key, now = (settings.asterdex_base_url, row.id), time.monotonic()
+    with _live_lock:
+        for stale in [k for k, (at, _) in _live_feeds.items() if now - at >= LIVE_FEED_TTL_S]:
+            del _live_feeds[stale]
+        if key in _live_feeds:
+            return row.id, _live_feeds[key][1]
+    feed = build_feed(settings, row)
+    with _live_lock:
+        _live_feeds[key] = (now, feed)
+    return row.id, feed
 
 
 def market_overview(settings: Settings, engine: Engine, session_id: int | None) -> pd.DataFrame:

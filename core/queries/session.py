@@ -29,12 +29,13 @@ from core.store.tables import (
 )
 
 
-def list_sessions(engine: Engine) -> list[dict[str, Any]]:
+def list_sessions(engine: Engine, *, include_backtests: bool = False) -> list[dict[str, Any]]:
+    stmt = select(SessionRow.id, SessionRow.name, SessionRow.status, SessionRow.mode,
+                  SessionRow.initial_capital, SessionRow.created_ms).order_by(SessionRow.id.desc())
+    if not include_backtests:  # issue 6: backtest runs are browsed on the Backtest page
+        stmt = stmt.where(SessionRow.mode != "backtest")
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(SessionRow.id, SessionRow.name, SessionRow.status, SessionRow.mode,
-                   SessionRow.initial_capital, SessionRow.created_ms).order_by(SessionRow.id.desc())
-        ).all()
+        rows = conn.execute(stmt).all()
     return [dict(r._mapping) for r in rows]
 
 
@@ -130,6 +131,7 @@ def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
         "engine_time": _iso(s.clock_ms), "ticks": s.ticks, "open_positions": len(held),
         "heartbeat_age_s": round((wall_ms() - heartbeat) / 1000, 1) if heartbeat else None,
         "last_error": s.last_error,
+        "feed_status": s.feed_status,  # live (issue 4): websocket or REST polling, and why
     }
 
 

@@ -51,6 +51,9 @@ class SessionRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     stopped_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # --- live (issue 4): the market feed's state for the UI ("websocket" / "REST polling (...)")
+    feed_status: Mapped[str | None] = mapped_column(Text)
+    # --- end live (issue 4)
 
 
 class AgentRow(Base):
@@ -104,6 +107,7 @@ class ProposalRow(Base):
     reasoning: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     raw_reply: Mapped[str | None] = mapped_column(Text)
+    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))  # issue 5
 
 
 class CeoDecisionRow(Base):
@@ -133,6 +137,7 @@ class CeoDecisionRow(Base):
     final_leverage: Mapped[int | None] = mapped_column(Integer)
     proposed_margin: Mapped[float | None] = mapped_column(Float)
     final_margin: Mapped[float | None] = mapped_column(Float)
+    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))  # issue 5: reviewer
 
 
 class PositionRow(Base):
@@ -166,6 +171,11 @@ class PositionRow(Base):
     fees: Mapped[float] = mapped_column(Float, default=0.0)
     funding: Mapped[float] = mapped_column(Float, default=0.0)
     close_reason: Mapped[str | None] = mapped_column(String(24))
+    # --- live (issue 4): stop coverage. naked_since_ms is set while the position is known to lack
+    # a resting stop over its whole quantity; naked_ms adds up every such stretch (engine time).
+    naked_since_ms: Mapped[int | None] = mapped_column(BigInteger)
+    naked_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # --- end live (issue 4)
 
 
 class OrderRow(Base):
@@ -258,6 +268,109 @@ class EngineLeaseRow(Base):
     heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+# --- LLM audit (issue 5) -------------------------------------------------------------------------
+class LLMCallRow(Base):
+    """Every model call: who asked (agent, or NULL for the CEO's reviewer), what was sent, what came
+    back, what it cost. ``prompt_sha256`` (of system + prompt) lets a backtest find a cached reply."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (
+        Index("ix_llm_calls_session_agent", "session_id", "agent_id"),
+        Index("ix_llm_calls_session_tick", "session_id", "tick_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    tick_ms: Mapped[int] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(String(16))  # agent | ceo_review
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(96))
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    system: Mapped[str] = mapped_column(Text)
+    prompt: Mapped[str] = mapped_column(Text)
+    prompt_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw_reply: Mapped[str | None] = mapped_column(Text)
+    parsed: Mapped[str | None] = mapped_column(Text)  # JSON
+    error: Mapped[str | None] = mapped_column(Text)
+    validation_errors: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ShadowTradeRow(Base):
+    """A hypothetical trade of an LLM agent's rule-only twin (SHADOW_BASELINE): sized by the hard
+    rules, filled in a virtual book at the tick price with the paper slippage and fee, never sent."""
+
+    __tablename__ = "shadow_trades"
+    __table_args__ = (Index("ix_shadow_session_agent_status", "session_id", "agent_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    symbol: Mapped[str] = mapped_column(String(24))
+    side: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))  # open | closed
+    quantity: Mapped[float] = mapped_column(Float)
+    leverage: Mapped[int] = mapped_column(Integer)
+    margin: Mapped[float] = mapped_column(Float)
+    entry_price: Mapped[float] = mapped_column(Float)
+    stop_price: Mapped[float] = mapped_column(Float)
+    take_profit: Mapped[float | None] = mapped_column(Float)
+    opened_ms: Mapped[int] = mapped_column(BigInteger)
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    exit_price: Mapped[float | None] = mapped_column(Float)
+    fees: Mapped[float] = mapped_column(Float, default=0.0)
+    realized_pnl: Mapped[float] = mapped_column(Float, default=0.0)  # price PnL, before fees
+    close_reason: Mapped[str | None] = mapped_column(String(24))
+    reasoning: Mapped[str | None] = mapped_column(Text)
+
+
+LLM_CALLS = LLMCallRow.__table__
+SHADOW_TRADES = ShadowTradeRow.__table__
+# --- end LLM audit (issue 5) ---------------------------------------------------------------------
+
+
+# --- backtests (issue 6) ----------------------------------------------------------------------
+class BacktestRunRow(Base):
+    """One backtest: its parameters, progress while it runs, and its report once done. The run's
+    trades, CEO decisions and equity curve live in the usual tables under ``session_id`` (a session
+    with mode ``backtest``, written in one go when the run finishes)."""
+
+    __tablename__ = "backtest_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(12), index=True)  # running | saving | done | failed
+    params: Mapped[str] = mapped_column(Text)  # JSON
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    ticks_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    ticks_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    report: Mapped[str | None] = mapped_column(Text)  # JSON, see core/backtest/report.py
+    error: Mapped[str | None] = mapped_column(Text)
+    started_ms: Mapped[int] = mapped_column(BigInteger)  # wall clock
+    updated_ms: Mapped[int] = mapped_column(BigInteger)  # wall clock of the last progress write
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger)
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+# --- end backtests (issue 6) ------------------------------------------------------------------
+
+
+# --- live (issue 4)
+class InstallRow(Base):
+    """Facts about this installation, written once: ``client_prefix`` makes every client order id
+    unique per install, so two desks (or a restored database) on one account never collide."""
+
+    __tablename__ = "desk_install"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+# --- end live (issue 4)
+
+
 # Core tables for the engine's hot paths: statements on these skip the ORM's bulk-persistence
 # machinery, which costs several times more than the SQL itself.
 SESSIONS = SessionRow.__table__
@@ -270,3 +383,4 @@ FILLS = FillRow.__table__
 FUNDING = FundingRow.__table__
 EQUITY_SNAPSHOTS = EquitySnapshotRow.__table__
 ENGINE_LEASE = EngineLeaseRow.__table__
+INSTALL = InstallRow.__table__  # live (issue 4)
