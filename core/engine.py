@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -97,6 +98,7 @@ def run_cycle(desk: Desk) -> CycleReport:
         step = desk.feed.current()  # a finished replay can still be closed at its last prices
     tick_ms = step.now_ms
     report = CycleReport(tick_ms=tick_ms, status=session.status)
+    _arm_loss_guard(desk)
     events = desk.exchange.sync(step)
     if events:
         desk.execution.book_events(events)
@@ -121,8 +123,9 @@ def run_cycle(desk: Desk) -> CycleReport:
         drawdown = ledger.drawdown_pct(equity)
         session.max_drawdown_pct = max(session.max_drawdown_pct, drawdown)
         report.equity, report.drawdown_pct = equity, drawdown
-        if session.status in ("running", "paused") and drawdown >= desk.settings.drawdown_halt_pct:
-            _halt(desk, equity, drawdown, tick_ms)
+        if session.status in ("running", "paused") and (
+                drawdown >= desk.settings.drawdown_halt_pct or events.loss_guard):
+            _halt(desk, equity, drawdown, tick_ms, at_venue=events.loss_guard)
             report.events.append("drawdown halt")
         elif session.status == "halted" and ledger.open_positions():
             _close_everything(desk, "drawdown_halt")
@@ -220,10 +223,26 @@ def _stop_agents(desk: Desk, reason: str) -> None:
     )
 
 
-def _halt(desk: Desk, equity: float, drawdown: float, tick_ms: int) -> None:
+def _arm_loss_guard(desk: Desk) -> None:
+    """Tell the venue how much more the session may lose before the drawdown halt, so a venue
+    that can (the paper one) closes everything where the limit is reached inside a bar."""
+    session, ledger = desk.ledger.session, desk.ledger
+    limit = desk.settings.drawdown_halt_pct
+    positions = ledger.open_positions()
+    if (session.status not in ("running", "paused") or not positions or not math.isfinite(limit)
+            or session.peak_equity <= 0 or any(p.symbol not in desk.marks for p in positions)):
+        desk.exchange.arm_loss_guard(None)
+        return
+    floor = session.peak_equity * (1 - limit)
+    desk.exchange.arm_loss_guard(Decimal(repr(max(0.0, ledger.equity(desk.marks) - floor))))
+
+
+def _halt(desk: Desk, equity: float, drawdown: float, tick_ms: int, *, at_venue: bool = False) -> None:
     session = desk.ledger.session
+    where = ("the limit was reached inside the bar and the venue's loss guard closed every "
+             "position there; " if at_venue else "")
     reason = (f"equity {equity:,.2f} USDT is {drawdown:.2%} below the peak "
-              f"{session.peak_equity:,.2f} (limit {desk.settings.drawdown_halt_pct:.0%}): "
+              f"{session.peak_equity:,.2f} (limit {desk.settings.drawdown_halt_pct:.0%}): {where}"
               "orders cancelled, every position closed, agents stopped")
     desk.db.execute(
         insert(CEO_DECISIONS).values(

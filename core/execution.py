@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.client_ids import client_order_id, install_prefix
 from core.errors import ExchangeError, ExchangeUnavailable, OrderRejected, UnknownOrderStatus
-from core.exchanges.base import Exchange
+from core.exchanges.base import LOSS_GUARD_PREFIX, Exchange
 from core.ledger import AgentLedger, Ledger, OpenPosition
 from core.models import (
     ExchangeEvents,
@@ -218,7 +218,7 @@ class Execution(Protection):
                 select(ORDERS.c.position_id, ORDERS.c.purpose)
                 .where(ORDERS.c.client_order_id == fill.client_order_id)
             ).first()
-            purpose = row.purpose if row else ("liquidation" if fill.liquidation else "reconcile")
+            purpose = row.purpose if row else _venue_purpose(fill)
             position_id = row.position_id if row else None
         else:
             purpose, position_id = info.purpose, info.position_id
@@ -420,6 +420,15 @@ class Execution(Protection):
     def cancel_all_orders(self) -> None:
         for info in list(self.open_orders.values()):
             self.cancel(info)
+
+
+def _venue_purpose(fill: Fill) -> str:
+    """Why the venue traded on its own, for a fill of an order the desk did not send."""
+    if fill.liquidation:
+        return "liquidation"
+    if fill.client_order_id.startswith(LOSS_GUARD_PREFIX):
+        return "drawdown_halt"
+    return "reconcile"
 
 
 def _close_reason(purpose: str, fill: Fill) -> str:

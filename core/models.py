@@ -357,9 +357,10 @@ class ExchangeEvents:
     fills: list[Fill] = field(default_factory=list)
     order_updates: list[OrderUpdate] = field(default_factory=list)
     funding: list[FundingPayment] = field(default_factory=list)
+    loss_guard: bool = False  # the venue's loss guard closed every position (the drawdown halt)
 
     def __bool__(self) -> bool:
-        return bool(self.fills or self.order_updates or self.funding)
+        return bool(self.fills or self.order_updates or self.funding or self.loss_guard)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from core.errors import (
     OrderRejected,
     ReduceOnlyRejected,
 )
+from core.exchanges.base import LOSS_GUARD_PREFIX
 from core.exchanges.paper import PaperExchange
 from core.exchanges.symbols import default_filters, parse_exchange_info
 from core.models import (
@@ -516,6 +517,59 @@ def test_quiet_sync_does_no_database_work(engine: Engine, ex: PaperExchange) -> 
     for i in range(1, 32):  # a position, but no trigger and no funding time
         run(ex, bar(T0 + H8 * 3 + i * M15, 2000, 2010, 1990, 2000))
     assert statements == []
+
+
+# ------------------------------------------------------------------------------------ loss guard
+
+
+def test_loss_guard_closes_where_the_walk_reaches_the_floor(ex: PaperExchange) -> None:
+    market(ex, "o1", BUY, "1")  # 2002.00, wallet 9998.999; marked 2000: equity 9996.999
+    ex.arm_loss_guard(D("50"))  # floor 9946.999: the walk 2000 → 1900 reaches it at 1950
+    events = run(ex, bar(T0 + M15, 2000, 2010, 1900, 1990))  # closes at 1990, above the floor
+    assert events.loss_guard
+    (fill,) = events.fills
+    # 1950 × 0.999 = 1948.05; pnl −53.95; fee 0.974025: only slippage and fee below the floor
+    assert fill.client_order_id.startswith(LOSS_GUARD_PREFIX)
+    assert (fill.side, fill.price, fill.realized_pnl, fill.fee) == (
+        SELL, D("1948.05"), D("-53.95"), D("0.974025"))
+    assert ex.positions() == [] and ex.balance().wallet_balance == D("9944.074975")
+
+
+def test_loss_guard_stays_quiet_above_the_floor_and_is_armed_for_one_sync(ex: PaperExchange) -> None:
+    ex.set_leverage(ETH, 10)  # liq 1811.81
+    market(ex, "o1", BUY, "1")
+    ex.arm_loss_guard(D("150"))  # floor 9846.999: the bar's low 1900 leaves 9896.999
+    assert not run(ex, bar(T0 + M15, 2000, 2010, 1900, 1990))
+    assert not run(ex, bar(T0 + 2 * M15, 1990, 1995, 1830, 1850))  # not re-armed: no guard
+    ex.arm_loss_guard(None)
+    assert len(ex.positions()) == 1
+
+
+def test_loss_guard_takes_the_stops_met_first_then_closes_the_rest(ex: PaperExchange) -> None:
+    market(ex, "o1", BUY, "2")  # 2 @ 2002.00, fee 2.002: wallet 9997.998, equity at 2000 9993.998
+    resting(ex, "sl", STOP, SELL, "1", "1980")  # covers half the position
+    ex.arm_loss_guard(D("100"))  # floor 9893.998
+    events = run(ex, bar(T0 + M15, 2000, 2005, 1900, 1990))
+    # the stop at 1980 first: 1980 × 0.999 = 1978.02, pnl −23.98, fee 0.98901 → wallet 9973.02899;
+    # then equity 9971.02899 − 100 f meets the floor at f = 0.7703099: price 1922.96901, rounded
+    # toward the open to 1922.97; × 0.999 = 1921.04703 → 1921.04, pnl −80.96, fee 0.96052
+    stop, guard = events.fills
+    assert (stop.client_order_id, stop.price, stop.realized_pnl) == ("sl", D("1978.02"), D("-23.98"))
+    assert guard.client_order_id.startswith(LOSS_GUARD_PREFIX)
+    assert (guard.quantity, guard.price, guard.realized_pnl, guard.fee) == (
+        D("1"), D("1921.04"), D("-80.96"), D("0.96052"))
+    assert ex.balance().wallet_balance == D("9891.10847") and ex.open_orders() == []
+
+
+def test_loss_guard_at_a_gap_closes_at_the_open(ex: PaperExchange) -> None:
+    ex.set_leverage(ETH, 10)
+    market(ex, "o1", BUY, "1")
+    resting(ex, "sl", STOP, SELL, "1", "1950")
+    ex.arm_loss_guard(D("50"))  # floor reached at 1950; the bar opens at 1900
+    events = run(ex, bar(T0 + M15, 1900, 1920, 1890, 1910))
+    (fill,) = events.fills  # one close at the open (1900 × 0.999 = 1898.10), not two
+    assert events.loss_guard and fill.price == D("1898.10")
+    assert ex.get_order(ETH, "sl").status is OrderStatus.EXPIRED  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------------------- symbols

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from core.backtest.params import BacktestParams
 from core.backtest.report import CurvePoint, Decision, Trade, build_report
 from core.config import Settings
+from core.exchanges.symbols import default_filters
 from core.feeds.replay import ReplayData
 from core.models import INTERVAL_MS
 from core.store.tables import AGENTS, CEO_DECISIONS, EQUITY_SNAPSHOTS, POSITIONS, SESSIONS
@@ -75,6 +76,7 @@ def compute_report(engine: Engine, session_id: int, params: BacktestParams, data
         interval_ms=INTERVAL_MS[params.interval], ceo=params.ceo,
         halt_limit=settings.drawdown_halt_pct,
         closing_cost_rate=settings.paper_slippage_bps / 10_000 + settings.paper_taker_fee,
+        tick_sizes={s: float(f.tick_size) for s, f in default_filters(params.symbols).items()},
         curve=curve, trades=trades, agents=agents, decisions=decisions, price_ts=price_ts,
         closes=closes, agents_note=AGENTS_ON_RULES,
     )

@@ -223,9 +223,11 @@ def ceo_stats(decisions: Sequence[Decision]) -> dict[str, Any]:
 
 
 def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[Decision],
-               trades: Sequence[Trade], closing_cost_rate: float) -> dict[str, Any]:
+               trades: Sequence[Trade], closing_cost_rate: float,
+               tick_sizes: dict[str, float] | None = None) -> dict[str, Any]:
     """Did the drawdown halt hold? With the CEO on, max drawdown must stay within the limit plus
-    the slippage and fees of the orders that closed the book at the halt."""
+    the slippage and fees of the orders that closed the book at the halt (slippage includes the
+    rounding of their prices to the tick, at most one tick each)."""
     if not ceo:
         return {"applies": False, "held": None, "limit": limit, "allowance": 0.0,
                 "max_drawdown": max_dd,
@@ -233,10 +235,12 @@ def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[De
     halts = [d for d in decisions if d.kind == "halt"]
     allowance, at_halt = 0.0, None
     if halts:
-        closed = sum(t.exit_qty * t.exit_price for t in trades if t.close_reason == "drawdown_halt")
+        ticks = tick_sizes or {}
+        cost = sum(t.exit_qty * (closing_cost_rate * t.exit_price + ticks.get(t.symbol, 0.0))
+                   for t in trades if t.close_reason == "drawdown_halt")
         before = (halts[0].changes or {}).get("equity") or [0.0, 0.0]
         peak = float(before[0]) if before and before[0] else 0.0
-        allowance = closing_cost_rate * closed / peak if peak > 0 else 0.0
+        allowance = cost / peak if peak > 0 else 0.0
         at_halt = 1 - float(before[1]) / peak if peak > 0 and len(before) > 1 else None
     held = max_dd <= limit + allowance + 1e-9
     bound = f"the {limit:.0%} limit" + (f" + {allowance:.2%} closing slippage and fees" if halts else "")
@@ -285,7 +289,8 @@ def thin(ts: Sequence[int], columns: dict[str, Sequence[float]], points: int = C
 
 
 def build_report(*, initial: float, start_ms: int, end_ms: int, interval_ms: int, ceo: bool,
-                 halt_limit: float, closing_cost_rate: float, curve: Sequence[CurvePoint],
+                 halt_limit: float, closing_cost_rate: float, tick_sizes: dict[str, float],
+                 curve: Sequence[CurvePoint],
                  trades: Sequence[Trade], agents: Sequence[tuple[str, float]],
                  decisions: Sequence[Decision], price_ts: Sequence[int],
                  closes: dict[str, Sequence[float]], agents_note: str) -> dict[str, Any]:
@@ -310,7 +315,7 @@ def build_report(*, initial: float, start_ms: int, end_ms: int, interval_ms: int
         "ceo_stats": ceo_stats(decisions),
         "drawdown_halt": halt_check(ceo=ceo, limit=halt_limit, max_dd=summary["max_drawdown"],
                                     decisions=decisions, trades=trades,
-                                    closing_cost_rate=closing_cost_rate),
+                                    closing_cost_rate=closing_cost_rate, tick_sizes=tick_sizes),
         "buy_and_hold": buy_and_hold(initial, start_ms, end_ms, price_ts, closes) if closes else {},
         "curve": thin(ts, {"equity": equity, "drawdown": drawdown, **bench}) if ts else {},
     }

@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from decimal import Decimal
 
 from core.errors import (
     ConfigError,
@@ -195,6 +196,9 @@ class AsterdexExchange:
         # the venue answers at most 7 days from startTime: never ask from further back
         since_ms = max(since_ms, self.client.http.now_ms() - USER_TRADES_WINDOW_MS)
         return sorted(self.client.fills_since(symbol, since_ms), key=lambda f: (f.ts_ms, f.trade_id))
+
+    def arm_loss_guard(self, max_loss: Decimal | None) -> None:
+        """AsterDex has no account-level stop: the engine's per-tick drawdown check is the halt."""
 
     def sync(self, step: MarketStep) -> ExchangeEvents:
         """What the venue did since the last sync: new user trades (oldest first), the orders they

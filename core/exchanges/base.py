@@ -7,6 +7,7 @@ against both. Every mutating call may raise ``OrderRejected`` (the venue said no
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Protocol
 
 from core.models import (
@@ -19,6 +20,9 @@ from core.models import (
     OrderResult,
     SymbolFilters,
 )
+
+# Client order ids of the orders a venue-side loss guard sends (core/exchanges/paper_guard.py).
+LOSS_GUARD_PREFIX = "lossguard-"
 
 
 class Exchange(Protocol):
@@ -60,6 +64,14 @@ class Exchange(Protocol):
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
         """The account's fills on ``symbol`` at or after ``since_ms`` (user trades), oldest first;
         reconciliation books any it has not seen."""
+        ...
+
+    def arm_loss_guard(self, max_loss: Decimal | None) -> None:
+        """For the next sync: close every position as soon as the account has lost ``max_loss``
+        from its equity at the current prices (the drawdown halt, acted on where it is reached;
+        ``ExchangeEvents.loss_guard`` reports it). None disarms. The paper venue walks each bar for
+        it; a real venue has no account-level stop, so there it does nothing and the engine's
+        per-tick drawdown check is the halt."""
         ...
 
     def sync(self, step: MarketStep) -> ExchangeEvents:

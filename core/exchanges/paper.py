@@ -50,6 +50,7 @@ from core.exchanges.paper_book import (
     reduce_only_qty,
     would_trigger,
 )
+from core.exchanges.paper_guard import LossGuard
 from core.exchanges.paper_store import (
     AccountState,
     Changes,
@@ -79,7 +80,7 @@ DEFAULT_LEVERAGE = 20
 
 
 
-class PaperExchange(BarProcessing):
+class PaperExchange(BarProcessing, LossGuard):
     """The ``Exchange`` protocol over a simulated account, durable in the ``paper_*`` tables."""
 
     name = "paper"
@@ -283,10 +284,12 @@ class PaperExchange(BarProcessing):
                 if symbol in self._positions or symbol in self._resting
                 for bar in bars
             ]
-            if any(self._due(symbol, bar) for symbol, bar in timeline):
+            if any(self._due(symbol, bar) for symbol, bar in timeline) or self._guard_may_fire(
+                    timeline):
                 timeline.sort(key=lambda item: item[1].open_time_ms)
                 with self._transaction() as ch:
                     self._replay(timeline, step.funding_rates, ch, events)
+        self._loss_floor = None  # armed for one sync
         if self._pending:
             events = self._take_pending(events)
         return events
@@ -461,6 +464,7 @@ class PaperExchange(BarProcessing):
         pending.fills.extend(events.fills)
         pending.order_updates.extend(events.order_updates)
         pending.funding.extend(events.funding)
+        pending.loss_guard = events.loss_guard
         return pending
 
     def _take_seq(self) -> int:

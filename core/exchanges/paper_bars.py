@@ -9,11 +9,12 @@ works on that state through the same attributes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
 from typing import cast
 
-from core.exchanges.paper_book import LIQUIDATION_PREFIX, ZERO, BookOrder
+from core.exchanges.paper_book import LIQUIDATION_PREFIX, ZERO, BookOrder, BookPosition
 from core.exchanges.paper_store import Changes
 from core.exchanges.paper_store import quantize as _q
 from core.models import (
@@ -32,6 +33,18 @@ DAY_MS = 24 * HOUR_MS
 
 def as_decimal(x: float) -> Decimal:
     return Decimal(repr(x))
+
+
+@dataclass(slots=True)
+class ExitPlan:
+    """One bar's exits for one position, in the order the pessimistic walk meets them."""
+
+    pos: BookPosition
+    bar: Bar
+    liquidated_at_open: bool = False
+    adverse_steps: list[BookOrder | None] = field(default_factory=list)  # None: liquidation
+    targets: list[BookOrder] = field(default_factory=list)
+    at_open: set[str] = field(default_factory=set)  # the orders the open gapped through
 
 
 class BarProcessing:
@@ -72,6 +85,8 @@ class BarProcessing:
             bars = list(group)
             for due in self._funding_times(open_ms):
                 self._pay_funding(due, bars, rates, ch, events)
+            if self._guard_fires(bars, ch, events):
+                continue
             for symbol, bar in bars:
                 self._process_bar(symbol, bar, ch, events)
 
@@ -99,22 +114,20 @@ class BarProcessing:
             events.funding.append(payment)
             self._last_funding_ms = due
 
-    def _process_bar(self, symbol: str, bar: Bar, ch: Changes, events: ExchangeEvents) -> None:
-        """Walk the bar pessimistically: its open (gaps), then the adverse extreme (stops, then
-        liquidation), then the favourable extreme (take-profits)."""
-        ts = bar.open_time_ms + self._interval_ms
+    def _exit_plan(self, symbol: str, bar: Bar) -> ExitPlan | None:
+        """What the bar does to the symbol's position, walked pessimistically: its open (gaps),
+        then the adverse extreme (stops, then liquidation), then the favourable extreme
+        (take-profits). None when there is no position."""
         pos = self._positions.get(symbol)
         if pos is None:
-            self._expire_stale(symbol, ts, ch, events)
-            return
+            return None
         d = pos.sign
         exit_side = OrderSide.SELL if d > 0 else OrderSide.BUY
         mine = [o for o in self._resting.get(symbol, []) if o.side is exit_side]
         stops = [o for o in mine if o.type is OrderType.STOP_MARKET]
         tps = [o for o in mine if o.type is OrderType.TAKE_PROFIT_MARKET]
         if d * bar.open <= d * pos.liq_f:
-            self._liquidate(symbol, ts, ch, events)
-            return
+            return ExitPlan(pos, bar, liquidated_at_open=True)
         gapped = [o for o in stops if d * bar.open <= d * o.level]
         gapped += [o for o in tps if d * bar.open >= d * o.level]
         at_open = {o.client_order_id for o in gapped}
@@ -132,17 +145,31 @@ class BarProcessing:
             (o for o in tps if o.client_order_id not in at_open and d * favourable >= d * o.level),
             key=lambda o: d * o.level,
         )
-        plan: list[BookOrder | None] = [*gapped, *near, *([None] if liquidated else []), *targets]
-        for order in plan:
+        return ExitPlan(pos, bar, adverse_steps=[*gapped, *near, *([None] if liquidated else [])],
+                        targets=targets, at_open=at_open)
+
+    def _process_bar(self, symbol: str, bar: Bar, ch: Changes, events: ExchangeEvents) -> None:
+        ts = bar.open_time_ms + self._interval_ms
+        plan = self._exit_plan(symbol, bar)
+        if plan is not None and plan.liquidated_at_open:
+            self._liquidate(symbol, ts, ch, events)
+            return
+        if plan is not None:
+            self._run_steps(symbol, plan, [*plan.adverse_steps, *plan.targets], ts, ch, events)
+        self._expire_stale(symbol, ts, ch, events)
+
+    def _run_steps(self, symbol: str, plan: ExitPlan, steps: list[BookOrder | None], ts: int,
+                   ch: Changes, events: ExchangeEvents) -> None:
+        """Trigger the plan's orders in turn (None: the liquidation) while the position lasts."""
+        for order in steps:
             if symbol not in self._positions:
                 break
             if order is None:
                 self._liquidate(symbol, ts, ch, events)
             else:
-                gap = order.client_order_id in at_open
-                base = as_decimal(bar.open) if gap else cast(Decimal, order.stop_price)
+                gap = order.client_order_id in plan.at_open
+                base = as_decimal(plan.bar.open) if gap else cast(Decimal, order.stop_price)
                 self._trigger(order, base, ts, ch, events)
-        self._expire_stale(symbol, ts, ch, events)
 
     def _trigger(
         self, order: BookOrder, base: Decimal, ts: int, ch: Changes, events: ExchangeEvents
