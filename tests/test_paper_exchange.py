@@ -561,6 +561,15 @@ def test_loss_guard_takes_the_stops_met_first_then_closes_the_rest(ex: PaperExch
     assert ex.balance().wallet_balance == D("9891.10847") and ex.open_orders() == []
 
 
+def test_loss_guard_never_judges_a_bar_that_began_before_it_was_armed(ex: PaperExchange) -> None:
+    ex.set_leverage(ETH, 10)  # liq 1811.81
+    market(ex, "o1", BUY, "1")
+    price(ex, 2000.0, now=T0 + 40_000)  # a live feed's tick inside the bar that opened at T0
+    ex.arm_loss_guard(D("50"))
+    events = run(ex, bar(T0, 2000, 2010, 1900, 1990))  # its low may predate the position
+    assert not events.loss_guard and not events.fills and len(ex.positions()) == 1
+
+
 def test_loss_guard_at_a_gap_closes_at_the_open(ex: PaperExchange) -> None:
     ex.set_leverage(ETH, 10)
     market(ex, "o1", BUY, "1")

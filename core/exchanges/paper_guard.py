@@ -66,14 +66,19 @@ class LossGuard:
     """The guard's part of ``PaperExchange`` (which provides the account and booking helpers)."""
 
     _loss_floor: float | None = None
+    _loss_since_ms: int = 0
 
     def arm_loss_guard(self, max_loss: Decimal | None) -> None:
         """Close everything once the account has lost ``max_loss`` from its equity at the current
-        prices; None disarms. Armed for the next sync only (the engine re-arms every tick)."""
+        prices; None disarms. Armed for the next sync only (the engine re-arms every tick), and
+        only over bars that open at or after now: a bar that began earlier (a closed candle of a
+        live feed arriving after the tick that armed the guard) may hold prices from before the
+        positions it would judge, so there the engine's per-tick check is the halt."""
         if max_loss is None:
             self._loss_floor = None
             return
         self._loss_floor = self._equity_now() - float(max(max_loss, ZERO))
+        self._loss_since_ms = self._now_ms
 
     def _equity_now(self) -> float:
         return float(self._wallet) + sum(
@@ -84,6 +89,9 @@ class LossGuard:
     def _guard_may_fire(self, timeline: list[tuple[str, Bar]]) -> bool:
         """Cheap float test over a step's bars: could any of them reach the floor?"""
         if self._loss_floor is None or not self._positions:
+            return False
+        timeline = [(s, b) for s, b in timeline if b.open_time_ms >= self._loss_since_ms]
+        if not timeline:
             return False
         worst = float(self._wallet)
         for symbol, pos in self._positions.items():
@@ -98,7 +106,7 @@ class LossGuard:
     def _guard_fires(self, bars: list[tuple[str, Bar]], ch: Changes, events: ExchangeEvents) -> bool:
         """Walk one bar time's adverse path; if it reaches the floor, close everything there."""
         floor = self._loss_floor
-        if floor is None or not self._positions:
+        if floor is None or not self._positions or bars[0][1].open_time_ms < self._loss_since_ms:
             return False
         by_symbol = dict(bars)
         legs: list[_Leg] = []
