@@ -83,6 +83,20 @@ def live_exchange_for(settings: Settings, engine: Engine, row: SessionRow) -> As
         return exchange
 
 
+def release_session(engine: Engine, session_id: int) -> None:
+    """A session the engine no longer trades (stopped, or the engine shutting down): close what
+    its cached feed and exchange hold (the websocket reader, the dead-man countdown, the HTTP
+    client) so a long-running dashboard does not keep them for finished sessions."""
+    scope = engine.url.render_as_string(hide_password=True)
+    with _CACHE_LOCK:
+        feeds = [_FEEDS.pop(k) for k in [k for k in _FEEDS if k[:2] == (scope, session_id)]]
+        exchanges = [_EXCHANGES.pop(k) for k in [k for k in _EXCHANGES if k[:2] == (scope, session_id)]]
+    for feed in feeds:
+        feed.close()
+    for exchange in exchanges:
+        exchange.close()
+
+
 def check_live_account(exchange: AsterdexExchange) -> None:
     """Keys and one-way mode (``check_ready``), then isolated margin on every session symbol so
     a position's loss is capped by its own margin as the desk's books assume."""

@@ -19,6 +19,7 @@ from core.config import Settings
 from core.engine import ACTIVE_SESSION, CycleReport, Desk, run_cycle
 from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
 from core.lease import Lease, new_owner_id
+from core.live_runtime import release_session
 from core.reconcile import reconcile
 from core.runtime import build_desk
 from core.store.tables import SessionRow
@@ -133,6 +134,7 @@ class EngineDriver:
                 return None
             if report.status not in ACTIVE_SESSION:
                 self._drop_desk(release=True)
+                release_session(self.engine, session_id)
             return report
 
     def run_ticks(self, n: int, on_tick: Callable[[CycleReport], None] | None = None) -> int:
@@ -164,4 +166,7 @@ class EngineDriver:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
         with self._lock:
+            session_id = self.desk.ledger.session.id if self.desk is not None else None
             self._drop_desk(release=True)
+            if session_id is not None:
+                release_session(self.engine, session_id)

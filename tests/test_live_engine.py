@@ -347,3 +347,21 @@ def test_a_position_grown_at_the_venue_is_adopted_and_covered_whole(live: Live) 
     assert problems(live) == []  # the venue's size is the desk's, under one stop for all of it
     [now] = [p for p in open_positions(live) if p.id == pos.id]
     assert now.quantity == pytest.approx(pos.quantity * 2)
+
+
+def test_a_stopped_session_releases_its_feed_and_venue_client(live: Live) -> None:
+    run_until_open(live)
+    scope = live.engine.url.render_as_string(hide_password=True)
+    held = [k for k in live_runtime._EXCHANGES if k[:2] == (scope, live.session_id)]
+    assert held and [k for k in live_runtime._FEEDS if k[:2] == (scope, live.session_id)]
+    exchange = live_runtime._EXCHANGES[held[0]]
+    service.stop_session(live.engine, live.driver.settings, live.session_id)
+    for _ in range(5):
+        live.tick()
+        with live.engine.connect() as conn:
+            if conn.scalar(select(SessionRow.status).where(SessionRow.id == live.session_id)) == "stopped":
+                break
+    assert not [k for k in live_runtime._EXCHANGES if k[:2] == (scope, live.session_id)]
+    assert not [k for k in live_runtime._FEEDS if k[:2] == (scope, live.session_id)]
+    assert exchange.client.http._client.is_closed  # the HTTP connections are closed
+    assert problems(live) == []
