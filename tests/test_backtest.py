@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select, text
 
 from core import queries, service
 from core.backtest.params import build_params
+from core.backtest.report import Decision, Trade, halt_check
 from core.backtest.service import BacktestResult, run_backtest
 from core.config import PROJECT_ROOT, Settings
 from core.errors import NotFound
@@ -216,6 +217,25 @@ def test_a_tight_limit_halts_the_desk_in_the_crash_and_the_report_checks_it(tmp_
     assert reasons <= {"drawdown_halt"}
     assert "loss guard closed every position" in why  # inside the bar, at the limit
     engine.dispose()
+
+
+def test_the_halt_allowance_is_the_cost_of_the_closing_orders_of_the_halt_bar() -> None:
+    """Peak 100,000; halt at t=900: the halt's close (2 @ 1,000) and a stop filled in the same
+    bar (1 @ 2,000) count, at 0.06% plus one 0.1 tick each; an earlier stop does not."""
+    def trade(reason: str, closed_ms: int, qty: float, price: float) -> Trade:
+        return Trade("a", "ETHUSDT", "LONG", 0, closed_ms, 0.0, 0.0, 0.0, qty, price, reason)
+
+    trades = [trade("drawdown_halt", 900, 2, 1_000.0), trade("stop_loss", 900, 1, 2_000.0),
+              trade("stop_loss", 450, 5, 2_000.0), trade("take_profit", 900, 5, 2_000.0)]
+    halt = Decision("halt", None, "drawdown_halt", {"equity": [100_000.0, 84_990.0]}, 900)
+    allowance = (2 * (0.0006 * 1_000 + 0.1) + 1 * (0.0006 * 2_000 + 0.1)) / 100_000
+    check = halt_check(ceo=True, limit=0.15, max_dd=0.15 + allowance, decisions=[halt], trades=trades,
+                       closing_cost_rate=0.0006, tick_sizes={"ETHUSDT": 0.1})
+    assert check["allowance"] == pytest.approx(allowance) and check["held"] is True
+    assert check["drawdown_at_halt"] == pytest.approx(0.1501)
+    beyond = halt_check(ceo=True, limit=0.15, max_dd=0.15 + 2 * allowance, decisions=[halt],
+                        trades=trades, closing_cost_rate=0.0006, tick_sizes={"ETHUSDT": 0.1})
+    assert beyond["held"] is False and "did NOT hold" in beyond["statement"]
 
 
 # ---------------------------------------------------------------------- storage

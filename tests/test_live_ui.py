@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import queries, service
 from core.errors import ConfigError
+from core.queries import live as live_queries
 from core.store.db import open_database
 from core.store.tables import SessionRow
 from tests.conftest import APP
@@ -62,6 +63,20 @@ def test_live_capital_is_the_available_balance_or_less(venue: FakeVenue, sqlite_
     assert (status["mode"], status["initial_capital"]) == ("live", 2_500.0)
     with venue.lock:
         assert venue.book.margin_type == {s: "isolated" for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")}
+
+
+def test_the_venue_account_is_asked_once_per_refresh_window(
+        venue: FakeVenue, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = live_settings(venue, database_url=sqlite_url, asterdex_history_bars=200)
+    engine = open_database(sqlite_url)
+    ref = service.create_session(engine, settings, mode="live", capital=2_500)
+    first = queries.venue_account(settings, engine, ref.id)
+    asked = len(venue.requests)
+    again = queries.venue_account(settings, engine, ref.id)  # the other page, same refresh
+    assert len(venue.requests) == asked and again["wallet_balance"] == first["wallet_balance"]
+    monkeypatch.setattr(live_queries, "ACCOUNT_MAX_AGE_S", 0.0)  # the window has passed
+    queries.venue_account(settings, engine, ref.id)
+    assert len(venue.requests) > asked
 
 
 # ---------------------------------------------------------------------- CLI

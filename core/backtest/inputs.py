@@ -41,9 +41,10 @@ def load_curve(conn: Any, session_id: int) -> list[CurvePoint]:
 
 def load_decisions(conn: Any, session_id: int) -> list[Decision]:
     c = CEO_DECISIONS
-    rows = conn.execute(select(c.c.kind, c.c.verdict, c.c.rules, c.c.changes)
+    rows = conn.execute(select(c.c.kind, c.c.verdict, c.c.rules, c.c.changes, c.c.ts_ms)
                         .where(c.c.session_id == session_id).order_by(c.c.id))
-    return [Decision(r[0], r[1], r[2] or "", json.loads(r[3]) if r[3] else None) for r in rows]
+    return [Decision(r[0], r[1], r[2] or "", json.loads(r[3]) if r[3] else None, int(r[4]))
+            for r in rows]
 
 
 def price_window(data: ReplayData, params: BacktestParams) -> tuple[list[int], dict[str, list[float]]]:

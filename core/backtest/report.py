@@ -75,6 +75,7 @@ class Decision:
     verdict: str | None
     rules: str
     changes: dict[str, Any] | None
+    ts_ms: int = 0
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -226,8 +227,9 @@ def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[De
                trades: Sequence[Trade], closing_cost_rate: float,
                tick_sizes: dict[str, float] | None = None) -> dict[str, Any]:
     """Did the drawdown halt hold? With the CEO on, max drawdown must stay within the limit plus
-    the slippage and fees of the orders that closed the book at the halt (slippage includes the
-    rounding of their prices to the tick, at most one tick each)."""
+    the slippage and fees of the orders that closed the book at the halt: the halt's own closes
+    and the stops that filled in the bar it fired in (slippage includes the rounding of their
+    prices to the tick, at most one tick each)."""
     if not ceo:
         return {"applies": False, "held": None, "limit": limit, "allowance": 0.0,
                 "max_drawdown": max_dd,
@@ -236,14 +238,17 @@ def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[De
     allowance, at_halt = 0.0, None
     if halts:
         ticks = tick_sizes or {}
+        halt_ms = halts[0].ts_ms
         cost = sum(t.exit_qty * (closing_cost_rate * t.exit_price + ticks.get(t.symbol, 0.0))
-                   for t in trades if t.close_reason == "drawdown_halt")
+                   for t in trades if t.close_reason == "drawdown_halt"
+                   or (t.close_reason == "stop_loss" and t.closed_ms == halt_ms))
         before = (halts[0].changes or {}).get("equity") or [0.0, 0.0]
         peak = float(before[0]) if before and before[0] else 0.0
         allowance = cost / peak if peak > 0 else 0.0
         at_halt = 1 - float(before[1]) / peak if peak > 0 and len(before) > 1 else None
     held = max_dd <= limit + allowance + 1e-9
-    bound = f"the {limit:.0%} limit" + (f" + {allowance:.2%} closing slippage and fees" if halts else "")
+    bound = f"the {limit:.0%} limit" + (f" + {allowance:.2%} slippage and fees of the closing orders"
+                                        if halts else "")
     if halts and held:
         statement = (f"The drawdown halt held: it fired and max drawdown {max_dd:.2%} stayed within "
                      f"{bound}.")

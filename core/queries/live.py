@@ -4,11 +4,15 @@ Why it exists: on a live session the dashboard must show the money where it real
 the desk's books. These reads ask AsterDex directly (signed, a few request weight each) through
 the same client the engine uses, and never raise: a venue that cannot be reached comes back as
 ``error`` with a readable line, so a page shows a warning rather than a traceback. Secrets never
-appear in what is returned.
+appear in what is returned. An answer is reused for ``ACCOUNT_MAX_AGE_S`` per session and venue,
+so the Session and Positions pages refreshing side by side ask the venue once (failures are
+not kept: the next refresh asks again).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pandas as pd
@@ -20,6 +24,10 @@ from core.errors import DeskError
 POSITION_COLUMNS = ["symbol", "amount", "entry_price", "mark_price", "unrealized_pnl",
                     "liquidation_price", "leverage", "isolated_margin"]
 ORDER_COLUMNS = ["symbol", "client_order_id", "type", "side", "quantity", "stop_price", "status"]
+ACCOUNT_MAX_AGE_S = 10.0
+
+_answers: dict[tuple[str, str, int], tuple[float, dict[str, Any]]] = {}
+_answers_lock = threading.Lock()
 
 
 def venue_account(settings: Settings, engine: Engine, session_id: int | None) -> dict[str, Any]:
@@ -34,6 +42,11 @@ def venue_account(settings: Settings, engine: Engine, session_id: int | None) ->
                            "orders": pd.DataFrame(columns=ORDER_COLUMNS)}
     if row.mode != "live":
         return out
+    key = (str(engine.url), settings.asterdex_base_url, row.id)
+    with _answers_lock:
+        kept = _answers.get(key)
+    if kept is not None and time.monotonic() - kept[0] < ACCOUNT_MAX_AGE_S:
+        return kept[1]
     try:
         client = make_client(settings)
     except DeskError as exc:
@@ -61,4 +74,6 @@ def venue_account(settings: Settings, engine: Engine, session_id: int | None) ->
             "stop_price": float(o.stop_price) if o.stop_price is not None else None,
             "status": o.status.value} for o in orders], columns=ORDER_COLUMNS),
     )
+    with _answers_lock:
+        _answers[key] = (time.monotonic(), out)
     return out
