@@ -254,7 +254,7 @@ def _halt(desk: Desk, equity: float, drawdown: float, tick_ms: int, *, at_venue:
     _set_status(desk, "halted", expected, "drawdown halt")
     desk.commit()
     _close_everything(desk, "drawdown_halt")
-    desk.execution.cancel_all_orders()
+    desk.execution.cancel_orders_of_closed()  # a position whose close failed keeps its stop
     _stop_agents(desk, "drawdown halt")
 
 

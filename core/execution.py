@@ -421,6 +421,14 @@ class Execution(Protection):
         for info in list(self.open_orders.values()):
             self.cancel(info)
 
+    def cancel_orders_of_closed(self) -> None:
+        """Cancel every resting order except those protecting a position still held: a close the
+        venue refused must leave the position under its stop."""
+        held = {p.id for p in self.ledger.open_positions() if p.quantity > QTY_EPS}
+        for info in list(self.open_orders.values()):
+            if info.position_id not in held:
+                self.cancel(info)
+
 
 def _venue_purpose(fill: Fill) -> str:
     """Why the venue traded on its own, for a fill of an order the desk did not send."""

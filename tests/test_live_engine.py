@@ -365,3 +365,22 @@ def test_a_stopped_session_releases_its_feed_and_venue_client(live: Live) -> Non
     assert not [k for k in live_runtime._FEEDS if k[:2] == (scope, live.session_id)]
     assert exchange.client.http._client.is_closed  # the HTTP connections are closed
     assert problems(live) == []
+
+
+def test_a_halt_whose_close_is_refused_leaves_the_position_under_its_stop(live: Live) -> None:
+    run_until_open(live)
+    settings = live.driver.settings.model_copy(update={"drawdown_halt_pct": 1e-9})  # halts now
+    live.driver.stop()
+    live.driver = EngineDriver(settings, live.engine, session_id=live.session_id)
+    refusals = live.venue.inject("POST order", "code", code=-1008, msg="Server is currently overloaded",
+                                 count=len(open_positions(live)))
+    live.tick(advance=False)
+    with live.engine.connect() as conn:
+        assert conn.scalar(select(SessionRow.status).where(SessionRow.id == live.session_id)) == "halted"
+    assert refusals.count == 0 and open_positions(live)
+    assert problems(live) == []  # every position still held rests under its stop
+    for _ in range(3):  # the halt retries the closes; once they go through nothing is left
+        live.tick(advance=False)
+    assert open_positions(live) == [] and problems(live) == []
+    with live.venue.lock:
+        assert live.venue.book.open_orders(None) == []
