@@ -75,12 +75,18 @@ class EngineDriver:
             self.idle_reason = f"session {target} is traded by another engine"
             return None
         self.lease = lease
-        self.desk = build_desk(self.settings, self.engine, target, lease)
-        # the venue sees the current market (and reports what it did) before anything is settled
-        self.desk.execution.book_events(self.desk.exchange.sync(self.desk.feed.current()))
-        changes = reconcile(self.desk.execution)
+        desk = build_desk(self.settings, self.engine, target, lease)
+        try:
+            # the venue sees the current market (and reports what it did) before anything is settled
+            desk.execution.book_events(desk.exchange.sync(desk.feed.current()))
+            changes = reconcile(desk.execution)
+        except BaseException:
+            desk.db.rollback()  # no desk until the venue's truth is settled: the next tick retries
+            desk.db.close()
+            raise
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
+        self.desk = desk
         self.idle_reason = None
         return self.desk
 

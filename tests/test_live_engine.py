@@ -384,3 +384,18 @@ def test_a_halt_whose_close_is_refused_leaves_the_position_under_its_stop(live: 
     assert open_positions(live) == [] and problems(live) == []
     with live.venue.lock:
         assert live.venue.book.open_orders(None) == []
+
+
+def test_a_venue_error_during_the_restart_reconcile_is_retried_before_trading(live: Live) -> None:
+    pos = run_until_open(live)
+    live.driver.stop()
+    with live.venue.lock:  # the stop is cancelled at the venue while the engine is down
+        for order in live.venue.book.open_orders(pos.symbol):
+            if order.type == "STOP_MARKET":
+                live.venue.book.cancel(order, live.venue.now_ms())
+    live.restart()
+    live.venue.inject("GET positionRisk", "503")  # one transient error while reconciling
+    assert live.tick(advance=False) == [None]  # no tick before the venue's truth is settled
+    live.tick()
+    assert problems(live) == []  # reconciled on the retry: the stop is back
+    assert log_reasons(live, "coverage")
