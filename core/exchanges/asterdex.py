@@ -63,6 +63,7 @@ MISSING_KEYS = (
     "`python -m core check-exchange`")
 SYNC_OVERLAP_MS = 5_000
 USER_TRADES_WINDOW_MS = 7 * 86_400_000 - 60_000
+USER_TRADES_PAGE = 1000  # userTrades answers at most this many trades per request
 RESOLVE_ATTEMPTS = 4
 RESOLVE_DELAY_S = 0.5  # re-read this much before the cursor: trades can land slightly late
 
@@ -202,16 +203,29 @@ class AsterdexExchange:
 
     def sync(self, step: MarketStep) -> ExchangeEvents:
         """What the venue did since the last sync: new user trades (oldest first), the orders they
-        filled, and funding payments. Every trade and payment is reported once."""
+        filled, and funding payments. Every trade and payment is reported once: the cursors move
+        only when the whole sync succeeded (a failure part way reports everything again next
+        time; the desk books by trade and payment id)."""
+        saved = (dict(self._seen), dict(self._cursor), dict(self._seen_funding),
+                 self._funding_cursor, self._funding_polled)
+        try:
+            events = self._collect(step)
+        except BaseException:
+            (self._seen, self._cursor, self._seen_funding, self._funding_cursor,
+             self._funding_polled) = saved
+            raise
+        self._prune()
+        try:
+            self._deadman()
+        except ExchangeError as exc:  # the countdown only guards symbols without a position
+            log.warning("dead-man countdown not refreshed: %s", exc)
+        return events
+
+    def _collect(self, step: MarketStep) -> ExchangeEvents:
         events = ExchangeEvents()
         touched: dict[str, str] = {}
         for symbol in self.symbols:
-            since = max(0, self._cursor[symbol] - SYNC_OVERLAP_MS)
-            for fill in self.fills_since(symbol, since):
-                if fill.trade_id in self._seen:
-                    continue
-                self._seen[fill.trade_id] = fill.ts_ms
-                self._cursor[symbol] = max(self._cursor[symbol], fill.ts_ms)
+            for fill in self._new_trades(symbol):
                 events.fills.append(fill)
                 if fill.client_order_id:
                     touched[fill.client_order_id] = symbol
@@ -225,9 +239,24 @@ class AsterdexExchange:
                 events.order_updates.append(OrderUpdate(order=order, ts_ms=step.now_ms))
         events.funding.extend(self._funding())
         events.fills.sort(key=lambda f: (f.ts_ms, f.trade_id))
-        self._prune()
-        self._deadman()
         return events
+
+    def _new_trades(self, symbol: str) -> list[Fill]:
+        """Trades not reported yet, paging while the venue answers full pages. The cursor follows
+        every trade returned, the desk's own included, so it never falls a page behind."""
+        out: list[Fill] = []
+        since = max(0, self._cursor[symbol] - SYNC_OVERLAP_MS)
+        while True:
+            page = self.fills_since(symbol, since)
+            for fill in page:
+                self._cursor[symbol] = max(self._cursor[symbol], fill.ts_ms)
+                if fill.trade_id not in self._seen:
+                    self._seen[fill.trade_id] = fill.ts_ms
+                    out.append(fill)
+            if len(page) < USER_TRADES_PAGE:
+                return out
+            last = max(f.ts_ms for f in page)
+            since = last if last > since else last + 1  # a full page of one millisecond: step on
 
     def _prune(self) -> None:
         oldest = min(self._cursor.values(), default=0) - 2 * SYNC_OVERLAP_MS
