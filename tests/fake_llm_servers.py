@@ -43,6 +43,7 @@ class Step:
     finish_reason: str = "STOP"
     message: str = ""
     retry_after: str | None = None  # the Retry-After header of an error
+    usage: dict[str, Any] | None = None  # OpenAI only: the usage object as sent (None: counted)
 
 
 NOW = Step()
@@ -173,7 +174,7 @@ def _openai_body(model: str, prompt: str, step: Step) -> dict[str, Any]:
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": step.text},
                      "finish_reason": finish, "logprobs": None}],
-        "usage": usage,
+        "usage": usage if step.usage is None else step.usage,
     }
 
 

@@ -22,6 +22,7 @@ from core.engine import run_cycle
 from core.errors import LLMError
 from core.llm import retry
 from core.llm.base import EchoProvider, LLMProvider
+from core.llm.cost import estimate_cost
 from core.llm.gemini import GeminiProvider
 from core.llm.openai_compat import OpenAICompatProvider
 from core.llm.prompts import PROMPT_VERSION, SCHEMA, SYSTEM, render
@@ -149,6 +150,18 @@ def test_timeouts_are_retried_then_fail(server: FakeLLMServer) -> None:
     server.script(*[Step(text=GOOD, delay=SLOW_REPLY)] * 3)
     with pytest.raises(LLMError, match=r"timed out after 1 s \(3 attempts\)"):
         provider_for(server).complete(SYSTEM, "x", SCHEMA)
+
+
+@pytest.mark.parametrize("usage", [{}, {"prompt_tokens": 5}])
+def test_a_compatible_server_without_token_counts_still_costs_something(usage: dict) -> None:
+    with FakeLLMServer("openai") as server:
+        server.script(Step(text=GOOD, usage=usage))
+        reply = provider_for(server).complete(SYSTEM, "x" * 400, SCHEMA)
+    assert reply.text == GOOD and reply.output_tokens == (len(GOOD) + 3) // 4
+    assert reply.input_tokens == (5 if usage else (len(SYSTEM) + 3) // 4 + 100)
+    assert "no token counts" in reply.notes
+    assert estimate_cost("grok-4-fast-non-reasoning", reply.input_tokens, reply.output_tokens,
+                         {"grok-4-fast-non-reasoning": (0.2, 0.5)}) > 0
 
 
 def test_a_timeout_then_an_answer_succeeds(server: FakeLLMServer) -> None:

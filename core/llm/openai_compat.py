@@ -37,6 +37,11 @@ REFUSED_SCHEMA_STATUS = frozenset({400, 422})
 REFUSAL = re.compile(r"response_format|json_schema|schema|structured", re.IGNORECASE)
 
 
+def estimated_tokens(text: str) -> int:
+    """A rough token count for a server that reports none (about 4 characters a token)."""
+    return (len(text) + 3) // 4
+
+
 class OpenAICompatProvider:
     def __init__(
         self,
@@ -91,10 +96,19 @@ class OpenAICompatProvider:
         if choice is not None and choice.message.refusal:
             notes.append(f"model refused: {mask(choice.message.refusal, self._key)}")
         usage = response.usage
+        input_tokens = getattr(usage, "prompt_tokens", None)
+        output_tokens = getattr(usage, "completion_tokens", None)
+        if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
+            # some compatible servers omit the counts: estimate so the budget still counts the call
+            notes.append("the server reported no token counts; estimated at 4 characters a token")
+            if not isinstance(input_tokens, int):
+                input_tokens = estimated_tokens(system) + estimated_tokens(prompt)
+            if not isinstance(output_tokens, int):
+                output_tokens = estimated_tokens(text)
         return LLMReply(
             text=text,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             latency_ms=latency, attempts=attempts, provider=self.provider, model=self.model,
             finish_reason=finish, structured=used[-1], notes="; ".join(notes),
         )
