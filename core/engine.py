@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import and_, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import review
@@ -161,7 +161,9 @@ _SAVE_SESSION = update(_S).where(_S.c.id == bindparam("sid")).values(
     last_snapshot_ms=bindparam("v_snapshot"), marks=bindparam("v_marks"),
     max_drawdown_pct=case((_S.c.max_drawdown_pct < bindparam("v_mdd"), bindparam("v_mdd")),
                           else_=_S.c.max_drawdown_pct),
-    peak_equity=case((_S.c.peak_equity < bindparam("v_peak"), bindparam("v_peak")),
+    # a user command during the tick (e.g. acknowledging a halt resets the peak) wins
+    peak_equity=case((and_(_S.c.intent_version == bindparam("v_intent"),
+                           _S.c.peak_equity < bindparam("v_peak")), bindparam("v_peak")),
                      else_=_S.c.peak_equity),
 )
 
@@ -201,7 +203,7 @@ def _save_session(desk: Desk) -> None:
         "sid": s.id, "v_clock": s.clock_ms, "v_ticks": s.ticks, "v_decided": s.decided_ms,
         "v_review": s.last_review_ms, "v_rebalance": s.last_rebalance_ms,
         "v_snapshot": s.last_snapshot_ms, "v_marks": json.dumps(desk.marks),
-        "v_mdd": s.max_drawdown_pct, "v_peak": s.peak_equity,
+        "v_mdd": s.max_drawdown_pct, "v_peak": s.peak_equity, "v_intent": s.intent_version,
     })
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, case, insert, update
+from sqlalchemy import and_, bindparam, case, insert, select, update
 
 from core.agents.ceo import (
     AgentAllocation,
@@ -23,14 +23,19 @@ from core.store.tables import (
     AGENTS,
     CEO_DECISIONS,
     EQUITY_SNAPSHOTS,
+    SESSIONS,
 )
 
 if TYPE_CHECKING:
     from core.engine import Desk
 
 
+_INTENT_NOW = (select(SESSIONS.c.intent_version).where(SESSIONS.c.id == AGENTS.c.session_id)
+               .scalar_subquery())
 _SAVE_PEAKS = update(AGENTS).where(AGENTS.c.id == bindparam("aid")).values(
-    peak_equity=case((AGENTS.c.peak_equity < bindparam("v_peak"), bindparam("v_peak")),
+    # a user command since the tick read intents (e.g. resuming the agent resets its peak) wins
+    peak_equity=case((and_(bindparam("v_intent") == _INTENT_NOW,
+                           AGENTS.c.peak_equity < bindparam("v_peak")), bindparam("v_peak")),
                      else_=AGENTS.c.peak_equity),
     llm_failures=bindparam("v_failures"),
 )
@@ -86,7 +91,8 @@ def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
         )
     _resume_rested(desk, prices, tick_ms)
     desk.db.connection().execute(_SAVE_PEAKS, [
-        {"aid": a.id, "v_peak": a.peak_equity, "v_failures": a.llm_failures}
+        {"aid": a.id, "v_peak": a.peak_equity, "v_failures": a.llm_failures,
+         "v_intent": desk.ledger.session.intent_version}
         for a in desk.ledger.agents.values()
     ])
 

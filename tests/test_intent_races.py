@@ -1,0 +1,89 @@
+"""A user's command that lands while a tick is running wins over what that tick wrote back.
+
+The engine reads the user's intents at the start of a tick and writes the session and agent
+peaks at its end; a live tick spends seconds on the venue and the models in between. Acknowledging
+a halt resets the session's peak and resuming an agent resets its own: the tick in flight must not
+put the old peak back, or the desk halts (or the CEO pauses the agent) again at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, func, select, update
+
+from core import service
+from core.agents.llm_agent import LLMAgent
+from core.engine import run_cycle
+from core.llm.audit import build_llm_services
+from core.llm.base import EchoProvider, LLMReply
+from core.runtime import build_desk
+from core.store.db import open_database
+from core.store.tables import AGENTS, CEO_DECISIONS, SESSIONS
+from tests.conftest import make_settings
+from tests.desk_helpers import create
+
+AGENT = "Mean Reversion Pro"
+
+
+def _desk(sqlite_url: str):  # type: ignore[no-untyped-def]
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    sid = create(engine, settings)
+    desk = build_desk(settings, engine, sid, lease=None)
+    for _ in range(3):
+        run_cycle(desk)
+    return settings, engine, sid, desk
+
+
+def _halts(engine: Engine, sid: int) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(CEO_DECISIONS).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "halt")) or 0)
+
+
+def test_acknowledging_a_halt_during_a_tick_is_not_undone(sqlite_url: str) -> None:
+    _, engine, sid, desk = _desk(sqlite_url)
+    with engine.begin() as conn:  # equity is now far below this peak: the next tick halts
+        conn.execute(update(SESSIONS).where(SESSIONS.c.id == sid).values(peak_equity=200_000.0))
+    assert run_cycle(desk).status == "halted"
+    real_step, acked = desk.feed.step, []
+
+    def step():  # type: ignore[no-untyped-def]
+        if not acked:  # the user acknowledges while the tick fetches the market
+            acked.append(service.change_session(engine, sid, "resume"))
+        return real_step()
+
+    desk.feed.step = step  # type: ignore[method-assign]
+    run_cycle(desk)
+    with engine.connect() as conn:
+        assert conn.scalar(select(SESSIONS.c.peak_equity).where(SESSIONS.c.id == sid)) == 0.0
+    assert run_cycle(desk).status == "running"
+    assert _halts(engine, sid) == 1
+
+
+def test_resuming_an_agent_while_a_model_thinks_is_not_undone(sqlite_url: str) -> None:
+    settings, engine, sid, desk = _desk(sqlite_url)
+    where = (AGENTS.c.session_id == sid, AGENTS.c.name == AGENT)
+    with engine.begin() as conn:  # the agent sits 50% below an old peak, as after a pause
+        conn.execute(update(AGENTS).where(*where).values(peak_equity=40_000.0))
+    service.change_agent(engine, sid, AGENT, "pause")
+    run_cycle(desk)
+    resumed: list[object] = []
+
+    class ResumeWhileThinking(EchoProvider):
+        def complete(self, system: str, prompt: str, schema: dict[str, object]) -> LLMReply:
+            if not resumed:
+                resumed.append(service.change_agent(engine, sid, AGENT, "resume"))
+            return super().complete(system, prompt, schema)
+
+    desk.strategies["trend"] = LLMAgent(desk.strategies["trend"], ResumeWhileThinking())
+    desk.llm = build_llm_services(settings, list(desk.strategies.values()))
+    while not resumed:
+        desk.ledger.session.last_review_ms = -10**15  # the CEO's review is due in this tick
+        run_cycle(desk)
+    with engine.connect() as conn:
+        assert conn.scalar(select(AGENTS.c.peak_equity).where(*where)) == 0.0
+    for _ in range(2):
+        desk.ledger.session.last_review_ms = -10**15
+        run_cycle(desk)
+    with engine.connect() as conn:
+        assert conn.scalar(select(AGENTS.c.status).where(*where)) == "active"
