@@ -253,14 +253,17 @@ class Execution(Protection):
         qty, price = float(fill.quantity), float(fill.price)
         fee, pnl = float(fill.fee), float(fill.realized_pnl)
         increases = (fill.side is OrderSide.BUY) == (pos.side is PositionSide.LONG)
+        # sizes add on the venue's step grid: float sums leave dust that would keep a position
+        # "open" after a full close (e.g. 21731.9 + 8373.2 = 30105.100000000002)
+        held = to_quantity(pos.quantity, self.exchange.filters(pos.symbol).step_size)
         if increases:
-            new_qty = pos.quantity + qty
+            new_qty = float(held + fill.quantity)
             pos.entry_price = (pos.entry_price * pos.quantity + price * qty) / new_qty
             pos.quantity = new_qty
             pos.margin = pos.entry_price * new_qty / pos.leverage
             pos.status = "open"
         else:
-            pos.quantity = max(0.0, pos.quantity - qty)
+            pos.quantity = max(0.0, float(held - fill.quantity))
             pos.exit_qty += qty
             pos.exit_value += price * qty
             pos.realized_pnl += pnl
