@@ -570,6 +570,16 @@ def test_loss_guard_never_judges_a_bar_that_began_before_it_was_armed(ex: PaperE
     assert not events.loss_guard and not events.fills and len(ex.positions()) == 1
 
 
+def test_loss_guard_counts_a_liquidation_after_a_partial_stop_at_what_is_left(
+        ex: PaperExchange) -> None:
+    market(ex, "o1", BUY, "2")  # 2 @ 2002.00 at 20x: margin 200.2, liq 1911.91
+    resting(ex, "sl", STOP, SELL, "1", "1960")  # half the position
+    ex.arm_loss_guard(D("180"))  # floor 9813.998; the real path bottoms near 9853
+    events = run(ex, bar(T0 + M15, 2000, 2005, 1900, 1905))  # the stop, then the liquidation
+    assert not events.loss_guard
+    assert [f.client_order_id for f in events.fills][0] == "sl" and events.fills[-1].liquidation
+
+
 def test_loss_guard_at_a_gap_closes_at_the_open(ex: PaperExchange) -> None:
     ex.set_leverage(ETH, 10)
     market(ex, "o1", BUY, "1")

@@ -164,8 +164,10 @@ class LossGuard:
         leg.done += 1
         if leg.amount == 0:
             return
-        if order is None:
-            leg.amount, leg.realized = 0.0, leg.realized - float(leg.plan.pos.isolated_margin)
+        if order is None:  # what is left loses its share of the margin (released pro rata)
+            pos = leg.plan.pos
+            left = abs(leg.amount) / abs(float(pos.amount))
+            leg.amount, leg.realized = 0.0, leg.realized - float(pos.isolated_margin) * left
             return
         assert leg.plan is not None and order.stop_price is not None
         qty = min(float(order.quantity), abs(leg.amount))
