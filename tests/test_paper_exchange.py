@@ -519,6 +519,31 @@ def test_quiet_sync_does_no_database_work(engine: Engine, ex: PaperExchange) -> 
     assert statements == []
 
 
+# ------------------------------------------------------------------ a live feed's late candles
+
+
+def test_a_candle_closing_after_an_entry_inside_it_judges_only_its_close(ex: PaperExchange) -> None:
+    ex.set_leverage(ETH, 10)
+    price(ex, 2000.0, now=T0 + 40_000)  # a live feed's tick inside the 00:00 bar (a funding time)
+    market(ex, "o1", BUY, "1")
+    resting(ex, "sl", STOP, SELL, "1", "1950")
+    resting(ex, "tp", TP, SELL, "1", "2050")
+    # its low (before the entry) is past the stop, its high past the take-profit; it closes between
+    events = run(ex, bar(T0, 2000, 2100, 1900, 2010), rate=0.001)
+    assert not events.fills and not events.funding  # nothing fires, no funding for 00:00
+    assert len(ex.positions()) == 1
+    (fill,) = run(ex, bar(T0 + M15, 2010, 2020, 1940, 1945)).fills  # a whole bar: the stop fires
+    assert (fill.client_order_id, fill.price) == ("sl", D("1948.05"))
+
+
+def test_an_order_placed_inside_a_candle_fills_at_its_close_if_beyond(ex: PaperExchange) -> None:
+    market(ex, "o1", BUY, "1")  # held before the bar
+    price(ex, 2000.0, now=T0 + 40_000)
+    resting(ex, "sl", STOP, SELL, "1", "1970")  # placed inside the bar, which closes below it
+    (fill,) = run(ex, bar(T0, 2000, 2010, 1960, 1965)).fills
+    assert (fill.client_order_id, fill.price) == ("sl", D("1963.03"))  # 1965 × 0.999, not 1970
+
+
 # ------------------------------------------------------------------------------------ loss guard
 
 

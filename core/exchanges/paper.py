@@ -18,6 +18,11 @@ simulated); funding is paid from the wallet (not the isolated margin) for the fu
 bar, at that bar's open price; a liquidation closes at the liquidation price and loses exactly the
 isolated margin. Venue-made status changes after ``place_order`` (e.g. a closing order expiring the
 position's stop) are reported by the next ``sync``.
+A candle can close after the desk traded inside it (a live feed): a position opened inside a bar
+meets only that bar's close (no stop, take-profit or liquidation on its earlier prices, no funding
+for a time before it opened), and an order placed inside a bar is judged and filled at its close.
+When each position opened is kept in memory only: after a restart it counts as held before any
+bar it meets.
 """
 
 from __future__ import annotations
@@ -141,6 +146,9 @@ class PaperExchange(BarProcessing, LossGuard):
             for r in stored.positions
         }
         self._leverage: dict[str, int] = stored.leverage
+        # when each position opened, for the bars a live feed closes after it (memory only: a
+        # position loaded from the store counts as held before any bar it will meet)
+        self._opened_ms: dict[str, int] = {}
 
     @contextmanager
     def _transaction(self) -> Iterator[Changes]:
@@ -153,6 +161,7 @@ class PaperExchange(BarProcessing, LossGuard):
             dict(self._resting),
             dict(self._positions),
             dict(self._leverage),
+            dict(self._opened_ms),
         )
         changes = Changes()
         try:
@@ -168,6 +177,7 @@ class PaperExchange(BarProcessing, LossGuard):
                 self._resting,
                 self._positions,
                 self._leverage,
+                self._opened_ms,
             ) = saved
             if isinstance(exc, SQLAlchemyError):
                 raise ExchangeUnavailable(f"paper venue could not persist: {exc}") from exc
@@ -419,10 +429,14 @@ class PaperExchange(BarProcessing, LossGuard):
     ) -> tuple[BookOrder, Fill]:
         """Book one execution: wallet, position, trade, and the order FILLED."""
         self._wallet = _q(self._wallet + realized - fee)
+        before = self._positions.get(order.symbol)
         if after is None:
             self._positions.pop(order.symbol, None)
+            self._opened_ms.pop(order.symbol, None)
         else:
             self._positions[order.symbol] = after
+            if before is None or before.sign != after.sign:
+                self._opened_ms[order.symbol] = ts
         ch.positions[order.symbol] = after
         fill = Fill(
             trade_id=f"{self.account_id}-T{self._take_seq()}",

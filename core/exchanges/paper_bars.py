@@ -45,6 +45,7 @@ class ExitPlan:
     adverse_steps: list[BookOrder | None] = field(default_factory=list)  # None: liquidation
     targets: list[BookOrder] = field(default_factory=list)
     at_open: set[str] = field(default_factory=set)  # the orders the open gapped through
+    at_close: set[str] = field(default_factory=set)  # placed inside the bar: filled at its close
 
 
 class BarProcessing:
@@ -101,8 +102,8 @@ class BarProcessing:
         """Positive rate: longs pay shorts, amount = −position × mark × rate at the bar's open."""
         for symbol, bar in bars:
             pos = self._positions.get(symbol)
-            if pos is None:
-                continue
+            if pos is None or self._opened_ms.get(symbol, 0) > due:
+                continue  # not held at the funding time
             given = rates.get(symbol)
             rate = self._funding_rate if given is None else given
             amount = _q(-pos.amount * as_decimal(bar.open) * as_decimal(rate))
@@ -117,13 +118,21 @@ class BarProcessing:
     def _exit_plan(self, symbol: str, bar: Bar) -> ExitPlan | None:
         """What the bar does to the symbol's position, walked pessimistically: its open (gaps),
         then the adverse extreme (stops, then liquidation), then the favourable extreme
-        (take-profits). None when there is no position."""
+        (take-profits). None when there is no position.
+
+        A bar can be older than what it judges: a live feed's candle closes after the desk
+        traded inside it. A position opened inside the bar saw only its close, so the bar counts
+        as its close alone; an order placed inside it is judged on the close and fills there."""
         pos = self._positions.get(symbol)
         if pos is None:
             return None
+        if self._opened_ms.get(symbol, 0) > bar.open_time_ms:
+            bar = Bar(bar.open_time_ms, bar.close, bar.close, bar.close, bar.close, bar.volume)
         d = pos.sign
         exit_side = OrderSide.SELL if d > 0 else OrderSide.BUY
         mine = [o for o in self._resting.get(symbol, []) if o.side is exit_side]
+        late = [o for o in mine if o.created_ms > bar.open_time_ms]
+        mine = [o for o in mine if o.created_ms <= bar.open_time_ms]
         stops = [o for o in mine if o.type is OrderType.STOP_MARKET]
         tps = [o for o in mine if o.type is OrderType.TAKE_PROFIT_MARKET]
         if d * bar.open <= d * pos.liq_f:
@@ -145,8 +154,13 @@ class BarProcessing:
             (o for o in tps if o.client_order_id not in at_open and d * favourable >= d * o.level),
             key=lambda o: d * o.level,
         )
+        at_close = [
+            o for o in late
+            if (d * bar.close <= d * o.level) == (o.type is OrderType.STOP_MARKET)
+        ]
         return ExitPlan(pos, bar, adverse_steps=[*gapped, *near, *([None] if liquidated else [])],
-                        targets=targets, at_open=at_open)
+                        targets=[*targets, *at_close], at_open=at_open,
+                        at_close={o.client_order_id for o in at_close})
 
     def _process_bar(self, symbol: str, bar: Bar, ch: Changes, events: ExchangeEvents) -> None:
         ts = bar.open_time_ms + self._interval_ms
@@ -167,8 +181,10 @@ class BarProcessing:
             if order is None:
                 self._liquidate(symbol, ts, ch, events)
             else:
-                gap = order.client_order_id in plan.at_open
-                base = as_decimal(plan.bar.open) if gap else cast(Decimal, order.stop_price)
+                cid = order.client_order_id
+                base = (as_decimal(plan.bar.open) if cid in plan.at_open
+                        else as_decimal(plan.bar.close) if cid in plan.at_close
+                        else cast(Decimal, order.stop_price))
                 self._trigger(order, base, ts, ch, events)
 
     def _trigger(

@@ -57,6 +57,8 @@ class _Leg:
         assert self.plan is not None
         if order is not None and order.client_order_id in self.plan.at_open:
             return 0.0
+        if order is not None and order.client_order_id in self.plan.at_close:
+            return 1.0
         level = self.plan.pos.liq_f if order is None else order.level
         span = self.adverse - self.open
         return min(1.0, max(0.0, (level - self.open) / span)) if span else 0.0
@@ -171,8 +173,9 @@ class LossGuard:
             return
         assert leg.plan is not None and order.stop_price is not None
         qty = min(float(order.quantity), abs(leg.amount))
-        gap = order.client_order_id in leg.plan.at_open
-        base = as_decimal(leg.open) if gap else order.stop_price
+        cid = order.client_order_id
+        base = (as_decimal(leg.open) if cid in leg.plan.at_open
+                else as_decimal(leg.plan.bar.close) if cid in leg.plan.at_close else order.stop_price)
         price = float(self._slipped(self._rules(leg.symbol), base, order.side))
         sign = 1.0 if leg.amount > 0 else -1.0
         leg.realized += qty * (price - leg.entry) * sign - qty * price * float(self._fee_rate)
