@@ -105,6 +105,8 @@ def run_cycle(desk: Desk) -> CycleReport:
         desk.commit()
     if desk.llm is not None:  # issue 5: the shadow twins' stops and take-profits
         desk.llm.on_market(desk, step)
+    if desk.execution.unknown:  # live: orders whose answer was lost, asked again (never re-sent)
+        desk.execution.settle_unknown()
     if desk.execution.naked:  # live (issue 4): a position without its stop is re-covered first
         cover_naked(desk.execution)
     prices = step.prices

@@ -50,6 +50,7 @@ from core.store.tables import (
 log = logging.getLogger(__name__)
 
 PROTECTIVE = ("stop_loss", "take_profit")
+UNKNOWN_GIVE_UP_MS = 5 * 60_000  # an order the venue still does not know after this never reached it
 CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile")
 OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 _SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
@@ -99,6 +100,10 @@ class Execution(Protection):
                 POSITIONS.c.naked_since_ms.is_not(None))
         ).all())
         self.last_refused = False  # did the latest submit() end in a venue refusal?
+        # orders whose placement answer was lost and the venue does not know (yet): client order
+        # id -> since when (ms); asked again every tick, never re-sent (a restart's reconcile
+        # settles what is left)
+        self.unknown: dict[str, int] = {}
 
     # ------------------------------------------------------------------ sending
     def _client_id(self, position_id: int, purpose: str) -> str:
@@ -170,10 +175,41 @@ class Execution(Protection):
         except ExchangeError as exc:
             log.warning("order %s status unknown and query failed: %s", info.client_order_id, exc)
             return None
-        if found is None:
-            self.finish(info, "EXPIRED", error=f"{error}; the venue does not know it, not re-sent")
+        if found is None:  # it may still surface (a 503 can execute late): ask again each tick
+            self._mark(info, "UNKNOWN", error=f"{error}; not known to the venue yet: asked again "
+                                              "every tick, never re-sent")
+            self.unknown.setdefault(info.client_order_id, self._now_ms())
             self.commit()
         return found
+
+    def settle_unknown(self) -> None:
+        """Ask the venue again about the orders whose fate is unknown: a late one is booked (an
+        entry then gets its stop); one still unknown after ``UNKNOWN_GIVE_UP_MS`` is expired."""
+        from core.coverage import ensure_covered  # coverage builds on this module
+
+        now = self._now_ms()
+        for cid, since in list(self.unknown.items()):
+            info = self.open_orders.get(cid)
+            if info is None:  # settled meanwhile (a fill reported it, a cancel, a stop)
+                del self.unknown[cid]
+                continue
+            try:
+                found = self.exchange.get_order(info.symbol, cid)
+            except ExchangeError as exc:
+                log.warning("order %s still unknown: %s", cid, exc)
+                continue
+            if found is not None:
+                del self.unknown[cid]
+                self.apply_result(info, found)
+                self.log_event("execution", f"{info.symbol} order {cid} surfaced at the venue as "
+                               f"{found.status.value} after its answer was lost; booked",
+                               agent_id=info.agent_id, symbol=info.symbol)
+                ensure_covered(self, [p for p in self.ledger.open_positions()
+                                      if p.id == info.position_id])
+            elif now - since >= UNKNOWN_GIVE_UP_MS:
+                del self.unknown[cid]
+                self.finish(info, "EXPIRED", error="the venue never knew it; not re-sent")
+            self.commit()
 
     def _mark(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
         self.db.execute(

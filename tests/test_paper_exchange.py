@@ -602,7 +602,7 @@ def test_loss_guard_counts_a_liquidation_after_a_partial_stop_at_what_is_left(
     ex.arm_loss_guard(D("180"))  # floor 9813.998; the real path bottoms near 9853
     events = run(ex, bar(T0 + M15, 2000, 2005, 1900, 1905))  # the stop, then the liquidation
     assert not events.loss_guard
-    assert [f.client_order_id for f in events.fills][0] == "sl" and events.fills[-1].liquidation
+    assert events.fills[0].client_order_id == "sl" and events.fills[-1].liquidation
 
 
 def test_loss_guard_at_a_gap_closes_at_the_open(ex: PaperExchange) -> None:
