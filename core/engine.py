@@ -122,6 +122,8 @@ def run_cycle(desk: Desk) -> CycleReport:
     else:
         equity = ledger.equity(prices)
         session.peak_equity = max(session.peak_equity, equity)
+        for agent in ledger.agents.values():  # the CEO's review judges drawdowns from true peaks
+            agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
         drawdown = ledger.drawdown_pct(equity)
         session.max_drawdown_pct = max(session.max_drawdown_pct, drawdown)
         report.equity, report.drawdown_pct = equity, drawdown

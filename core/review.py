@@ -56,7 +56,7 @@ def periodic(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
 
 def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
     s = desk.settings
-    for agent in desk.ledger.agents.values():  # peaks are sampled at reviews, and saved with them
+    for agent in desk.ledger.agents.values():  # tracked every tick, saved with the reviews
         agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
     perfs = [
         AgentPerformance(a.name, a.status, a.equity(prices), a.peak_equity, tuple(a.recent_results))

@@ -251,3 +251,25 @@ def test_a_below_minimum_order_is_rejected_by_the_ceo_not_the_venue(sqlite_url: 
     assert rejected_orders is None
     assert venue_matches_store(engine, session_id) == []
     assert Decimal("0") <= Decimal(str(queries.session_status(engine, session_id)["session"]["equity"]))
+
+
+def test_agent_peaks_follow_every_tick_not_only_the_reviews(sqlite_url: str) -> None:
+    """One 15m bar per tick and a review every hour: a peak reached between two reviews still
+    counts when the next review judges the agent's drawdown."""
+    from core.engine import run_cycle
+
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08", bars_per_tick=1,
+                             review_interval_minutes=60)
+    engine = open_database(sqlite_url)
+    desk = build_desk(settings, engine, create(engine, settings), lease=None)
+    gained_between_reviews = 0
+    for _ in range(300):
+        before = desk.ledger.session.last_review_ms
+        run_cycle(desk)
+        for agent in desk.ledger.agents.values():
+            equity = agent.equity(desk.marks)
+            assert agent.peak_equity >= equity - 1e-9, agent.name
+            if desk.ledger.session.last_review_ms == before and equity > agent.initial_capital:
+                gained_between_reviews += 1
+    assert gained_between_reviews > 0  # the case the check is about did occur
+    desk.db.close()
