@@ -120,10 +120,12 @@ def run_cycle(desk: Desk) -> CycleReport:
             _stop_agents(desk, "session stopped")
             review.snapshot(desk, prices, tick_ms)
     else:
-        equity = ledger.equity(prices)
-        session.peak_equity = max(session.peak_equity, equity)
+        equity = 0.0
         for agent in ledger.agents.values():  # the CEO's review judges drawdowns from true peaks
-            agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
+            agent_equity = agent.equity(prices)
+            agent.peak_equity = max(agent.peak_equity, agent_equity)
+            equity += agent_equity
+        session.peak_equity = max(session.peak_equity, equity)
         drawdown = ledger.drawdown_pct(equity)
         session.max_drawdown_pct = max(session.max_drawdown_pct, drawdown)
         report.equity, report.drawdown_pct = equity, drawdown
