@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -272,4 +273,34 @@ def test_agent_peaks_follow_every_tick_not_only_the_reviews(sqlite_url: str) -> 
             if desk.ledger.session.last_review_ms == before and equity > agent.initial_capital:
                 gained_between_reviews += 1
     assert gained_between_reviews > 0  # the case the check is about did occur
+    desk.db.close()
+
+
+def test_a_full_close_after_a_multi_trade_entry_leaves_no_dust(sqlite_url: str) -> None:
+    """Sizes add on the step grid: 21731.9 + 8373.2 is 30105.100000000002 in floats, and a full
+    close of 30105.1 must close the position (as on a step-0.1 symbol such as XRPUSDT)."""
+    from core.models import Fill, OrderSide, PositionSide
+
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    sid = create(engine, settings)
+    run_ticks(engine, settings, 250)
+    desk = build_desk(settings, engine, sid, lease=None)
+    pos = desk.ledger.open_positions()[0]
+    step = Decimal("0.1")
+    desk.exchange._filters[pos.symbol] = replace(desk.exchange.filters(pos.symbol), step_size=step)
+    entry = OrderSide.BUY if pos.side is PositionSide.LONG else OrderSide.SELL
+    exit_ = OrderSide.SELL if entry is OrderSide.BUY else OrderSide.BUY
+
+    def fill(trade_id: str, side: OrderSide, qty: str) -> Fill:
+        return Fill(trade_id, "test", pos.symbol, side, Decimal(qty), Decimal(repr(pos.entry_price)),
+                    Decimal(0), Decimal(0), pos.opened_ms + 1)
+
+    pos.quantity = 0.0  # start the position again from nothing, in memory
+    desk.execution.book_fill(fill("t1", entry, "21731.9"))
+    desk.execution.book_fill(fill("t2", entry, "8373.2"))
+    desk.execution.book_fill(fill("t3", exit_, "30105.1"))
+    assert pos.quantity == 0.0
+    assert pos.symbol not in desk.ledger.agents[pos.agent_id].positions  # closed, symbol free
+    desk.db.rollback()
     desk.db.close()
