@@ -114,7 +114,7 @@ def run_cycle(desk: Desk) -> CycleReport:
     if session.status == "stopping":
         _close_everything(desk, "session_stop")
         if not ledger.open_positions():
-            desk.execution.cancel_all_orders()
+            desk.execution.cancel_orders_of_closed()  # every order: nothing is held any more
             _set_status(desk, "stopped", "stopping", "session stopped: every position closed")
             desk.db.execute(update(SESSIONS).where(SESSIONS.c.id == session.id).values(stopped_ms=tick_ms))
             _stop_agents(desk, "session stopped")

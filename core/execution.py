@@ -456,10 +456,6 @@ class Execution(Protection):
         result = self.submit(request, agent_id=pos.agent_id, position_id=pos.id, purpose=reason)
         return result is not None and result.status is OrderStatus.FILLED
 
-    def cancel_all_orders(self) -> None:
-        for info in list(self.open_orders.values()):
-            self.cancel(info)
-
     def cancel_orders_of_closed(self) -> None:
         """Cancel every resting order except those protecting a position still held: a close the
         venue refused must leave the position under its stop."""

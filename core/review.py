@@ -55,9 +55,7 @@ def periodic(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
 
 
 def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
-    s = desk.settings
-    for agent in desk.ledger.agents.values():  # tracked every tick, saved with the reviews
-        agent.peak_equity = max(agent.peak_equity, agent.equity(prices))
+    s = desk.settings  # agent peaks: raised every tick by run_cycle, saved here
     perfs = [
         AgentPerformance(a.name, a.status, a.equity(prices), a.peak_equity, tuple(a.recent_results))
         for a in desk.ledger.agents.values()
