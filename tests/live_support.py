@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+
 from core.config import Settings
 from core.exchanges.asterdex import AsterdexExchange
 from core.exchanges.asterdex_client import AsterDexClient
@@ -22,6 +24,13 @@ from tests.fake_venue import FakeVenue
 
 API_KEY = "k" * 64
 API_SECRET = "s" * 64
+
+# The reference's official V1 key pair, and a fixed V3 API wallet (signer) for its user.
+KEY = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83"
+SECRET = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
+SIGNER_KEY = "0x" + "11" * 32
+SIGNER = Account.from_key(SIGNER_KEY).address
+USER = Account.from_key("0x" + "22" * 32).address
 
 
 def live_settings(venue: FakeVenue, **overrides: Any) -> Settings:

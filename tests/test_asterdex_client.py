@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from eth_account import Account
 
 from core.errors import (
     BelowMinNotional,
@@ -39,12 +38,7 @@ from core.exchanges.symbols import default_filters
 from core.models import OrderRequest, OrderSide, OrderStatus, OrderType
 from tests.conftest import make_settings
 from tests.fake_venue import FakeVenue
-
-KEY = "dbefbc809e3e83c283a984c3a1459732ea7db1360ca80c5c2c8867408d28cc83"
-SECRET = "2b5eb11e18796d12d88f13dc27dbbd02c2cc51ff7059765ed9821957d82bb4d9"
-SIGNER_KEY = "0x" + "11" * 32
-SIGNER = Account.from_key(SIGNER_KEY).address
-USER = Account.from_key("0x" + "22" * 32).address
+from tests.live_support import KEY, SECRET, SIGNER, SIGNER_KEY, USER
 
 
 @dataclass
