@@ -34,6 +34,7 @@ from core.ledger import AgentLedger, Ledger, OpenPosition
 from core.llm import audit  # issue 5: the LLM audit trail
 from core.models import Action, AgentDecision, LLMCallRecord, Proposal, RiskVerdict, Verdict
 from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group
+from core.store.pending import PendingRows
 from core.store.tables import (
     AGENTS,
     CEO_DECISIONS,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTIVE_SESSION = ("created", "running", "paused", "halted", "stopping")
+PRIVATE_FLUSH_TICKS = 500  # a private store (backtest) writes its appended rows this often
 
 
 @dataclass(slots=True)
@@ -77,6 +79,10 @@ class Desk:
     concurrent_agents: bool = False
     marks: dict[str, float] = field(default_factory=dict)
     llm: LLMServices | None = None  # issue 5: budget, CEO reviewer, shadow book (None: rules only)
+    # Nobody else writes or reads this store while the engine runs (a backtest): no user intents
+    # to read each tick, and appended rows are flushed every PRIVATE_FLUSH_TICKS ticks.
+    private_store: bool = False
+    pending: PendingRows = field(default_factory=PendingRows)
     execution: Execution = field(init=False)
 
     def __post_init__(self) -> None:
@@ -145,10 +151,18 @@ def run_cycle(desk: Desk) -> CycleReport:
     session.clock_ms = tick_ms
     session.ticks += 1
     desk.marks = prices
-    _save_session(desk)
-    desk.commit()
+    if (not desk.private_store or session.ticks % PRIVATE_FLUSH_TICKS == 0
+            or session.status == "stopped"):
+        flush(desk)
     report.status = session.status
     return report
+
+
+def flush(desk: Desk) -> None:
+    """Write what the ticks held back (appended rows, the session's clock and peaks) and commit."""
+    desk.pending.flush(desk.db.connection())
+    _save_session(desk)
+    desk.commit()
 
 
 # ---------------------------------------------------------------------- intents and status
@@ -177,6 +191,8 @@ _SAVE_SESSION = update(_S).where(_S.c.id == bindparam("sid")).values(
 def _refresh_intents(desk: Desk) -> None:
     """Adopt what the user changed since the last tick: session status and resets always, agent
     statuses when a user command bumped the intent version."""
+    if desk.private_store:
+        return
     session = desk.ledger.session
     conn = desk.db.connection()
     row = conn.execute(_READ_SESSION, {"sid": session.id}).one()
@@ -440,7 +456,7 @@ class _Judge:
             else:
                 self._write_verdict(*op[1:])
         if notes:
-            db.execute(insert(PROPOSALS), notes)
+            self.desk.pending.add(PROPOSALS, notes)
         self._ops = []
 
     def _proposal_row(self, agent: AgentLedger, p: Proposal | None, kind: str, call: _Row,

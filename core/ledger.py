@@ -84,6 +84,7 @@ class AgentLedger:
     paused_ms: int | None = None
     paused_by: str | None = None
     ceo_pauses: int = 0
+    saved_peak: tuple[float, int] | None = None  # (peak, llm_failures) as the review last wrote them
     positions: dict[str, OpenPosition] = field(default_factory=dict)
     # net PnL of closed trades since the last resume (pause rules) / returns on margin of every
     # closed trade (rebalancing scores)

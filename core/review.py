@@ -88,11 +88,14 @@ def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
             )
         )
     _resume_rested(desk, prices, tick_ms)
-    desk.db.connection().execute(_SAVE_PEAKS, [
-        {"aid": a.id, "v_peak": a.peak_equity, "v_failures": a.llm_failures,
-         "v_intent": desk.ledger.session.intent_version}
-        for a in desk.ledger.agents.values()
-    ])
+    changed = [a for a in desk.ledger.agents.values()
+               if a.saved_peak != (a.peak_equity, a.llm_failures)]
+    if changed:
+        desk.db.connection().execute(_SAVE_PEAKS, [
+            {"aid": a.id, "v_peak": a.peak_equity, "v_failures": a.llm_failures,
+             "v_intent": desk.ledger.session.intent_version} for a in changed])
+        for a in changed:
+            a.saved_peak = (a.peak_equity, a.llm_failures)
 
 
 MAX_COOLDOWN_HOURS = 168.0
@@ -194,4 +197,4 @@ def snapshot(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
             "gross_notional": sum(p.notional(prices[p.symbol]) for p in a.positions.values()),
             "drawdown_pct": max(0.0, 1 - a_equity / a.peak_equity) if a.peak_equity > 0 else 0.0,
         })
-    desk.db.execute(insert(EQUITY_SNAPSHOTS), rows)
+    desk.pending.add(EQUITY_SNAPSHOTS, rows)

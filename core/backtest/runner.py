@@ -32,7 +32,7 @@ from core.agents.strategies import build_strategies
 from core.backtest.params import BacktestParams
 from core.clock import FeedClock
 from core.config import Settings
-from core.engine import Desk, run_cycle
+from core.engine import Desk, flush, run_cycle
 from core.errors import FeedExhausted
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayData, ReplayFeed
@@ -143,7 +143,7 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
                 if progress is not None and ticks % every == 0:
                     progress(ticks, total)
         except FeedExhausted:
-            desk.db.rollback()
+            flush(desk)  # the last bar raised before writing anything; earlier ticks' rows wait
         _stop(desk)
         if progress is not None:
             progress(ticks, total)
@@ -166,6 +166,7 @@ def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: 
         db=db, ledger=ledger, feed=feed, exchange=venue, clock=FeedClock(feed),
         strategies={s.spec.key: s for s in strategies}, settings=settings,
         limits=run_limits(settings, params.ceo), commit=db.commit, concurrent_agents=False,
+        private_store=True,
     )
 
 
@@ -178,6 +179,8 @@ def _stop(desk: Desk) -> None:
     desk.db.execute(update(SESSIONS).where(SESSIONS.c.id == session.id).values(
         status="stopping", status_reason="end of the backtest range",
         intent_version=SESSIONS.c.intent_version + 1))
+    session.status = "stopping"  # a private store's intents are not read back each tick
+    session.intent_version += 1
     desk.db.commit()
     for _ in range(5):
         run_cycle(desk)

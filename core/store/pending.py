@@ -1,0 +1,34 @@
+"""Rows the engine only ever appends (equity snapshots, the agents' abstention notes), held until
+the engine flushes them.
+
+Paper and live flush at the end of every tick, so the dashboard sees them as before; a backtest's
+private store, which nobody reads until the run ends, flushes every few hundred ticks, so a year of
+bars costs a few hundred multi-row inserts instead of one statement per bar. Nothing reads these
+rows during a tick, and nothing refers to them, so holding them changes no decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert
+
+
+class PendingRows:
+    """Rows waiting for the next flush, per table, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
+
+    def add(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        self._rows.setdefault(table, []).extend(rows)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())
+
+    def flush(self, conn: Connection) -> None:
+        """Insert everything held, inside the caller's transaction."""
+        rows_by_table, self._rows = self._rows, {}
+        for table, rows in rows_by_table.items():
+            if rows:
+                conn.execute(insert(table), rows)
