@@ -92,7 +92,8 @@ def run_desk(start: str, end: str) -> dict[str, float]:
         engine.dispose()
     agent = next(a for a in result.report["agents"] if a["agent"] == strategy.spec.name)
     return {"bars": ticks_in(params, data), "seconds": seconds, "trades": agent["trades"],
-            "return": agent["total_return"]}
+            "return": agent["total_return"], "phases": result.report["run"]["phases"],
+            "setup": seconds - result.seconds}
 
 
 def run_backtesting_py(start: str, end: str) -> dict[str, float]:
@@ -138,6 +139,9 @@ def main() -> None:
         print(f"{label:>15}: {r['bars']:,} bars in {r['seconds']:.2f} s = "
               f"{r['bars'] / r['seconds']:,.0f} bars/s · {r['trades']} trades · "
               f"return {r['return']:+.2%}")
+    p = desk["phases"]
+    print(f"{'desk phases':>15}: load data and indicators {desk['setup']:.2f} s · ticks "
+          f"{p['ticks']:.2f} s · report {p['report']:.2f} s · save the run {p['save']:.2f} s")
     ratio = (desk["bars"] / desk["seconds"]) / (other["bars"] / other["seconds"])
     print(f"{'ratio':>15}: desk is {ratio:.2f}x the speed of backtesting.py "
           f"({'at least as fast' if ratio >= 1 else 'slower'}); trades {desk['trades']} vs "

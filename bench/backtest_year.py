@@ -49,6 +49,10 @@ def main() -> None:
           f"({days:,.0f} days of 15m bars, {result.ticks * 3:,} bars) in {seconds:.1f} s = "
           f"{result.ticks / seconds:,.0f} ticks/s, {result.ticks * 3 / seconds:,.0f} bars/s "
           f"({'under' if seconds < 60 else 'OVER'} the 60 s target)")
+    phases = result.report["run"]["phases"]
+    print(f"  load data and indicators {seconds - result.seconds:.1f} s · ticks "
+          f"{phases['ticks']:.1f} s · report {phases['report']:.1f} s · save the run "
+          f"{phases['save']:.1f} s")
     print(format_report(result.report))
 
 

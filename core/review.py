@@ -178,23 +178,30 @@ def _rebalance(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
 
 
 def snapshot(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
-    """Record portfolio and per-agent equity at engine time ``tick_ms``."""
+    """Record portfolio and per-agent equity at engine time ``tick_ms`` (each figure computed
+    once per agent; the session's are the same sums, in the same order, as the ledger's)."""
     ledger = desk.ledger
     ledger.session.last_snapshot_ms = tick_ms
-    equity = ledger.equity(prices)
-    rows = [{
-        "session_id": ledger.session.id, "agent_id": None, "ts_ms": tick_ms, "equity": equity,
-        "unrealized": ledger.unrealized(prices),
-        "margin_used": sum(a.locked_margin for a in ledger.agents.values()),
-        "gross_notional": ledger.gross_notional(prices),
-        "drawdown_pct": ledger.drawdown_pct(equity),
-    }]
+    sid = ledger.session.id
+    agent_rows, equities, unrealized, notionals = [], [], [], []
     for a in ledger.agents.values():
-        a_equity = a.equity(prices)
-        rows.append({
-            "session_id": ledger.session.id, "agent_id": a.id, "ts_ms": tick_ms, "equity": a_equity,
-            "unrealized": a.unrealized(prices), "margin_used": a.locked_margin,
-            "gross_notional": sum(p.notional(prices[p.symbol]) for p in a.positions.values()),
+        a_unrealized = a.unrealized(prices)
+        a_equity = a.cash + a_unrealized  # what a.equity(prices) computes
+        a_notionals = [p.notional(prices[p.symbol]) for p in a.positions.values()]
+        equities.append(a_equity)
+        unrealized.append(a_unrealized)
+        notionals.extend(a_notionals)
+        agent_rows.append({
+            "session_id": sid, "agent_id": a.id, "ts_ms": tick_ms, "equity": a_equity,
+            "unrealized": a_unrealized, "margin_used": a.locked_margin,
+            "gross_notional": sum(a_notionals),
             "drawdown_pct": max(0.0, 1 - a_equity / a.peak_equity) if a.peak_equity > 0 else 0.0,
         })
-    desk.pending.add(EQUITY_SNAPSHOTS, rows)
+    equity = sum(equities)
+    desk.pending.add(EQUITY_SNAPSHOTS, [{
+        "session_id": sid, "agent_id": None, "ts_ms": tick_ms, "equity": equity,
+        "unrealized": sum(unrealized),
+        "margin_used": sum(r["margin_used"] for r in agent_rows),
+        "gross_notional": sum(notionals),
+        "drawdown_pct": ledger.drawdown_pct(equity),
+    }, *agent_rows])

@@ -163,6 +163,56 @@ def test_the_same_backtest_twice_gives_identical_results(store: tuple[Engine, Se
         _curve(engine, again.session_id)["equity"].tolist()
 
 
+
+def _stored_run(engine: Engine, session_id: int) -> dict[str, Any]:
+    """Everything a backtest leaves in the store that the write batching could change."""
+    with engine.connect() as conn:
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in conn.execute(text(sql), {"s": session_id})]
+        return {
+            "snapshots": rows("select coalesce(a.name, '-'), e.ts_ms, e.equity, e.unrealized, "
+                              "e.margin_used, e.gross_notional, e.drawdown_pct from "
+                              "equity_snapshots e left join agents a on a.id = e.agent_id "
+                              "where e.session_id = :s order by e.ts_ms, a.name"),
+            "proposals": rows("select a.name, p.tick_ms, p.kind, p.symbol, p.action, "
+                              "p.reasoning from proposals p join agents a on a.id = p.agent_id "
+                              "where p.session_id = :s order by p.tick_ms, a.name, p.kind, "
+                              "p.symbol, p.reasoning"),
+            "decisions": rows("select ts_ms, kind, verdict, rules, reason from ceo_decisions "
+                              "where session_id = :s order by id"),
+            "session": rows("select status, clock_ms, ticks, decided_ms, last_review_ms, "
+                            "last_rebalance_ms, last_snapshot_ms, peak_equity, max_drawdown_pct "
+                            "from sessions where id = :s"),
+            "agents": rows("select name, status, capital, peak_equity, ceo_pauses from agents "
+                           "where session_id = :s order by name"),
+        }
+
+
+def test_batched_writes_store_exactly_what_writing_every_tick_stores(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backtest holds snapshots and abstention notes and flushes them every
+    PRIVATE_FLUSH_TICKS ticks; over a range longer than that, flushing every tick must store the
+    same rows, the same session and the same report."""
+    from core import engine as desk_engine
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine, settings = open_database(url), make_settings(database_url=url)
+    try:
+        batched = backtest(engine, settings, "2025-10-07", "2025-10-13")
+        assert batched.ticks > desk_engine.PRIVATE_FLUSH_TICKS
+        monkeypatch.setattr(desk_engine, "PRIVATE_FLUSH_TICKS", 1)
+        every_tick = backtest(engine, settings, "2025-10-07", "2025-10-13")
+        first, second = (_stored_run(engine, r.session_id) for r in (batched, every_tick))
+        assert len(first["snapshots"]) == (batched.ticks + 1) * 6  # the session and 5 agents
+        assert sum(1 for p in first["proposals"] if p[2] == "abstain") > batched.ticks
+        assert first == second
+        reports = [dict(r.report) for r in (batched, every_tick)]
+        for report in reports:
+            report.pop("run")
+        assert json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
+    finally:
+        engine.dispose()
+
 # ---------------------------------------------------------------------- the drawdown halt
 def test_the_halt_holds_through_the_october_2025_crash_and_no_ceo_differs(
         store: tuple[Engine, Settings]) -> None:

@@ -82,15 +82,20 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
     try:
         finished = runner.run(settings, params, data, total=total, progress=on_progress,
                               strategies=strategies)
+        ticked = time.perf_counter()
         try:
             report = compute_report(finished.engine, finished.session_id, params, data, settings)
             if agents_note or cache is not None:
                 report["agents_model"] = agents_note or cache.note()  # type: ignore[union-attr]
+            reported = time.perf_counter()
+            session_id = copy_session(finished.engine, finished.session_id, engine, run_id)
             seconds = time.perf_counter() - started
             report["run"] = {"ticks": finished.ticks, "seconds": seconds,
                              "bars_per_second": finished.ticks * len(params.symbols) / seconds
-                             if seconds > 0 else None, "params": params.as_json()}
-            session_id = copy_session(finished.engine, finished.session_id, engine, run_id)
+                             if seconds > 0 else None, "params": params.as_json(),
+                             # where the time went: ticking the desk, the report, saving the run
+                             "phases": {"ticks": ticked - started, "report": reported - ticked,
+                                        "save": time.perf_counter() - reported}}
         finally:
             finished.dispose()
         with engine.begin() as conn:
