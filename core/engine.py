@@ -451,8 +451,8 @@ class _Judge:
                 notes.append(self._proposal_row(agent, None, note_kind, call, note, error, raw))
             elif kind == "proposal":
                 _, agent, p, call, row = op
-                row.id = db.execute(insert(PROPOSALS).values(
-                    **self._proposal_row(agent, p, "proposal", call))).inserted_primary_key[0]
+                row.id = db.connection().execute(insert(PROPOSALS), self._proposal_row(
+                    agent, p, "proposal", call)).inserted_primary_key[0]
             else:
                 self._write_verdict(*op[1:])
         if notes:
@@ -482,26 +482,25 @@ class _Judge:
         db, sid, plan = self.desk.db, self.desk.ledger.session.id, v.plan
         review_id = (None if review_call is None
                      else audit.write_call(self.desk, None, self.tick_ms, review_call))
-        decision_id = db.execute(
-            insert(CEO_DECISIONS).values(
-                session_id=sid, agent_id=agent.id, proposal_id=proposal.id,
-                ts_ms=self.tick_ms, kind="trade", symbol=p.symbol, verdict=v.verdict.value,
-                rules=",".join(v.rules), changes=json.dumps(v.changes, default=str) if v.changes else None,
-                reason=v.reason, proposed_leverage=p.leverage if p.opens else None,
-                final_leverage=plan.leverage if plan else None,
-                proposed_margin=round(p.margin_fraction * agent.equity(self.prices), 2) if p.opens else None,
-                final_margin=round(plan.margin, 2) if plan else None,
-                llm_call_id=review_id,  # issue 5: the CEO reviewer's call
-            )
-        ).inserted_primary_key[0]
+        conn = db.connection()
+        decision_id = conn.execute(insert(CEO_DECISIONS), {
+            "session_id": sid, "agent_id": agent.id, "proposal_id": proposal.id,
+            "ts_ms": self.tick_ms, "kind": "trade", "symbol": p.symbol,
+            "verdict": v.verdict.value, "rules": ",".join(v.rules),
+            "changes": json.dumps(v.changes, default=str) if v.changes else None,
+            "reason": v.reason, "proposed_leverage": p.leverage if p.opens else None,
+            "final_leverage": plan.leverage if plan else None,
+            "proposed_margin": round(p.margin_fraction * agent.equity(self.prices), 2)
+            if p.opens else None,
+            "final_margin": round(plan.margin, 2) if plan else None,
+            "llm_call_id": review_id,  # issue 5: the CEO reviewer's call
+        }).inserted_primary_key[0]
         if pos is None:
             return
-        pos.id = db.execute(
-            insert(POSITIONS).values(
-                session_id=sid, agent_id=agent.id, decision_id=decision_id,
-                symbol=pos.symbol, side=pos.side.value, status="opening", quantity=0.0,
-                entry_price=0.0, leverage=pos.leverage, margin=0.0,
-                stop_distance=pos.stop_distance, stop_price=pos.stop_price,
-                take_profit=pos.take_profit, group_id=pos.group_id, opened_ms=self.tick_ms,
-            )
-        ).inserted_primary_key[0]
+        pos.id = conn.execute(insert(POSITIONS), {
+            "session_id": sid, "agent_id": agent.id, "decision_id": decision_id,
+            "symbol": pos.symbol, "side": pos.side.value, "status": "opening", "quantity": 0.0,
+            "entry_price": 0.0, "leverage": pos.leverage, "margin": 0.0,
+            "stop_distance": pos.stop_distance, "stop_price": pos.stop_price,
+            "take_profit": pos.take_profit, "group_id": pos.group_id, "opened_ms": self.tick_ms,
+        }).inserted_primary_key[0]

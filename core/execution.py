@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.client_ids import client_order_id, install_prefix
@@ -54,6 +54,32 @@ UNKNOWN_GIVE_UP_MS = 5 * 60_000  # an order the venue still does not know after 
 CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile")
 OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 _SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
+
+# The statements of the order path, built once: building one per call costs more than running it.
+_ORDERS_OF_KIND = select(func.count()).select_from(ORDERS).where(
+    ORDERS.c.position_id == bindparam("pid"),
+    ORDERS.c.purpose.in_(bindparam("purposes", expanding=True)))
+_MARK_ORDER = update(ORDERS).where(ORDERS.c.id == bindparam("oid")).values(
+    status=bindparam("v_status"), error=bindparam("v_error"), updated_ms=bindparam("v_now"))
+_ORDER_RESULT = update(ORDERS).where(ORDERS.c.id == bindparam("oid")).values(
+    status=bindparam("v_status"), exchange_order_id=bindparam("v_exchange_id"),
+    executed_qty=bindparam("v_executed"), avg_price=bindparam("v_avg"), updated_ms=bindparam("v_now"))
+_FILL_BOOKED = select(FILLS.c.id).where(FILLS.c.session_id == bindparam("sid"),
+                                        FILLS.c.trade_id == bindparam("trade_id"))
+_ORDER_OF_FILL = select(ORDERS.c.position_id, ORDERS.c.purpose).where(
+    ORDERS.c.client_order_id == bindparam("cid"))
+_POSITION_COLUMNS = ("quantity", "entry_price", "margin", "status", "realized_pnl", "fees",
+                     "exit_qty", "exit_price", "liquidation_price")
+_FILLED_POSITION = update(POSITIONS).where(POSITIONS.c.id == bindparam("pid")).values(
+    {c: bindparam(f"v_{c}") for c in _POSITION_COLUMNS})
+_CLOSED_POSITION = update(POSITIONS).where(POSITIONS.c.id == bindparam("pid")).values(
+    {c: bindparam(f"v_{c}") for c in (*_POSITION_COLUMNS, "closed_ms", "close_reason")})
+_SAVE_AGENT = update(AGENTS).where(AGENTS.c.id == bindparam("aid")).values(
+    realized_pnl=bindparam("v_realized"), fees=bindparam("v_fees"), funding=bindparam("v_funding"))
+_FUNDING_BOOKED = select(FUNDING.c.id).where(FUNDING.c.session_id == bindparam("sid"),
+                                             FUNDING.c.payment_id == bindparam("payment_id"))
+_POSITION_FUNDING = update(POSITIONS).where(POSITIONS.c.id == bindparam("pid")).values(
+    funding=bindparam("v_funding"))
 
 
 @dataclass(slots=True)
@@ -111,12 +137,8 @@ class Execution(Protection):
             return client_order_id(self.prefix, self.session_id, position_id, "e", None)
         tag = _SUFFIX.get(purpose, "x")
         purposes = PROTECTIVE if tag in ("s", "t") else CLOSE_REASONS
-        n = self.db.scalar(
-            select(func.count()).select_from(ORDERS).where(
-                ORDERS.c.position_id == position_id,
-                ORDERS.c.purpose.in_([p for p in purposes if _SUFFIX.get(p, "x") == tag]),
-            )
-        )
+        n = self.db.connection().scalar(_ORDERS_OF_KIND, {
+            "pid": position_id, "purposes": [p for p in purposes if _SUFFIX.get(p, "x") == tag]})
         return client_order_id(self.prefix, self.session_id, position_id, tag, n)
 
     def submit(
@@ -131,16 +153,15 @@ class Execution(Protection):
         (``last_refused``) or its fate could not be learned."""
         self.last_refused = False
         now = self._now_ms()
-        order_id = self.db.execute(
-            insert(ORDERS).values(
-                session_id=self.session_id, agent_id=agent_id, position_id=position_id,
-                client_order_id=request.client_order_id, symbol=request.symbol,
-                side=request.side.value, type=request.type.value, purpose=purpose,
-                quantity=float(request.quantity),
-                stop_price=float(request.stop_price) if request.stop_price is not None else None,
-                reduce_only=request.reduce_only, status="PENDING", created_ms=now, updated_ms=now,
-            )
-        ).inserted_primary_key[0]
+        order_id = self.db.connection().execute(insert(ORDERS), {
+            "session_id": self.session_id, "agent_id": agent_id, "position_id": position_id,
+            "client_order_id": request.client_order_id, "symbol": request.symbol,
+            "side": request.side.value, "type": request.type.value, "purpose": purpose,
+            "quantity": float(request.quantity),
+            "stop_price": float(request.stop_price) if request.stop_price is not None else None,
+            "reduce_only": request.reduce_only, "status": "PENDING", "created_ms": now,
+            "updated_ms": now,
+        }).inserted_primary_key[0]
         info = OrderInfo(order_id, request.client_order_id, position_id, agent_id, purpose,
                          request.symbol)
         self.open_orders[request.client_order_id] = info
@@ -212,10 +233,8 @@ class Execution(Protection):
             self.commit()
 
     def _mark(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
-        self.db.execute(
-            update(ORDERS).where(ORDERS.c.id == info.order_id)
-            .values(status=status, error=error, updated_ms=self._now_ms())
-        )
+        self.db.connection().execute(_MARK_ORDER, {
+            "oid": info.order_id, "v_status": status, "v_error": error, "v_now": self._now_ms()})
 
     def finish(self, info: OrderInfo, status: str, *, error: str | None = None) -> None:
         self._mark(info, status, error=error)
@@ -225,15 +244,12 @@ class Execution(Protection):
 
     def apply_result(self, info: OrderInfo, result: OrderResult) -> None:
         """Book the venue's view of one of our orders: status, then any fills not yet booked."""
-        self.db.execute(
-            update(ORDERS).where(ORDERS.c.id == info.order_id).values(
-                status=result.status.value,
-                exchange_order_id=result.exchange_order_id,
-                executed_qty=float(result.executed_qty),
-                avg_price=float(result.avg_price) if result.executed_qty else None,
-                updated_ms=self._now_ms(),
-            )
-        )
+        self.db.connection().execute(_ORDER_RESULT, {
+            "oid": info.order_id, "v_status": result.status.value,
+            "v_exchange_id": result.exchange_order_id, "v_executed": float(result.executed_qty),
+            "v_avg": float(result.avg_price) if result.executed_qty else None,
+            "v_now": self._now_ms(),
+        })
         for fill in result.fills:
             self.book_fill(fill)
         if result.status.final:
@@ -243,17 +259,14 @@ class Execution(Protection):
 
     # ------------------------------------------------------------------ booking
     def _already_booked(self, trade_id: str) -> bool:
-        return self.db.scalar(
-            select(FILLS.c.id).where(FILLS.c.session_id == self.session_id, FILLS.c.trade_id == trade_id)
-        ) is not None
+        return self.db.connection().scalar(
+            _FILL_BOOKED, {"sid": self.session_id, "trade_id": trade_id}) is not None
 
     def _position_for_fill(self, fill: Fill) -> tuple[OpenPosition | None, str]:
         info = self.open_orders.get(fill.client_order_id)
         if info is None:
-            row = self.db.execute(
-                select(ORDERS.c.position_id, ORDERS.c.purpose)
-                .where(ORDERS.c.client_order_id == fill.client_order_id)
-            ).first()
+            row = self.db.connection().execute(
+                _ORDER_OF_FILL, {"cid": fill.client_order_id}).first()
             purpose = row.purpose if row else _venue_purpose(fill)
             position_id = row.position_id if row else None
         else:
@@ -272,16 +285,14 @@ class Execution(Protection):
             return None
         pos, purpose = self._position_for_fill(fill)
         agent = self.ledger.agents[pos.agent_id] if pos else None
-        self.db.execute(
-            insert(FILLS).values(
-                session_id=self.session_id, agent_id=agent.id if agent else None,
-                position_id=pos.id if pos else None, trade_id=fill.trade_id,
-                client_order_id=fill.client_order_id, symbol=fill.symbol, side=fill.side.value,
-                quantity=float(fill.quantity), price=float(fill.price), fee=float(fill.fee),
-                realized_pnl=float(fill.realized_pnl), liquidation=fill.liquidation,
-                ts_ms=fill.ts_ms,
-            )
-        )
+        self.db.connection().execute(insert(FILLS), {
+            "session_id": self.session_id, "agent_id": agent.id if agent else None,
+            "position_id": pos.id if pos else None, "trade_id": fill.trade_id,
+            "client_order_id": fill.client_order_id, "symbol": fill.symbol,
+            "side": fill.side.value, "quantity": float(fill.quantity), "price": float(fill.price),
+            "fee": float(fill.fee), "realized_pnl": float(fill.realized_pnl),
+            "liquidation": fill.liquidation, "ts_ms": fill.ts_ms,
+        })
         if pos is None or agent is None:
             self.log_event("reconcile", f"fill {fill.trade_id} on {fill.symbol} has no open desk "
                            "position; booked without an owner", symbol=fill.symbol)
@@ -316,7 +327,8 @@ class Execution(Protection):
         }
         if closed:
             values.update(closed_ms=fill.ts_ms, close_reason=_close_reason(purpose, fill))
-        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(**values))
+        self.db.connection().execute(_CLOSED_POSITION if closed else _FILLED_POSITION,
+                                     {"pid": pos.id, **{f"v_{k}": v for k, v in values.items()}})
         self._save_agent(agent)
         if closed:
             self.after_close(agent, pos)
@@ -349,27 +361,24 @@ class Execution(Protection):
             self.apply_result(info, result)
 
     def book_funding(self, payment: FundingPayment) -> None:
-        exists = self.db.scalar(
-            select(FUNDING.c.id).where(FUNDING.c.session_id == self.session_id,
-                                        FUNDING.c.payment_id == payment.payment_id)
-        )
+        exists = self.db.connection().scalar(
+            _FUNDING_BOOKED, {"sid": self.session_id, "payment_id": payment.payment_id})
         if exists is not None:
             return
         owner = self.ledger.owner_of(payment.symbol)
         pos = owner.positions.get(payment.symbol) if owner else None
         amount = float(payment.amount)
-        self.db.execute(
-            insert(FUNDING).values(
-                session_id=self.session_id, agent_id=owner.id if owner else None,
-                position_id=pos.id if pos else None, payment_id=payment.payment_id,
-                symbol=payment.symbol, amount=amount, rate=payment.rate, ts_ms=payment.ts_ms,
-            )
-        )
+        self.db.connection().execute(insert(FUNDING), {
+            "session_id": self.session_id, "agent_id": owner.id if owner else None,
+            "position_id": pos.id if pos else None, "payment_id": payment.payment_id,
+            "symbol": payment.symbol, "amount": amount, "rate": payment.rate,
+            "ts_ms": payment.ts_ms,
+        })
         if owner is None or pos is None:
             return
         owner.funding += amount
         pos.funding += amount
-        self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(funding=pos.funding))
+        self.db.connection().execute(_POSITION_FUNDING, {"pid": pos.id, "v_funding": pos.funding})
         self._save_agent(owner)
 
     def book_events(self, events: ExchangeEvents) -> None:
@@ -393,11 +402,9 @@ class Execution(Protection):
             ensure_covered(self, [p for p in self.ledger.open_positions() if p.id in touched])
 
     def _save_agent(self, agent: AgentLedger) -> None:
-        self.db.execute(
-            update(AGENTS).where(AGENTS.c.id == agent.id).values(
-                realized_pnl=agent.realized_pnl, fees=agent.fees, funding=agent.funding,
-            )
-        )
+        self.db.connection().execute(_SAVE_AGENT, {
+            "aid": agent.id, "v_realized": agent.realized_pnl, "v_fees": agent.fees,
+            "v_funding": agent.funding})
 
     def fail_opening(self, position_id: int | None, reason: str) -> None:
         if position_id is None:
@@ -415,13 +422,11 @@ class Execution(Protection):
 
     def log_event(self, kind: str, reason: str, *, agent_id: int | None = None,
                   symbol: str | None = None, changes: dict | None = None) -> None:
-        self.db.execute(
-            insert(CEO_DECISIONS).values(
-                session_id=self.session_id, agent_id=agent_id, ts_ms=self._now_ms(), kind=kind,
-                symbol=symbol, rules="", reason=reason,
-                changes=json.dumps(changes) if changes else None,
-            )
-        )
+        self.db.connection().execute(insert(CEO_DECISIONS), {
+            "session_id": self.session_id, "agent_id": agent_id, "ts_ms": self._now_ms(),
+            "kind": kind, "symbol": symbol, "rules": "", "reason": reason,
+            "changes": json.dumps(changes) if changes else None,
+        })
 
     # ------------------------------------------------------------------ positions
     def open_position(self, pos: OpenPosition, quantity: Decimal) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -236,29 +237,30 @@ def load_account(engine: Engine, account_id: str) -> StoredAccount:
         )
 
 
+# built once: the venue writes through on every call that changes it
+_SAVE_ACCOUNT = update(ACCOUNTS).where(ACCOUNTS.c.account_id == bindparam("w_account")).values(
+    wallet_balance=bindparam("v_wallet"), next_seq=bindparam("v_seq"),
+    last_funding_ms=bindparam("v_funding_ms"))
+_SAVE_ORDER = update(ORDERS).where(
+    ORDERS.c.account_id == bindparam("w_account"), ORDERS.c.client_order_id == bindparam("w_cid"),
+).values({c.name: bindparam(f"v_{c.name}") for c in ORDERS.columns})
+
+
 def write_changes(engine: Engine, account_id: str, account: AccountState, ch: Changes) -> None:
     """Commit one call's changes (and the account row) in a single short transaction."""
     mine = {"account_id": account_id}
     with engine.begin() as conn:
-        conn.execute(
-            update(ACCOUNTS)
-            .where(ACCOUNTS.c.account_id == account_id)
-            .values(
-                wallet_balance=account.wallet_balance,
-                next_seq=account.next_seq,
-                last_funding_ms=account.last_funding_ms,
-            )
-        )
+        conn.execute(_SAVE_ACCOUNT, {
+            "w_account": account_id, "v_wallet": account.wallet_balance,
+            "v_seq": account.next_seq, "v_funding_ms": account.last_funding_ms})
         _insert(
             conn, ORDERS, [_row(o, ORDERS, mine) for c, o in ch.orders.items() if c in ch.inserted]
         )
-        for cid, order in ch.orders.items():
-            if cid not in ch.inserted:
-                conn.execute(
-                    update(ORDERS)
-                    .where(ORDERS.c.account_id == account_id, ORDERS.c.client_order_id == cid)
-                    .values(_row(order, ORDERS, mine))
-                )
+        updated = [{"w_account": account_id, "w_cid": cid,
+                    **{f"v_{k}": v for k, v in _row(order, ORDERS, mine).items()}}
+                   for cid, order in ch.orders.items() if cid not in ch.inserted]
+        if updated:
+            conn.execute(_SAVE_ORDER, updated)
         _insert(conn, TRADES, [_row(t, TRADES, mine) for t in ch.trades])
         _insert(conn, FUNDING, [_row(f, FUNDING, mine) for f in ch.funding])
         _replace(conn, POSITIONS, account_id, ch.positions.keys())
