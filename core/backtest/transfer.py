@@ -12,6 +12,7 @@ the copied rows. Foreign keys to tables that are not copied (e.g. an LLM audit r
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Table, func, select, text, update
@@ -56,9 +57,9 @@ def copy_session(source: Engine, session_id: int, target: Engine, run_id: int) -
             key = table.c.id if table is SESSIONS else table.c.session_id
             result = src.execution_options(yield_per=CHUNK).execute(
                 select(table).where(key == session_id).order_by(table.c.id))
-            for part in result.mappings().partitions(CHUNK):
-                rows = [_shift(dict(r), table, fks, offsets, new_session) for r in part]
-                dst.execute(table.insert(), rows)
+            shift = _Shift(table, fks, offsets, new_session)
+            for part in result.partitions(CHUNK):
+                dst.execute(table.insert(), [shift(r) for r in part])
         if dst.dialect.name == "postgresql":
             for table in TABLES:
                 dst.execute(text(
@@ -76,14 +77,30 @@ def _foreign_keys(table: Table, copied: set[str]) -> dict[str, str | None]:
     return out
 
 
-def _shift(row: dict[str, Any], table: Table, fks: dict[str, str | None],
-           offsets: dict[str, int], new_session: int) -> dict[str, Any]:
-    row["id"] += offsets[table.name]
-    for column, ref in fks.items():
-        if row.get(column) is not None:
-            row[column] = None if ref is None else row[column] + offsets[ref]
-    if row.get("client_order_id"):
-        row["client_order_id"] = _CID.sub(
-            lambda m: f"{m.group(1)}s{new_session}p{int(m.group(3)) + offsets['positions']}-",
-            row["client_order_id"], count=1)
-    return row
+class _Shift:
+    """One table's row → the row to insert: ids and foreign keys moved by their table's offset,
+    references to tables that are not copied cleared, client order ids renamed."""
+
+    def __init__(self, table: Table, fks: dict[str, str | None], offsets: dict[str, int],
+                 new_session: int) -> None:
+        self.names = [c.name for c in table.columns]
+        self.id_at = self.names.index("id")
+        self.id_offset = offsets[table.name]
+        self.fks = [(self.names.index(column), None if ref is None else offsets[ref])
+                    for column, ref in fks.items()]
+        self.cid_at = (self.names.index("client_order_id") if "client_order_id" in self.names
+                       else None)
+        self.new_session, self.position_offset = new_session, offsets["positions"]
+
+    def __call__(self, row: Sequence[Any]) -> dict[str, Any]:
+        values = list(row)
+        values[self.id_at] += self.id_offset
+        for at, offset in self.fks:
+            if values[at] is not None:
+                values[at] = None if offset is None else values[at] + offset
+        if self.cid_at is not None and values[self.cid_at]:
+            values[self.cid_at] = _CID.sub(
+                lambda m: f"{m.group(1)}s{self.new_session}p"
+                          f"{int(m.group(3)) + self.position_offset}-",
+                values[self.cid_at], count=1)
+        return dict(zip(self.names, values, strict=True))
