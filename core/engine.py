@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, case, insert, select, update
@@ -337,14 +338,25 @@ class _Judge:
         self.desk = desk
         self.prices = prices
         self.tick_ms = tick_ms
-        self.available = float(desk.exchange.balance().available_balance)
-        self.gross = desk.ledger.gross_notional(prices)
-        self.equity = desk.ledger.equity(prices)
         self.exits: list[OpenPosition] = []
         self.entries: list[tuple[OpenPosition, Decimal]] = []
         self.proposals = 0
         self.counts = {v.value: 0 for v in Verdict}
         self._ops: list[tuple] = []  # what ``write`` stores, in order
+
+    # The account's figures, read when the first proposal of the tick is judged (most ticks have
+    # none); approved plans then reserve from them.
+    @cached_property
+    def available(self) -> float:
+        return float(self.desk.exchange.balance().available_balance)
+
+    @cached_property
+    def gross(self) -> float:
+        return self.desk.ledger.gross_notional(self.prices)
+
+    @cached_property
+    def equity(self) -> float:
+        return self.desk.ledger.equity(self.prices)
 
     # ------------------------------------------------------------------ pass 1: judge in memory
     def record(self, decision: AgentDecision) -> None:
