@@ -343,6 +343,43 @@ def test_a_run_is_copied_with_its_ids_shifted_on_every_database(db_url: str) -> 
     engine.dispose()
 
 
+
+def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tmp_path) -> None:
+    """A SQLite main store copies a run by attaching its file (INSERT … SELECT); the row by row
+    copy that PostgreSQL uses must give the same rows, ids, foreign keys and client order ids."""
+    from core.backtest import runner
+    from core.backtest.params import ticks_in
+    from core.backtest.service import create_run
+    from core.backtest.transfer import TABLES, copy_session
+
+    params, data = build_params(start="2025-10-09", end="2025-10-11", data_dir=DATA,
+                                interval="15m", symbols=list(SYMBOLS), capital=CAPITAL)
+    settings = make_settings(database_url="sqlite://")
+    finished = runner.run(settings, params, data, total=ticks_in(params, data))
+    stored = {}
+    try:
+        for attach in (True, False):
+            url = f"sqlite:///{tmp_path / f'main-{attach}.db'}"
+            engine = open_database(url)
+            paper = create(engine, make_settings(database_url=url, replay_start="2025-09-01"))
+            run_ticks(engine, make_settings(database_url=url, replay_start="2025-09-01"), 40, paper)
+            session_id = copy_session(finished.engine, finished.session_id, engine,
+                                      create_run(engine, params, 1), attach=attach)
+            with engine.connect() as conn:
+                stored[attach] = {t.name: [tuple(r) for r in conn.execute(
+                    select(t).where((t.c.id if t.name == "sessions" else t.c.session_id)
+                                    == session_id).order_by(t.c.id))] for t in TABLES}
+            engine.dispose()
+    finally:
+        finished.dispose()
+    assert stored[True]["orders"] and stored[True]["equity_snapshots"]
+    cid_at = [c.name for c in OrderRow.__table__.columns].index("client_order_id")
+    session_id = stored[True]["sessions"][0][0]
+    assert session_id > finished.session_id  # shifted past the paper session's
+    assert all(f"s{session_id}p" in r[cid_at] for r in stored[True]["orders"])
+    assert stored[True] == stored[False]
+    assert not finished.stores.folder.exists()  # the run's private files are gone
+
 def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
         store: tuple[Engine, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
     from core.backtest import runner

@@ -1,8 +1,10 @@
-"""Runs one backtest through the desk's own engine in a private in-memory store.
+"""Runs one backtest through the desk's own engine in a private store.
 
-The session lives in a private SQLite database in memory and the paper venue in a second one, so
-ticks cost no disk writes, nothing waits on the dashboard or a live engine, and the desk never
-calls the venue while it holds a write transaction on the venue's database. Everything else is the
+The session lives in a private SQLite file and the paper venue in a second one, in a temporary
+folder, written without syncing to disk (nothing there must survive a crash: an interrupted run is
+simply run again), so ticks wait on no disk, nothing waits on the dashboard or a live engine, the
+desk never calls the venue while it holds a write transaction on the venue's database, and the
+finished run can be attached to a SQLite main store and copied in SQL (core/backtest/transfer.py). Everything else is the
 code that trades paper: ``run_cycle``, the rule agents, the CEO's hard rules (core/risk.py) and
 periodic reviews, the paper exchange with its fees, slippage, stops and funding, on the feed's step
 clock (one base bar per tick). At the end of the range the session is stopped like a user would
@@ -18,11 +20,14 @@ the stop-width rule, gross exposure, pauses, rebalances and the drawdown halt ar
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, insert, update
+from sqlalchemy import Engine, create_engine, event, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -51,16 +56,41 @@ NO_LIMIT = 1_000_000_000
 
 
 @dataclass(slots=True)
-class FinishedRun:
-    engine: Engine  # the private store holding the session
+class PrivateStores:
+    """The run's two SQLite files (the desk's session, the paper venue) in a temporary folder."""
+
+    folder: Path
+    engine: Engine
     venue: Engine
-    session_id: int
-    ticks: int
-    settings: Settings
+
+    @classmethod
+    def create(cls) -> PrivateStores:
+        folder = Path(tempfile.mkdtemp(prefix="desk-backtest-"))
+        try:
+            return cls(folder, _private_store(folder / "desk.db"), _private_store(folder / "venue.db"))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()
         self.venue.dispose()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass(slots=True)
+class FinishedRun:
+    stores: PrivateStores  # the private store holding the session, and the venue's
+    session_id: int
+    ticks: int
+    settings: Settings
+
+    @property
+    def engine(self) -> Engine:
+        return self.stores.engine
+
+    def dispose(self) -> None:
+        self.stores.dispose()
 
 
 class BoundedFeed(ReplayFeed):
@@ -77,9 +107,17 @@ class BoundedFeed(ReplayFeed):
         return super().step()
 
 
-def memory_store() -> Engine:
-    engine = create_engine("sqlite://", poolclass=StaticPool,
+def _unsynced(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=MEMORY")  # rollbacks still work; no journal file
+    cur.execute("PRAGMA synchronous=OFF")
+    cur.close()
+
+
+def _private_store(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", poolclass=StaticPool,
                            connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _unsynced)
     Base.metadata.create_all(engine)
     return engine
 
@@ -128,11 +166,11 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
     ``strategies`` replaces the roster's rule agents (matched by ``spec.key``; agents without
     one stay idle), e.g. for a benchmark's single strategy."""
     desk_settings = run_settings(settings, params)
-    engine, venue = memory_store(), memory_store()
+    stores = PrivateStores.create()
     try:
-        session_id = _create_session(engine, params)
-        PaperExchange.open_account(venue, ACCOUNT, Decimal(repr(params.capital)))
-        desk = _desk(desk_settings, params, data, engine, venue, session_id,
+        session_id = _create_session(stores.engine, params)
+        PaperExchange.open_account(stores.venue, ACCOUNT, Decimal(repr(params.capital)))
+        desk = _desk(desk_settings, params, data, stores.engine, stores.venue, session_id,
                      build_strategies() if strategies is None else strategies)
         every = max(1, total // 200)
         ticks = 0
@@ -149,10 +187,9 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
             progress(ticks, total)
         desk.db.close()
     except BaseException:
-        engine.dispose()
-        venue.dispose()
+        stores.dispose()
         raise
-    return FinishedRun(engine, venue, session_id, ticks, desk_settings)
+    return FinishedRun(stores, session_id, ticks, desk_settings)
 
 
 def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: Engine,

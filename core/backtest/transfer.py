@@ -1,5 +1,5 @@
-"""Copies a finished backtest from its private in-memory store into the main store, in one
-transaction, so the run can be browsed with the desk's usual queries (trades, CEO log, equity).
+"""Copies a finished backtest from its private store into the main store, in one transaction, so
+the run can be browsed with the desk's usual queries (trades, CEO log, equity).
 
 Row ids are shifted past the main store's current maximum per table, foreign keys with them, and
 the ``s<session>p<position>`` part of client order ids is rewritten to the new ids (client order
@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, select, text, update
+from sqlalchemy import Column, Connection, Engine, Table, func, select, text, update
 
 from core.store.base import Base
 from core.store.tables import (
@@ -40,32 +40,93 @@ _CID = re.compile(r"(^|-)s(\d+)p(\d+)-")
 RUNS = BacktestRunRow.__table__
 
 
-def copy_session(source: Engine, session_id: int, target: Engine, run_id: int) -> int:
+ATTACHED = "backtest_run"  # the schema name of the run's own file during a SQLite copy
+_SHIFT_CID = "desk_backtest_shift_cid"
+
+
+def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *,
+                 attach: bool = True) -> int:
     """Copy session ``session_id`` of ``source`` into ``target``; mark run ``run_id`` as saving
-    in the same transaction. Returns the session's id in ``target``."""
+    in the same transaction. Returns the session's id in ``target``.
+
+    When both are SQLite and the source is a file, the target attaches it and copies each table
+    with one ``INSERT … SELECT`` (a year's run in a fraction of a second, so the main store's write
+    lock is held that long); otherwise rows travel through Python in chunks (``attach=False``
+    forces that path)."""
     names = {t.name for t in TABLES}
-    with source.connect() as src, target.begin() as dst:
-        # a write first: on SQLite this takes the write lock before the maxima are read
-        dst.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="saving"))
-        if dst.dialect.name == "postgresql":
-            dst.execute(text("LOCK TABLE " + ", ".join(t.name for t in TABLES) + " IN EXCLUSIVE MODE"))
-        offsets = {t.name: int(dst.scalar(select(func.coalesce(func.max(t.c.id), 0))) or 0)
-                   for t in TABLES}
-        new_session = session_id + offsets["sessions"]
-        for table in TABLES:
-            fks = _foreign_keys(table, names)
-            key = table.c.id if table is SESSIONS else table.c.session_id
-            result = src.execution_options(yield_per=CHUNK).execute(
-                select(table).where(key == session_id).order_by(table.c.id))
-            shift = _Shift(table, fks, offsets, new_session)
-            for part in result.partitions(CHUNK):
-                dst.execute(table.insert(), [shift(r) for r in part])
-        if dst.dialect.name == "postgresql":
-            for table in TABLES:
-                dst.execute(text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                    f"(SELECT max(id) FROM {table.name}))"))
+    source_file = _sqlite_file(source) if attach and target.dialect.name == "sqlite" else None
+    with source.connect() as src, target.connect() as dst:
+        if source_file is not None:  # ATTACH is refused inside a transaction
+            dst.exec_driver_sql(f"ATTACH DATABASE ? AS {ATTACHED}", (source_file,))
+            dst.commit()
+        try:
+            with dst.begin():
+                # a write first: on SQLite this takes the write lock before the maxima are read
+                dst.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="saving"))
+                if dst.dialect.name == "postgresql":
+                    dst.execute(text("LOCK TABLE " + ", ".join(t.name for t in TABLES)
+                                     + " IN EXCLUSIVE MODE"))
+                offsets = {t.name: int(dst.scalar(select(func.coalesce(func.max(t.c.id), 0))) or 0)
+                           for t in TABLES}
+                new_session = session_id + offsets["sessions"]
+                for table in TABLES:
+                    shift = _Shift(table, _foreign_keys(table, names), offsets, new_session)
+                    if source_file is not None:
+                        _copy_attached(dst, table, shift, session_id)
+                    else:
+                        _copy_rows(src, dst, table, shift, session_id)
+                if dst.dialect.name == "postgresql":
+                    for table in TABLES:
+                        dst.execute(text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                            f"(SELECT max(id) FROM {table.name}))"))
+        finally:
+            if source_file is not None:
+                dst.exec_driver_sql(f"DETACH DATABASE {ATTACHED}")
+                dst.commit()
     return new_session
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine (None for other databases and in-memory ones)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    return database if database and database != ":memory:" else None
+
+
+def _key(table: Table) -> Column[Any]:
+    return table.c.id if table is SESSIONS else table.c.session_id
+
+
+def _copy_rows(src: Connection, dst: Connection, table: Table, shift: _Shift,
+               session_id: int) -> None:
+    result = src.execution_options(yield_per=CHUNK).execute(
+        select(table).where(_key(table) == session_id).order_by(table.c.id))
+    for part in result.partitions(CHUNK):
+        dst.execute(table.insert(), [shift(r) for r in part])
+
+
+def _copy_attached(dst: Connection, table: Table, shift: _Shift, session_id: int) -> None:
+    """The same rows as ``_copy_rows``, shifted by SQLite itself from the attached run."""
+    quote = dst.dialect.identifier_preparer.quote
+    dst.connection.driver_connection.create_function(  # type: ignore[union-attr]
+        _SHIFT_CID, 1, shift.client_id, deterministic=True)
+    exprs = []
+    for at, name in enumerate(shift.names):
+        offset = shift.offset_at.get(at, 0)
+        if at == shift.cid_at:
+            exprs.append(f"{_SHIFT_CID}({quote(name)})")
+        elif offset is None:
+            exprs.append("NULL")
+        elif offset:
+            exprs.append(f"{quote(name)} + {int(offset)}")
+        else:
+            exprs.append(quote(name))
+    dst.exec_driver_sql(
+        f"INSERT INTO main.{quote(table.name)} ({', '.join(quote(n) for n in shift.names)}) "
+        f"SELECT {', '.join(exprs)} FROM {ATTACHED}.{quote(table.name)} "
+        f"WHERE {quote(_key(table).name)} = ? ORDER BY {quote('id')}", (session_id,))
 
 
 def _foreign_keys(table: Table, copied: set[str]) -> dict[str, str | None]:
@@ -84,23 +145,25 @@ class _Shift:
     def __init__(self, table: Table, fks: dict[str, str | None], offsets: dict[str, int],
                  new_session: int) -> None:
         self.names = [c.name for c in table.columns]
-        self.id_at = self.names.index("id")
-        self.id_offset = offsets[table.name]
-        self.fks = [(self.names.index(column), None if ref is None else offsets[ref])
-                    for column, ref in fks.items()]
+        # column position → offset to add (None: clear it); the id first, then foreign keys
+        self.offset_at: dict[int, int | None] = {self.names.index("id"): offsets[table.name]}
+        for column, ref in fks.items():
+            self.offset_at[self.names.index(column)] = None if ref is None else offsets[ref]
         self.cid_at = (self.names.index("client_order_id") if "client_order_id" in self.names
                        else None)
         self.new_session, self.position_offset = new_session, offsets["positions"]
 
+    def client_id(self, cid: str | None) -> str | None:
+        if not cid:
+            return cid
+        return _CID.sub(lambda m: f"{m.group(1)}s{self.new_session}p"
+                                  f"{int(m.group(3)) + self.position_offset}-", cid, count=1)
+
     def __call__(self, row: Sequence[Any]) -> dict[str, Any]:
         values = list(row)
-        values[self.id_at] += self.id_offset
-        for at, offset in self.fks:
+        for at, offset in self.offset_at.items():
             if values[at] is not None:
                 values[at] = None if offset is None else values[at] + offset
-        if self.cid_at is not None and values[self.cid_at]:
-            values[self.cid_at] = _CID.sub(
-                lambda m: f"{m.group(1)}s{self.new_session}p"
-                          f"{int(m.group(3)) + self.position_offset}-",
-                values[self.cid_at], count=1)
+        if self.cid_at is not None:
+            values[self.cid_at] = self.client_id(values[self.cid_at])
         return dict(zip(self.names, values, strict=True))
