@@ -207,6 +207,7 @@ def _refresh_intents(desk: Desk) -> None:
             agent.recent_results.clear()
             agent.review_from_ms = r.review_from_ms
         agent.status, agent.pause_reason, agent.peak_equity = r.status, r.pause_reason, r.peak_equity
+        agent.saved_peak = None  # the store's peak may now differ from what this desk last wrote
         agent.paused_ms, agent.paused_by = r.paused_ms, r.paused_by
 
 
@@ -310,6 +311,8 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
     ledger.session.decided_ms = tick_ms
     if not (judge.exits or judge.entries):
         return  # nothing to send: the end-of-tick commit makes the decisions durable
+    if not desk.private_store:  # the tick's notes too: a failed send must not lose them
+        desk.pending.flush(desk.db.connection())
     _save_session(desk)
     desk.commit()  # decisions and their positions are durable before any order leaves
     for pos in judge.exits:

@@ -304,3 +304,39 @@ def test_a_full_close_after_a_multi_trade_entry_leaves_no_dust(sqlite_url: str) 
     assert pos.symbol not in desk.ledger.agents[pos.agent_id].positions  # closed, symbol free
     desk.db.rollback()
     desk.db.close()
+
+
+def test_a_ticks_notes_are_stored_before_its_orders_are_sent(sqlite_url: str) -> None:
+    """The commit before an order leaves carries the whole decision of the tick: the proposals
+    and the other agents' abstention notes. A send that then fails (the tick rolls back and the
+    desk is rebuilt) must not lose the notes of a tick that counts as decided."""
+    from core.engine import run_cycle
+
+    class SendFailed(Exception):
+        pass
+
+    def fail(*_: object, **__: object) -> None:
+        raise SendFailed("the venue went away while sending")
+
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-07")
+    engine = open_database(sqlite_url)
+    sid = create(engine, settings)
+    desk = build_desk(settings, engine, sid, lease=None)
+    desk.execution.open_position = fail  # type: ignore[method-assign]
+    for _ in range(400):
+        try:
+            run_cycle(desk)
+        except SendFailed:
+            desk.db.rollback()  # what the engine driver does before it rebuilds the desk
+            break
+    else:
+        pytest.fail("no entry was sent in 400 ticks")
+    tick = desk.ledger.session.decided_ms
+    desk.db.close()
+    with engine.connect() as conn:
+        decided = conn.scalar(select(SessionRow.decided_ms).where(SessionRow.id == sid))
+        kinds = [k for (k,) in conn.execute(select(ProposalRow.kind).where(
+            ProposalRow.session_id == sid, ProposalRow.tick_ms == tick))]
+    engine.dispose()
+    assert decided == tick
+    assert "proposal" in kinds and "abstain" in kinds

@@ -87,3 +87,36 @@ def test_resuming_an_agent_while_a_model_thinks_is_not_undone(sqlite_url: str) -
         run_cycle(desk)
     with engine.connect() as conn:
         assert conn.scalar(select(AGENTS.c.status).where(*where)) == "active"
+
+
+def test_a_resumed_agent_at_its_old_high_gets_its_peak_stored_again(sqlite_url: str) -> None:
+    """Resuming resets the stored peak; the engine raises it back to the agent's equity. When that
+    equity equals the peak the engine last wrote (an agent that has not traded), the store must
+    still get it back, or a rebuilt desk would start the agent's drawdown from 0."""
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01",
+                             review_interval_minutes=15)
+    engine = open_database(sqlite_url)
+    sid = create(engine, settings)
+    desk = build_desk(settings, engine, sid, lease=None)
+    for _ in range(3):
+        run_cycle(desk)
+    agent = next(a for a in desk.ledger.agents.values()
+                 if not a.positions and a.peak_equity == a.equity(desk.marks))
+
+    def stored_peak() -> float:
+        with engine.connect() as conn:
+            return float(conn.scalar(select(AGENTS.c.peak_equity).where(AGENTS.c.id == agent.id)))
+
+    assert stored_peak() == agent.peak_equity
+    service.change_agent(engine, sid, agent.name, "pause")
+    run_cycle(desk)
+    service.change_agent(engine, sid, agent.name, "resume")
+    for _ in range(4):
+        run_cycle(desk)
+    assert agent.status == "active"
+    assert stored_peak() == agent.peak_equity > 0
+    desk.db.close()
+    rebuilt = build_desk(settings, engine, sid, lease=None)
+    assert rebuilt.ledger.agents[agent.id].peak_equity == agent.peak_equity
+    rebuilt.db.close()
+    engine.dispose()
