@@ -406,3 +406,26 @@ def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
                           "where id = :r"), {"r": dead})
     assert queries.backtest_progress(engine, dead)["status"] == "interrupted"
     assert queries.backtest_run(engine, dead)["status"] == "interrupted"
+
+
+def test_private_stores_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monkeypatch) -> None:
+    """A run's private files live in a temporary folder removed when it ends; a folder left by a
+    killed process is removed by a later run once nothing has touched it for an hour."""
+    import os
+    import tempfile
+    import time
+
+    from core.backtest import runner
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead, live = tmp_path / f"{runner.FOLDER_PREFIX}dead", tmp_path / f"{runner.FOLDER_PREFIX}live"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "desk.db").write_bytes(b"")
+    old = time.time() - runner.ABANDONED_AFTER_S - 60
+    os.utime(dead / "desk.db", (old, old))
+    stores = runner.PrivateStores.create()
+    assert stores.folder.parent == tmp_path and stores.folder.exists()
+    assert not dead.exists() and live.exists()
+    stores.dispose()
+    assert not stores.folder.exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -53,6 +54,8 @@ Progress = Callable[[int, int], None]
 ACCOUNT = "backtest"
 AGENT_MODEL = "rules (backtest)"
 NO_LIMIT = 1_000_000_000
+FOLDER_PREFIX = "desk-backtest-"
+ABANDONED_AFTER_S = 3_600  # a private store untouched this long belongs to a run that died
 
 
 @dataclass(slots=True)
@@ -65,10 +68,16 @@ class PrivateStores:
 
     @classmethod
     def create(cls) -> PrivateStores:
-        folder = Path(tempfile.mkdtemp(prefix="desk-backtest-"))
+        _sweep_abandoned()
+        folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        engines: list[Engine] = []
         try:
-            return cls(folder, _private_store(folder / "desk.db"), _private_store(folder / "venue.db"))
+            for name in ("desk.db", "venue.db"):
+                engines.append(_private_store(folder / name))
+            return cls(folder, *engines)
         except BaseException:
+            for engine in engines:
+                engine.dispose()
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
@@ -105,6 +114,18 @@ class BoundedFeed(ReplayFeed):
         if self.now_ms() + self._step_ms > self._end_ms:
             raise FeedExhausted("the backtest's range ends here")
         return super().step()
+
+
+def _sweep_abandoned() -> None:
+    """Remove the folders of runs whose process died (a running one writes every few seconds)."""
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            newest = max((f.stat().st_mtime for f in folder.iterdir()), default=folder.stat().st_mtime)
+        except OSError:
+            continue
+        if newest < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _unsynced(dbapi_conn: object, _record: object) -> None:

@@ -84,6 +84,8 @@ def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *
             if source_file is not None:
                 dst.exec_driver_sql(f"DETACH DATABASE {ATTACHED}")
                 dst.commit()
+                dst.connection.driver_connection.create_function(  # type: ignore[union-attr]
+                    _SHIFT_CID, 1, None)  # the pooled connection keeps no reference to the run
     return new_session
 
 
