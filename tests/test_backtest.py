@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 
 from core import queries, service
 from core.backtest.params import build_params
@@ -22,7 +22,7 @@ from core.config import PROJECT_ROOT, Settings
 from core.errors import NotFound
 from core.scheduler import latest_active_session
 from core.store.db import open_database
-from core.store.tables import BacktestRunRow, OrderRow, PositionRow, SessionRow
+from core.store.tables import AgentRow, BacktestRunRow, OrderRow, PositionRow, SessionRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create, run_ticks
 
@@ -343,6 +343,40 @@ def test_a_run_is_copied_with_its_ids_shifted_on_every_database(db_url: str) -> 
     engine.dispose()
 
 
+
+
+@pytest.mark.postgres
+def test_saving_a_run_on_postgresql_blocks_no_writer(pg_url: str, monkeypatch) -> None:
+    """The id ranges are reserved in a short transaction; while the rows are copied, a paper
+    engine creating a session (sessions, agents, the CEO log) neither waits nor collides."""
+    from sqlalchemy import create_engine
+
+    from core.backtest import transfer
+
+    engine = open_database(pg_url)
+    settings = make_settings(database_url=pg_url, replay_start="2025-09-01")
+    impatient = create_engine(pg_url, connect_args={"options": "-c lock_timeout=2000"})
+    during: list[int] = []
+    copy_rows = transfer._copy_rows
+
+    def copy_and_write_meanwhile(src, dst, table, shift, session_id):  # type: ignore[no-untyped-def]
+        if table is transfer.EQUITY_SNAPSHOTS:
+            during.append(create(impatient, settings))  # lock_timeout: fails if it has to wait
+        copy_rows(src, dst, table, shift, session_id)
+
+    monkeypatch.setattr(transfer, "_copy_rows", copy_and_write_meanwhile)
+    try:
+        result = backtest(engine, settings, "2025-09-02", "2025-09-02")
+        assert during and during[0] > result.session_id  # past the reserved range
+        with engine.connect() as conn:
+            agents = conn.execute(select(SessionRow.id, func.count()).join(
+                AgentRow, AgentRow.session_id == SessionRow.id).group_by(SessionRow.id)).all()
+        assert dict(agents) == {result.session_id: 5, during[0]: 5}
+        service.stop_session(engine, settings, during[0])
+        assert create(engine, settings) > during[0]
+    finally:
+        impatient.dispose()
+        engine.dispose()
 
 def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tmp_path) -> None:
     """A SQLite main store copies a run by attaching its file (INSERT … SELECT); the row by row

@@ -4,9 +4,11 @@ the run can be browsed with the desk's usual queries (trades, CEO log, equity).
 Row ids are shifted past the main store's current maximum per table, foreign keys with them, and
 the ``s<session>p<position>`` part of client order ids is rewritten to the new ids (client order
 ids are unique across the store). On SQLite the transaction's first statement is a write, so it
-holds the write lock before it reads the maxima; on PostgreSQL the tables are locked against other
-writers (readers go on) for the few seconds the copy takes, and the id sequences are moved past
-the copied rows. Foreign keys to tables that are not copied (e.g. an LLM audit row) are cleared.
+holds the write lock before it reads the maxima (the copy in SQL takes well under a second for a
+year). On PostgreSQL a first short transaction locks the tables against other writers for a
+moment, reserves the id ranges by moving the id sequences past them and marks the run as saving;
+the rows are then copied in a second transaction that blocks nobody (a live engine keeps trading).
+Foreign keys to tables that are not copied (e.g. an LLM audit row) are cleared.
 """
 
 from __future__ import annotations
@@ -54,20 +56,21 @@ def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *
     lock is held that long); otherwise rows travel through Python in chunks (``attach=False``
     forces that path)."""
     names = {t.name for t in TABLES}
+    postgres = target.dialect.name == "postgresql"
     source_file = _sqlite_file(source) if attach and target.dialect.name == "sqlite" else None
     with source.connect() as src, target.connect() as dst:
+        if postgres:
+            offsets = _reserve_ids(src, dst, session_id, run_id)
         if source_file is not None:  # ATTACH is refused inside a transaction
             dst.exec_driver_sql(f"ATTACH DATABASE ? AS {ATTACHED}", (source_file,))
             dst.commit()
         try:
             with dst.begin():
-                # a write first: on SQLite this takes the write lock before the maxima are read
-                dst.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="saving"))
-                if dst.dialect.name == "postgresql":
-                    dst.execute(text("LOCK TABLE " + ", ".join(t.name for t in TABLES)
-                                     + " IN EXCLUSIVE MODE"))
-                offsets = {t.name: int(dst.scalar(select(func.coalesce(func.max(t.c.id), 0))) or 0)
-                           for t in TABLES}
+                if not postgres:
+                    # a write first: this takes SQLite's write lock before the maxima are read
+                    dst.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="saving"))
+                    offsets = {t.name: int(dst.scalar(select(func.coalesce(func.max(t.c.id), 0)))
+                                           or 0) for t in TABLES}
                 new_session = session_id + offsets["sessions"]
                 for table in TABLES:
                     shift = _Shift(table, _foreign_keys(table, names), offsets, new_session)
@@ -75,11 +78,6 @@ def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *
                         _copy_attached(dst, table, shift, session_id)
                     else:
                         _copy_rows(src, dst, table, shift, session_id)
-                if dst.dialect.name == "postgresql":
-                    for table in TABLES:
-                        dst.execute(text(
-                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                            f"(SELECT max(id) FROM {table.name}))"))
         finally:
             if source_file is not None:
                 dst.exec_driver_sql(f"DETACH DATABASE {ATTACHED}")
@@ -87,6 +85,25 @@ def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *
                 dst.connection.driver_connection.create_function(  # type: ignore[union-attr]
                     _SHIFT_CID, 1, None)  # the pooled connection keeps no reference to the run
     return new_session
+
+
+def _reserve_ids(src: Connection, dst: Connection, session_id: int, run_id: int) -> dict[str, int]:
+    """PostgreSQL: per table, the offset past every id in use or handed out, with the sequence
+    moved past the run's rows, so writers that go on meanwhile never take one of them."""
+    with dst.begin():
+        dst.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="saving"))
+        dst.execute(text("LOCK TABLE " + ", ".join(t.name for t in TABLES) + " IN EXCLUSIVE MODE"))
+        offsets: dict[str, int] = {}
+        for table in TABLES:
+            sequence = f"pg_get_serial_sequence('{table.name}', 'id')"
+            offsets[table.name] = int(dst.scalar(text(
+                f"SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table.name}), "
+                f"COALESCE(pg_sequence_last_value({sequence}), 0))")))
+            needed = src.scalar(select(func.max(table.c.id)).where(_key(table) == session_id))
+            if needed:
+                dst.execute(text(f"SELECT setval({sequence}, :last)"),
+                            {"last": offsets[table.name] + int(needed)})
+    return offsets
 
 
 def _sqlite_file(engine: Engine) -> str | None:
