@@ -414,6 +414,46 @@ def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tm
     assert stored[True] == stored[False]
     assert not finished.stores.folder.exists()  # the run's private files are gone
 
+
+TRICKY_TEXT = "tab\there, newline\nhere, return\r, back\\slash, \\N, é"
+
+
+@pytest.mark.postgres
+def test_the_postgresql_copy_stores_the_same_rows_as_the_sqlite_copy(pg_url: str,
+                                                                     tmp_path) -> None:
+    """PostgreSQL receives a run through COPY (text format: NULLs, escapes, exact floats,
+    booleans); into empty stores it must land exactly as SQLite's attached copy lands."""
+    from core.backtest import runner
+    from core.backtest.params import ticks_in
+    from core.backtest.service import create_run
+    from core.backtest.transfer import TABLES, copy_session
+
+    params, data = build_params(start="2025-10-09", end="2025-10-10", data_dir=DATA,
+                                interval="15m", symbols=list(SYMBOLS), capital=CAPITAL)
+    finished = runner.run(make_settings(database_url="sqlite://"), params, data,
+                          total=ticks_in(params, data))
+    stored = []
+    try:
+        with finished.engine.begin() as conn:  # text the COPY format must escape
+            conn.execute(text("update proposals set reasoning = :r where id = (select min(id) "
+                              "from proposals where kind = 'abstain')"),
+                         {"r": TRICKY_TEXT})
+        for url in (f"sqlite:///{tmp_path / 'main.db'}", pg_url):
+            engine = open_database(url)
+            session_id = copy_session(finished.engine, finished.session_id, engine,
+                                      create_run(engine, params, 1))
+            with engine.connect() as conn:
+                stored.append({t.name: [tuple(r) for r in conn.execute(
+                    select(t).where((t.c.id if t.name == "sessions" else t.c.session_id)
+                                    == session_id).order_by(t.c.id))] for t in TABLES})
+            engine.dispose()
+    finally:
+        finished.dispose()
+    sqlite_rows, postgres_rows = stored
+    assert sqlite_rows["equity_snapshots"] and sqlite_rows["orders"]
+    assert any(TRICKY_TEXT in r for r in postgres_rows["proposals"])
+    assert sqlite_rows == postgres_rows
+
 def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
         store: tuple[Engine, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
     from core.backtest import runner
