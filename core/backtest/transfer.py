@@ -54,8 +54,8 @@ def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *
 
     When both are SQLite and the source is a file, the target attaches it and copies each table
     with one ``INSERT … SELECT`` (a year's run in a fraction of a second, so the main store's write
-    lock is held that long); otherwise rows travel through Python in chunks (``attach=False``
-    forces that path)."""
+    lock is held that long); otherwise rows travel through Python in chunks, into PostgreSQL with
+    ``COPY`` (``attach=False`` forces that path)."""
     names = {t.name for t in TABLES}
     postgres = target.dialect.name == "postgresql"
     source_file = _sqlite_file(source) if attach and target.dialect.name == "sqlite" else None
