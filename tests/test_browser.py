@@ -91,6 +91,11 @@ def locked_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 def _launch(p):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    # a first render imports pandas and plotly: on a loaded 2-core machine that can take more
+    # than Playwright's default 5 s for an assertion
+    expect.set_options(timeout=30_000)
     return p.chromium.launch(
         executable_path=CHROMIUM,
         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
