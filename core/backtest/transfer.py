@@ -49,8 +49,9 @@ _SHIFT_CID = "desk_backtest_shift_cid"
 
 def copy_session(source: Engine, session_id: int, target: Engine, run_id: int, *,
                  attach: bool = True) -> int:
-    """Copy session ``session_id`` of ``source`` into ``target``; mark run ``run_id`` as saving
-    in the same transaction. Returns the session's id in ``target``.
+    """Copy session ``session_id`` of ``source`` into ``target`` and mark run ``run_id`` as
+    saving (in the copy's transaction on SQLite, in the id reservation's on PostgreSQL). Returns
+    the session's id in ``target``.
 
     When both are SQLite and the source is a file, the target attaches it and copies each table
     with one ``INSERT … SELECT`` (a year's run in a fraction of a second, so the main store's write
