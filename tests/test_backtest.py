@@ -378,18 +378,36 @@ def test_saving_a_run_on_postgresql_blocks_no_writer(pg_url: str, monkeypatch) -
         impatient.dispose()
         engine.dispose()
 
-def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tmp_path) -> None:
-    """A SQLite main store copies a run by attaching its file (INSERT … SELECT); the row by row
-    copy that PostgreSQL uses must give the same rows, ids, foreign keys and client order ids."""
+
+def _finished_run(start: str, end: str) -> tuple[Any, Any]:
+    """A backtest ticked in its private store, not yet copied anywhere (the caller disposes it)."""
     from core.backtest import runner
     from core.backtest.params import ticks_in
+
+    params, data = build_params(start=start, end=end, data_dir=DATA, interval="15m",
+                                symbols=list(SYMBOLS), capital=CAPITAL)
+    return params, runner.run(make_settings(database_url="sqlite://"), params, data,
+                              total=ticks_in(params, data))
+
+
+def _copy_and_read(finished: Any, params: Any, engine: Engine,
+                   **copy_options: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Copy the run into ``engine`` and read back every copied row, table by table."""
     from core.backtest.service import create_run
     from core.backtest.transfer import TABLES, copy_session
 
-    params, data = build_params(start="2025-10-09", end="2025-10-11", data_dir=DATA,
-                                interval="15m", symbols=list(SYMBOLS), capital=CAPITAL)
-    settings = make_settings(database_url="sqlite://")
-    finished = runner.run(settings, params, data, total=ticks_in(params, data))
+    session_id = copy_session(finished.engine, finished.session_id, engine,
+                              create_run(engine, params, 1), **copy_options)
+    with engine.connect() as conn:
+        return {t.name: [tuple(r) for r in conn.execute(
+            select(t).where((t.c.id if t.name == "sessions" else t.c.session_id) == session_id)
+            .order_by(t.c.id))] for t in TABLES}
+
+
+def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tmp_path) -> None:
+    """A SQLite main store copies a run by attaching its file (INSERT … SELECT); the row by row
+    copy that PostgreSQL uses must give the same rows, ids, foreign keys and client order ids."""
+    params, finished = _finished_run("2025-10-09", "2025-10-11")
     stored = {}
     try:
         for attach in (True, False):
@@ -397,12 +415,7 @@ def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tm
             engine = open_database(url)
             paper = create(engine, make_settings(database_url=url, replay_start="2025-09-01"))
             run_ticks(engine, make_settings(database_url=url, replay_start="2025-09-01"), 40, paper)
-            session_id = copy_session(finished.engine, finished.session_id, engine,
-                                      create_run(engine, params, 1), attach=attach)
-            with engine.connect() as conn:
-                stored[attach] = {t.name: [tuple(r) for r in conn.execute(
-                    select(t).where((t.c.id if t.name == "sessions" else t.c.session_id)
-                                    == session_id).order_by(t.c.id))] for t in TABLES}
+            stored[attach] = _copy_and_read(finished, params, engine, attach=attach)
             engine.dispose()
     finally:
         finished.dispose()
@@ -423,15 +436,7 @@ def test_the_postgresql_copy_stores_the_same_rows_as_the_sqlite_copy(pg_url: str
                                                                      tmp_path) -> None:
     """PostgreSQL receives a run through COPY (text format: NULLs, escapes, exact floats,
     booleans); into empty stores it must land exactly as SQLite's attached copy lands."""
-    from core.backtest import runner
-    from core.backtest.params import ticks_in
-    from core.backtest.service import create_run
-    from core.backtest.transfer import TABLES, copy_session
-
-    params, data = build_params(start="2025-10-09", end="2025-10-10", data_dir=DATA,
-                                interval="15m", symbols=list(SYMBOLS), capital=CAPITAL)
-    finished = runner.run(make_settings(database_url="sqlite://"), params, data,
-                          total=ticks_in(params, data))
+    params, finished = _finished_run("2025-10-09", "2025-10-10")
     stored = []
     try:
         with finished.engine.begin() as conn:  # text the COPY format must escape
@@ -440,12 +445,7 @@ def test_the_postgresql_copy_stores_the_same_rows_as_the_sqlite_copy(pg_url: str
                          {"r": TRICKY_TEXT})
         for url in (f"sqlite:///{tmp_path / 'main.db'}", pg_url):
             engine = open_database(url)
-            session_id = copy_session(finished.engine, finished.session_id, engine,
-                                      create_run(engine, params, 1))
-            with engine.connect() as conn:
-                stored.append({t.name: [tuple(r) for r in conn.execute(
-                    select(t).where((t.c.id if t.name == "sessions" else t.c.session_id)
-                                    == session_id).order_by(t.c.id))] for t in TABLES})
+            stored.append(_copy_and_read(finished, params, engine))
             engine.dispose()
     finally:
         finished.dispose()
@@ -453,6 +453,7 @@ def test_the_postgresql_copy_stores_the_same_rows_as_the_sqlite_copy(pg_url: str
     assert sqlite_rows["equity_snapshots"] and sqlite_rows["orders"]
     assert any(TRICKY_TEXT in r for r in postgres_rows["proposals"])
     assert sqlite_rows == postgres_rows
+
 
 def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
         store: tuple[Engine, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
