@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from core import queries, service
 from core.backtest.params import build_params
@@ -188,6 +188,15 @@ def _stored_run(engine: Engine, session_id: int) -> dict[str, Any]:
         }
 
 
+def _same_run(engine: Engine, one: Any, other: Any) -> None:
+    """Two runs stored the same rows and reported the same figures (timings aside)."""
+    assert _stored_run(engine, one.session_id) == _stored_run(engine, other.session_id)
+    reports = [dict(r.report) for r in (one, other)]
+    for report in reports:
+        report.pop("run")
+    assert json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
+
+
 def test_batched_writes_store_exactly_what_writing_every_tick_stores(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A backtest holds snapshots and abstention notes and flushes them every
@@ -200,18 +209,48 @@ def test_batched_writes_store_exactly_what_writing_every_tick_stores(
     try:
         batched = backtest(engine, settings, "2025-10-07", "2025-10-13")
         assert batched.ticks > desk_engine.PRIVATE_FLUSH_TICKS
-        monkeypatch.setattr(desk_engine, "PRIVATE_FLUSH_TICKS", 1)
-        every_tick = backtest(engine, settings, "2025-10-07", "2025-10-13")
-        first, second = (_stored_run(engine, r.session_id) for r in (batched, every_tick))
+        first = _stored_run(engine, batched.session_id)
         assert len(first["snapshots"]) == (batched.ticks + 1) * 6  # the session and 5 agents
         assert sum(1 for p in first["proposals"] if p[2] == "abstain") > batched.ticks
-        assert first == second
-        reports = [dict(r.report) for r in (batched, every_tick)]
-        for report in reports:
-            report.pop("run")
-        assert json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
+        monkeypatch.setattr(desk_engine, "PRIVATE_FLUSH_TICKS", 1)
+        _same_run(engine, batched, backtest(engine, settings, "2025-10-07", "2025-10-13"))
     finally:
         engine.dispose()
+
+
+def test_a_backtests_venue_in_memory_trades_exactly_like_one_on_a_stored_account(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backtest's paper venue keeps its account in memory; on a stored account (as a paper
+    session's venue) the same range must give the same orders, fills, funding and report."""
+    from decimal import Decimal
+
+    from core.backtest import runner
+    from core.exchanges.paper import PaperExchange
+    from core.store.base import Base
+
+    venue_store = create_engine(f"sqlite:///{tmp_path / 'venue.db'}")
+    Base.metadata.create_all(venue_store)
+    stored_venues: list[PaperExchange] = []
+
+    def on_a_stored_account(settings: Settings, _engine: Any, account: str, symbols: Any,
+                            interval: str, *, balance: Decimal) -> PaperExchange:
+        PaperExchange.open_account(venue_store, account, balance)
+        stored_venues.append(original(settings, venue_store, account, symbols, interval))
+        return stored_venues[-1]
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine, settings = open_database(url), make_settings(database_url=url)
+    original = runner.paper_exchange
+    try:
+        in_memory = backtest(engine, settings, "2025-10-07", "2025-10-13")
+        monkeypatch.setattr(runner, "paper_exchange", on_a_stored_account)
+        on_store = backtest(engine, settings, "2025-10-07", "2025-10-13")
+        assert len(stored_venues) == 1 and stored_venues[0].fills_since("BTCUSDT", 0)
+        assert in_memory.report["summary"]["trades"] > 10
+        _same_run(engine, in_memory, on_store)
+    finally:
+        engine.dispose()
+        venue_store.dispose()
 
 # ---------------------------------------------------------------------- the drawdown halt
 def test_the_halt_holds_through_the_october_2025_crash_and_no_ceo_differs(
@@ -499,7 +538,7 @@ def test_private_stores_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monk
         (folder / "desk.db").write_bytes(b"")
     old = time.time() - runner.ABANDONED_AFTER_S - 60
     os.utime(dead / "desk.db", (old, old))
-    stores = runner.PrivateStores.create()
+    stores = runner.PrivateStore.create()
     assert stores.folder.parent == tmp_path and stores.folder.exists()
     assert not dead.exists() and live.exists()
     stores.dispose()

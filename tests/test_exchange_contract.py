@@ -54,14 +54,18 @@ class Harness(Protocol):
 
 
 class PaperHarness:
-    def __init__(self, tmp_path: Path) -> None:
+    """The paper venue on a stored account, or (``stored=False``) a backtest's venue in memory."""
+
+    def __init__(self, tmp_path: Path, *, stored: bool = True) -> None:
+        terms = {"filters": default_filters(["BTCUSDT", ETH]), "taker_fee": 0.0004,
+                 "slippage_bps": 2, "funding_rate": 0.0001, "interval_ms": M15}
         self.engine = create_engine(f"sqlite:///{tmp_path / 'paper.db'}")
-        Base.metadata.create_all(self.engine)
-        PaperExchange.open_account(self.engine, "contract", D("10000"))
-        self.exchange = PaperExchange(
-            self.engine, "contract", filters=default_filters(["BTCUSDT", ETH]),
-            taker_fee=0.0004, slippage_bps=2, funding_rate=0.0001, interval_ms=M15,
-        )
+        if stored:
+            Base.metadata.create_all(self.engine)
+            PaperExchange.open_account(self.engine, "contract", D("10000"))
+            self.exchange = PaperExchange(self.engine, "contract", **terms)  # type: ignore[arg-type]
+        else:
+            self.exchange = PaperExchange.in_memory("contract", D("10000"), **terms)
         self.now = T0
         self.last = {ETH: START_PRICE, "BTCUSDT": 60_000.0}
         self.exchange.sync(MarketStep(now_ms=self.now, bars={}, prices=dict(self.last),
@@ -85,10 +89,10 @@ def _asterdex_harness(tmp_path: Path) -> Harness:
     return AsterdexHarness(tmp_path, prices={ETH: START_PRICE, "BTCUSDT": 60_000.0})
 
 
-@pytest.fixture(params=["paper", "asterdex"])
+@pytest.fixture(params=["paper", "paper-in-memory", "asterdex"])
 def venue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    if request.param == "paper":
-        harness: Harness = PaperHarness(tmp_path)
+    if request.param.startswith("paper"):
+        harness: Harness = PaperHarness(tmp_path, stored=request.param == "paper")
     else:
         harness = _asterdex_harness(tmp_path)
     try:

@@ -1,11 +1,10 @@
 """Runs one backtest through the desk's own engine in a private store.
 
-The session lives in a private SQLite file and the paper venue in a second one, in a temporary
-folder, written without syncing to disk (nothing there must survive a crash: an interrupted run is
-simply run again), so ticks wait on no disk, nothing waits on the dashboard or a live engine, the
-desk never calls the venue while it holds a write transaction on the venue's database, and the
-finished run can be attached to a SQLite main store and copied in SQL (core/backtest/transfer.py).
-Everything else is the code that trades paper: ``run_cycle``, the rule agents, the CEO's hard
+The session lives in a private SQLite file in a temporary folder, written without syncing to disk,
+and the paper venue keeps its account in memory (nothing of a run must survive a crash: an
+interrupted run is simply run again), so ticks wait on no disk, nothing waits on the dashboard or a
+live engine, and the finished run can be attached to a SQLite main store and copied in SQL
+(core/backtest/transfer.py). Everything else is the code that trades paper: ``run_cycle``, the rule agents, the CEO's hard
 rules (core/risk.py) and periodic reviews, the paper exchange with its fees, slippage, stops and
 funding, on the feed's step clock (one base bar per tick). At the end of the range the session is
 stopped like a user would stop it, so every position is closed at the last prices and every trade
@@ -41,7 +40,6 @@ from core.clock import FeedClock
 from core.config import Settings
 from core.engine import Desk, flush, run_cycle
 from core.errors import FeedExhausted
-from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayData, ReplayFeed
 from core.ledger import load_ledger
 from core.models import INTERVAL_MS
@@ -60,37 +58,30 @@ ABANDONED_AFTER_S = 3_600  # a private store untouched this long belongs to a ru
 
 
 @dataclass(slots=True)
-class PrivateStores:
-    """The run's two SQLite files (the desk's session, the paper venue) in a temporary folder."""
+class PrivateStore:
+    """The run's SQLite file (the desk's session) in a temporary folder of its own."""
 
     folder: Path
     engine: Engine
-    venue: Engine
 
     @classmethod
-    def create(cls) -> PrivateStores:
+    def create(cls) -> PrivateStore:
         _sweep_abandoned()
         folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-        engines: list[Engine] = []
         try:
-            for name in ("desk.db", "venue.db"):
-                engines.append(_private_store(folder / name))
-            return cls(folder, *engines)
+            return cls(folder, _private_store(folder / "desk.db"))
         except BaseException:
-            for engine in engines:
-                engine.dispose()
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
     def dispose(self) -> None:
         self.engine.dispose()
-        self.venue.dispose()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass(slots=True)
 class FinishedRun:
-    stores: PrivateStores  # the private store holding the session, and the venue's
+    stores: PrivateStore  # the private store holding the session
     session_id: int
     ticks: int
     settings: Settings
@@ -188,11 +179,10 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
     ``strategies`` replaces the roster's rule agents (matched by ``spec.key``; agents without
     one stay idle), e.g. for a benchmark's single strategy."""
     desk_settings = run_settings(settings, params)
-    stores = PrivateStores.create()
+    stores = PrivateStore.create()
     try:
         session_id = _create_session(stores.engine, params)
-        PaperExchange.open_account(stores.venue, ACCOUNT, Decimal(repr(params.capital)))
-        desk = _desk(desk_settings, params, data, stores.engine, stores.venue, session_id,
+        desk = _desk(desk_settings, params, data, stores.engine, session_id,
                      build_strategies() if strategies is None else strategies)
         every = max(1, total // 200)
         ticks = 0
@@ -215,9 +205,10 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
 
 
 def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: Engine,
-          venue_engine: Engine, session_id: int, strategies: list[Strategy]) -> Desk:
+          session_id: int, strategies: list[Strategy]) -> Desk:
     feed = BoundedFeed(data, start_ms=params.start_ms, end_ms=params.end_ms)
-    venue = paper_exchange(settings, venue_engine, ACCOUNT, tuple(params.symbols), params.interval)
+    venue = paper_exchange(settings, None, ACCOUNT, tuple(params.symbols), params.interval,
+                           balance=Decimal(repr(params.capital)))
     db = Session(engine, expire_on_commit=False)
     ledger = load_ledger(db, session_id)
     db.commit()

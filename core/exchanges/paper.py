@@ -11,7 +11,9 @@ notional, reduce-only, duplicate client order id).
 It plays a *remote* exchange: its state lives in the ``paper_*`` tables and every change commits in
 its own short transaction before a call returns, so a restarted process sees exactly what the venue
 had. Memory mirrors the database; a failed write restores memory and raises
-``ExchangeUnavailable``. ``sync`` touches the database only when something happened.
+``ExchangeUnavailable``. ``sync`` touches the database only when something happened. A backtest's
+venue (``PaperExchange.in_memory``) keeps the same state in memory only and writes nothing: nothing
+resumes a backtest after a crash, and every call behaves exactly as it does on a stored account.
 
 Model limits: one-way netting per symbol; resting orders must be reduce-only (stop entries are not
 simulated); funding is paid from the wallet (not the isolated margin) for the funding times during a
@@ -59,9 +61,11 @@ from core.exchanges.paper_guard import LossGuard
 from core.exchanges.paper_store import (
     AccountState,
     Changes,
+    StoredAccount,
     create_account,
     load_account,
     load_fills,
+    select_fills,
     write_changes,
 )
 from core.exchanges.paper_store import quantize as _q
@@ -86,13 +90,14 @@ DEFAULT_LEVERAGE = 20
 
 
 class PaperExchange(BarProcessing, LossGuard):
-    """The ``Exchange`` protocol over a simulated account, durable in the ``paper_*`` tables."""
+    """The ``Exchange`` protocol over a simulated account, durable in the ``paper_*`` tables (or,
+    without an engine, in memory only)."""
 
     name = "paper"
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         account_id: str,
         *,
         filters: dict[str, SymbolFilters],
@@ -101,6 +106,7 @@ class PaperExchange(BarProcessing, LossGuard):
         funding_rate: float,
         funding_interval_hours: int = 8,
         interval_ms: int = 900_000,
+        _unstored: StoredAccount | None = None,
     ) -> None:
         if not 1 <= funding_interval_hours <= 24:
             raise ValueError("funding_interval_hours must be 1..24")
@@ -115,9 +121,20 @@ class PaperExchange(BarProcessing, LossGuard):
         self._prices: dict[str, float] = {}
         self._now_ms = 0
         self._pending = ExchangeEvents()
-        self._load()
+        # without an engine, the venue's trade records (its "user trades") live here
+        self._fills: list[Fill] | None = None if engine is not None else []
+        self._load(_unstored)
 
     # ------------------------------------------------------------------ accounts and persistence
+
+    @classmethod
+    def in_memory(cls, account_id: str, balance: Decimal, **terms: object) -> PaperExchange:
+        """A venue whose account opens with ``balance`` USDT and lives in memory only (a backtest);
+        ``terms`` are the constructor's keyword arguments (filters, fees, slippage, funding)."""
+        if balance < 0:
+            raise ValueError("a paper account cannot start with a negative balance")
+        opened = StoredAccount(AccountState(_q(balance), 1, None), [], [], {})
+        return cls(None, account_id, _unstored=opened, **terms)  # type: ignore[arg-type]
 
     @staticmethod
     def open_account(engine: Engine, account_id: str, balance: Decimal) -> None:
@@ -126,8 +143,13 @@ class PaperExchange(BarProcessing, LossGuard):
             raise ValueError("a paper account cannot start with a negative balance")
         create_account(engine, account_id, balance)
 
-    def _load(self) -> None:
-        stored = load_account(self._engine, self.account_id)
+    def _load(self, unstored: StoredAccount | None) -> None:
+        if self._engine is None:
+            if unstored is None:
+                raise ValueError("a venue without a database is opened by PaperExchange.in_memory")
+            stored = unstored
+        else:
+            stored = load_account(self._engine, self.account_id)
         self._wallet: Decimal = stored.account.wallet_balance
         self._seq: int = stored.account.next_seq
         self._last_funding_ms: int | None = stored.account.last_funding_ms
@@ -166,8 +188,11 @@ class PaperExchange(BarProcessing, LossGuard):
         changes = Changes()
         try:
             yield changes
-            account = AccountState(self._wallet, self._seq, self._last_funding_ms)
-            write_changes(self._engine, self.account_id, account, changes)
+            if self._fills is not None:
+                self._fills.extend(changes.trades)  # type: ignore[arg-type]
+            else:
+                account = AccountState(self._wallet, self._seq, self._last_funding_ms)
+                write_changes(self._engine, self.account_id, account, changes)  # type: ignore[arg-type]
         except BaseException as exc:
             (
                 self._wallet,
@@ -222,11 +247,15 @@ class PaperExchange(BarProcessing, LossGuard):
         order = self._orders.get(client_order_id)
         if order is None or order.symbol != symbol:
             return None
-        fills = load_fills(self._engine, self.account_id, client_order_id=client_order_id)
-        return order.result(tuple(fills))
+        return order.result(tuple(self._trades(client_order_id=client_order_id)))
 
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
-        return load_fills(self._engine, self.account_id, symbol=symbol, since_ms=since_ms)
+        return self._trades(symbol=symbol, since_ms=since_ms)
+
+    def _trades(self, **where: str | int) -> list[Fill]:
+        if self._fills is not None:
+            return select_fills(self._fills, **where)  # type: ignore[arg-type]
+        return load_fills(self._engine, self.account_id, **where)  # type: ignore[arg-type]
 
     def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         order = self._orders.get(client_order_id)

@@ -319,8 +319,7 @@ def load_fills(
         stmt = stmt.where(t.c.ts_ms >= since_ms)
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
-    rows = sorted(rows, key=lambda r: (r["ts_ms"], int(r["trade_id"].rsplit("-T", 1)[1])))
-    return [
+    fills = [
         Fill(
             trade_id=r["trade_id"], client_order_id=r["client_order_id"], symbol=r["symbol"],
             side=OrderSide(r["side"]), quantity=r["quantity"], price=r["price"], fee=r["fee"],
@@ -328,3 +327,27 @@ def load_fills(
         )
         for r in rows
     ]
+    return sorted(fills, key=fill_order)
+
+
+def select_fills(
+    fills: Iterable[Fill],
+    *,
+    client_order_id: str | None = None,
+    symbol: str | None = None,
+    since_ms: int | None = None,
+) -> list[Fill]:
+    """``load_fills`` over fills held in memory (a venue that writes nothing): same filters, same
+    order."""
+    found = [
+        f for f in fills
+        if (client_order_id is None or f.client_order_id == client_order_id)
+        and (symbol is None or f.symbol == symbol)
+        and (since_ms is None or f.ts_ms >= since_ms)
+    ]
+    return sorted(found, key=fill_order)
+
+
+def fill_order(fill: Fill) -> tuple[int, int]:
+    """Oldest first; within a millisecond, in the order the venue made them (its trade sequence)."""
+    return fill.ts_ms, int(fill.trade_id.rsplit("-T", 1)[1])
