@@ -466,6 +466,7 @@ class _Judge:
                 notes.append(self._proposal_row(agent, None, note_kind, call, note, error, raw))
             elif kind == "proposal":
                 _, agent, p, call, row = op
+                self.desk.pending.flush(db.connection(), PROPOSALS)  # ids in time order
                 row.id = db.connection().execute(insert(PROPOSALS), self._proposal_row(
                     agent, p, "proposal", call)).inserted_primary_key[0]
             else:

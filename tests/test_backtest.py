@@ -176,8 +176,7 @@ def _stored_run(engine: Engine, session_id: int) -> dict[str, Any]:
                               "where e.session_id = :s order by e.ts_ms, a.name"),
             "proposals": rows("select a.name, p.tick_ms, p.kind, p.symbol, p.action, "
                               "p.reasoning from proposals p join agents a on a.id = p.agent_id "
-                              "where p.session_id = :s order by p.tick_ms, a.name, p.kind, "
-                              "p.symbol, p.reasoning"),
+                              "where p.session_id = :s order by p.id"),
             "decisions": rows("select ts_ms, kind, verdict, rules, reason from ceo_decisions "
                               "where session_id = :s order by id"),
             "session": rows("select status, clock_ms, ticks, decided_ms, last_review_ms, "
@@ -212,6 +211,8 @@ def test_batched_writes_store_exactly_what_writing_every_tick_stores(
         first = _stored_run(engine, batched.session_id)
         assert len(first["snapshots"]) == (batched.ticks + 1) * 6  # the session and 5 agents
         assert sum(1 for p in first["proposals"] if p[2] == "abstain") > batched.ticks
+        ticks_by_id = [p[1] for p in first["proposals"]]
+        assert ticks_by_id == sorted(ticks_by_id)  # held notes are written before later proposals
         monkeypatch.setattr(desk_engine, "PRIVATE_FLUSH_TICKS", 1)
         _same_run(engine, batched, backtest(engine, settings, "2025-10-07", "2025-10-13"))
     finally:

@@ -4,7 +4,9 @@ the engine flushes them.
 Paper and live flush at the end of every tick, so the dashboard sees them as before; a backtest's
 private store, which nobody reads until the run ends, flushes every few hundred ticks, so a year of
 bars costs a few hundred multi-row inserts instead of one statement per bar. Nothing reads these
-rows during a tick, and nothing refers to them, so holding them changes no decision.
+rows during a tick, and nothing refers to them, so holding them changes no decision. Notes held
+from earlier ticks are written before a tick's proposals (``flush(conn, PROPOSALS)``), so proposal
+ids stay in time order whatever the batching.
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ class PendingRows:
     def __len__(self) -> int:
         return sum(len(rows) for rows in self._rows.values())
 
-    def flush(self, conn: Connection) -> None:
-        """Insert everything held, inside the caller's transaction."""
-        rows_by_table, self._rows = self._rows, {}
-        for table, rows in rows_by_table.items():
+    def flush(self, conn: Connection, table: Table | None = None) -> None:
+        """Insert everything held (or only ``table``'s rows), inside the caller's transaction."""
+        if table is not None:
+            rows = self._rows.pop(table, None)
             if rows:
                 conn.execute(insert(table), rows)
+            return
+        rows_by_table, self._rows = self._rows, {}
+        for held, rows in rows_by_table.items():
+            if rows:
+                conn.execute(insert(held), rows)
