@@ -60,19 +60,17 @@ def paper_exchange(settings: Settings, engine: Engine | None, account_id: str,
                    balance: Decimal | None = None) -> PaperExchange:
     """The paper venue with the configured fees, slippage and funding: on its stored account for a
     session, or (no engine) opened with ``balance`` in memory only for a backtest."""
-    terms = {
-        "filters": default_filters(symbols),
-        "taker_fee": settings.paper_taker_fee,
-        "slippage_bps": settings.paper_slippage_bps,
-        "funding_rate": settings.paper_funding_rate,
-        "funding_interval_hours": settings.paper_funding_interval_hours,
-        "interval_ms": INTERVAL_MS[interval],
-    }
-    if engine is None:
-        if balance is None:
-            raise ValueError("a venue in memory needs its opening balance")
-        return PaperExchange.in_memory(account_id, balance, **terms)
-    return PaperExchange(engine, account_id, **terms)  # type: ignore[arg-type]
+    return PaperExchange(
+        engine,
+        account_id,
+        filters=default_filters(symbols),
+        taker_fee=settings.paper_taker_fee,
+        slippage_bps=settings.paper_slippage_bps,
+        funding_rate=settings.paper_funding_rate,
+        funding_interval_hours=settings.paper_funding_interval_hours,
+        interval_ms=INTERVAL_MS[interval],
+        opening_balance=balance,
+    )
 
 
 def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease | None) -> Desk:

@@ -57,15 +57,15 @@ class PaperHarness:
     """The paper venue on a stored account, or (``stored=False``) a backtest's venue in memory."""
 
     def __init__(self, tmp_path: Path, *, stored: bool = True) -> None:
-        terms = {"filters": default_filters(["BTCUSDT", ETH]), "taker_fee": 0.0004,
-                 "slippage_bps": 2, "funding_rate": 0.0001, "interval_ms": M15}
         self.engine = create_engine(f"sqlite:///{tmp_path / 'paper.db'}")
         if stored:
             Base.metadata.create_all(self.engine)
             PaperExchange.open_account(self.engine, "contract", D("10000"))
-            self.exchange = PaperExchange(self.engine, "contract", **terms)  # type: ignore[arg-type]
-        else:
-            self.exchange = PaperExchange.in_memory("contract", D("10000"), **terms)
+        self.exchange = PaperExchange(
+            self.engine if stored else None, "contract",
+            filters=default_filters(["BTCUSDT", ETH]), taker_fee=0.0004, slippage_bps=2,
+            funding_rate=0.0001, interval_ms=M15, opening_balance=None if stored else D("10000"),
+        )
         self.now = T0
         self.last = {ETH: START_PRICE, "BTCUSDT": 60_000.0}
         self.exchange.sync(MarketStep(now_ms=self.now, bars={}, prices=dict(self.last),

@@ -506,6 +506,22 @@ def test_failed_write_changes_nothing(engine: Engine, ex: PaperExchange) -> None
         assert venue.balance().wallet_balance == D("10000")
 
 
+def test_a_venue_in_memory_opens_with_its_balance_and_serves_its_own_fills(engine: Engine) -> None:
+    terms = {"filters": default_filters([ETH]), "taker_fee": 0.0005, "slippage_bps": 10,
+             "funding_rate": 0.0001, "interval_ms": M15}
+    for bad in (None, D("-1")):
+        with pytest.raises(ValueError, match="opening balance"):
+            PaperExchange(None, "mem", opening_balance=bad, **terms)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="open_account"):  # a stored account has its own balance
+        PaperExchange(engine, "acct", opening_balance=D("5"), **terms)  # type: ignore[arg-type]
+    venue = PaperExchange(None, "mem", opening_balance=D("10000"), **terms)  # type: ignore[arg-type]
+    price(venue, 2000.0)
+    fill = market(venue, "o1", BUY, "1").fills[0]
+    assert venue.get_order(ETH, "o1").fills == (fill,)  # type: ignore[union-attr]
+    assert venue.fills_since(ETH, 0) == [fill] and venue.fills_since(ETH, fill.ts_ms + 1) == []
+    assert venue.balance().wallet_balance == D("10000") - fill.fee
+
+
 def test_quiet_sync_does_no_database_work(engine: Engine, ex: PaperExchange) -> None:
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))

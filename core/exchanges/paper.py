@@ -12,8 +12,8 @@ It plays a *remote* exchange: its state lives in the ``paper_*`` tables and ever
 its own short transaction before a call returns, so a restarted process sees exactly what the venue
 had. Memory mirrors the database; a failed write restores memory and raises
 ``ExchangeUnavailable``. ``sync`` touches the database only when something happened. A backtest's
-venue (``PaperExchange.in_memory``) keeps the same state in memory only and writes nothing: nothing
-resumes a backtest after a crash, and every call behaves exactly as it does on a stored account.
+venue (no engine, an opening balance) keeps the same state in memory only and writes nothing:
+nothing resumes a backtest after a crash, and every call behaves exactly as on a stored account.
 
 Model limits: one-way netting per symbol; resting orders must be reduce-only (stop entries are not
 simulated); funding is paid from the wallet (not the isolated margin) for the funding times during a
@@ -106,8 +106,10 @@ class PaperExchange(BarProcessing, LossGuard):
         funding_rate: float,
         funding_interval_hours: int = 8,
         interval_ms: int = 900_000,
-        _unstored: StoredAccount | None = None,
+        opening_balance: Decimal | None = None,
     ) -> None:
+        """``engine`` None: the account lives in memory only and opens with ``opening_balance``
+        USDT (a backtest's venue)."""
         if not 1 <= funding_interval_hours <= 24:
             raise ValueError("funding_interval_hours must be 1..24")
         self._engine = engine
@@ -121,20 +123,10 @@ class PaperExchange(BarProcessing, LossGuard):
         self._prices: dict[str, float] = {}
         self._now_ms = 0
         self._pending = ExchangeEvents()
-        # without an engine, the venue's trade records (its "user trades") live here
-        self._fills: list[Fill] | None = None if engine is not None else []
-        self._load(_unstored)
+        self._fills: list[Fill] = []  # without an engine, the venue's trade records live here
+        self._load(opening_balance)
 
     # ------------------------------------------------------------------ accounts and persistence
-
-    @classmethod
-    def in_memory(cls, account_id: str, balance: Decimal, **terms: object) -> PaperExchange:
-        """A venue whose account opens with ``balance`` USDT and lives in memory only (a backtest);
-        ``terms`` are the constructor's keyword arguments (filters, fees, slippage, funding)."""
-        if balance < 0:
-            raise ValueError("a paper account cannot start with a negative balance")
-        opened = StoredAccount(AccountState(_q(balance), 1, None), [], [], {})
-        return cls(None, account_id, _unstored=opened, **terms)  # type: ignore[arg-type]
 
     @staticmethod
     def open_account(engine: Engine, account_id: str, balance: Decimal) -> None:
@@ -143,13 +135,15 @@ class PaperExchange(BarProcessing, LossGuard):
             raise ValueError("a paper account cannot start with a negative balance")
         create_account(engine, account_id, balance)
 
-    def _load(self, unstored: StoredAccount | None) -> None:
-        if self._engine is None:
-            if unstored is None:
-                raise ValueError("a venue without a database is opened by PaperExchange.in_memory")
-            stored = unstored
-        else:
+    def _load(self, opening_balance: Decimal | None) -> None:
+        if self._engine is not None:
+            if opening_balance is not None:
+                raise ValueError("a stored paper account opens with PaperExchange.open_account")
             stored = load_account(self._engine, self.account_id)
+        elif opening_balance is None or opening_balance < 0:
+            raise ValueError("a paper venue in memory needs an opening balance of 0 or more")
+        else:
+            stored = StoredAccount(AccountState(_q(opening_balance), 1, None), [], [], {})
         self._wallet: Decimal = stored.account.wallet_balance
         self._seq: int = stored.account.next_seq
         self._last_funding_ms: int | None = stored.account.last_funding_ms
@@ -188,11 +182,11 @@ class PaperExchange(BarProcessing, LossGuard):
         changes = Changes()
         try:
             yield changes
-            if self._fills is not None:
+            if self._engine is None:
                 self._fills.extend(changes.trades)  # type: ignore[arg-type]
             else:
                 account = AccountState(self._wallet, self._seq, self._last_funding_ms)
-                write_changes(self._engine, self.account_id, account, changes)  # type: ignore[arg-type]
+                write_changes(self._engine, self.account_id, account, changes)
         except BaseException as exc:
             (
                 self._wallet,
@@ -253,7 +247,7 @@ class PaperExchange(BarProcessing, LossGuard):
         return self._trades(symbol=symbol, since_ms=since_ms)
 
     def _trades(self, **where: str | int) -> list[Fill]:
-        if self._fills is not None:
+        if self._engine is None:
             return select_fills(self._fills, **where)  # type: ignore[arg-type]
         return load_fills(self._engine, self.account_id, **where)  # type: ignore[arg-type]
 
