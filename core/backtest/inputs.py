@@ -17,7 +17,8 @@ from core.feeds.replay import ReplayData
 from core.models import INTERVAL_MS
 from core.store.tables import AGENTS, CEO_DECISIONS, EQUITY_SNAPSHOTS, POSITIONS, SESSIONS
 
-AGENTS_ON_RULES = "agents ran on rules (no cached model replies are used in backtests)"
+AGENTS_ON_RULES = ("agents ran on rules (this run did not replay recorded model replies: "
+                   "--llm-cache, or 'Recorded model replies' on the Backtest page, does)")
 
 
 def load_trades(conn: Any, session_id: int) -> list[Trade]:
