@@ -81,7 +81,8 @@ class Desk:
     marks: dict[str, float] = field(default_factory=dict)
     llm: LLMServices | None = None  # issue 5: budget, CEO reviewer, shadow book (None: rules only)
     # Nobody else writes or reads this store while the engine runs (a backtest): no user intents
-    # to read each tick, and appended rows are flushed every PRIVATE_FLUSH_TICKS ticks.
+    # to read each tick, and appended rows are flushed every PRIVATE_FLUSH_TICKS ticks (held
+    # notes also before a tick's proposals, so proposal ids stay in time order).
     private_store: bool = False
     pending: PendingRows = field(default_factory=PendingRows)
     execution: Execution = field(init=False)

@@ -165,7 +165,8 @@ def test_the_same_backtest_twice_gives_identical_results(store: tuple[Engine, Se
 
 
 def _stored_run(engine: Engine, session_id: int) -> dict[str, Any]:
-    """Everything a backtest leaves in the store that the write batching could change."""
+    """What a backtest leaves in the store, ids and client order ids aside (they depend on where
+    the run was copied)."""
     with engine.connect() as conn:
         def rows(sql: str) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in conn.execute(text(sql), {"s": session_id})]
@@ -184,6 +185,17 @@ def _stored_run(engine: Engine, session_id: int) -> dict[str, Any]:
                             "from sessions where id = :s"),
             "agents": rows("select name, status, capital, peak_equity, ceo_pauses from agents "
                            "where session_id = :s order by name"),
+            "positions": rows("select symbol, side, status, quantity, entry_price, leverage, "
+                              "margin, stop_price, liquidation_price, opened_ms, closed_ms, "
+                              "exit_price, exit_qty, realized_pnl, fees, funding, close_reason "
+                              "from positions where session_id = :s order by id"),
+            "orders": rows("select exchange_order_id, symbol, side, type, purpose, quantity, "
+                           "stop_price, reduce_only, status, executed_qty, avg_price, error, "
+                           "created_ms from orders where session_id = :s order by id"),
+            "fills": rows("select trade_id, symbol, side, quantity, price, fee, realized_pnl, "
+                          "liquidation, ts_ms from fills where session_id = :s order by id"),
+            "funding": rows("select payment_id, symbol, amount, rate, ts_ms from funding "
+                            "where session_id = :s order by id"),
         }
 
 
@@ -248,6 +260,8 @@ def test_a_backtests_venue_in_memory_trades_exactly_like_one_on_a_stored_account
         on_store = backtest(engine, settings, "2025-10-07", "2025-10-13")
         assert len(stored_venues) == 1 and stored_venues[0].fills_since("BTCUSDT", 0)
         assert in_memory.report["summary"]["trades"] > 10
+        stored = _stored_run(engine, in_memory.session_id)
+        assert stored["fills"] and stored["funding"] and any(o[4] == "stop_loss" for o in stored["orders"])
         _same_run(engine, in_memory, on_store)
     finally:
         engine.dispose()

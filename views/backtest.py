@@ -194,7 +194,8 @@ def show_run(run: dict[str, Any]) -> None:
         st.success(halt["statement"], icon=":material/verified:")
     else:
         st.error(halt["statement"], icon=":material/report:")
-    st.caption(f"{report['agents_model'].capitalize()}. {report['conventions']}")
+    note = report["agents_model"]
+    st.caption(f"{note[:1].upper()}{note[1:]}. {report['conventions']}")
 
     left, right = st.columns(2)
     left.plotly_chart(curve_chart(report), width="stretch", config={"displayModeBar": False})

@@ -32,7 +32,6 @@ from sqlalchemy import Engine, create_engine, event, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-import core.exchanges.paper_store  # noqa: F401  (registers the venue's tables on the metadata)
 from core.agents.base import Strategy
 from core.agents.strategies import build_strategies
 from core.backtest.params import BacktestParams
