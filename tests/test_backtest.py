@@ -479,7 +479,7 @@ def test_the_sql_copy_of_an_attached_run_stores_the_same_rows_as_the_row_copy(tm
     assert session_id > finished.session_id  # shifted past the paper session's
     assert all(f"s{session_id}p" in r[cid_at] for r in stored[True]["orders"])
     assert stored[True] == stored[False]
-    assert not finished.stores.folder.exists()  # the run's private files are gone
+    assert not finished.store.folder.exists()  # the run's private files are gone
 
 
 TRICKY_TEXT = "tab\there, newline\nhere, return\r, back\\slash, \\N, é"
@@ -553,8 +553,8 @@ def test_private_stores_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monk
         (folder / "desk.db").write_bytes(b"")
     old = time.time() - runner.ABANDONED_AFTER_S - 60
     os.utime(dead / "desk.db", (old, old))
-    stores = runner.PrivateStore.create()
-    assert stores.folder.parent == tmp_path and stores.folder.exists()
+    store = runner.PrivateStore.create()
+    assert store.folder.parent == tmp_path and store.folder.exists()
     assert not dead.exists() and live.exists()
-    stores.dispose()
-    assert not stores.folder.exists()
+    store.dispose()
+    assert not store.folder.exists()

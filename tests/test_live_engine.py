@@ -304,13 +304,18 @@ def test_a_restart_with_a_position_the_store_does_not_know(live: Live) -> None:
     assert problems(live) == []
 
 
+def cancel_stops_at_venue(live: Live, symbol: str) -> None:
+    """Cancel the symbol's resting stops directly on the fake venue's book."""
+    with live.venue.lock:
+        for order in live.venue.book.open_orders(symbol):
+            if order.type == "STOP_MARKET":
+                live.venue.book.cancel(order, live.venue.now_ms())
+
+
 def test_a_stop_missing_after_a_restart_is_replaced_and_the_naked_time_logged(live: Live) -> None:
     pos = run_until_open(live)
     live.driver.stop()
-    with live.venue.lock:  # someone cancels the stop on the venue while the engine is down
-        for o in live.venue.book.open_orders(pos.symbol):
-            if o.type == "STOP_MARKET":
-                live.venue.book.cancel(o, live.venue.now_ms())
+    cancel_stops_at_venue(live, pos.symbol)  # someone cancels the stop while the engine is down
     live.venue.advance_market(M15)  # time passes
     live.restart()
     live.tick(advance=False)
@@ -395,10 +400,7 @@ def test_a_halt_whose_close_is_refused_leaves_the_position_under_its_stop(live: 
 def test_a_venue_error_during_the_restart_reconcile_is_retried_before_trading(live: Live) -> None:
     pos = run_until_open(live)
     live.driver.stop()
-    with live.venue.lock:  # the stop is cancelled at the venue while the engine is down
-        for order in live.venue.book.open_orders(pos.symbol):
-            if order.type == "STOP_MARKET":
-                live.venue.book.cancel(order, live.venue.now_ms())
+    cancel_stops_at_venue(live, pos.symbol)  # while the engine is down
     live.restart()
     live.venue.inject("GET positionRisk", "503")  # one transient error while reconciling
     assert live.tick(advance=False) == [None]  # no tick before the venue's truth is settled

@@ -4,11 +4,11 @@ The session lives in a private SQLite file in a temporary folder, written withou
 and the paper venue keeps its account in memory (nothing of a run must survive a crash: an
 interrupted run is simply run again), so ticks wait on no disk, nothing waits on the dashboard or a
 live engine, and the finished run can be attached to a SQLite main store and copied in SQL
-(core/backtest/transfer.py). Everything else is the code that trades paper: ``run_cycle``, the rule agents, the CEO's hard
-rules (core/risk.py) and periodic reviews, the paper exchange with its fees, slippage, stops and
-funding, on the feed's step clock (one base bar per tick). At the end of the range the session is
-stopped like a user would stop it, so every position is closed at the last prices and every trade
-is complete.
+(core/backtest/transfer.py). Everything else is the code that trades paper: ``run_cycle``, the
+rule agents, the CEO's hard rules (core/risk.py) and periodic reviews, the paper exchange with its
+fees, slippage, stops and funding, on the feed's step clock (one base bar per tick). At the end of
+the range the session is stopped like a user would stop it, so every position is closed at the
+last prices and every trade is complete.
 
 With the CEO off (``ceo=False``) the agents trade under the venue's own limits only: leverage up to
 the symbol's maximum (and the agent's own cap, which is part of its roster entry), the margin the
@@ -80,17 +80,17 @@ class PrivateStore:
 
 @dataclass(slots=True)
 class FinishedRun:
-    stores: PrivateStore  # the private store holding the session
+    store: PrivateStore  # the private store holding the session
     session_id: int
     ticks: int
     settings: Settings
 
     @property
     def engine(self) -> Engine:
-        return self.stores.engine
+        return self.store.engine
 
     def dispose(self) -> None:
-        self.stores.dispose()
+        self.store.dispose()
 
 
 class BoundedFeed(ReplayFeed):
@@ -178,10 +178,10 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
     ``strategies`` replaces the roster's rule agents (matched by ``spec.key``; agents without
     one stay idle), e.g. for a benchmark's single strategy."""
     desk_settings = run_settings(settings, params)
-    stores = PrivateStore.create()
+    store = PrivateStore.create()
     try:
-        session_id = _create_session(stores.engine, params)
-        desk = _desk(desk_settings, params, data, stores.engine, session_id,
+        session_id = _create_session(store.engine, params)
+        desk = _desk(desk_settings, params, data, store.engine, session_id,
                      build_strategies() if strategies is None else strategies)
         every = max(1, total // 200)
         ticks = 0
@@ -198,9 +198,9 @@ def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: 
             progress(ticks, total)
         desk.db.close()
     except BaseException:
-        stores.dispose()
+        store.dispose()
         raise
-    return FinishedRun(stores, session_id, ticks, desk_settings)
+    return FinishedRun(store, session_id, ticks, desk_settings)
 
 
 def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: Engine,
