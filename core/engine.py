@@ -80,9 +80,11 @@ class Desk:
     concurrent_agents: bool = False
     marks: dict[str, float] = field(default_factory=dict)
     llm: LLMServices | None = None  # issue 5: budget, CEO reviewer, shadow book (None: rules only)
-    # Nobody else writes or reads this store while the engine runs (a backtest): no user intents
-    # to read each tick, and appended rows are flushed every PRIVATE_FLUSH_TICKS ticks (held
-    # notes also before a tick's proposals, so proposal ids stay in time order).
+    # Nobody else writes or reads this store while the engine runs (a backtest), and nothing of a
+    # run must survive a crash (an interrupted run is run again): no user intents to read each
+    # tick, appended rows are flushed every PRIVATE_FLUSH_TICKS ticks (held notes also before a
+    # tick's proposals, so proposal ids stay in time order), and ``commit`` may hold everything
+    # for ``flush`` to commit (see core/backtest/runner.py).
     private_store: bool = False
     pending: PendingRows = field(default_factory=PendingRows)
     execution: Execution = field(init=False)
@@ -161,10 +163,11 @@ def run_cycle(desk: Desk) -> CycleReport:
 
 
 def flush(desk: Desk) -> None:
-    """Write what the ticks held back (appended rows, the session's clock and peaks) and commit."""
+    """Write what the ticks held back (appended rows, the session's clock and peaks) and commit
+    (a private store's ``commit`` may hold its writes for this one)."""
     desk.pending.flush(desk.db.connection())
     _save_session(desk)
-    desk.commit()
+    (desk.db.commit if desk.private_store else desk.commit)()
 
 
 # ---------------------------------------------------------------------- intents and status
@@ -314,7 +317,7 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
         return  # nothing to send: the end-of-tick commit makes the decisions durable
     if not desk.private_store:  # the tick's notes too: a failed send must not lose them
         desk.pending.flush(desk.db.connection())
-    _save_session(desk)
+        _save_session(desk)
     desk.commit()  # decisions and their positions are durable before any order leaves
     for pos in judge.exits:
         desk.execution.close_position(pos, "agent")

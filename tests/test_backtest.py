@@ -231,6 +231,37 @@ def test_batched_writes_store_exactly_what_writing_every_tick_stores(
         engine.dispose()
 
 
+def test_a_private_store_commits_only_when_the_engine_flushes(tmp_path) -> None:
+    """Paper and live commit before every venue call; a backtest's private store holds its
+    writes for the engine's flush (every PRIVATE_FLUSH_TICKS ticks, and at the end)."""
+    from sqlalchemy import event
+
+    from core import engine as desk_engine
+    from core.backtest import runner
+
+    commits: list[str] = []
+
+    def count(conn: Any) -> None:
+        if runner.FOLDER_PREFIX in str(conn.engine.url):
+            commits.append(str(conn.engine.url))
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine, settings = open_database(url), make_settings(database_url=url)
+    event.listen(Engine, "commit", count)
+    try:
+        result = backtest(engine, settings, "2025-10-07", "2025-10-13")
+    finally:
+        event.remove(Engine, "commit", count)
+        engine.dispose()
+    assert result.report["summary"]["trades"] > 10  # each order would have committed twice
+    flushes = result.ticks // desk_engine.PRIVATE_FLUSH_TICKS
+    assert flushes >= 1
+    # setting up (schema, session, the desk's ledger, the install's order-id prefix), a flush
+    # every PRIVATE_FLUSH_TICKS ticks, the flush at the end of the range, and stopping the
+    # session (its intent, then the flush of the tick that closed everything)
+    assert len(commits) == 4 + flushes + 1 + 2
+
+
 def test_a_backtests_venue_in_memory_trades_exactly_like_one_on_a_stored_account(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A backtest's paper venue keeps its account in memory; on a stored account (as a paper

@@ -1,9 +1,9 @@
 """Runs one backtest through the desk's own engine in a private store.
 
-The session lives in a private SQLite file in a temporary folder, written without syncing to disk,
-and the paper venue keeps its account in memory (nothing of a run must survive a crash: an
-interrupted run is simply run again), so ticks wait on no disk, nothing waits on the dashboard or a
-live engine, and the finished run can be attached to a SQLite main store and copied in SQL
+The session lives in a private SQLite file in a temporary folder, written without syncing to disk
+and committed only when the engine flushes (every few hundred ticks), and the paper venue keeps its
+account in memory (nothing of a run must survive a crash: an interrupted run is simply run again),
+so ticks wait on no disk, nothing waits on the dashboard or a live engine, and the finished run can be attached to a SQLite main store and copied in SQL
 (core/backtest/transfer.py). Everything else is the code that trades paper: ``run_cycle``, the
 rule agents, the CEO's hard rules (core/risk.py) and periodic reviews, the paper exchange with its
 fees, slippage, stops and funding, on the feed's step clock (one base bar per tick). At the end of
@@ -214,9 +214,15 @@ def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: 
     return Desk(
         db=db, ledger=ledger, feed=feed, exchange=venue, clock=FeedClock(feed),
         strategies={s.spec.key: s for s in strategies}, settings=settings,
-        limits=run_limits(settings, params.ceo), commit=db.commit, concurrent_agents=False,
+        limits=run_limits(settings, params.ceo), commit=_held, concurrent_agents=False,
         private_store=True,
     )
+
+
+def _held() -> None:
+    """The engine's commits before each venue call make paper and live orders durable before
+    they leave; a private store's writes wait for the engine's next flush instead (one commit
+    every PRIVATE_FLUSH_TICKS ticks), since a killed run is run again, never resumed."""
 
 
 def _stop(desk: Desk) -> None:
