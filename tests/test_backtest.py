@@ -569,23 +569,44 @@ def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
 
 
 def test_private_stores_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monkeypatch) -> None:
-    """A run's private files live in a temporary folder removed when it ends; a folder left by a
-    killed process is removed by a later run once nothing has touched it for an hour."""
+    """A run's private store lives in a temporary folder removed when it ends, marked with the
+    process that runs it; a later run removes the folders of processes that are gone (a pid now
+    used by another process counts as gone), and folders without a mark once an hour old."""
     import os
+    import subprocess
+    import sys
     import tempfile
     import time
 
     from core.backtest import runner
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead, live = tmp_path / f"{runner.FOLDER_PREFIX}dead", tmp_path / f"{runner.FOLDER_PREFIX}live"
-    for folder in (dead, live):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    gone_pid = int(finished.stdout)
+    me = runner._process_mark(os.getpid())
+    assert me.split()[1] != "?"  # this machine's /proc gives start times
+    owners = {
+        "killed": f"{gone_pid} 1",  # its process ended a moment ago
+        "reused": f"{os.getpid()} {int(me.split()[1]) + 1}",  # the pid now runs another process
+        "live": me,
+        "half-written": str(os.getpid()),
+        "old-unmarked": None,
+        "fresh-unmarked": None,
+    }
+    for name, owner in owners.items():
+        folder = tmp_path / f"{runner.FOLDER_PREFIX}{name}"
         folder.mkdir()
         (folder / "desk.db").write_bytes(b"")
+        if owner is not None:
+            (folder / runner.OWNER_FILE).write_text(owner)
     old = time.time() - runner.ABANDONED_AFTER_S - 60
-    os.utime(dead / "desk.db", (old, old))
+    os.utime(tmp_path / f"{runner.FOLDER_PREFIX}old-unmarked" / "desk.db", (old, old))
     store = runner.PrivateStore.create()
     assert store.folder.parent == tmp_path and store.folder.exists()
-    assert not dead.exists() and live.exists()
+    assert (store.folder / runner.OWNER_FILE).read_text() == me
+    left = sorted(f.name.removeprefix(runner.FOLDER_PREFIX) for f in tmp_path.iterdir()
+                  if f != store.folder)
+    assert left == ["fresh-unmarked", "half-written", "live"]
     store.dispose()
     assert not store.folder.exists()

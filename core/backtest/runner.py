@@ -20,6 +20,7 @@ the stop-width rule, gross exposure, pauses, rebalances and the drawdown halt ar
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -53,7 +54,8 @@ ACCOUNT = "backtest"
 AGENT_MODEL = "rules (backtest)"
 NO_LIMIT = 1_000_000_000
 FOLDER_PREFIX = "desk-backtest-"
-ABANDONED_AFTER_S = 3_600  # a private store untouched this long belongs to a run that died
+OWNER_FILE = "owner"  # "<pid> <start time>" of the process running the backtest
+ABANDONED_AFTER_S = 3_600  # a folder with no owner file, untouched this long, belongs to no run
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ class PrivateStore:
         _sweep_abandoned()
         folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         try:
+            _write_owner(folder)
             return cls(folder, _private_store(folder / "desk.db"))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -108,15 +111,52 @@ class BoundedFeed(ReplayFeed):
 
 
 def _sweep_abandoned() -> None:
-    """Remove the folders of runs whose process died (a running one writes every few seconds)."""
+    """Remove the folders of runs whose process is gone (killed, crashed, the machine rebooted).
+    A folder without a readable owner (an older desk's, or one being created this instant) is
+    removed once nothing in it has changed for an hour."""
     cutoff = time.time() - ABANDONED_AFTER_S
     for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
         try:
-            newest = max((f.stat().st_mtime for f in folder.iterdir()), default=folder.stat().st_mtime)
+            running = _owner_running(folder / OWNER_FILE)
+            if running is None:
+                running = max((f.stat().st_mtime for f in folder.iterdir()),
+                              default=folder.stat().st_mtime) >= cutoff
         except OSError:
             continue
-        if newest < cutoff:
+        if not running:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_owner(folder: Path) -> None:
+    part = folder / f"{OWNER_FILE}.part"
+    part.write_text(_process_mark(os.getpid()))
+    os.replace(part, folder / OWNER_FILE)  # a sweeper sees the whole mark or none
+
+
+def _process_mark(pid: int) -> str:
+    """``pid`` and, where /proc tells it, the process's start time (a reused pid differs in it)."""
+    try:
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid} {start}"
+
+
+def _owner_running(path: Path) -> bool | None:
+    """Is the process an owner file names still the one that wrote it? None without a file
+    holding a whole mark."""
+    try:
+        pid_text, start = path.read_text().split()
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return start == "?" or _process_mark(pid) == f"{pid} {start}"
 
 
 def _unsynced(dbapi_conn: object, _record: object) -> None:
