@@ -3,12 +3,12 @@
 The session lives in a private SQLite file in a temporary folder, written without syncing to disk
 and committed only when the engine flushes (every few hundred ticks), and the paper venue keeps its
 account in memory (nothing of a run must survive a crash: an interrupted run is simply run again),
-so ticks wait on no disk, nothing waits on the dashboard or a live engine, and the finished run can be attached to a SQLite main store and copied in SQL
-(core/backtest/transfer.py). Everything else is the code that trades paper: ``run_cycle``, the
-rule agents, the CEO's hard rules (core/risk.py) and periodic reviews, the paper exchange with its
-fees, slippage, stops and funding, on the feed's step clock (one base bar per tick). At the end of
-the range the session is stopped like a user would stop it, so every position is closed at the
-last prices and every trade is complete.
+so ticks wait on no disk, nothing waits on the dashboard or a live engine, and the finished run can
+be attached to a SQLite main store and copied in SQL (core/backtest/transfer.py). Everything else
+is the code that trades paper: ``run_cycle``, the rule agents, the CEO's hard rules (core/risk.py)
+and periodic reviews, the paper exchange with its fees, slippage, stops and funding, on the feed's
+step clock (one base bar per tick). At the end of the range the session is stopped like a user
+would stop it, so every position is closed at the last prices and every trade is complete.
 
 With the CEO off (``ceo=False``) the agents trade under the venue's own limits only: leverage up to
 the symbol's maximum (and the agent's own cap, which is part of its roster entry), the margin the
