@@ -65,7 +65,10 @@ def test_a_backtest_runs_stores_and_lists(env: dict[str, str]) -> None:
     (["--from", "2025-10-08"], "--from DATE and --to DATE"),
     (["--from", "2025-13-01", "--to", "2025-12-02"], "is not a date"),
     (["--from", "2025-10-09", "--to", "2025-10-08"], "must be after"),
-    (["--from", "2020-01-01", "--to", "2020-02-01"], "outside the data"),
+    (["--from", "2020-01-01", "--to", "2020-02-01"],
+     "the range from 2020-01-01 to 2020-02-01 is outside the data (recorded 2025-05-01 to "),
+    (["--from", "2020-01-01", "--to", "2025-10-09"],
+     "'from' 2020-01-01 is before the start of the data"),
     (["--from", "2026-04-01", "--to", "2026-09-01"], "after the end of the data"),
     (["--from", "2025-10-08", "--to", "2025-10-09", "--symbols", "DOGEUSDT"], "DOGEUSDT-15m.csv"),
     (["--from", "2025-10-08", "--to", "2025-10-09", "--capital", "5"], "at least 100"),
@@ -108,7 +111,23 @@ def _corrupt(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame | str, str]:
     if kind == "empty value":
         f["high"] = f["high"].astype(object)
         f.loc[9, "high"] = None
-        return f, "row 11: high is not a number"
+        return f, "row 11: high is empty"
+    if kind == "infinite":
+        f.loc[30, "close"] = float("inf")
+        return f, "row 32: close is not a finite number ('inf')"
+    if kind == "zero price":
+        f.loc[20, "low"] = 0.0
+        return f, "row 22: a price is zero or negative"
+    if kind == "negative volume":
+        f.loc[25, "volume"] = -1.0
+        return f, "row 27: volume is negative"
+    if kind == "high below close":
+        f.loc[50, "high"] = f.loc[50, "close"] * 0.9
+        return f, "row 52: high is below open, low or close"
+    if kind == "low above open":
+        f.loc[55, "low"] = max(f.loc[55, "open"], f.loc[55, "close"]) * 1.001
+        f.loc[55, "high"] = f.loc[55, "low"] * 1.001
+        return f, "row 57: low is above open, high or close"
     if kind == "duplicate":
         f.loc[60, "open_time_ms"] = f.loc[59, "open_time_ms"]
         return f, "row 62: duplicate timestamp"
@@ -120,7 +139,8 @@ def _corrupt(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame | str, str]:
     raise ValueError(kind)
 
 
-KINDS = ["missing column", "non-numeric", "empty value", "duplicate", "unsorted", "gap"]
+KINDS = ["missing column", "non-numeric", "empty value", "infinite", "zero price",
+         "negative volume", "high below close", "low above open", "duplicate", "unsorted", "gap"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

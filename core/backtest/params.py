@@ -2,7 +2,9 @@
 
 Dates are UTC. ``--from DATE`` starts at that day's midnight and ``--to DATE`` runs through the end
 of that day (a timestamp such as ``2025-10-10T12:00`` is taken exactly). The range must lie inside
-the recorded data of every chosen symbol; the data is read (and refused file by file, row by row,
+the recorded data of every chosen symbol (its first and last day may be named whole: the run then
+starts at its first bar or ends at its last; a range reaching further is refused, never quietly
+shortened); the data is read (and refused file by file, row by row,
 see ``core.feeds.replay.read_candles``) here, so a bad request fails before any work starts.
 """
 
@@ -58,7 +60,7 @@ def parse_time(text: str, *, end: bool) -> int:
     try:
         when = datetime.fromisoformat(raw)
     except ValueError:
-        raise ConfigError(f"{'--to' if end else '--from'} {text!r} is not a date (YYYY-MM-DD)") from None
+        raise ConfigError(f"'{'to' if end else 'from'}' {text!r} is not a date (YYYY-MM-DD)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     if end and len(raw) == 10:
@@ -90,25 +92,29 @@ def build_params(
         raise ConfigError("a symbol is listed twice")
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
-        raise ConfigError(f"--data {folder}: not a folder")
+        raise ConfigError(f"data folder {folder}: not a folder")
     start_ms, end_ms = parse_time(start, end=False), parse_time(end, end=True)
+    asked = f"from {start.strip()} to {end.strip()}"
     if end_ms <= start_ms:
-        raise ConfigError(f"--to ({_fmt(end_ms)}) must be after --from ({_fmt(start_ms)})")
+        raise ConfigError(f"the range {asked} ends before it starts: 'to' must be after 'from'")
     try:
         data = load_replay_data(folder.resolve(), interval, chosen)
     except FeedError as exc:
         raise ConfigError(str(exc)) from None
     step = INTERVAL_MS[interval]
     first_close, last_close = int(data.open_ms[0]) + step, int(data.open_ms[-1]) + step
-    start_ms = max(start_ms, first_close)  # a range from the data's first day starts at its first bar
+    recorded = f"{_day(first_close - step)} to {_day(last_close - 1)}"
     if start_ms >= last_close or end_ms <= first_close:
-        raise ConfigError(f"the range {_fmt(start_ms)} → {_fmt(end_ms)} is outside the data "
-                          f"({_fmt(first_close)} → {_fmt(last_close)})")
-    if end_ms > last_close and end_ms - last_close < DAY_MS:
-        end_ms = last_close  # the data's last (partial) day: run to its last bar
-    if end_ms > last_close:
-        raise ConfigError(f"--to {_fmt(end_ms)} is after the end of the data ({_fmt(last_close)}); "
-                          f"choose {ms_to_dt(last_close - 1):%Y-%m-%d} or earlier")
+        raise ConfigError(f"the range {asked} is outside the data (recorded {recorded})")
+    # the data's first and last (partial) days run from its first bar or to its last one; a
+    # range reaching further is refused rather than quietly shortened
+    if first_close - start_ms >= DAY_MS:
+        raise ConfigError(f"'from' {start.strip()} is before the start of the data (recorded "
+                          f"{recorded}); choose {_day(first_close - step)} or later")
+    if end_ms - last_close >= DAY_MS:
+        raise ConfigError(f"'to' {end.strip()} is after the end of the data (recorded "
+                          f"{recorded}); choose {_day(last_close - 1)} or earlier")
+    start_ms, end_ms = max(start_ms, first_close), min(end_ms, last_close)
     params = BacktestParams(start_ms, end_ms, str(folder.resolve()), interval, chosen,
                             float(capital), ceo, name.strip()[:120] if name else None,
                             bool(llm_cache))
@@ -127,3 +133,7 @@ def ticks_in(params: BacktestParams, data: ReplayData) -> int:
 
 def _fmt(ms: int) -> str:
     return f"{ms_to_dt(ms):%Y-%m-%d %H:%M} UTC"
+
+
+def _day(ms: int) -> str:
+    return f"{ms_to_dt(ms):%Y-%m-%d}"

@@ -38,11 +38,15 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
         raise FeedError(f"{path}: missing column(s) {', '.join(missing)}")
     for col in CSV_COLUMNS:
         numeric = pd.to_numeric(frame[col], errors="coerce")
-        bad = numeric.isna()
+        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
         if bad.any():
-            row = int(bad.idxmax()) + 2  # 1-based plus the header line
-            raise FeedError(f"{path}: row {row}: {col} is not a number ({frame[col].iloc[row - 2]!r})")
+            at = int(bad.argmax())
+            raw = frame[col].iloc[at]
+            what = ("is empty" if pd.isna(raw) else f"is not a number ({str(raw)!r})"
+                    if pd.isna(numeric.iloc[at]) else f"is not a finite number ({str(raw)!r})")
+            raise FeedError(f"{path}: row {at + 2}: {col} {what}")  # 1-based plus the header
         frame[col] = numeric
+    _check_candles(path, frame)
     times = frame["open_time_ms"].astype("int64")
     steps = times.diff().iloc[1:]
     if (steps <= 0).any():
@@ -58,6 +62,23 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
         raise FeedError(f"{path}: row {row}: gap in the {interval} candles")
     frame["open_time_ms"] = times
     return frame.reset_index(drop=True)
+
+
+def _check_candles(path: Path, frame: pd.DataFrame) -> None:
+    """Prices above zero, volume not negative, and each bar's high and low around its open and
+    close: a bad price would otherwise trade, and show on the equity curve, as if it were real."""
+    prices = frame[["open", "high", "low", "close"]]
+    checks = (
+        ((prices <= 0).any(axis=1), "a price is zero or negative"),
+        (frame["volume"] < 0, "volume is negative"),
+        (frame["high"] < prices.drop(columns="high").max(axis=1), "high is below open, low or close"),
+        (frame["low"] > prices.drop(columns="low").min(axis=1), "low is above open, high or close"),
+    )
+    first = [(int(bad.to_numpy().argmax()), what) for bad, what in checks if bad.any()]
+    if first:
+        at, what = min(first, key=lambda found: found[0])  # the first row; in it, the first check
+        values = ", ".join(f"{c} {frame[c].iloc[at]:g}" for c in CSV_COLUMNS[1:])
+        raise FeedError(f"{path}: row {at + 2}: {what} ({values})")
 
 
 def resample(frame: pd.DataFrame, interval_ms: int) -> pd.DataFrame:
