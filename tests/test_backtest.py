@@ -349,6 +349,10 @@ def test_a_tight_limit_halts_the_desk_in_the_crash_and_the_report_checks_it(tmp_
         why = conn.scalar(text("select reason from ceo_decisions where session_id = :s and "
                                "kind = 'halt'"), {"s": result.session_id})
     assert later == 0  # nothing opens after the halt
+    assert check["halted_ms"] == halt_ms
+    flat_days = (result.report["run"]["params"]["end_ms"] - halt_ms) / 86_400_000
+    assert (f"It fired on {pd.Timestamp(halt_ms, unit='ms'):%Y-%m-%d %H:%M} UTC; the desk then "
+            f"stayed flat for the last {flat_days:,.1f} days of the range") in check["statement"]
     assert reasons <= {"drawdown_halt"}
     assert "loss guard closed every position" in why  # inside the bar, at the limit
     engine.dispose()

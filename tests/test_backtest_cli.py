@@ -61,6 +61,43 @@ def test_a_backtest_runs_stores_and_lists(env: dict[str, str]) -> None:
     assert "no sessions yet" in ok(run_cli(env, "session", "list"))
 
 
+def test_ctrl_c_stops_a_run_says_so_and_marks_it_interrupted(env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**env, "TMPDIR": str(tmp_path)}  # the run's private folder lands where we can see it
+    proc = subprocess.Popen([sys.executable, "-m", "core", "backtest", "--from", "2025-05-02",
+                             "--to", "2026-04-28", "--interval", "15m"], cwd=PROJECT_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # wait until it is ticking
+            time.sleep(0.2)
+            try:
+                with sqlite3.connect(path) as conn:
+                    row = conn.execute("select ticks_done from backtest_runs").fetchone()
+            except sqlite3.OperationalError:
+                continue
+            if row and row[0]:
+                break
+        assert any(tmp_path.glob("desk-backtest-*")), "no private store while it runs"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted: backtest run 1 is recorded as interrupted" in err, err
+    with sqlite3.connect(path) as conn:
+        status, error = conn.execute("select status, error from backtest_runs").fetchone()
+    assert status == "interrupted" and "stopped by the user (Ctrl-C)" in error
+    assert not list(tmp_path.glob("desk-backtest-*"))  # its private store is removed
+    assert "interrupted" in ok(run_cli(env, "backtest", "--list"))
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--from", "2025-10-08"], "--from DATE and --to DATE"),
     (["--from", "2025-13-01", "--to", "2025-12-02"], "is not a date"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,9 +46,9 @@ def clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def seed(db: Engine, app_env: str, *, ceo: bool) -> int:
+def seed(db: Engine, app_env: str, *, ceo: bool, data_dir: Path = DATA) -> int:
     settings = make_settings(database_url=app_env)
-    params, data = build_params(start="2025-10-08", end="2025-10-10", data_dir=DATA, interval="15m",
+    params, data = build_params(start="2025-10-08", end="2025-10-10", data_dir=data_dir, interval="15m",
                                 symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], capital=100_000, ceo=ceo)
     return run_backtest(db, settings, params, data).run_id
 
@@ -74,16 +76,20 @@ def test_the_empty_page_says_what_to_do(db: Engine) -> None:
     assert any(b.label == "Run backtest" for b in at.button)
 
 
-def test_a_run_from_the_form_shows_progress_then_its_report(db: Engine, downloads) -> None:  # noqa: F811
+def test_a_run_from_the_form_shows_progress_then_its_report(db: Engine, app_env: str,
+                                                           downloads) -> None:  # noqa: F811
+    earlier = seed(db, app_env, ceo=True)
     at = page()
+    assert any(s.value.startswith(f"Run {earlier}") for s in at.subheader)
     form(at, **{"from": date(2025, 10, 9), "to": date(2025, 10, 10), "symbols": "BTCUSDT,ETHUSDT"})
     at.run()
     clean(at)
     runs = queries.backtest_runs(db)
-    assert len(runs) == 1
+    assert len(runs) == 2
     run_id = runs[0]["id"]
     jobs.wait(run_id, timeout=120)
-    at.run()  # the fragment's poll (AppTest does not run timers): the run is done, report shown
+    at.run()  # the fragment's poll (AppTest does not run timers): the run is done
+    at.run()  # ... and the page shows the new run, not the one shown before
     clean(at)
     assert not at.error, [e.value for e in at.error]
     run = queries.backtest_run(db, run_id)
@@ -123,7 +129,27 @@ def test_runs_are_listed_and_compared_side_by_side(db: Engine, app_env: str) -> 
         f"#{r['id']} {r['name']}" for r in queries.backtest_runs(db)]
     row = compare.set_index("figure").loc["CEO"]
     assert sorted(row.tolist()) == ["off", "on"]
+    returns = compare.set_index("figure").loc["Total return"].tolist()  # text, as shown
+    assert all(isinstance(v, str) and v.endswith("%") for v in returns), returns
+    assert set(compare.set_index("figure").loc["Range"]) == {"2025-10-08 → 2025-10-10"}
     assert len(at.get("plotly_chart")) >= 5  # equity, drawdown, agents, candles, comparison
     at.selectbox(key="bt_show").set_value(with_ceo).run()
     clean(at)
     assert any(s.value.startswith(f"Run {with_ceo}") for s in at.subheader)
+
+
+def test_a_run_whose_data_folder_is_gone_still_shows_its_report(
+        db: Engine, app_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.feeds import replay
+
+    folder = tmp_path / "copied"
+    shutil.copytree(DATA, folder, ignore=shutil.ignore_patterns("*-1h.csv", "*-1m.csv"))
+    run_id = seed(db, app_env, ceo=True, data_dir=folder)
+    shutil.rmtree(folder)
+    monkeypatch.setattr(replay, "_CACHE", {})  # as in a server started after the folder went
+    at = page()
+    clean(at)
+    assert any(s.value.startswith(f"Run {run_id}") for s in at.subheader)
+    assert any("The candles cannot be drawn" in w.value for w in at.warning)
+    assert any(b.label == "Trades (CSV)" for b in at.get("download_button"))
+    assert any(s.value == "Compare runs" for s in at.subheader)

@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import queries, service
+from core.errors import FeedError
+from core.models import INTERVAL_MS
 from core.ui import LOSS, PROFIT, get_runtime, pnl_color, run_action
 
 runtime = get_runtime()
@@ -24,9 +26,12 @@ db = runtime.db
 settings = runtime.settings
 
 RUN_KEY = "backtest_run"
-LAYOUT: dict[str, Any] = {"height": 320, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-                          "hovermode": "x unified",
-                          "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0}}
+SHOW_NEXT = "bt_show_next"  # a run that just finished, shown on the next full rerun
+LAYOUT: dict[str, Any] = {"height": 340, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+                          "hovermode": "x unified",  # the legend goes under the plot, clear of the title
+                          "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0}}
+CANDLE_INTERVALS = ("15m", "1h", "4h", "1d")
+PERCENT = st.column_config.NumberColumn(format="percent")
 EQUITY_LINE = "#4c8dff"
 BH_COLORS = ["#f2a93b", "#9b59b6", "#1abc9c", "#e67e22", "#7f8c8d"]
 
@@ -93,6 +98,7 @@ def progress_panel(run_id: int) -> None:
         return
     st.session_state.pop(RUN_KEY, None)
     if found["status"] == "done":
+        st.session_state[SHOW_NEXT] = run_id
         st.rerun(scope="app")  # show the new run's report
     why = found["error"] or "its process stopped before it finished"
     st.error(f"Backtest run {run_id} {found['status']}: {why}")
@@ -169,7 +175,7 @@ def show_run(run: dict[str, Any]) -> None:
     s = report["summary"]
     p = run["params"]
     st.subheader(f"Run {run['id']}: {run['name']}")
-    st.caption(f"{p['from']} → {p['to']} · {p['interval']} bars · {', '.join(p['symbols'])} · "
+    st.caption(f"{queries.run_range(p)} · {p['interval']} bars · {', '.join(p['symbols'])} · "
                f"CEO {'on' if p['ceo'] else 'off'} · data {p['data_dir']} · "
                f"{report['run']['ticks']:,} ticks in {report['run']['seconds']:.1f} s · "
                f"session {run['session_id']}")
@@ -185,8 +191,10 @@ def show_run(run: dict[str, Any]) -> None:
     cols[1].metric("Win rate", "–" if s["win_rate"] is None else f"{s['win_rate']:.1%}")
     cols[2].metric("Fees", f"{s['fees']:,.2f}")
     cols[3].metric("Funding paid", f"{s['funding_paid']:,.2f}")
-    cols[4].metric("Exposure", f"{s['exposure_time']:.0%} of bars")
-    cols[5].metric("Final equity", f"{s['final_equity']:,.2f}")
+    cols[4].metric("Exposure", f"{s['exposure_time']:.0%}",
+                   help="Share of bars with a position open")
+    cols[5].metric("Final equity", f"{s['final_equity']:,.0f}",
+                   help=f"{s['final_equity']:,.2f} USDT")
     halt = report["drawdown_halt"]
     if not halt["applies"]:
         st.info(halt["statement"], icon=":material/info:")
@@ -203,14 +211,8 @@ def show_run(run: dict[str, Any]) -> None:
     st.plotly_chart(agents_chart(report), width="stretch", config={"displayModeBar": False})
 
     st.markdown("**Per agent**")
-    st.dataframe(pd.DataFrame(report["agents"])[
-        ["agent", "total_return", "cagr", "max_drawdown", "sharpe", "sortino", "profit_factor",
-         "win_rate", "trades", "fees", "funding_paid", "exposure_time", "net_pnl"]],
-        hide_index=True, width="stretch",
-        column_config={k: st.column_config.NumberColumn(format="percent") for k in
-                       ("total_return", "cagr", "max_drawdown", "win_rate", "exposure_time")}
-        | {k: st.column_config.NumberColumn(format="%.2f") for k in
-           ("sharpe", "sortino", "profit_factor", "fees", "funding_paid", "net_pnl")})
+    st.dataframe(pd.DataFrame(report["agents"])[list(AGENT_COLUMNS)], hide_index=True,
+                 width="stretch", column_config=AGENT_COLUMNS)
     c = report["ceo_stats"]
     st.markdown(
         f"**CEO**: {c['approvals']} approved, {c['modifications']} modified, {c['rejections']} "
@@ -219,13 +221,14 @@ def show_run(run: dict[str, Any]) -> None:
     if c["rejections_by_rule"]:
         st.caption("Rejections by rule: " + ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()))
     st.markdown("**Buy and hold** (whole capital in one symbol, no fees)")
-    st.dataframe(pd.DataFrame(report["buy_and_hold"]).T, width="stretch")
+    st.dataframe(pd.DataFrame(report["buy_and_hold"]).T, width="stretch", column_config={
+        "start_price": st.column_config.NumberColumn("Start price", format="%.2f"),
+        "end_price": st.column_config.NumberColumn("End price", format="%.2f"),
+        "total_return": st.column_config.NumberColumn("Return", format="percent"),
+        "cagr": st.column_config.NumberColumn("CAGR", format="percent"),
+        "max_drawdown": st.column_config.NumberColumn("Max drawdown", format="percent")})
 
-    left, right = st.columns([1, 1])
-    symbol = left.selectbox("Candles of", p["symbols"], key=f"bt_symbol_{run['id']}")
-    interval = right.selectbox("Candle interval", ["1h", "15m", "4h", "1d"],
-                               key=f"bt_interval_{run['id']}")
-    st.plotly_chart(candles_chart(run, symbol, interval), width="stretch")
+    candles(run)
 
     left, right = st.columns(2)
     session_id, rows = run["session_id"], queries.report_rows(report)
@@ -237,6 +240,48 @@ def show_run(run: dict[str, Any]) -> None:
                           icon=":material/download:")
 
 
+AGENT_COLUMNS: dict[str, Any] = {
+    "agent": st.column_config.TextColumn("Agent"),
+    "total_return": st.column_config.NumberColumn("Return", format="percent"),
+    "cagr": st.column_config.NumberColumn("CAGR", format="percent"),
+    "max_drawdown": st.column_config.NumberColumn("Max DD", format="percent"),
+    "sharpe": st.column_config.NumberColumn("Sharpe", format="%.2f"),
+    "sortino": st.column_config.NumberColumn("Sortino", format="%.2f"),
+    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
+    "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
+    "trades": st.column_config.NumberColumn("Trades"),
+    "fees": st.column_config.NumberColumn("Fees", format="%.2f"),
+    "funding_paid": st.column_config.NumberColumn("Funding paid", format="%.2f"),
+    "exposure_time": st.column_config.NumberColumn("Exposure", format="percent",
+                                                   help="Share of bars with a position open"),
+    "net_pnl": st.column_config.NumberColumn("Net PnL", format="%.2f"),
+}
+
+
+def candles(run: dict[str, Any]) -> None:
+    """Candles of the run's range with its entries and exits, at most MAX_CANDLES of them: the
+    interval offered first is the fastest that shows the whole range."""
+    p = run["params"]
+    offered = [i for i in CANDLE_INTERVALS if INTERVAL_MS[i] >= INTERVAL_MS[p["interval"]]]
+    counts = {i: (p["end_ms"] - p["start_ms"]) // INTERVAL_MS[i] + 1 for i in offered}
+    whole = next((i for i in offered if counts[i] <= queries.MAX_CANDLES), offered[-1])
+    left, right = st.columns([1, 1])
+    symbol = left.selectbox("Candles of", p["symbols"], key=f"bt_symbol_{run['id']}")
+    interval = right.selectbox("Candle interval", offered, index=offered.index(whole),
+                               key=f"bt_interval_{run['id']}")
+    try:
+        figure = candles_chart(run, symbol, interval)
+    except FeedError as exc:
+        st.warning(f"The candles cannot be drawn: {exc}. The run's figures, trades and report "
+                   "are stored and shown here; only this chart reads the data folder.",
+                   icon=":material/warning:")
+        return
+    if counts[interval] > queries.MAX_CANDLES:
+        st.caption(f"The last {queries.MAX_CANDLES:,} of {counts[interval]:,} {interval} candles "
+                   f"of the range; {whole} candles show all of it.")
+    st.plotly_chart(figure, width="stretch")
+
+
 def compare(runs: list[dict[str, Any]]) -> None:
     st.subheader("Compare runs")
     labels = {r["id"]: f"#{r['id']} {r['name']}" for r in runs}
@@ -245,7 +290,7 @@ def compare(runs: list[dict[str, Any]]) -> None:
     picked = [r for r in runs if r["id"] in chosen]
     if len(picked) < 1:
         return
-    st.dataframe(queries.compare_runs(picked), hide_index=True, width="stretch")
+    st.dataframe(queries.compare_runs(picked, formatted=True), hide_index=True, width="stretch")
     fig = go.Figure()
     for r in picked:
         curve = r["report"]["curve"]
@@ -279,12 +324,13 @@ table = pd.DataFrame([{
     "CEO": "on" if r["params"].get("ceo", True) else "off",
     "error": r["error"] or "",
 } for r in runs])
-percent = st.column_config.NumberColumn(format="percent")
 st.dataframe(table, hide_index=True, width="stretch",
-             column_config={"return": percent, "max drawdown": percent})
+             column_config={"return": PERCENT, "max drawdown": PERCENT})
 if not done:
     st.stop()
 names = {r["id"]: f"#{r['id']} {r['name']}" for r in done}
+if st.session_state.get(SHOW_NEXT) in names:
+    st.session_state["bt_show"] = st.session_state.pop(SHOW_NEXT)
 shown = st.selectbox("Show run", list(names), format_func=names.get, key="bt_show")
 show_run(next(r for r in done if r["id"] == shown))
 compare(done)

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from core.backtest.params import INTERVALS, build_params
-from core.backtest.service import run_backtest
+from core.backtest.params import INTERVALS, build_params, ticks_in
+from core.backtest.service import create_run, run_backtest
 from core.config import Settings
 from core.errors import ConfigError, NotFound
 
@@ -77,7 +77,15 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
         capital=settings.default_capital if args.capital is None else args.capital,
         ceo=not args.no_ceo, name=args.name, llm_cache=args.llm_cache)
     bar = _Bar() if sys.stderr.isatty() else None
-    result = run_backtest(engine, settings, params, data, progress=bar)
+    run_id = create_run(engine, params, ticks_in(params, data))
+    try:
+        result = run_backtest(engine, settings, params, data, progress=bar, run_id=run_id)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"interrupted: backtest run {run_id} is recorded as interrupted; nothing else was "
+              "kept", file=sys.stderr)
+        raise
     if bar is not None:
         bar.close()
     if args.json:

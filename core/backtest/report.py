@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from core.models import ms_to_dt
+
 YEAR_MS = 365 * 86_400_000
 DAY_MS = 86_400_000
 CURVE_POINTS = 500
@@ -225,17 +227,20 @@ def ceo_stats(decisions: Sequence[Decision]) -> dict[str, Any]:
 
 def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[Decision],
                trades: Sequence[Trade], closing_cost_rate: float,
-               tick_sizes: dict[str, float] | None = None) -> dict[str, Any]:
+               tick_sizes: dict[str, float] | None = None,
+               end_ms: int | None = None) -> dict[str, Any]:
     """Did the drawdown halt hold? With the CEO on, max drawdown must stay within the limit plus
     the slippage and fees of the orders that closed the book at the halt: the halt's own closes
     and the stops that filled in the bar it fired in (slippage includes the rounding of their
-    prices to the tick, at most one tick each)."""
+    prices to the tick, at most one tick each). When it fired, the statement says when, and how
+    long the desk then stayed flat (a halted session waits for a user; nobody acknowledges it in
+    a backtest)."""
     if not ceo:
         return {"applies": False, "held": None, "limit": limit, "allowance": 0.0,
                 "max_drawdown": max_dd,
                 "statement": f"CEO off: no drawdown halt; max drawdown {max_dd:.2%}."}
     halts = [d for d in decisions if d.kind == "halt"]
-    allowance, at_halt = 0.0, None
+    allowance, at_halt, halt_ms, when = 0.0, None, None, ""
     if halts:
         ticks = tick_sizes or {}
         halt_ms = halts[0].ts_ms
@@ -246,12 +251,17 @@ def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[De
         peak = float(before[0]) if before and before[0] else 0.0
         allowance = cost / peak if peak > 0 else 0.0
         at_halt = 1 - float(before[1]) / peak if peak > 0 and len(before) > 1 else None
+        when = f" It fired on {ms_to_dt(halt_ms):%Y-%m-%d %H:%M} UTC"
+        if end_ms is not None and end_ms > halt_ms:
+            when += (f"; the desk then stayed flat for the last {(end_ms - halt_ms) / DAY_MS:,.1f} "
+                     "days of the range (a halted session waits for a user to acknowledge it)")
+        when += "."
     held = max_dd <= limit + allowance + 1e-9
     bound = f"the {limit:.0%} limit" + (f" + {allowance:.2%} slippage and fees of the closing orders"
                                         if halts else "")
     if halts and held:
         statement = (f"The drawdown halt held: it fired and max drawdown {max_dd:.2%} stayed within "
-                     f"{bound}.")
+                     f"{bound}.{when}")
     elif held:
         statement = (f"The drawdown halt held: max drawdown {max_dd:.2%} stayed under {bound}; "
                      "it never had to fire.")
@@ -260,10 +270,10 @@ def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[De
                  "it, prices gapped) went past it before the halt could act on the bar's close"
                  if at_halt is not None else "equity fell past the limit within one bar")
         statement = (f"The drawdown halt did NOT hold: max drawdown {max_dd:.2%} is beyond {bound}; "
-                     f"{where}.")
+                     f"{where}.{when}")
     return {"applies": True, "held": held, "limit": limit, "allowance": allowance,
             "max_drawdown": max_dd, "halted": bool(halts), "drawdown_at_halt": at_halt,
-            "statement": statement}
+            "halted_ms": halt_ms, "statement": statement}
 
 
 def buy_and_hold(initial: float, start_ms: int, end_ms: int, ts: Sequence[int],
@@ -320,7 +330,8 @@ def build_report(*, initial: float, start_ms: int, end_ms: int, interval_ms: int
         "ceo_stats": ceo_stats(decisions),
         "drawdown_halt": halt_check(ceo=ceo, limit=halt_limit, max_dd=summary["max_drawdown"],
                                     decisions=decisions, trades=trades,
-                                    closing_cost_rate=closing_cost_rate, tick_sizes=tick_sizes),
+                                    closing_cost_rate=closing_cost_rate, tick_sizes=tick_sizes,
+                                    end_ms=end_ms),
         "buy_and_hold": buy_and_hold(initial, start_ms, end_ms, price_ts, closes) if closes else {},
         "curve": thin(ts, {"equity": equity, "drawdown": drawdown, **bench}) if ts else {},
     }

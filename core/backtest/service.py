@@ -4,8 +4,8 @@ the tests and the benchmarks.
 
 A run's row (``backtest_runs``) shows ``running`` with its progress while it ticks (a short write
 every 0.5% of the range), ``saving`` while it is copied, then ``done`` with the report and the
-session id, or ``failed`` with the error. Its session (mode ``backtest``) is never the dashboard's
-or the CLI's default session.
+session id, ``failed`` with the error, or ``interrupted`` when the user stopped it (Ctrl-C). Its
+session (mode ``backtest``) is never the dashboard's or the CLI's default session.
 """
 
 from __future__ import annotations
@@ -103,17 +103,22 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
                 status="done", session_id=session_id, progress=1.0, ticks_done=finished.ticks,
                 report=json.dumps(report, default=_json_default), finished_ms=wall_ms(),
                 wall_seconds=time.perf_counter() - started))
+    except KeyboardInterrupt:
+        _fail(engine, run_id, "stopped by the user (Ctrl-C) before the end of the range; nothing "
+              "of it was kept", time.perf_counter() - started, status="interrupted")
+        raise
     except BaseException as exc:
         _fail(engine, run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
         raise
     return BacktestResult(run_id, session_id, finished.ticks, time.perf_counter() - started, report)
 
 
-def _fail(engine: Engine, run_id: int, message: str, seconds: float) -> None:
+def _fail(engine: Engine, run_id: int, message: str, seconds: float, *,
+          status: str = "failed") -> None:
     try:
         with engine.begin() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
-                status="failed", error=message[:2000], finished_ms=wall_ms(), wall_seconds=seconds))
+                status=status, error=message[:2000], finished_ms=wall_ms(), wall_seconds=seconds))
     except Exception:  # the original error matters more than recording it
         log.exception("could not record the failure of backtest run %s", run_id)
 

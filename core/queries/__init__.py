@@ -20,12 +20,14 @@ from __future__ import annotations
 # --- backtests (issue 6)
 from core.queries.backtests import (
     COMPARE_ROWS,
+    MAX_CANDLES,
     backtest_candles,
     backtest_progress,
     backtest_run,
     backtest_runs,
     compare_runs,
     report_rows,
+    run_range,
 )
 
 # --- end backtests (issue 6)
@@ -107,6 +109,7 @@ __all__ = [
     "CSV_CHUNK",
     "MARKER_COLUMNS",
     "MARKET_COLUMNS",
+    "MAX_CANDLES",
     "MAX_MARKERS",
     "SIDES",
     "TRADE_COLUMNS",
@@ -152,6 +155,7 @@ __all__ = [
     "open_orders",
     "open_positions",
     "report_rows",
+    "run_range",
     "session_llm",  # issue 5
     "session_status",
     "session_summary",

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from core.lease import wall_ms
-from core.models import INTERVAL_MS
+from core.models import INTERVAL_MS, ms_to_dt
 from core.queries.market import CANDLE_COLUMNS, MARKER_COLUMNS, MAX_MARKERS
 from core.store.tables import AgentRow, BacktestRunRow, PositionRow
 
@@ -30,7 +30,9 @@ COMPARE_ROWS = [
 ]
 
 
+PERCENT_FIGURES = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure_time"}
 STALE_MS = 120_000  # a running run that has not written progress for this long has died
+MAX_CANDLES = 2_000  # candles one chart draws
 
 
 def _decode(row: Any) -> dict[str, Any]:
@@ -69,11 +71,23 @@ def backtest_progress(engine: Engine, run_id: int) -> dict[str, Any] | None:
     return _decode(row) if row is not None else None
 
 
-def compare_runs(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """One column per run, one row per headline figure (runs without a report are skipped)."""
+def run_range(params: dict[str, Any]) -> str:
+    """The run's days as the user named them: the first and the last (inclusive) day."""
+    if "start_ms" not in params or "end_ms" not in params:
+        return f"{params.get('from', '')[:10]} → {params.get('to', '')[:10]}"
+    return f"{_day(params['start_ms'])} → {_day(params['end_ms'] - 1)}"
+
+
+def _day(ms: int) -> str:
+    return f"{ms_to_dt(ms):%Y-%m-%d}"
+
+
+def compare_runs(runs: list[dict[str, Any]], *, formatted: bool = False) -> pd.DataFrame:
+    """One column per run, one row per headline figure (runs without a report are skipped);
+    ``formatted``: every cell as display text (percentages, two decimals, thousands)."""
     data: dict[str, list[Any]] = {"figure": [label for _, label in COMPARE_ROWS]}
     extra = [("CEO", lambda r: "on" if r["params"].get("ceo", True) else "off"),
-             ("Range", lambda r: f"{r['params'].get('from', '')[:10]} → {r['params'].get('to', '')[:10]}"),
+             ("Range", lambda r: run_range(r["params"])),
              ("Symbols", lambda r: ",".join(r["params"].get("symbols", []))),
              ("Interval", lambda r: r["params"].get("interval", "")),
              ("Drawdown halt held", lambda r: _held(r["report"]))]
@@ -82,8 +96,19 @@ def compare_runs(runs: list[dict[str, Any]]) -> pd.DataFrame:
         if not r.get("report"):
             continue
         s = r["report"]["summary"]
-        data[f"#{r['id']} {r['name']}"] = [s.get(k) for k, _ in COMPARE_ROWS] + [f(r) for _, f in extra]
+        figures = [_shown(k, s.get(k)) if formatted else s.get(k) for k, _ in COMPARE_ROWS]
+        data[f"#{r['id']} {r['name']}"] = figures + [f(r) for _, f in extra]
     return pd.DataFrame(data)
+
+
+def _shown(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if key in PERCENT_FIGURES:
+        return f"{value:.2%}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.2f}"
 
 
 def _held(report: dict[str, Any]) -> str:
@@ -119,7 +144,7 @@ def report_rows(report: dict[str, Any]) -> pd.DataFrame:
 
 
 def backtest_candles(engine: Engine, run: dict[str, Any], symbol: str, interval: str = "1h",
-                     limit: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     limit: int = MAX_CANDLES) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Candles of ``symbol`` over the run's range (the last ``limit``) and its entries and exits."""
     from core.feeds.replay import load_replay_data  # local: loads the recorded data on demand
 

@@ -345,7 +345,7 @@ class BacktestRunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), index=True)
     name: Mapped[str] = mapped_column(String(120))
-    status: Mapped[str] = mapped_column(String(12), index=True)  # running | saving | done | failed
+    status: Mapped[str] = mapped_column(String(12), index=True)  # running | saving | done | failed | interrupted
     params: Mapped[str] = mapped_column(Text)  # JSON
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
     ticks_done: Mapped[int] = mapped_column(BigInteger, default=0)
