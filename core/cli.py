@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--session", type=_positive_int)
 
     from core.backtest.cli import add_parser as add_backtest  # issue 6
-    add_backtest(sub)
+    add_backtest(sub, capital_type=_capital)
 
     # issue 4: AsterDex connectivity checks (core/exchanges/check.py)
     x = sub.add_parser("check-exchange", help="check the AsterDex connection, keys and account")

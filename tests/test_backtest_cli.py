@@ -36,7 +36,7 @@ def _rows(env: dict[str, str], table: str) -> int:
 
 def test_a_backtest_runs_stores_and_lists(env: dict[str, str]) -> None:
     out = ok(run_cli(env, "backtest", "--from", "2025-10-08", "--to", "2025-10-09",
-                     "--symbols", "BTCUSDT,ETHUSDT", "--capital", "20000", "--json"))
+                     "--symbols", "BTCUSDT,ETHUSDT", "--capital", "20,000", "--json"))
     result = json.loads(out)
     report = result["report"]
     assert report["summary"]["initial_capital"] == 20000
@@ -52,6 +52,9 @@ def test_a_backtest_runs_stores_and_lists(env: dict[str, str]) -> None:
 
     listed = ok(run_cli(env, "backtest", "--list"))
     assert listed.count("[done]") == 2 and "CEO off" in listed
+    as_json = json.loads(ok(run_cli(env, "backtest", "--list", "--json")))
+    assert [r["report"]["summary"]["trades"] for r in as_json][-1] == report["summary"]["trades"]
+    assert all("curve" not in r["report"] for r in as_json)  # the list carries headlines only
     shown = json.loads(ok(run_cli(env, "backtest", "--show", str(result["run_id"]), "--json")))
     assert shown["report"]["summary"] == report["summary"]
     trades = ok(run_cli(env, "trades", "--session", str(result["session_id"]), "--csv", "-"))

@@ -40,6 +40,13 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:+.2%}"
 
 
+def _pct_short(v: float | None) -> str:
+    """A percentage that fits a metric: whole percents from ±100%, capped at +999%."""
+    if v is None or abs(v) < 1:
+        return _pct(v)
+    return f"{v:+.0%}" if v < 10 else ">+999%"
+
+
 def _num(v: float | None) -> str:
     return "–" if v is None else f"{v:,.2f}"
 
@@ -181,7 +188,8 @@ def show_run(run: dict[str, Any]) -> None:
                f"session {run['session_id']}")
     cols = st.columns(6)
     cols[0].metric("Total return", _pct(s["total_return"]))
-    cols[1].metric("CAGR", _pct(s["cagr"]))
+    cols[1].metric("CAGR", _pct_short(s["cagr"]),
+                   help=f"{_pct(s['cagr'])} a year: a short range annualises to a large figure")
     cols[2].metric("Max drawdown", f"{s['max_drawdown']:.2%}")
     cols[3].metric("Sharpe", _num(s["sharpe"]))
     cols[4].metric("Sortino", _num(s["sortino"]))

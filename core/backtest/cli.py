@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -24,7 +25,8 @@ from core.config import Settings
 from core.errors import ConfigError, NotFound
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, *, capital_type: Callable[[str], float] = float) -> None:
+    """``capital_type``: the CLI's own parser of amounts (``100,000`` as well as ``100000``)."""
     b = sub.add_parser("backtest", help="run the desk over recorded history; list or show runs")
     b.add_argument("--from", dest="start", metavar="DATE", help="first day (UTC), e.g. 2025-10-01")
     b.add_argument("--to", dest="end", metavar="DATE", help="last day (UTC, inclusive)")
@@ -32,7 +34,7 @@ def add_parser(sub: Any) -> None:
                    "(default: the bundled data)")
     b.add_argument("--interval", choices=INTERVALS, help="bar interval (default: REPLAY_INTERVAL)")
     b.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: SYMBOLS)")
-    b.add_argument("--capital", type=float, help="starting capital in USDT (default 100,000)")
+    b.add_argument("--capital", type=capital_type, help="starting capital in USDT (default 100,000)")
     b.add_argument("--no-ceo", action="store_true",
                    help="agents under the venue's limits only (no CEO rules, pauses or halt)")
     b.add_argument("--llm-cache", action="store_true",
@@ -49,8 +51,10 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
 
     if args.list:
         runs = queries.backtest_runs(engine)
-        if args.json:
-            print(json.dumps(runs, indent=2, default=str))
+        if args.json:  # headline figures; a run's equity curve is in --show RUN --json
+            listed = [{**r, "report": {k: v for k, v in r["report"].items() if k != "curve"}}
+                      if r.get("report") else r for r in runs]
+            print(json.dumps(listed, indent=2, default=str))
         elif not runs:
             print("no backtests yet")
         else:
