@@ -30,7 +30,7 @@ SHOW_NEXT = "bt_show_next"  # a run that just finished, shown on the next full r
 LAYOUT: dict[str, Any] = {"height": 340, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
                           "hovermode": "x unified",  # the legend goes under the plot, clear of the title
                           "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0}}
-CANDLE_INTERVALS = ("15m", "1h", "4h", "1d")
+CANDLE_INTERVALS = ("1m", "15m", "1h", "4h", "1d")
 PERCENT = st.column_config.NumberColumn(format="percent")
 EQUITY_LINE = "#4c8dff"
 BH_COLORS = ["#f2a93b", "#9b59b6", "#1abc9c", "#e67e22", "#7f8c8d"]

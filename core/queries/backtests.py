@@ -73,8 +73,6 @@ def backtest_progress(engine: Engine, run_id: int) -> dict[str, Any] | None:
 
 def run_range(params: dict[str, Any]) -> str:
     """The run's days as the user named them: the first and the last (inclusive) day."""
-    if "start_ms" not in params or "end_ms" not in params:
-        return f"{params.get('from', '')[:10]} → {params.get('to', '')[:10]}"
     return f"{_day(params['start_ms'])} → {_day(params['end_ms'] - 1)}"
 
 
