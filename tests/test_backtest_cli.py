@@ -212,3 +212,25 @@ def test_any_folder_of_good_csvs_backtests(env: dict[str, str], tmp_path: Path) 
                                 str(path.parent), "--json")))
     assert out["report"]["run"]["params"]["data_dir"] == str(path.parent.resolve())
     assert out["report"]["run"]["ticks"] == 6 * 24  # 2024-01-03 00:00 → 2024-01-09 00:00
+
+
+def test_the_datas_first_and_last_days_may_be_named_whole_and_no_more(tmp_path: Path) -> None:
+    """Data from 2024-01-01 23:00 (its day's last hour) to 2024-01-09 07:00: both days run from the
+    first bar or to the last; a range reaching past them, even by an hour, is refused."""
+    from core.backtest.params import build_params
+    from core.errors import ConfigError
+
+    _write(tmp_path, pd.read_csv(DATA / "BTCUSDT-1h.csv").iloc[23:200])
+
+    def build(start: str, end: str) -> tuple[str, str]:
+        params, _ = build_params(start=start, end=end, data_dir=tmp_path / "data", interval="1h",
+                                 symbols=["BTCUSDT"], capital=1_000)
+        return (f"{pd.Timestamp(params.start_ms, unit='ms'):%m-%d %H:%M}",
+                f"{pd.Timestamp(params.end_ms, unit='ms'):%m-%d %H:%M}")
+
+    assert build("2024-01-01", "2024-01-09") == ("01-02 00:00", "01-09 08:00")
+    for start, end, refused_part in (("2023-12-31T23:00", "2024-01-09", "'from' 2023-12-31T23:00"),
+                                     ("2024-01-01", "2024-01-10T00:30", "'to' 2024-01-10T00:30")):
+        with pytest.raises(ConfigError) as err:
+            build(start, end)
+        assert refused_part in str(err.value) and "recorded 2024-01-01 to 2024-01-09" in str(err.value)

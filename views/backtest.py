@@ -337,8 +337,9 @@ st.dataframe(table, hide_index=True, width="stretch",
 if not done:
     st.stop()
 names = {r["id"]: f"#{r['id']} {r['name']}" for r in done}
-if st.session_state.get(SHOW_NEXT) in names:
-    st.session_state["bt_show"] = st.session_state.pop(SHOW_NEXT)
+finished = st.session_state.pop(SHOW_NEXT, None)
+if finished in names:
+    st.session_state["bt_show"] = finished
 shown = st.selectbox("Show run", list(names), format_func=names.get, key="bt_show")
 show_run(next(r for r in done if r["id"] == shown))
 compare(done)

@@ -3,8 +3,8 @@
 Dates are UTC. ``--from DATE`` starts at that day's midnight and ``--to DATE`` runs through the end
 of that day (a timestamp such as ``2025-10-10T12:00`` is taken exactly). The range must lie inside
 the recorded data of every chosen symbol (its first and last day may be named whole: the run then
-starts at its first bar or ends at its last; a range reaching further is refused, never quietly
-shortened); the data is read (and refused file by file, row by row,
+starts at its first bar or ends at its last; a range reaching past those days is refused, never
+quietly shortened); the data is read (and refused file by file, row by row,
 see ``core.feeds.replay.read_candles``) here, so a bad request fails before any work starts.
 """
 
@@ -103,17 +103,19 @@ def build_params(
         raise ConfigError(str(exc)) from None
     step = INTERVAL_MS[interval]
     first_close, last_close = int(data.open_ms[0]) + step, int(data.open_ms[-1]) + step
-    recorded = f"{_day(first_close - step)} to {_day(last_close - 1)}"
+    recorded = f"{day_of(first_close - step)} to {day_of(last_close - 1)}"
     if start_ms >= last_close or end_ms <= first_close:
         raise ConfigError(f"the range {asked} is outside the data (recorded {recorded})")
-    # the data's first and last (partial) days run from its first bar or to its last one; a
-    # range reaching further is refused rather than quietly shortened
-    if first_close - start_ms >= DAY_MS:
+    # within the data's first and last (partial) days a range runs from its first bar or to its
+    # last one; a range reaching past those days is refused rather than quietly shortened
+    first_day = (first_close - step) // DAY_MS * DAY_MS
+    if start_ms < first_day:
         raise ConfigError(f"'from' {start.strip()} is before the start of the data (recorded "
-                          f"{recorded}); choose {_day(first_close - step)} or later")
-    if end_ms - last_close >= DAY_MS:
+                          f"{recorded}); choose {day_of(first_day)} or later")
+    after_last_day = (last_close - 1) // DAY_MS * DAY_MS + DAY_MS
+    if end_ms > after_last_day:
         raise ConfigError(f"'to' {end.strip()} is after the end of the data (recorded "
-                          f"{recorded}); choose {_day(last_close - 1)} or earlier")
+                          f"{recorded}); choose {day_of(last_close - 1)} or earlier")
     start_ms, end_ms = max(start_ms, first_close), min(end_ms, last_close)
     params = BacktestParams(start_ms, end_ms, str(folder.resolve()), interval, chosen,
                             float(capital), ceo, name.strip()[:120] if name else None,
@@ -135,5 +137,6 @@ def _fmt(ms: int) -> str:
     return f"{ms_to_dt(ms):%Y-%m-%d %H:%M} UTC"
 
 
-def _day(ms: int) -> str:
+def day_of(ms: int) -> str:
+    """The UTC day of ``ms`` as YYYY-MM-DD."""
     return f"{ms_to_dt(ms):%Y-%m-%d}"

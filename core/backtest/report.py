@@ -252,7 +252,7 @@ def halt_check(*, ceo: bool, limit: float, max_dd: float, decisions: Sequence[De
         allowance = cost / peak if peak > 0 else 0.0
         at_halt = 1 - float(before[1]) / peak if peak > 0 and len(before) > 1 else None
         when = f" It fired on {ms_to_dt(halt_ms):%Y-%m-%d %H:%M} UTC"
-        if end_ms is not None and end_ms > halt_ms:
+        if end_ms is not None and end_ms - halt_ms >= DAY_MS / 10:
             when += (f"; the desk then stayed flat for the last {(end_ms - halt_ms) / DAY_MS:,.1f} "
                      "days of the range (a halted session waits for a user to acknowledge it)")
         when += "."

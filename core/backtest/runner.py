@@ -143,8 +143,8 @@ def _process_mark(pid: int) -> str:
 
 
 def _owner_running(path: Path) -> bool | None:
-    """Is the process an owner file names still the one that wrote it? None without a file
-    holding a whole mark."""
+    """Is the process an owner file names still the one that wrote it? None when that cannot be
+    told: no file holding a whole mark, or a live pid whose start time is unknown (no /proc)."""
     try:
         pid_text, start = path.read_text().split()
         pid = int(pid_text)
@@ -156,7 +156,9 @@ def _owner_running(path: Path) -> bool | None:
         return False
     except PermissionError:
         pass  # alive, another user's
-    return start == "?" or _process_mark(pid) == f"{pid} {start}"
+    if start == "?":
+        return None
+    return _process_mark(pid) == f"{pid} {start}"
 
 
 def _unsynced(dbapi_conn: object, _record: object) -> None:

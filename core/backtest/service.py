@@ -65,11 +65,6 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
         run_id = create_run(engine, params, total)
     started = time.perf_counter()
     cache = None
-    if params.llm_cache and strategies is None:
-        cache = ReplyCache(engine)
-        limits = RiskLimits.from_settings(settings)
-        strategies = [CachedAgent(s, cache, limits)  # type: ignore[misc]
-                      for s in build_strategies()]
 
     def on_progress(done: int, of: int) -> None:
         with engine.begin() as conn:
@@ -80,6 +75,11 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
             progress(done, of)
 
     try:
+        if params.llm_cache and strategies is None:
+            cache = ReplyCache(engine)
+            limits = RiskLimits.from_settings(settings)
+            strategies = [CachedAgent(s, cache, limits)  # type: ignore[misc]
+                          for s in build_strategies()]
         finished = runner.run(settings, params, data, total=total, progress=on_progress,
                               strategies=strategies)
         ticked = time.perf_counter()

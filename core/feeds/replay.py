@@ -42,7 +42,7 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
         if bad.any():
             at = int(bad.argmax())
             raw = frame[col].iloc[at]
-            what = ("is empty" if pd.isna(raw) else f"is not a number ({str(raw)!r})"
+            what = ("is empty (or NaN)" if pd.isna(raw) else f"is not a number ({str(raw)!r})"
                     if pd.isna(numeric.iloc[at]) else f"is not a finite number ({str(raw)!r})")
             raise FeedError(f"{path}: row {at + 2}: {col} {what}")  # 1-based plus the header
         frame[col] = numeric
@@ -77,7 +77,7 @@ def _check_candles(path: Path, frame: pd.DataFrame) -> None:
     first = [(int(bad.to_numpy().argmax()), what) for bad, what in checks if bad.any()]
     if first:
         at, what = min(first, key=lambda found: found[0])  # the first row; in it, the first check
-        values = ", ".join(f"{c} {frame[c].iloc[at]:g}" for c in CSV_COLUMNS[1:])
+        values = ", ".join(f"{c} {float(frame[c].iloc[at]):.12g}" for c in CSV_COLUMNS[1:])
         raise FeedError(f"{path}: row {at + 2}: {what} ({values})")
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from core.backtest.params import day_of
 from core.lease import wall_ms
-from core.models import INTERVAL_MS, ms_to_dt
+from core.models import INTERVAL_MS
 from core.queries.market import CANDLE_COLUMNS, MARKER_COLUMNS, MAX_MARKERS
 from core.store.tables import AgentRow, BacktestRunRow, PositionRow
 
@@ -73,11 +74,7 @@ def backtest_progress(engine: Engine, run_id: int) -> dict[str, Any] | None:
 
 def run_range(params: dict[str, Any]) -> str:
     """The run's days as the user named them: the first and the last (inclusive) day."""
-    return f"{_day(params['start_ms'])} → {_day(params['end_ms'] - 1)}"
-
-
-def _day(ms: int) -> str:
-    return f"{ms_to_dt(ms):%Y-%m-%d}"
+    return f"{day_of(params['start_ms'])} → {day_of(params['end_ms'] - 1)}"
 
 
 def compare_runs(runs: list[dict[str, Any]], *, formatted: bool = False) -> pd.DataFrame:
