@@ -42,8 +42,12 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
         if bad.any():
             at = int(bad.argmax())
             raw = frame[col].iloc[at]
-            what = ("is empty (or NaN)" if pd.isna(raw) else f"is not a number ({str(raw)!r})"
-                    if pd.isna(numeric.iloc[at]) else f"is not a finite number ({str(raw)!r})")
+            if pd.isna(raw):
+                what = "is empty (or NaN)"
+            elif pd.isna(numeric.iloc[at]):
+                what = f"is not a number ({str(raw)!r})"
+            else:
+                what = f"is not a finite number ({str(raw)!r})"
             raise FeedError(f"{path}: row {at + 2}: {col} {what}")  # 1-based plus the header
         frame[col] = numeric
     _check_candles(path, frame)
