@@ -101,6 +101,37 @@ def test_ctrl_c_stops_a_run_says_so_and_marks_it_interrupted(env: dict[str, str]
     assert "interrupted" in ok(run_cli(env, "backtest", "--list"))
 
 
+def test_ctrl_c_says_interrupted_only_when_the_store_recorded_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import update
+
+    from core.backtest.cli import _interrupted
+    from core.backtest.params import build_params, ticks_in
+    from core.backtest.service import create_run
+    from core.store.db import open_database
+    from core.store.tables import BacktestRunRow as Run
+
+    engine = open_database(f"sqlite:///{tmp_path / 'desk.db'}")
+    params, data = build_params(start="2025-10-08", end="2025-10-08", data_dir=DATA, interval="1h",
+                                symbols=["BTCUSDT"], capital=1000.0)
+    run_id = create_run(engine, params, ticks_in(params, data))
+    # the service could not write its status: the run still reads "running"
+    assert "could not be marked interrupted in the store" in _interrupted(engine, run_id)
+    assert "once it has written nothing for 2 minutes" in _interrupted(engine, run_id)
+    with engine.begin() as conn:
+        conn.execute(update(Run).where(Run.id == run_id).values(status="interrupted"))
+    assert _interrupted(engine, run_id) == (f"interrupted: backtest run {run_id} is recorded as "
+                                            "interrupted; nothing else was kept")
+    assert "could not be marked" in _interrupted(engine, run_id + 1)  # no such row
+
+    def store_down(*_: object) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr("core.queries.backtest_progress", store_down)
+    assert "could not be marked" in _interrupted(engine, run_id)  # nothing is claimed
+    engine.dispose()
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--from", "2025-10-08"], "--from DATE and --to DATE"),
     (["--from", "2025-13-01", "--to", "2025-12-02"], "is not a date"),

@@ -87,8 +87,7 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        print(f"interrupted: backtest run {run_id} is recorded as interrupted; nothing else was "
-              "kept", file=sys.stderr)
+        print(_interrupted(engine, run_id), file=sys.stderr)
         raise
     if bar is not None:
         bar.close()
@@ -102,6 +101,22 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
         print(f"browse it: python -m core trades --session {result.session_id} · "
               f"python -m core ceo-log --session {result.session_id}")
     return 0
+
+
+def _interrupted(engine: Engine, run_id: int) -> str:
+    """What Ctrl-C left in the store, read back rather than assumed (recording it can fail)."""
+    from core import queries
+    from core.queries.backtests import STALE_MS
+
+    try:
+        found = queries.backtest_progress(engine, run_id)
+    except Exception:  # the store is what failed; the service has logged its own error
+        found = None
+    if found is not None and found["status"] == "interrupted":
+        return f"interrupted: backtest run {run_id} is recorded as interrupted; nothing else was kept"
+    return (f"interrupted: backtest run {run_id} could not be marked interrupted in the store (see "
+            f"the log above); it is listed as interrupted once it has written nothing for "
+            f"{STALE_MS // 60_000} minutes; nothing else was kept")
 
 
 def _run_line(r: dict[str, Any]) -> str:
