@@ -126,19 +126,22 @@ def _copy_rows(src: Connection, dst: Connection, table: Table, shift: _Shift,
         select(table).where(_key(table) == session_id).order_by(table.c.id))
     copy_in = _copy_in(dst, table, shift.names) if dst.dialect.name == "postgresql" else None
     for part in result.partitions(CHUNK):
+        columns = shift.columns(part)
         if copy_in is not None:
-            copy_in([shift.values(r) for r in part])
+            copy_in(columns)
         else:
-            dst.execute(table.insert(), [shift(r) for r in part])
+            dst.execute(table.insert(), [dict(zip(shift.names, row, strict=True))
+                                         for row in zip(*columns, strict=True)])
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
 
 
 def _copy_text(value: Any) -> str:
     """One value in PostgreSQL's COPY text format."""
     if value is None:
-        return "\\N"
+        return _COPY_NULL
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, float):
@@ -148,26 +151,46 @@ def _copy_text(value: Any) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
-def _copy_in(dst: Connection, table: Table, names: list[str]) -> Callable[[list[list[Any]]], None] | None:
+def _copy_column(python_type: type | None) -> Callable[[Sequence[Any]], list[str]]:
+    """A whole column's values in COPY text, by the column's type (one comprehension per column
+    instead of a call per value: a year's run is 2.6 million values)."""
+    if python_type is bool:
+        return lambda col: [_COPY_NULL if v is None else ("t" if v else "f") for v in col]
+    if python_type in (int, float):  # repr: floats round-trip exactly (inf and nan too)
+        return lambda col: [_COPY_NULL if v is None else repr(v) for v in col]
+    if python_type is str:
+        return lambda col: [_COPY_NULL if v is None else str(v).translate(_COPY_ESCAPES)
+                            for v in col]
+    return lambda col: [_copy_text(v) for v in col]
+
+
+def _copy_in(dst: Connection, table: Table,
+             names: list[str]) -> Callable[[list[Sequence[Any]]], None] | None:
     """PostgreSQL's COPY … FROM STDIN for ``table`` in the open transaction (several times faster
-    than multi-row INSERTs); None when the driver cannot do it (then rows are inserted)."""
+    than multi-row INSERTs), fed column by column; None when the driver cannot do it (then rows
+    are inserted)."""
     driver = dst.connection.driver_connection
     with driver.cursor() as probe:  # type: ignore[union-attr]
         if not hasattr(probe, "copy_expert"):  # psycopg2 has it; another driver may not
             return None
     quote = dst.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    formats = [_copy_column(_python_type(table.c[n])) for n in names]
 
-    def copy_in(rows: list[list[Any]]) -> None:
-        text_rows = io.StringIO()
-        for values in rows:
-            text_rows.write("\t".join(_copy_text(v) for v in values))
-            text_rows.write("\n")
-        text_rows.seek(0)
+    def copy_in(columns: list[Sequence[Any]]) -> None:
+        texts = [fmt(col) for fmt, col in zip(formats, columns, strict=True)]
+        lines = io.StringIO("".join(line + "\n" for line in map("\t".join, zip(*texts, strict=True))))
         with driver.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.copy_expert(statement, text_rows)
+            cursor.copy_expert(statement, lines)
 
     return copy_in
+
+
+def _python_type(column: Column[Any]) -> type | None:
+    try:
+        return column.type.python_type
+    except NotImplementedError:
+        return None
 
 
 def _copy_attached(dst: Connection, table: Table, shift: _Shift, session_id: int) -> None:
@@ -202,7 +225,7 @@ def _foreign_keys(table: Table, copied: set[str]) -> dict[str, str | None]:
 
 
 class _Shift:
-    """One table's row → the row to insert: ids and foreign keys moved by their table's offset,
+    """One table's rows → the rows to insert: ids and foreign keys moved by their table's offset,
     references to tables that are not copied cleared, client order ids renamed."""
 
     def __init__(self, table: Table, fks: dict[str, str | None], offsets: dict[str, int],
@@ -222,14 +245,12 @@ class _Shift:
         return _CID.sub(lambda m: f"{m.group(1)}s{self.new_session}p"
                                   f"{int(m.group(3)) + self.position_offset}-", cid, count=1)
 
-    def values(self, row: Sequence[Any]) -> list[Any]:
-        values = list(row)
+    def columns(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The rows as columns, ids and foreign keys moved, client order ids renamed."""
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) or [() for _ in self.names]
         for at, offset in self.offset_at.items():
-            if values[at] is not None:
-                values[at] = None if offset is None else values[at] + offset
+            columns[at] = ([None] * len(columns[at]) if offset is None
+                           else [None if v is None else v + offset for v in columns[at]])
         if self.cid_at is not None:
-            values[self.cid_at] = self.client_id(values[self.cid_at])
-        return values
-
-    def __call__(self, row: Sequence[Any]) -> dict[str, Any]:
-        return dict(zip(self.names, self.values(row), strict=True))
+            columns[self.cid_at] = [self.client_id(v) for v in columns[self.cid_at]]
+        return columns
