@@ -365,6 +365,14 @@ class _Judge:
     def equity(self) -> float:
         return self.desk.ledger.equity(self.prices)
 
+    @cached_property
+    def headroom(self) -> float:
+        """How much the session may still lose before its drawdown halt fires."""
+        limit = self.desk.settings.drawdown_halt_pct
+        if not math.isfinite(limit):
+            return math.inf
+        return self.equity - self.desk.ledger.session.peak_equity * (1 - limit)
+
     # ------------------------------------------------------------------ pass 1: judge in memory
     def record(self, decision: AgentDecision) -> None:
         agent = next(a for a in self.desk.ledger.agents.values() if a.name == decision.agent)
@@ -405,6 +413,7 @@ class _Judge:
             account_available=self.available,
             session_equity=self.equity,
             gross_notional=self.gross,
+            halt_headroom=self.headroom,
         )
 
     def _propose(self, agent: AgentLedger, p: Proposal, call: _Row) -> _Row:
@@ -453,6 +462,7 @@ class _Judge:
             # reserve what the plan will use so later proposals in this tick see it
             self.available -= plan.margin
             self.gross += plan.notional
+            self.headroom -= plan.loss_at_stop
             self.entries.append((pos, plan.quantity))
         self._ops.append(("verdict", agent, p, proposal, v, review_call, pos))
 

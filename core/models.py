@@ -207,6 +207,8 @@ class OrderPlan:
     stop_distance: float  # fraction of entry price, so stop = entry * (1 -/+ distance)
     stop_price: float
     take_profit: float | None
+    # a stop-out's cost: the move to the stop plus both fills' estimated fees and slippage
+    loss_at_stop: float = 0.0
 
     @property
     def notional(self) -> float:

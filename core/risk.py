@@ -9,16 +9,18 @@ Promises, whatever the proposal says: an approved plan's leverage is within the 
 the agent's cap and the symbol's maximum; a loss at the stop is at most ``stop_loss_margin_pct`` of
 margin (leverage is lowered, the stop is never widened, and it is rounded to the tick *toward* the
 price); margin is within the per-trade fraction, the agent's free margin and the account's available
-balance; gross exposure stays under its cap; the quantity is a whole number of steps at or above the
-venue minimums (rounded down, so rounding never breaks a cap). No new risk opens in a session that
+balance; gross exposure stays under its cap; a stop-out, with the estimated fees and slippage of
+both fills, would not by itself take the session past its drawdown halt (the headroom left above
+the halt, less what the tick's earlier approvals reserved); the quantity is a whole number of steps
+at or above the venue minimums (rounded down, so rounding never breaks a cap). No new risk opens in a session that
 is not running or for an agent that is not active, nobody opens a symbol another agent holds, nobody
 adds to a position and nobody holds more than ``max_open_positions``. Rules only ever tighten.
 
 Rules run in a fixed order and a rejection stops the evaluation (later rules would size a trade that
 will not happen). Rule ids: session_status, agent_status, no_position, not_a_trade,
 invalid_proposal, take_profit_side, symbol_owner, already_open, max_positions, leverage_cap,
-stop_width, margin_cap, agent_free_margin, account_margin, gross_exposure, lot_size, min_notional
-and, for groups, pair_leg_rejected.
+stop_width, margin_cap, agent_free_margin, account_margin, gross_exposure, halt_headroom, lot_size,
+min_notional and, for groups, pair_leg_rejected.
 
 It is called thousands of times per backtest, so it builds plain dataclasses only.
 """
@@ -58,6 +60,7 @@ class RiskLimits:
     max_open_positions: int = 2
     stop_loss_margin_pct: float = 0.05
     gross_exposure_cap: float = 3.0
+    fill_cost_rate: float = 0.0006  # one fill's fee and slippage per USDT of notional (estimate)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
@@ -66,6 +69,7 @@ class RiskLimits:
             max_open_positions=settings.max_open_positions_per_agent,
             stop_loss_margin_pct=settings.stop_loss_margin_pct,
             gross_exposure_cap=settings.gross_exposure_cap,
+            fill_cost_rate=settings.paper_taker_fee + settings.paper_slippage_bps / 10_000,
         )
 
 
@@ -86,6 +90,8 @@ class RiskContext:
     account_available: float  # exchange available balance
     session_equity: float
     gross_notional: float  # sum of |notional| of all open positions in the session
+    # session equity minus the equity at which the drawdown halt fires (inf: no halt)
+    halt_headroom: float = math.inf
 
 
 class _Veto(Exception):
@@ -188,6 +194,7 @@ def with_open(ctx: RiskContext, plan: OrderPlan) -> RiskContext:
         agent_free_margin=ctx.agent_free_margin - plan.margin,
         account_available=ctx.account_available - plan.margin,
         gross_notional=ctx.gross_notional + plan.notional,
+        halt_headroom=ctx.halt_headroom - plan.loss_at_stop,
         symbol_owner=plan.agent if plan.symbol == ctx.filters.symbol else ctx.symbol_owner,
     )
 
@@ -228,6 +235,8 @@ def _size_open(
     leverage = _cap_leverage(proposal.leverage, ctx, trail)
     leverage = _fit_stop(leverage, distance, limits.stop_loss_margin_pct, trail)
     margin = _size_margin(proposal.margin_fraction, leverage, ctx, limits, trail)
+    loss_rate = _stop_out_rate(distance, limits)
+    margin = _fit_headroom(margin, leverage, loss_rate, ctx, trail)
     quantity = _quantity(margin, leverage, ctx, trail)
     margin = float(quantity) * ctx.price / leverage
     trail.settle("margin", margin)
@@ -242,6 +251,7 @@ def _size_open(
         stop_distance=distance,
         stop_price=stop,
         take_profit=take_profit,
+        loss_at_stop=float(quantity) * ctx.price * loss_rate,
     )
 
 
@@ -435,6 +445,33 @@ def _fit_exposure(
         "gross_exposure",
         f"margin {margin:,.2f} → {fitted:,.2f} USDT: notional {margin * leverage:,.2f} exceeds "
         f"the {room:,.2f} left ({gross})",
+        margin=(margin, fitted),
+    )
+    return fitted
+
+
+def _stop_out_rate(distance: float, limits: RiskLimits) -> float:
+    """A stop-out's loss per USDT of notional: the move to the stop, the entry fill's costs and
+    the exit fill's (on a notional up to ``1 + distance`` times the entry's)."""
+    return distance + limits.fill_cost_rate * (2 + distance)
+
+
+def _fit_headroom(margin: float, leverage: int, loss_rate: float, ctx: RiskContext,
+                  trail: _Trail) -> float:
+    """Shrink the trade until its stop-out cannot by itself breach the drawdown halt; with no
+    headroom left, nothing opens (the entry fee alone would cross it)."""
+    room = ctx.halt_headroom
+    loss = margin * leverage * loss_rate
+    if loss <= room:
+        return margin
+    if room <= 0:
+        raise _Veto("halt_headroom", f"nothing is left above the session's drawdown halt "
+                    f"({room:,.2f} USDT with this tick's earlier trades); no new risk")
+    fitted = room / (leverage * loss_rate)
+    trail.record(
+        "halt_headroom",
+        f"margin {margin:,.2f} → {fitted:,.2f} USDT: a stop-out would cost {loss:,.2f} with fees, "
+        f"more than the {room:,.2f} left above the session's drawdown halt",
         margin=(margin, fitted),
     )
     return fitted

@@ -313,6 +313,28 @@ def test_gross_exposure_shrinks_then_rejects() -> None:
     assert v.verdict is Verdict.REJECT and v.rules == ["gross_exposure"]
 
 
+def test_a_stop_out_must_fit_the_room_above_the_drawdown_halt() -> None:
+    # 5x, stop 0.5% away, fills cost 0.06%: a stop-out loses 0.5% + 0.06% × 2.005 of notional
+    rate = 0.005 + 0.0006 * 2.005
+    full = evaluate(prop(), ctx(halt_headroom=10_000.0), LIMITS)  # 10,000 notional: room enough
+    assert full.verdict is Verdict.APPROVE and full.plan is not None
+    assert full.plan.loss_at_stop == pytest.approx(10_000.0 * rate)
+    v = evaluate(prop(), ctx(halt_headroom=31.0), LIMITS)
+    assert v.verdict is Verdict.MODIFY and v.rules == ["halt_headroom"]
+    assert v.changes["margin"][0] == pytest.approx(2_000.0)
+    assert v.plan is not None and v.plan.loss_at_stop <= 31.0
+    assert v.plan.notional == pytest.approx(4_900.0)  # 31 / rate = 4,997.58 → 0.049 BTC
+    assert "31.00 left above the session's drawdown halt" in v.reason
+    for room in (0.0, -5.0):  # nothing left (earlier trades of the tick took it)
+        v = evaluate(prop(), ctx(halt_headroom=room), LIMITS)
+        assert v.verdict is Verdict.REJECT and v.rules == ["halt_headroom"]
+    v = evaluate(prop(), ctx(halt_headroom=0.02), LIMITS)  # fits less than one step
+    assert v.verdict is Verdict.REJECT and v.rules == ["halt_headroom", "lot_size"]
+    # a pair's second leg sees what the first reserved
+    after = with_open(ctx(halt_headroom=100.0), full.plan)
+    assert after.halt_headroom == pytest.approx(100.0 - 10_000.0 * rate)
+
+
 def test_margin_changes_compound_across_rules() -> None:
     v = evaluate(prop(margin_fraction=0.6), ctx(agent_free_margin=2_500.0), LIMITS)
     assert v.rules == ["margin_cap", "agent_free_margin"]
@@ -363,8 +385,10 @@ def test_limits_from_settings() -> None:
         max_open_positions_per_agent=3,
         stop_loss_margin_pct=0.04,
         gross_exposure_cap=2.0,
+        paper_taker_fee=0.0005,
+        paper_slippage_bps=3.0,
     )
-    assert RiskLimits.from_settings(s) == RiskLimits(0.2, 3, 0.04, 2.0)
+    assert RiskLimits.from_settings(s) == RiskLimits(0.2, 3, 0.04, 2.0, 0.0005 + 3.0 / 10_000)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -507,6 +531,7 @@ def contexts(draw: st.DrawFn, filters: SymbolFilters, price: float) -> RiskConte
         account_available=draw(st.floats(-100.0, 2e6)),
         session_equity=session_equity,
         gross_notional=draw(st.floats(0.0, 6.0)) * session_equity,
+        halt_headroom=draw(st.one_of(st.just(math.inf), st.floats(-1_000.0, 1e6))),
     )
 
 
@@ -517,6 +542,7 @@ limits_st = st.builds(
     max_open_positions=st.integers(1, 4),
     stop_loss_margin_pct=st.floats(0.01, 0.2),
     gross_exposure_cap=st.floats(0.5, 5.0),
+    fill_cost_rate=st.floats(0.0, 0.002),
 )
 
 
@@ -550,6 +576,9 @@ def assert_caps(p: Proposal, c: RiskContext, limits: RiskLimits, plan: OrderPlan
     assert plan.notional >= float(f.min_notional)
     exposure = (c.gross_notional + plan.notional) / c.session_equity
     assert exposure <= limits.gross_exposure_cap * (1 + EPS)
+    stop_out = plan.notional * (distance + limits.fill_cost_rate * (2 + distance))
+    assert plan.loss_at_stop == pytest.approx(stop_out)
+    assert plan.loss_at_stop <= c.halt_headroom * (1 + EPS)
 
 
 @st.composite
@@ -584,6 +613,8 @@ def sizing_cases(
         account_available=equity * draw(st.floats(0.1, 10.0)),
         session_equity=session_equity,
         gross_notional=session_equity * cap * draw(st.floats(0.0, 0.99)),
+        halt_headroom=draw(st.one_of(st.just(math.inf), st.floats(0.01, 1.0).map(
+            lambda f: f * equity))),
     )
     sign = draw(st.sampled_from([1, -1]))
     p = draw(proposals(symbol, price)).model_copy(
@@ -597,6 +628,7 @@ def sizing_cases(
         max_open_positions=draw(st.integers(2, 4)),
         stop_loss_margin_pct=draw(st.floats(0.03, 0.2)),
         gross_exposure_cap=cap,
+        fill_cost_rate=draw(st.floats(0.0, 0.002)),
     )
     return p, c, limits
 
@@ -652,4 +684,5 @@ def test_pair_never_breaks_a_cap_together(
     assert margin <= shared.account_available + tol
     gross = shared.gross_notional + plans[0].notional + plans[1].notional
     assert gross / shared.session_equity <= limits.gross_exposure_cap * (1 + EPS)
+    assert plans[0].loss_at_stop + plans[1].loss_at_stop <= shared.halt_headroom * (1 + EPS)
     assert_caps(legs[1], with_open(ctxs[1], plans[0]), limits, plans[1])
