@@ -26,6 +26,11 @@ INTERVAL_MS: dict[str, int] = {
 }
 
 
+# The most capital a session or a backtest may hold: far above any real account, and well inside
+# what the venue's 8-decimal balances and 28-digit decimal arithmetic hold exactly.
+MAX_CAPITAL = 1e12
+
+
 def ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

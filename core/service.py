@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec
@@ -26,7 +26,7 @@ from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import holder, new_owner_id
 from core.live_runtime import live_session_start  # live (issue 4)
-from core.models import ms_to_dt
+from core.models import MAX_CAPITAL, ms_to_dt
 from core.runtime import agent_model_label, paper_account_id
 from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
 
@@ -49,6 +49,8 @@ def validate_capital(capital: float) -> float:
         raise ConfigError(f"capital must be a positive number of USDT, got {capital!r}")
     if capital < 100:
         raise ConfigError("capital must be at least 100 USDT so every agent can meet the venue's minimum order size")
+    if capital > MAX_CAPITAL:
+        raise ConfigError(f"capital must be at most {MAX_CAPITAL:,.0f} USDT, got {capital:,.0f}")
     return float(capital)
 
 
@@ -115,7 +117,14 @@ def create_session(
              f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
              f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
     if mode == "paper":  # live (issue 4): a live session's money is the venue account
-        PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
+        try:
+            PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
+        except BaseException:  # no session is left behind without its account
+            with engine.begin() as conn:
+                for table, key in ((CeoDecisionRow, CeoDecisionRow.session_id),
+                                   (AgentRow, AgentRow.session_id), (SessionRow, SessionRow.id)):
+                    conn.execute(delete(table).where(key == session_id))
+            raise
     return SessionRef(session_id, session_name, "created")
 
 

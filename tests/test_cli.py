@@ -307,7 +307,7 @@ def test_unknown_subcommand_is_refused(desk: Desk) -> None:
     refused(desk.unchanged_by("frobnicate"), "frobnicate")
 
 
-@pytest.mark.parametrize("capital", ["-5", "abc", "0", "nan"])
+@pytest.mark.parametrize("capital", ["-5", "abc", "0", "nan", "inf", "1e30"])
 def test_bad_capital_is_refused(stopped: Desk, capital: str) -> None:
     sessions = count_rows(stopped.url, "sessions")
     refused(stopped.unchanged_by("session", "create", "--capital", capital), "capital")

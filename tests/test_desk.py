@@ -122,9 +122,27 @@ def test_invalid_transitions_are_refused_and_change_nothing(sqlite_url: str) -> 
     assert count(engine, CeoDecisionRow) == decisions
     with pytest.raises(NotFound):
         service.change_session(engine, 999, "pause")
-    for bad in (-5.0, 0.0, float("nan"), float("inf"), 50.0):
+    for bad in (-5.0, 0.0, float("nan"), float("inf"), 50.0, 1e30):
         with pytest.raises(ConfigError):
             create(engine, settings, capital=bad)
+    assert count(engine, SessionRow) == 1
+
+
+def test_a_session_whose_paper_account_cannot_open_is_not_left_behind(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(database_url=sqlite_url)
+    engine = open_database(sqlite_url)
+
+    def refuse(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(service.PaperExchange, "open_account", staticmethod(refuse))
+    with pytest.raises(OSError, match="disk full"):
+        create(engine, settings)
+    for table in (SessionRow, AgentRow, CeoDecisionRow):
+        assert count(engine, table) == 0
+    monkeypatch.undo()
+    assert create(engine, settings)  # and the next one is created whole
     assert count(engine, SessionRow) == 1
 
 

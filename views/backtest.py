@@ -18,7 +18,7 @@ import streamlit as st
 
 from core import queries, service
 from core.errors import FeedError
-from core.models import INTERVAL_MS
+from core.models import INTERVAL_MS, MAX_CAPITAL
 from core.ui import LOSS, PROFIT, get_runtime, pnl_color, run_action
 
 runtime = get_runtime()
@@ -64,7 +64,7 @@ def request_form() -> None:
         left, mid, right = st.columns(3)
         symbols = left.text_input("Symbols", value=",".join(settings.symbol_list),
                                   help="Comma-separated; each needs SYMBOL-INTERVAL.csv in the folder.")
-        capital = mid.number_input("Capital (USDT)", min_value=100.0,
+        capital = mid.number_input("Capital (USDT)", min_value=100.0, max_value=MAX_CAPITAL,
                                    value=float(settings.default_capital), step=1_000.0)
         ceo = right.toggle("CEO on", value=True,
                            help="Off: the agents trade under the venue's limits only (no per-trade "

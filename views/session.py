@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import queries, service
+from core.models import MAX_CAPITAL
 from core.ui import (
     ACTIVE,
     LOSS,
@@ -57,8 +58,8 @@ def create_form() -> None:
     with st.form("create_session"):
         left, right = st.columns(2)
         capital = left.number_input(
-            "Capital (USDT)", min_value=100.0, value=float(settings.default_capital),
-            step=1_000.0, format="%.2f",
+            "Capital (USDT)", min_value=100.0, max_value=MAX_CAPITAL,
+            value=float(settings.default_capital), step=1_000.0, format="%.2f",
             help="Paper money for the whole desk; at least 100 USDT so every agent can meet "
                  "the venue's minimum order size.")
         name = right.text_input("Name (optional)", placeholder="e.g. Paper desk — September",

@@ -20,7 +20,7 @@ import numpy as np
 
 from core.errors import ConfigError, FeedError
 from core.feeds.replay import ReplayData, load_replay_data
-from core.models import INTERVAL_MS, ms_to_dt
+from core.models import INTERVAL_MS, MAX_CAPITAL, ms_to_dt
 
 INTERVALS = ("1m", "15m", "1h")
 DAY = timedelta(days=1)
@@ -85,6 +85,8 @@ def build_params(
         raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     if not isinstance(capital, (int, float)) or not math.isfinite(capital) or capital < 100:
         raise ConfigError(f"capital must be at least 100 USDT, got {capital!r}")
+    if capital > MAX_CAPITAL:
+        raise ConfigError(f"capital must be at most {MAX_CAPITAL:,.0f} USDT, got {capital:,.0f}")
     chosen = tuple(s.strip().upper() for s in symbols if s.strip())
     if not chosen:
         raise ConfigError("choose at least one symbol")
