@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import queries, service
 from core.config import Settings, load_settings
-from core.errors import DeskError
+from core.errors import ConfigError, DeskError
 from core.store.db import open_database
 
 EXIT_ERROR = 2
@@ -123,6 +124,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def user_path(given: str) -> Path:
+    """A path as the user meant it: relative to the folder they ran the command in (``./desk``
+    changes to the project folder first and says where it was called from in DESK_CALLER_DIR)."""
+    path = Path(given).expanduser()
+    return path if path.is_absolute() else Path(os.environ.get("DESK_CALLER_DIR", ".")) / path
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -131,8 +139,14 @@ def _write_frame(frame: pd.DataFrame, target: str | None, columns: Sequence[tupl
     if target == "-":
         frame.to_csv(sys.stdout, index=False)
     elif target:
-        frame.to_csv(target, index=False)
-        print(f"wrote {len(frame)} rows to {target}")
+        path = user_path(target)
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot write {target}: the folder {path.parent} does not exist")
+        try:
+            frame.to_csv(path, index=False)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
+        print(f"wrote {len(frame)} rows to {path}")
     elif frame.empty:
         print("nothing yet")
     else:
@@ -233,16 +247,27 @@ def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
     row = service.resolve_session(engine, args.session)
     limit = args.limit if args.limit else (None if args.csv else 50)
     if args.command == "ceo-log":
-        frame = queries.ceo_log(engine, row.id, agent=args.agent, verdict=args.verdict,
-                                kind=args.kind, rule=args.rule, limit=limit)
+        filters = {"agent": args.agent, "verdict": args.verdict, "kind": args.kind, "rule": args.rule}
+        frame = queries.ceo_log(engine, row.id, limit=limit, **filters)
+        count = queries.ceo_log_count
         cols = [("ts", "time"), ("agent", "agent"), ("symbol", "symbol"), ("kind", "kind"),
                 ("verdict", "verdict"), ("rules", "rules"), ("reason", "reason")]
     else:
-        frame = queries.trades(engine, row.id, agent=args.agent, symbol=args.symbol, limit=limit)
+        filters = {"agent": args.agent, "symbol": args.symbol}
+        frame = queries.trades(engine, row.id, limit=limit, **filters)
+        count = queries.trades_count
+        if not args.csv:  # the table shows what the trade made after costs, as the dashboard does
+            frame["net_pnl"] = frame["realized_pnl"] - frame["fees"] + frame["funding"]
         cols = [("closed_at", "closed"), ("agent", "agent"), ("symbol", "symbol"), ("side", "side"),
                 ("leverage", "lev"), ("entry_price", "entry"), ("exit_price", "exit"),
-                ("realized_pnl", "PnL"), ("fees", "fees"), ("close_reason", "reason")]
+                ("realized_pnl", "gross PnL"), ("fees", "fees"), ("funding", "funding"),
+                ("net_pnl", "net PnL"), ("close_reason", "reason")]
     _write_frame(frame, args.csv, cols)
+    if not args.csv and limit is not None and len(frame) == limit:
+        total = count(engine, row.id, **filters)
+        if total > limit:
+            print(f"showing the newest {limit} of {total:,}; --limit N shows more, --csv PATH "
+                  "writes them all")
     return 0
 
 

@@ -265,6 +265,23 @@ def test_ceo_log_csv_to_a_file(desk: Desk) -> None:
     assert all(len(r) == len(header) for r in rows[1:])
 
 
+def test_trade_and_log_tables_say_when_they_are_cut_and_paths_are_the_callers(desk: Desk) -> None:
+    trades = len(list(csv.reader(io.StringIO(ok(desk.outputs["trades"]))))) - 1
+    assert trades >= 2
+    table = ok(desk.run("trades", "--limit", "1"))
+    assert "gross PnL" in table and "net PnL" in table
+    assert f"showing the newest 1 of {trades}; --limit N shows more" in table
+    assert "showing the newest" not in ok(desk.run("trades", "--limit", str(trades)))
+    assert "showing the newest 1 of " in ok(desk.run("ceo-log", "--limit", "1"))
+    # a relative --csv lands in the caller's folder (./desk says where that is)
+    caller = desk.root / "caller"
+    caller.mkdir()
+    out = ok(run_cli({**desk.env, "DESK_CALLER_DIR": str(caller)}, "trades", "--csv", "t.csv"))
+    assert (caller / "t.csv").exists() and f"wrote {trades} rows to {caller / 't.csv'}" in out
+    refused(desk.run("trades", "--csv", str(desk.root / "missing" / "t.csv")),
+            "the folder " + str(desk.root / "missing") + " does not exist")
+
+
 def test_agents_json_lists_the_roster(desk: Desk) -> None:
     agents = json.loads(ok(desk.outputs["agents"]))
     assert len(agents) == 5
