@@ -75,14 +75,21 @@ class EngineDriver:
             self.idle_reason = f"session {target} is traded by another engine"
             return None
         self.lease = lease
-        desk = build_desk(self.settings, self.engine, target, lease)
+        try:
+            desk = build_desk(self.settings, self.engine, target, lease)
+        except Exception as exc:  # the lease still beats: say where the user looks why nothing trades
+            self._record_error(target, f"could not start trading: {type(exc).__name__}: {exc}")
+            raise
         try:
             # the venue sees the current market (and reports what it did) before anything is settled
             desk.execution.book_events(desk.exchange.sync(desk.feed.current()))
             changes = reconcile(desk.execution)
-        except BaseException:
+        except BaseException as exc:
             desk.db.rollback()  # no desk until the venue's truth is settled: the next tick retries
             desk.db.close()
+            if isinstance(exc, Exception):
+                self._record_error(target, f"could not reconcile with the venue: "
+                                           f"{type(exc).__name__}: {exc}")
             raise
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
@@ -102,8 +109,13 @@ class EngineDriver:
             self.lease = None
 
     def _record_error(self, session_id: int, message: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(last_error=message))
+        """Best effort: the error being recorded matters more than a failure to record it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(SessionRow).where(SessionRow.id == session_id)
+                             .values(last_error=message[:2000]))
+        except Exception:
+            log.exception("could not record the engine error of session %s", session_id)
 
     # ------------------------------------------------------------------ ticking
     def tick(self) -> CycleReport | None:

@@ -146,6 +146,22 @@ def test_a_session_whose_paper_account_cannot_open_is_not_left_behind(
     assert count(engine, SessionRow) == 1
 
 
+def test_a_session_the_engine_cannot_start_says_why(sqlite_url: str) -> None:
+    from sqlalchemy import delete
+
+    from core.exchanges.paper_store import ACCOUNTS
+
+    settings = make_settings(database_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    with engine.begin() as conn:  # the venue's account is gone: no desk can be built
+        conn.execute(delete(ACCOUNTS))
+    with pytest.raises(ValueError, match="does not exist"):
+        EngineDriver(settings, engine, session_id=session_id).tick()
+    error = queries.session_summary(engine, session_id)["last_error"]
+    assert error.startswith("could not start trading: ValueError: paper account"), error
+
+
 def test_agent_pause_and_resume_by_user(sqlite_url: str) -> None:
     settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
     engine = open_database(sqlite_url)
