@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 
 from core import queries, service
 from core.backtest.params import build_params
-from core.backtest.report import Decision, Trade, halt_check
+from core.backtest.report import MIN_CAGR_DAYS, Decision, Trade, cagr, halt_check
 from core.backtest.service import BacktestResult, run_backtest
 from core.config import PROJECT_ROOT, Settings
 from core.errors import NotFound
@@ -90,7 +90,6 @@ def test_report_numbers_match_a_hand_computation(store: tuple[Engine, Settings],
     expected = {
         "final_equity": equity[-1],
         "total_return": equity[-1] / CAPITAL - 1,
-        "cagr": (equity[-1] / CAPITAL) ** (1 / years) - 1,
         "max_drawdown": float(np.max(1 - equity / np.maximum.accumulate(equity))),
         "sharpe": returns.mean() / returns.std(ddof=1) * math.sqrt(per_year),
         "sortino": returns.mean() / downside * math.sqrt(per_year),
@@ -104,8 +103,15 @@ def test_report_numbers_match_a_hand_computation(store: tuple[Engine, Settings],
         "avg_gross_exposure": (curve["gross_notional"] / curve["equity"]).mean(),
     }
     assert s["trades"] >= 5 and 0 < s["max_drawdown"] < 0.15
+    assert s["cagr"] is None  # four days: no annual figure
     for key, value in expected.items():
         assert s[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+    # the CAGR of a range of 30 days or more, by hand
+    assert years < MIN_CAGR_DAYS / 365
+    span = MIN_CAGR_DAYS * 86_400_000
+    assert cagr(CAPITAL, equity[-1], span) == pytest.approx(
+        (equity[-1] / CAPITAL) ** (365 / MIN_CAGR_DAYS) - 1, rel=1e-12)
+    assert cagr(CAPITAL, equity[-1], span - 1) is None
     # every position is closed, so the books balance: final equity = capital + net results
     assert s["final_equity"] == pytest.approx(CAPITAL + net.sum(), abs=1e-6)
 

@@ -189,7 +189,8 @@ def show_run(run: dict[str, Any]) -> None:
     cols = st.columns(6)
     cols[0].metric("Total return", _pct(s["total_return"]))
     cols[1].metric("CAGR", _pct_short(s["cagr"]),
-                   help=f"{_pct(s['cagr'])} a year: a short range annualises to a large figure")
+                   help="only for ranges of 30 days or more" if s["cagr"] is None
+                   else f"{_pct(s['cagr'])} a year: a short range annualises to a large figure")
     cols[2].metric("Max drawdown", f"{s['max_drawdown']:.2%}")
     cols[3].metric("Sharpe", _num(s["sharpe"]))
     cols[4].metric("Sortino", _num(s["sortino"]))
@@ -219,8 +220,8 @@ def show_run(run: dict[str, Any]) -> None:
     st.plotly_chart(agents_chart(report), width="stretch", config={"displayModeBar": False})
 
     st.markdown("**Per agent**")
-    st.dataframe(pd.DataFrame(report["agents"])[list(AGENT_COLUMNS)], hide_index=True,
-                 width="stretch", column_config=AGENT_COLUMNS)
+    st.dataframe(_blanks_as_dashes(pd.DataFrame(report["agents"])[list(AGENT_COLUMNS)]),
+                 hide_index=True, width="stretch", column_config=AGENT_COLUMNS)
     c = report["ceo_stats"]
     st.markdown(
         f"**CEO**: {c['approvals']} approved, {c['modifications']} modified, {c['rejections']} "
@@ -229,11 +230,12 @@ def show_run(run: dict[str, Any]) -> None:
     if c["rejections_by_rule"]:
         st.caption("Rejections by rule: " + ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()))
     st.markdown("**Buy and hold** (whole capital in one symbol, no fees)")
-    st.dataframe(pd.DataFrame(report["buy_and_hold"]).T, width="stretch", column_config={
+    st.dataframe(_blanks_as_dashes(pd.DataFrame(report["buy_and_hold"]).T), width="stretch",
+                 column_config={
         "start_price": st.column_config.NumberColumn("Start price", format="%.2f"),
         "end_price": st.column_config.NumberColumn("End price", format="%.2f"),
         "total_return": st.column_config.NumberColumn("Return", format="percent"),
-        "cagr": st.column_config.NumberColumn("CAGR", format="percent"),
+        "cagr": CAGR_COLUMN,
         "max_drawdown": st.column_config.NumberColumn("Max drawdown", format="percent")})
 
     candles(run)
@@ -248,14 +250,18 @@ def show_run(run: dict[str, Any]) -> None:
                           icon=":material/download:")
 
 
+CAGR_COLUMN = st.column_config.TextColumn(
+    "CAGR", help="Annualised over 365-day years; only for ranges of 30 days or more")
+# figures a report may leave out (None): shown as text, so a missing one reads "–", not "None"
+MAYBE_MISSING = {"cagr": _pct, "sortino": _num, "sharpe": _num, "profit_factor": _num}
 AGENT_COLUMNS: dict[str, Any] = {
     "agent": st.column_config.TextColumn("Agent"),
     "total_return": st.column_config.NumberColumn("Return", format="percent"),
-    "cagr": st.column_config.NumberColumn("CAGR", format="percent"),
+    "cagr": CAGR_COLUMN,
     "max_drawdown": st.column_config.NumberColumn("Max DD", format="percent"),
-    "sharpe": st.column_config.NumberColumn("Sharpe", format="%.2f"),
-    "sortino": st.column_config.NumberColumn("Sortino", format="%.2f"),
-    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
+    "sharpe": st.column_config.TextColumn("Sharpe"),
+    "sortino": st.column_config.TextColumn("Sortino"),
+    "profit_factor": st.column_config.TextColumn("Profit factor"),
     "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
     "trades": st.column_config.NumberColumn("Trades"),
     "fees": st.column_config.NumberColumn("Fees", format="%.2f"),
@@ -264,6 +270,14 @@ AGENT_COLUMNS: dict[str, Any] = {
                                                    help="Share of bars with a position open"),
     "net_pnl": st.column_config.NumberColumn("Net PnL", format="%.2f"),
 }
+
+
+def _blanks_as_dashes(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column, shown in MAYBE_MISSING.items():
+        if column in out:
+            out[column] = [shown(None if pd.isna(v) else float(v)) for v in out[column]]
+    return out
 
 
 def candles(run: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ symbols' closes. No I/O, so a test can recompute every figure by hand.
 Conventions (stated in the report itself, ``CONVENTIONS``):
 - returns are simple; total return = final equity / initial capital − 1;
 - CAGR = (final / initial) ** (1 / years) − 1 with years = range length / 365 days (crypto trades
-  every day), so a short range gives a large annualised figure;
+  every day), given only for ranges of at least 30 days (a week's gain annualises to absurd
+  figures);
 - max drawdown = the largest fall of equity below its running peak, on the equity curve (one point
   per bar, after the bar's orders, starting from the initial capital);
 - Sharpe = mean / standard deviation (sample, ddof=1) of the per-bar returns of the equity curve,
@@ -38,7 +39,7 @@ DAY_MS = 86_400_000
 CURVE_POINTS = 500
 
 CONVENTIONS = (
-    "Simple returns. CAGR over 365-day years. Max drawdown on the per-bar equity curve. Sharpe and "
+    "Simple returns. CAGR over 365-day years, for ranges of 30 days or more. Max drawdown on the per-bar equity curve. Sharpe and "
     "Sortino from per-bar returns, annualised by √(bars in 365 days of 24 h), zero risk-free rate "
     "(per agent: daily results on its initial capital, × √365). Trade results are net of fees "
     "and funding. Exposure: share of bars with a position open; average gross notional / equity."
@@ -91,8 +92,11 @@ def max_drawdown(values: Sequence[float]) -> float:
     return worst
 
 
+MIN_CAGR_DAYS = 30
+
+
 def cagr(initial: float, final: float, span_ms: int) -> float | None:
-    if initial <= 0 or span_ms <= 0:
+    if initial <= 0 or span_ms < MIN_CAGR_DAYS * DAY_MS:
         return None
     if final <= 0:
         return -1.0
