@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--limit", type=_positive_int, default=None)
         if name == "ceo-log":
             c.add_argument("--verdict", choices=["approve", "modify", "reject"])
-            c.add_argument("--kind")
+            c.add_argument("--kind", choices=queries.CEO_KINDS)
             c.add_argument("--rule")
         else:
             c.add_argument("--symbol")
@@ -246,14 +246,19 @@ def _cmd_agents(args: argparse.Namespace, engine: Engine) -> int:
 def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
     row = service.resolve_session(engine, args.session)
     limit = args.limit if args.limit else (None if args.csv else 50)
+    agent = _agent_name(args.agent)
     if args.command == "ceo-log":
-        filters = {"agent": args.agent, "verdict": args.verdict, "kind": args.kind, "rule": args.rule}
+        filters = {"agent": agent, "verdict": args.verdict, "kind": args.kind, "rule": args.rule}
         frame = queries.ceo_log(engine, row.id, limit=limit, **filters)
         count = queries.ceo_log_count
         cols = [("ts", "time"), ("agent", "agent"), ("symbol", "symbol"), ("kind", "kind"),
                 ("verdict", "verdict"), ("rules", "rules"), ("reason", "reason")]
     else:
-        filters = {"agent": args.agent, "symbol": args.symbol}
+        symbol = args.symbol.strip().upper() if args.symbol else None
+        if symbol is not None and symbol not in row.symbols.split(","):
+            raise ConfigError(f"session {row.id} trades {row.symbols.replace(',', ', ')}, not "
+                              f"{args.symbol}")
+        filters = {"agent": agent, "symbol": symbol}
         frame = queries.trades(engine, row.id, limit=limit, **filters)
         count = queries.trades_count
         if not args.csv:  # the table shows what the trade made after costs, as the dashboard does
@@ -262,6 +267,9 @@ def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
                 ("leverage", "lev"), ("entry_price", "entry"), ("exit_price", "exit"),
                 ("realized_pnl", "gross PnL"), ("fees", "fees"), ("funding", "funding"),
                 ("net_pnl", "net PnL"), ("close_reason", "reason")]
+    if frame.empty and not args.csv and any(v is not None for v in filters.values()):
+        print("nothing matches " + " ".join(f"--{k} {v}" for k, v in filters.items() if v))
+        return 0
     _write_frame(frame, args.csv, cols)
     if not args.csv and limit is not None and len(frame) == limit:
         total = count(engine, row.id, **filters)
@@ -269,6 +277,19 @@ def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
             print(f"showing the newest {limit} of {total:,}; --limit N shows more, --csv PATH "
                   "writes them all")
     return 0
+
+
+def _agent_name(given: str | None) -> str | None:
+    """The roster name of ``--agent`` (a name or key, any case); an unknown one is refused."""
+    if given is None:
+        return None
+    from core.agents.roster import ROSTER, find_spec
+
+    spec = find_spec(given)
+    if spec is None:
+        raise ConfigError(f"no agent {given!r}; agents: " + ", ".join(
+            f"{s.name} ({s.key})" for s in ROSTER))
+    return spec.name
 
 
 def _cmd_market(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:

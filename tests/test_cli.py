@@ -282,6 +282,18 @@ def test_trade_and_log_tables_say_when_they_are_cut_and_paths_are_the_callers(de
             "the folder " + str(desk.root / "missing") + " does not exist")
 
 
+def test_filters_take_any_case_and_refuse_what_cannot_match(desk: Desk) -> None:
+    rows = list(csv.DictReader(io.StringIO(ok(desk.outputs["trades"]))))
+    agent, symbol = rows[0]["agent"], rows[0]["symbol"]
+    exact = ok(desk.run("trades", "--agent", agent, "--symbol", symbol))
+    assert ok(desk.run("trades", "--agent", agent.upper(), "--symbol", symbol.lower())) == exact
+    assert agent in exact
+    refused(desk.run("trades", "--agent", "Nobody"), "no agent 'Nobody'; agents: TrendMaster Alpha")
+    refused(desk.run("trades", "--symbol", "dogeusdt"), "not dogeusdt")
+    refused(desk.run("ceo-log", "--kind", "bogus"), "invalid choice: 'bogus'")
+    assert ok(desk.run("ceo-log", "--rule", "bogus")).strip() == "nothing matches --rule bogus"
+
+
 def test_agents_json_lists_the_roster(desk: Desk) -> None:
     agents = json.loads(ok(desk.outputs["agents"]))
     assert len(agents) == 5
