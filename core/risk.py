@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from core.models import (
@@ -513,7 +513,11 @@ def _quantity(margin: float, leverage: int, ctx: RiskContext, trail: _Trail) -> 
 def _to_tick(price: float, filters: SymbolFilters, *, up: bool) -> float:
     # repr() gives the shortest decimal for the float, so 99.95 stays 99.95 rather than its binary
     # expansion, which could round one tick further than the agent meant.
-    return float(filters.round_price(Decimal(repr(price)), up=up))
+    try:
+        return float(filters.round_price(Decimal(repr(price)), up=up))
+    except InvalidOperation:  # e.g. 1e30: more digits than a price in ticks can carry
+        raise _Veto("invalid_proposal", f"price {price:.10g} is not a price in "
+                    f"{filters.symbol}'s ticks of {filters.tick_size}") from None
 
 
 def _beyond(level: float, price: float, *, above: bool) -> bool:

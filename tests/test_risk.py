@@ -335,6 +335,15 @@ def test_a_stop_out_must_fit_the_room_above_the_drawdown_halt() -> None:
     assert after.halt_headroom == pytest.approx(100.0 - 10_000.0 * rate)
 
 
+def test_a_price_too_big_for_the_ticks_is_an_invalid_proposal_not_a_crash() -> None:
+    coarse = replace(BTC, tick_size=Decimal("100"))  # 1e30 / 100 needs more than 28 digits
+    for wild in ({"take_profit": 1e30}, {"action": Action.OPEN_SHORT, "stop_price": 1e30,
+                                         "take_profit": None}):
+        v = evaluate(prop(**wild), ctx(filters=coarse), LIMITS)
+        assert v.verdict is Verdict.REJECT and v.rules == ["invalid_proposal"], v.reason
+        assert "is not a price in BTCUSDT's ticks of 100" in v.reason
+
+
 def test_margin_changes_compound_across_rules() -> None:
     v = evaluate(prop(margin_fraction=0.6), ctx(agent_free_margin=2_500.0), LIMITS)
     assert v.rules == ["margin_cap", "agent_free_margin"]
