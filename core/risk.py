@@ -12,9 +12,10 @@ price); margin is within the per-trade fraction, the agent's free margin and the
 balance; gross exposure stays under its cap; a stop-out, with the estimated fees and slippage of
 both fills, would not by itself take the session past its drawdown halt (the headroom left above
 the halt, less what the tick's earlier approvals reserved); the quantity is a whole number of steps
-at or above the venue minimums (rounded down, so rounding never breaks a cap). No new risk opens in a session that
-is not running or for an agent that is not active, nobody opens a symbol another agent holds, nobody
-adds to a position and nobody holds more than ``max_open_positions``. Rules only ever tighten.
+at or above the venue minimums (rounded down, so rounding never breaks a cap). No new risk opens
+in a session that is not running or for an agent that is not active, nobody opens a symbol another
+agent holds, nobody adds to a position and nobody holds more than ``max_open_positions``. Rules
+only ever tighten.
 
 Rules run in a fixed order and a rejection stops the evaluation (later rules would size a trade that
 will not happen). Rule ids: session_status, agent_status, no_position, not_a_trade,

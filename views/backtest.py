@@ -231,12 +231,7 @@ def show_run(run: dict[str, Any]) -> None:
         st.caption("Rejections by rule: " + ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()))
     st.markdown("**Buy and hold** (whole capital in one symbol, no fees)")
     st.dataframe(_blanks_as_dashes(pd.DataFrame(report["buy_and_hold"]).T), width="stretch",
-                 column_config={
-        "start_price": st.column_config.NumberColumn("Start price", format="%.2f"),
-        "end_price": st.column_config.NumberColumn("End price", format="%.2f"),
-        "total_return": st.column_config.NumberColumn("Return", format="percent"),
-        "cagr": CAGR_COLUMN,
-        "max_drawdown": st.column_config.NumberColumn("Max drawdown", format="percent")})
+                 column_config=BUY_AND_HOLD_COLUMNS)
 
     candles(run)
 
@@ -269,6 +264,15 @@ AGENT_COLUMNS: dict[str, Any] = {
     "exposure_time": st.column_config.NumberColumn("Exposure", format="percent",
                                                    help="Share of bars with a position open"),
     "net_pnl": st.column_config.NumberColumn("Net PnL", format="%.2f"),
+}
+
+
+BUY_AND_HOLD_COLUMNS: dict[str, Any] = {
+    "start_price": st.column_config.NumberColumn("Start price", format="%.2f"),
+    "end_price": st.column_config.NumberColumn("End price", format="%.2f"),
+    "total_return": st.column_config.NumberColumn("Return", format="percent"),
+    "cagr": CAGR_COLUMN,
+    "max_drawdown": st.column_config.NumberColumn("Max drawdown", format="percent"),
 }
 
 

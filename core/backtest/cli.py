@@ -76,7 +76,8 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     if not args.start or not args.end:
         raise ConfigError("backtest needs --from DATE and --to DATE (or --list / --show RUN)")
     params, data = build_params(
-        start=args.start, end=args.end, data_dir=user_path(args.data) if args.data else settings.replay_data_dir,
+        start=args.start, end=args.end,
+        data_dir=user_path(args.data) if args.data else settings.replay_data_dir,
         interval=args.interval or settings.replay_interval,
         symbols=args.symbols.split(",") if args.symbols else list(settings.symbol_list),
         capital=settings.default_capital if args.capital is None else args.capital,

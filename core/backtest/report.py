@@ -39,8 +39,8 @@ DAY_MS = 86_400_000
 CURVE_POINTS = 500
 
 CONVENTIONS = (
-    "Simple returns. CAGR over 365-day years, for ranges of 30 days or more. Max drawdown on the per-bar equity curve. Sharpe and "
-    "Sortino from per-bar returns, annualised by √(bars in 365 days of 24 h), zero risk-free rate "
+    "Simple returns. CAGR over 365-day years, for ranges of 30 days or more. Max drawdown on the "
+    "per-bar equity curve. Sharpe and Sortino from per-bar returns, annualised by √(bars in 365 days of 24 h), zero risk-free rate "
     "(per agent: daily results on its initial capital, × √365). Trade results are net of fees "
     "and funding. Exposure: share of bars with a position open; average gross notional / equity."
 )

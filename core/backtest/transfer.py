@@ -179,7 +179,8 @@ def _copy_in(dst: Connection, table: Table,
 
     def copy_in(columns: list[Sequence[Any]]) -> None:
         texts = [fmt(col) for fmt, col in zip(formats, columns, strict=True)]
-        lines = io.StringIO("".join(line + "\n" for line in map("\t".join, zip(*texts, strict=True))))
+        rows = map("\t".join, zip(*texts, strict=True))
+        lines = io.StringIO("".join(row + "\n" for row in rows))
         with driver.cursor() as cursor:  # type: ignore[union-attr]
             cursor.copy_expert(statement, lines)
 
