@@ -165,14 +165,17 @@ def _print_status(status: dict[str, Any]) -> None:
     s = status["session"]
     v = s["verdicts"]
     print(f"Session {s['id']} — {s['name']} [{s['status']}] {s['mode']} on {', '.join(s['symbols'])}")
-    print(f"  engine time {s['engine_time']} UTC · {s['ticks']} ticks"
-          + (f" · heartbeat {s['heartbeat_age_s']} s ago" if s["heartbeat_age_s"] is not None else " · engine not running"))
+    level, health = queries.engine_health(s)
+    beat = f" · last tick {s['tick_age_s']:.0f} s ago" if level == "ok" else ""
+    print(f"  engine time {s['engine_time']} UTC · {s['ticks']} ticks{beat}")
+    if level != "ok":
+        print(f"  engine {level}: {health}")
     print(f"  equity {s['equity']:,.2f} USDT · PnL {s['total_pnl']:+,.2f} ({s['total_pnl_pct']:+.2f}%) · "
           f"drawdown {s['drawdown_pct']:.2f}% (max {s['max_drawdown_pct']:.2f}%)")
     print(f"  open positions {s['open_positions']} · closed trades {s['closed_trades']} · "
           f"orders {s['orders']} · fills {s['fills']}")
     print(f"  CEO verdicts: {v['approve']} approved, {v['modify']} modified, {v['reject']} rejected")
-    if s["last_error"]:
+    if s["last_error"] and level != "failing":
         print(f"  last engine message: {s['last_error']}")
     print()
     print(_table(status["agents"], AGENT_COLUMNS))

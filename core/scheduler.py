@@ -2,8 +2,11 @@
 
 The driver finds the session to trade (the latest active one, or the one named), takes its lease,
 rebuilds the desk from the store, reconciles with the venue, then ticks. Any error rolls the tick
-back, is written to the session's ``last_error`` for the UI, and the desk is rebuilt from the store
-before the next tick; a lost lease makes the driver stand down; a finished replay stops ticking.
+back, is written to the session's ``last_error`` (with ``error_since_ms``, the start of the
+failures) for the UI, and the desk is rebuilt from the store before the next tick; a lost lease
+makes the driver stand down; a finished replay stops ticking. Each completed tick stamps
+``tick_wall_ms`` (at most once a second), because the lease's heartbeat also beats while ticks
+fail; the first good tick after failures clears the error and writes the recovery to the CEO log.
 """
 
 from __future__ import annotations
@@ -13,18 +16,20 @@ import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from core.config import Settings
 from core.engine import ACTIVE_SESSION, CycleReport, Desk, run_cycle
 from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
-from core.lease import Lease, new_owner_id
+from core.lease import Lease, new_owner_id, wall_ms
 from core.live_runtime import release_session
 from core.reconcile import reconcile
 from core.runtime import build_desk
-from core.store.tables import SessionRow
+from core.store.tables import CeoDecisionRow, SessionRow
 
 log = logging.getLogger(__name__)
+
+TICK_STAMP_MS = 1_000  # a completed tick is stamped at most this often (``--ticks N`` runs fast)
 
 
 def latest_active_session(engine: Engine) -> int | None:
@@ -51,6 +56,9 @@ class EngineDriver:
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
         self._finished: set[int] = set()
+        self._failed_ticks = 0  # since the last good tick, in this process
+        self._settle_errors = True  # the next good tick clears what earlier failures recorded
+        self._stamped_ms = 0
 
     # ------------------------------------------------------------------ desk lifecycle
     def _target(self) -> int | None:
@@ -94,6 +102,7 @@ class EngineDriver:
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
         self.desk = desk
+        self._settle_errors = True  # a message left by an earlier desk (or process) is settled
         self.idle_reason = None
         return self.desk
 
@@ -108,14 +117,44 @@ class EngineDriver:
                 log.exception("could not release the lease")
             self.lease = None
 
-    def _record_error(self, session_id: int, message: str) -> None:
-        """Best effort: the error being recorded matters more than a failure to record it."""
+    def _record_error(self, session_id: int, message: str, *, failing: bool = True) -> None:
+        """Best effort: the error being recorded matters more than a failure to record it.
+        ``failing`` errors start (or continue) a run of failures that the next good tick ends."""
+        if failing:
+            self._failed_ticks += 1
+            self._settle_errors = True
+        since = func.coalesce(SessionRow.error_since_ms, wall_ms()) if failing else None
         try:
             with self.engine.begin() as conn:
                 conn.execute(update(SessionRow).where(SessionRow.id == session_id)
-                             .values(last_error=message[:2000]))
+                             .values(last_error=message[:2000], error_since_ms=since))
         except Exception:
             log.exception("could not record the engine error of session %s", session_id)
+
+    def _stamp_tick(self, session_id: int) -> None:
+        """A tick completed: stamp its wall time; after failures, clear them and log the recovery.
+        Best effort like ``_record_error``: the tick itself is already committed."""
+        now = wall_ms()
+        if not self._settle_errors and now - self._stamped_ms < TICK_STAMP_MS:
+            return
+        values: dict[str, object] = {"tick_wall_ms": now}
+        try:
+            with self.engine.begin() as conn:
+                if self._settle_errors:
+                    row = conn.execute(select(SessionRow.error_since_ms, SessionRow.last_error,
+                                              SessionRow.clock_ms)
+                                       .where(SessionRow.id == session_id)).one()
+                    if row.error_since_ms is not None:
+                        conn.execute(insert(CeoDecisionRow).values(
+                            session_id=session_id, ts_ms=row.clock_ms, kind="engine", rules="",
+                            reason=recovery_note(row.error_since_ms, now, self._failed_ticks,
+                                                 row.last_error)))
+                    values.update(last_error=None, error_since_ms=None)
+                conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
+        except Exception:
+            log.exception("could not stamp the tick of session %s", session_id)
+            return
+        self._settle_errors, self._failed_ticks, self._stamped_ms = False, 0, now
 
     # ------------------------------------------------------------------ ticking
     def tick(self) -> CycleReport | None:
@@ -135,7 +174,7 @@ class EngineDriver:
             except FeedExhausted as exc:
                 desk.db.rollback()
                 self._finished.add(session_id)
-                self._record_error(session_id, f"replay finished: {exc}")
+                self._record_error(session_id, f"replay finished: {exc}", failing=False)
                 self._drop_desk(release=True)
                 self.idle_reason = "replay finished"
                 return None
@@ -150,6 +189,7 @@ class EngineDriver:
                 self._record_error(session_id, f"{type(exc).__name__}: {exc}")
                 self._drop_desk(release=False)
                 return None
+            self._stamp_tick(session_id)
             if report.status not in ACTIVE_SESSION:
                 self._drop_desk(release=True)
                 release_session(self.engine, session_id)
@@ -188,3 +228,11 @@ class EngineDriver:
             self._drop_desk(release=True)
             if session_id is not None:
                 release_session(self.engine, session_id)
+
+
+def recovery_note(since_ms: int, now_ms: int, failed_ticks: int, last_error: str | None) -> str:
+    """The CEO log's line for an engine whose ticks failed and now complete again."""
+    seconds = max(0, now_ms - since_ms) / 1000
+    count = f"{failed_ticks} failed tick{'s' if failed_ticks != 1 else ''}" if failed_ticks else "failures"
+    return (f"engine recovered: ticks completed again after {count} over {seconds:,.0f} s; "
+            f"last error: {last_error or 'not recorded'}")

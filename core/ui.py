@@ -199,13 +199,17 @@ def _sidebar_status(runtime: Runtime) -> None:
     st.markdown(f"Equity **{status['equity']:,.2f}** USDT  \n"
                 + colored(f"{status['total_pnl']:+,.2f} USDT ({status['total_pnl_pct']:+.2f}%)",
                           status["total_pnl"]))
-    beat = status["heartbeat_age_s"]
-    if status["status"] in ("stopped",):
-        st.caption("Session stopped.")
-    elif beat is None or beat > 60:
-        st.warning("Engine not running: no heartbeat. Start it with `./desk engine` "
-                   "or set ENGINE_IN_APP=true.")
-    else:
-        st.caption(f"Engine time {status['engine_time']} UTC · last tick {beat:.0f} s ago")
-    if status["last_error"]:
-        st.caption(f"Engine: {status['last_error']}")
+    engine_status(status)
+
+
+def engine_status(summary: dict[str, Any], *, only_trouble: bool = False) -> None:
+    """The engine's health in a word and a colour: calm while it trades, loud when it does not
+    (``only_trouble``: say nothing while all is well, for pages under the sidebar's status)."""
+    level, text = queries.engine_health(summary)
+    loud = {"failing": st.error, "down": st.warning, "stalled": st.warning, "starting": st.info}
+    if level in loud:
+        loud[level](text)
+    elif not only_trouble:
+        st.caption(text)
+    if summary["last_error"] and level != "failing":  # e.g. the replay finished
+        st.caption(f"Engine: {summary['last_error']}")

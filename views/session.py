@@ -22,6 +22,7 @@ from core.ui import (
     LOSS,
     colored,
     current_session,
+    engine_status,
     get_runtime,
     pct,
     pnl_color,
@@ -337,8 +338,7 @@ def live_view(session_id: int, shown_status: str) -> None:
     s = status["session"]
     if s["status"] != shown_status:
         st.rerun(scope="app")  # the engine changed the status: redraw the controls too
-    if s["last_error"]:
-        st.warning(f"Engine reported: {s['last_error']}")
+    engine_status(s, only_trouble=True)
     curve = queries.equity_curve(db, session_id)
     kpis(s, curve)
     llm_panel(session_id, s)  # issue 5

@@ -74,6 +74,7 @@ from core.queries.market import (
 from core.queries.session import (
     agent_names,
     agent_stats,
+    engine_health,
     equity_curve,
     list_sessions,
     open_orders,
@@ -148,6 +149,7 @@ __all__ = [
     "changed_fields",
     "compare_runs",  # issue 6
     "day_start_ms",
+    "engine_health",
     "equity_curve",
     "list_sessions",
     "market_candles",

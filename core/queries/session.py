@@ -129,10 +129,42 @@ def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
         "max_drawdown_pct": round(s.max_drawdown_pct * 100, 3),
         "peak_equity": round(peak, 2),
         "engine_time": _iso(s.clock_ms), "ticks": s.ticks, "open_positions": len(held),
-        "heartbeat_age_s": round((wall_ms() - heartbeat) / 1000, 1) if heartbeat else None,
+        "heartbeat_age_s": _age_s(heartbeat),
+        "tick_age_s": _age_s(s.tick_wall_ms),  # the heartbeat beats on while ticks fail
         "last_error": s.last_error,
+        "failing_for_s": _age_s(s.error_since_ms),  # None unless ticks fail since then
         "feed_status": s.feed_status,  # live (issue 4): websocket or REST polling, and why
     }
+
+
+ENGINE_STALE_S = 60.0  # no heartbeat (or no completed tick) for this long: the engine is not trading
+
+
+def engine_health(summary: dict[str, Any]) -> tuple[str, str]:
+    """(level, sentence) about the engine of a ``session_summary``, for the sidebar, the Session
+    page and the CLI alike. Levels: ok, starting, failing, stalled, down, stopped."""
+    beat, tick = summary["heartbeat_age_s"], summary["tick_age_s"]
+    if summary["status"] == "stopped":
+        return "stopped", "Session stopped."
+    if summary["failing_for_s"] is not None:
+        last = f"; last completed tick {tick:,.0f} s ago" if tick is not None else ""
+        return "failing", (f"Engine ticks are failing (for {summary['failing_for_s']:,.0f} s{last}): "
+                           f"{summary['last_error']}")
+    if beat is None or beat > ENGINE_STALE_S:
+        if summary["status"] == "created":
+            return "starting", ("Waiting for the engine to start the session. If this lasts, start "
+                                "it with `./desk engine` or set ENGINE_IN_APP=true.")
+        return "down", ("Engine not running: no heartbeat. Start it with `./desk engine` "
+                        "or set ENGINE_IN_APP=true.")
+    if tick is None:
+        return "starting", "Engine started; no tick has completed yet."
+    if tick > ENGINE_STALE_S:
+        return "stalled", f"Engine running, but no tick has completed for {tick:,.0f} s."
+    return "ok", f"Engine time {summary['engine_time']} UTC · last tick {tick:.0f} s ago"
+
+
+def _age_s(wall: int | None) -> float | None:
+    return round((wall_ms() - wall) / 1000, 1) if wall else None
 
 
 def session_status(engine: Engine, session_id: int) -> dict[str, Any]:

@@ -51,6 +51,9 @@ class SessionRow(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     stopped_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # wall time of the last completed tick, and of the first failure of the failures since then
+    tick_wall_ms: Mapped[int | None] = mapped_column(BigInteger)
+    error_since_ms: Mapped[int | None] = mapped_column(BigInteger)
     # --- live (issue 4): the market feed's state for the UI ("websocket" / "REST polling (...)")
     feed_status: Mapped[str | None] = mapped_column(Text)
     # --- end live (issue 4)
