@@ -10,6 +10,7 @@ usual ``trades``/``ceo_log``/``equity_curve`` queries serve them with the run's 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import Engine, select
 from core.backtest.params import day_of
 from core.lease import wall_ms
 from core.models import INTERVAL_MS
+from core.queries.common import PRICE_DIGITS
 from core.queries.market import CANDLE_COLUMNS, MARKER_COLUMNS, MAX_MARKERS
 from core.store.tables import AgentRow, BacktestRunRow, PositionRow
 
@@ -128,7 +130,9 @@ def _held(report: dict[str, Any]) -> str:
 
 
 def report_rows(report: dict[str, Any]) -> pd.DataFrame:
-    """The report flattened to (section, name, figure, value) rows, for a CSV download."""
+    """The report flattened to (section, name, figure, value) rows, for a CSV download; a float
+    keeps ``PRICE_DIGITS`` significant digits (sums of fees print as 13.635259128, not
+    13.635259128000001)."""
     rows: list[dict[str, Any]] = []
     for k, v in report["summary"].items():
         rows.append({"section": "portfolio", "name": "desk", "figure": k, "value": v})
@@ -149,6 +153,9 @@ def report_rows(report: dict[str, Any]) -> pd.DataFrame:
             rows.append({"section": "buy_and_hold", "name": sym, "figure": k, "value": v})
     rows.append({"section": "notes", "name": "agents", "figure": "model", "value": report["agents_model"]})
     rows.append({"section": "notes", "name": "report", "figure": "conventions", "value": report["conventions"]})
+    for row in rows:
+        if isinstance(row["value"], float) and math.isfinite(row["value"]):
+            row["value"] = float(f"{row['value']:.{PRICE_DIGITS}g}")
     return pd.DataFrame(rows, columns=["section", "name", "figure", "value"])
 
 
