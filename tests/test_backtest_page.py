@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
@@ -124,18 +126,53 @@ def test_runs_are_listed_and_compared_side_by_side(db: Engine, app_env: str) -> 
     assert not at.error, [e.value for e in at.error]
     listed = at.dataframe[0].value
     assert list(listed["run"]) == [without, with_ceo]
-    compare = at.dataframe[-1].value
-    assert [c for c in compare.columns if c.startswith("#")] == [
-        f"#{r['id']} {r['name']}" for r in queries.backtest_runs(db)]
-    row = compare.set_index("figure").loc["CEO"]
-    assert sorted(row.tolist()) == ["off", "on"]
-    returns = compare.set_index("figure").loc["Total return"].tolist()  # text, as shown
-    assert all(isinstance(v, str) and v.endswith("%") for v in returns), returns
-    assert set(compare.set_index("figure").loc["Range"]) == {"2025-10-08 → 2025-10-10"}
+    compare = at.dataframe[-1].value  # one row per run, one column per figure
+    assert list(compare["run"]) == [f"#{r['id']} {r['name']}" for r in queries.backtest_runs(db)]
+    assert sorted(compare["ceo"]) == ["off", "on"]
+    assert pd.api.types.is_float_dtype(compare["total_return"])  # a number, shown as a percentage
+    assert set(compare["range"]) == {"2025-10-08 → 2025-10-10"}
     assert len(at.get("plotly_chart")) >= 5  # equity, drawdown, agents, candles, comparison
     at.selectbox(key="bt_show").set_value(with_ceo).run()
     clean(at)
     assert any(s.value.startswith(f"Run {with_ceo}") for s in at.subheader)
+
+
+def _table(at: AppTest, column: str) -> Any:
+    """The page's one dataframe element with ``column``."""
+    found = [d for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def test_report_tables_hold_numbers_and_leave_a_missing_figure_missing(db: Engine,
+                                                                       app_env: str) -> None:
+    """Sharpe, Sortino, profit factor and CAGR are number columns (right-aligned, sorted as
+    numbers, not '10.2' before '9.1'); a figure the report leaves out (the CAGR of a three-day
+    run) is a missing value the table shows as '–', never the text 'None' or '–' in the data."""
+    run_id = seed(db, app_env, ceo=True)
+    report = queries.backtest_run(db, run_id)["report"]
+    at = page()
+    clean(at)
+    ratios = ["total_return", "cagr", "max_drawdown", "sharpe", "sortino", "profit_factor"]
+    for marker, figures in (("agent", [*ratios, "win_rate", "trades", "fees", "net_pnl"]),
+                            ("start_price", ["start_price", "end_price", "total_return", "cagr"]),
+                            ("halt_held", [k for k, _ in queries.COMPARE_ROWS])):
+        element = _table(at, marker)
+        frame = element.value
+        assert all(pd.api.types.is_numeric_dtype(frame[f]) for f in figures), frame.dtypes
+        assert frame["cagr"].isna().all()  # three days: no annual figure, and no text for it
+        config = json.loads(element.proto.columns)
+        assert all(config[f]["type_config"]["type"] == "number" for f in figures), config
+        assert element.proto.placeholder == "–"
+    shown = _table(at, "agent").value.set_index("agent")
+    for a in report["agents"]:
+        for figure in ("sharpe", "sortino", "profit_factor", "cagr"):
+            value = shown.loc[a["agent"], figure]
+            assert pd.isna(value) if a[figure] is None else value == pytest.approx(a[figure])
+    sharpe = shown["sharpe"].dropna()
+    assert list(sharpe.sort_values()) == sorted(sharpe)  # numbers sort as numbers
+    assert _table(at, "start_price").value.loc["BTCUSDT", "start_price"] == pytest.approx(
+        report["buy_and_hold"]["BTCUSDT"]["start_price"])
 
 
 def test_a_run_whose_data_folder_is_gone_still_shows_its_report(

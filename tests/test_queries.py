@@ -462,3 +462,70 @@ def test_filters_counts_and_csv_agree_on_both_databases(db_url: str) -> None:
     assert len(queries.trades(e, sid, limit=3)) == min(3, queries.trades_count(e, sid))
     assert not queries.market_candles(s.settings, e, sid, "ETHUSDT", "1h", 50)[0].empty
     e.dispose()
+
+
+# ---------------------------------------------------------------------- float noise in CSVs
+def _significant_digits(cell: str) -> int:
+    """How many significant digits a CSV number is written with ("0.30000000000000004": 17)."""
+    mantissa = cell.lstrip("+-").split("e")[0].split("E")[0].replace(".", "")
+    return len(mantissa.lstrip("0").rstrip("0") or "0")
+
+
+def test_csv_prices_and_money_carry_no_float_noise(tmp_path: Path) -> None:
+    """Prices, quantities and money computed in binary floats (an average of fills, a sum of
+    partial fills, a margin fraction of equity) are written with the digits they really have:
+    64123.1, not 64123.100000000006; 0.3, not 0.30000000000000004."""
+    url = f"sqlite:///{tmp_path / 'noise.db'}"
+    engine = open_database(url)
+    sid = create(engine, make_settings(database_url=url))
+    with engine.connect() as conn:
+        agent = conn.scalar(select(AgentRow.id).where(AgentRow.session_id == sid))
+    t0 = 1_748_736_000_000
+    with engine.begin() as conn:
+        conn.execute(insert(PositionRow), [{
+            "session_id": sid, "agent_id": agent, "symbol": "BTCUSDT", "side": "LONG",
+            "status": "closed", "quantity": 0.0, "entry_price": 64123.1 + 1e-11,  # 64123.100000000006
+            "leverage": 5, "margin": 1234.5 * 0.3, "stop_distance": 0.01, "opened_ms": t0,
+            "closed_ms": t0 + 3_600_500, "exit_price": 0.1 + 0.2, "exit_qty": 1.1 * 3,
+            "realized_pnl": 0.1 + 0.2, "fees": 0.7 * 0.1, "funding": -(0.1 + 0.2),
+            "close_reason": "agent"}])
+        conn.execute(insert(CeoDecisionRow), [{
+            "session_id": sid, "agent_id": agent, "ts_ms": t0, "kind": "trade", "symbol": "BTCUSDT",
+            "verdict": "modify", "rules": "margin_cap", "reason": "noise", "proposed_leverage": 5,
+            "final_leverage": 5, "proposed_margin": 1234.5 * 0.3, "final_margin": 0.1 + 0.2}])
+    trades_text = queries.trades_csv(engine, sid)
+    ceo_text = queries.ceo_log_csv(engine, sid, kind="trade")
+    for text, columns in ((trades_text, ["leverage", "qty", "entry_price", "exit_price", "margin",
+                                         "duration_s", "fees", "funding", "realized_pnl"]),
+                          (ceo_text, ["proposed_leverage", "final_leverage", "proposed_margin",
+                                      "final_margin"])):
+        written = pd.read_csv(io.StringIO(text), dtype=str).iloc[0]
+        noisy = {c: written[c] for c in columns if _significant_digits(written[c]) > 12}
+        assert not noisy, noisy
+    trade = pd.read_csv(io.StringIO(trades_text), dtype=str).iloc[0]
+    assert (trade["entry_price"], trade["exit_price"], trade["qty"]) == ("64123.1", "0.3", "3.3")
+    assert (trade["margin"], trade["realized_pnl"], trade["funding"]) == ("370.35", "0.3", "-0.3")
+    assert trade["duration_s"] == "3600.5"
+    decision = pd.read_csv(io.StringIO(ceo_text), dtype=str).iloc[0]
+    assert (decision["proposed_margin"], decision["final_margin"]) == ("370.35", "0.3")
+    # the CLI's `trades --csv` writes the frame ``trades`` returns: the same values
+    frame = queries.trades(engine, sid, limit=None)
+    assert frame.loc[0, "entry_price"] == 64123.1 and frame.loc[0, "qty"] == 3.3
+    engine.dispose()
+
+
+def test_the_backtest_report_csv_carries_no_float_noise() -> None:
+    report = {"summary": {"fees": 13.635259128000001, "trades": 3, "cagr": None,
+                          "sharpe": -11.030261405182863},
+              "agents": [{"agent": "Momentum Hunter", "funding_paid": -1.2217341190000002}],
+              "ceo_stats": {"halts": 0}, "drawdown_halt": {"held": True},
+              "buy_and_hold": {"BTCUSDT": {"start_price": 64123.1 + 1e-11}},
+              "agents_model": "agents ran on rules", "conventions": "Simple returns."}
+    text = queries.report_rows(report).to_csv(index=False)
+    values = {line.rsplit(",", 1)[0]: line.rsplit(",", 1)[1] for line in text.splitlines()[1:]}
+    assert values["portfolio,desk,fees"] == "13.635259128"
+    assert values["agent,Momentum Hunter,funding_paid"] == "-1.221734119"
+    assert values["buy_and_hold,BTCUSDT,start_price"] == "64123.1"
+    assert values["portfolio,desk,sharpe"] == "-11.0302614052"  # 12 significant digits
+    assert values["portfolio,desk,trades"] == "3" and values["portfolio,desk,cagr"] == ""
+    assert values["drawdown_halt,ceo,held"] == "True"

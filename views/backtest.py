@@ -220,8 +220,8 @@ def show_run(run: dict[str, Any]) -> None:
     st.plotly_chart(agents_chart(report), width="stretch", config={"displayModeBar": False})
 
     st.markdown("**Per agent**")
-    st.dataframe(_blanks_as_dashes(pd.DataFrame(report["agents"])[list(AGENT_COLUMNS)]),
-                 hide_index=True, width="stretch", column_config=AGENT_COLUMNS)
+    st.dataframe(queries.agent_table(report), hide_index=True, width="stretch",
+                 column_config=AGENT_COLUMNS, placeholder=MISSING)
     c = report["ceo_stats"]
     st.markdown(
         f"**CEO**: {c['approvals']} approved, {c['modifications']} modified, {c['rejections']} "
@@ -230,8 +230,8 @@ def show_run(run: dict[str, Any]) -> None:
     if c["rejections_by_rule"]:
         st.caption("Rejections by rule: " + ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()))
     st.markdown("**Buy and hold** (whole capital in one symbol, no fees)")
-    st.dataframe(_blanks_as_dashes(pd.DataFrame(report["buy_and_hold"]).T), width="stretch",
-                 column_config=BUY_AND_HOLD_COLUMNS)
+    st.dataframe(queries.buy_and_hold_table(report), width="stretch",
+                 column_config=BUY_AND_HOLD_COLUMNS, placeholder=MISSING)
 
     candles(run)
 
@@ -245,18 +245,17 @@ def show_run(run: dict[str, Any]) -> None:
                           icon=":material/download:")
 
 
-CAGR_COLUMN = st.column_config.TextColumn(
-    "CAGR", help="Annualised over 365-day years; only for ranges of 30 days or more")
-# figures a report may leave out (None): shown as text, so a missing one reads "–", not "None"
-MAYBE_MISSING = {"cagr": _pct, "sortino": _num, "sharpe": _num, "profit_factor": _num}
+MISSING = "–"  # how a table shows a figure the report leaves out (Streamlit's default: "None")
+CAGR_COLUMN = st.column_config.NumberColumn(
+    "CAGR", format="percent", help="Annualised over 365-day years; only for ranges of 30 days or more")
 AGENT_COLUMNS: dict[str, Any] = {
     "agent": st.column_config.TextColumn("Agent"),
     "total_return": st.column_config.NumberColumn("Return", format="percent"),
     "cagr": CAGR_COLUMN,
     "max_drawdown": st.column_config.NumberColumn("Max DD", format="percent"),
-    "sharpe": st.column_config.TextColumn("Sharpe"),
-    "sortino": st.column_config.TextColumn("Sortino"),
-    "profit_factor": st.column_config.TextColumn("Profit factor"),
+    "sharpe": st.column_config.NumberColumn("Sharpe", format="%.2f"),
+    "sortino": st.column_config.NumberColumn("Sortino", format="%.2f"),
+    "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
     "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
     "trades": st.column_config.NumberColumn("Trades"),
     "fees": st.column_config.NumberColumn("Fees", format="%.2f"),
@@ -275,13 +274,15 @@ BUY_AND_HOLD_COLUMNS: dict[str, Any] = {
     "max_drawdown": st.column_config.NumberColumn("Max drawdown", format="percent"),
 }
 
-
-def _blanks_as_dashes(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for column, shown in MAYBE_MISSING.items():
-        if column in out:
-            out[column] = [shown(None if pd.isna(v) else float(v)) for v in out[column]]
-    return out
+COMPARE_FORMATS = {"total_return": "percent", "max_drawdown": "percent", "win_rate": "percent",
+                   "exposure_time": "percent", "trades": "%,d"}  # the others: "%,.2f"
+COMPARE_COLUMNS: dict[str, Any] = {
+    "run": st.column_config.TextColumn("Run"),
+    **{key: st.column_config.NumberColumn(label, format=COMPARE_FORMATS.get(key, "%,.2f"))
+       for key, label in queries.COMPARE_ROWS},
+    "cagr": CAGR_COLUMN,
+    **{key: st.column_config.TextColumn(label) for key, label in queries.COMPARE_SETUP},
+}
 
 
 def candles(run: dict[str, Any]) -> None:
@@ -316,7 +317,8 @@ def compare(runs: list[dict[str, Any]]) -> None:
     picked = [r for r in runs if r["id"] in chosen]
     if len(picked) < 1:
         return
-    st.dataframe(queries.compare_runs(picked, formatted=True), hide_index=True, width="stretch")
+    st.dataframe(queries.compare_runs(picked), hide_index=True, width="stretch",
+                 column_config=COMPARE_COLUMNS, placeholder=MISSING)
     fig = go.Figure()
     for r in picked:
         curve = r["report"]["curve"]
@@ -350,7 +352,7 @@ table = pd.DataFrame([{
     "CEO": "on" if r["params"].get("ceo", True) else "off",
     "error": r["error"] or "",
 } for r in runs])
-st.dataframe(table, hide_index=True, width="stretch",
+st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING,
              column_config={"return": PERCENT, "max drawdown": PERCENT})
 if not done:
     st.stop()

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 # --- backtests (issue 6)
 from core.queries.backtests import (
+    AGENT_FIGURES,
+    BUY_AND_HOLD_FIGURES,
     COMPARE_ROWS,
+    COMPARE_SETUP,
     MAX_CANDLES,
+    agent_table,
     backtest_candles,
     backtest_progress,
     backtest_run,
     backtest_runs,
+    buy_and_hold_table,
     compare_runs,
     report_rows,
     run_range,
@@ -101,12 +106,15 @@ from core.queries.trade_history import (
 )
 
 __all__ = [
+    "AGENT_FIGURES",
     "ALLOCATION_KINDS",
+    "BUY_AND_HOLD_FIGURES",
     "CANDLE_COLUMNS",
     "CEO_COLUMNS",
     "CEO_KINDS",
     "CLOSE_REASONS",
     "COMPARE_ROWS",
+    "COMPARE_SETUP",
     "CSV_CHUNK",
     "MARKER_COLUMNS",
     "MARKET_COLUMNS",
@@ -134,11 +142,13 @@ __all__ = [
     "agent_llm_stats",  # issue 5
     "agent_names",
     "agent_stats",
+    "agent_table",
     "allocation_changes",
     "backtest_candles",
     "backtest_progress",
     "backtest_run",
     "backtest_runs",
+    "buy_and_hold_table",
     "ceo_filters",
     "ceo_kind_counts",
     "ceo_log",

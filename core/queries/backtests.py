@@ -1,5 +1,6 @@
 """Backtest runs as the CLI and the Backtest page read them: the list (newest first, with each
-run's headline figures), one run with its parameters and report, runs side by side, the report as
+run's headline figures), one run with its parameters and report, the report's tables (per agent,
+buy-and-hold, runs side by side) with every figure a number and a missing one NaN, the report as
 CSV rows, and the candles of the run's range with its entries and exits.
 
 A run's trades, CEO log and equity curve are an ordinary session's (mode ``backtest``), so the
@@ -9,6 +10,8 @@ usual ``trades``/``ceo_log``/``equity_curve`` queries serve them with the run's 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from sqlalchemy import Engine, select
 from core.backtest.params import day_of
 from core.lease import wall_ms
 from core.models import INTERVAL_MS
+from core.queries.common import PRICE_DIGITS
 from core.queries.market import CANDLE_COLUMNS, MARKER_COLUMNS, MAX_MARKERS
 from core.store.tables import AgentRow, BacktestRunRow, PositionRow
 
@@ -30,8 +34,11 @@ COMPARE_ROWS = [
     ("final_equity", "Final equity (USDT)"),
 ]
 
-
-PERCENT_FIGURES = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure_time"}
+COMPARE_SETUP = [("ceo", "CEO"), ("range", "Range"), ("symbols", "Symbols"),
+                 ("interval", "Interval"), ("halt_held", "Drawdown halt held")]
+AGENT_FIGURES = ("total_return", "cagr", "max_drawdown", "sharpe", "sortino", "profit_factor",
+                 "win_rate", "trades", "fees", "funding_paid", "exposure_time", "net_pnl")
+BUY_AND_HOLD_FIGURES = ("start_price", "end_price", "total_return", "cagr", "max_drawdown")
 STALE_MS = 120_000  # a running run that has not written progress for this long has died
 MAX_CANDLES = 2_000  # candles one chart draws
 
@@ -77,33 +84,42 @@ def run_range(params: dict[str, Any]) -> str:
     return f"{day_of(params['start_ms'])} → {day_of(params['end_ms'] - 1)}"
 
 
-def compare_runs(runs: list[dict[str, Any]], *, formatted: bool = False) -> pd.DataFrame:
-    """One column per run, one row per headline figure (runs without a report are skipped);
-    ``formatted``: every cell as display text (percentages, two decimals, thousands)."""
-    data: dict[str, list[Any]] = {"figure": [label for _, label in COMPARE_ROWS]}
-    extra = [("CEO", lambda r: "on" if r["params"].get("ceo", True) else "off"),
-             ("Range", lambda r: run_range(r["params"])),
-             ("Symbols", lambda r: ",".join(r["params"].get("symbols", []))),
-             ("Interval", lambda r: r["params"].get("interval", "")),
-             ("Drawdown halt held", lambda r: _held(r["report"]))]
-    data["figure"] += [label for label, _ in extra]
+def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` as numbers: a figure the report leaves out (None) becomes NaN, so the column
+    stays numeric (right-aligned, sorted as numbers) and the table shows the gap as missing."""
+    return frame.assign(**{c: pd.to_numeric(frame[c]) for c in columns})
+
+
+def agent_table(report: dict[str, Any]) -> pd.DataFrame:
+    """The report's per-agent figures, one row per agent, every figure a numeric column."""
+    frame = pd.DataFrame(report["agents"], columns=["agent", *AGENT_FIGURES])
+    return _numeric(frame, AGENT_FIGURES)
+
+
+def buy_and_hold_table(report: dict[str, Any]) -> pd.DataFrame:
+    """Buy-and-hold of each symbol, one row per symbol (the index), every figure numeric."""
+    frame = pd.DataFrame.from_dict(report["buy_and_hold"], orient="index",
+                                   columns=list(BUY_AND_HOLD_FIGURES))
+    return _numeric(frame.rename_axis("symbol"), BUY_AND_HOLD_FIGURES)
+
+
+def compare_runs(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run (runs without a report are skipped): its label, the headline figures of
+    ``COMPARE_ROWS`` as numeric columns, then how it ran (``COMPARE_SETUP``)."""
+    rows = []
     for r in runs:
         if not r.get("report"):
             continue
-        s = r["report"]["summary"]
-        figures = [_shown(k, s.get(k)) if formatted else s.get(k) for k, _ in COMPARE_ROWS]
-        data[f"#{r['id']} {r['name']}"] = figures + [f(r) for _, f in extra]
-    return pd.DataFrame(data)
-
-
-def _shown(key: str, value: Any) -> str:
-    if value is None:
-        return "–"
-    if key in PERCENT_FIGURES:
-        return f"{value:.2%}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.2f}"
+        s, p = r["report"]["summary"], r["params"]
+        rows.append({
+            "run": f"#{r['id']} {r['name']}", **{k: s.get(k) for k, _ in COMPARE_ROWS},
+            "ceo": "on" if p.get("ceo", True) else "off", "range": run_range(p),
+            "symbols": ",".join(p.get("symbols", [])), "interval": p.get("interval", ""),
+            "halt_held": _held(r["report"]),
+        })
+    figures = [k for k, _ in COMPARE_ROWS]
+    frame = pd.DataFrame(rows, columns=["run", *figures, *(k for k, _ in COMPARE_SETUP)])
+    return _numeric(frame, figures)
 
 
 def _held(report: dict[str, Any]) -> str:
@@ -114,7 +130,9 @@ def _held(report: dict[str, Any]) -> str:
 
 
 def report_rows(report: dict[str, Any]) -> pd.DataFrame:
-    """The report flattened to (section, name, figure, value) rows, for a CSV download."""
+    """The report flattened to (section, name, figure, value) rows, for a CSV download; a float
+    keeps ``PRICE_DIGITS`` significant digits (sums of fees print as 13.635259128, not
+    13.635259128000001)."""
     rows: list[dict[str, Any]] = []
     for k, v in report["summary"].items():
         rows.append({"section": "portfolio", "name": "desk", "figure": k, "value": v})
@@ -135,6 +153,9 @@ def report_rows(report: dict[str, Any]) -> pd.DataFrame:
             rows.append({"section": "buy_and_hold", "name": sym, "figure": k, "value": v})
     rows.append({"section": "notes", "name": "agents", "figure": "model", "value": report["agents_model"]})
     rows.append({"section": "notes", "name": "report", "figure": "conventions", "value": report["conventions"]})
+    for row in rows:
+        if isinstance(row["value"], float) and math.isfinite(row["value"]):
+            row["value"] = float(f"{row['value']:.{PRICE_DIGITS}g}")
     return pd.DataFrame(rows, columns=["section", "name", "figure", "value"])
 
 

@@ -15,7 +15,15 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, literal, select
 
-from core.queries.common import _agent_ids, _chosen, _iso, _iso_column, _records, _stream_csv
+from core.queries.common import (
+    MONEY_DECIMALS,
+    _agent_ids,
+    _chosen,
+    _iso,
+    _iso_column,
+    _records,
+    _stream_csv,
+)
 from core.store.tables import AgentRow, CeoDecisionRow
 
 CEO_COLUMNS = [
@@ -71,6 +79,8 @@ def _ceo_frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame.insert(1, "ts", _iso_column(frame.pop("ts_ms")))
     for col in ("proposed_leverage", "final_leverage"):
         frame[col] = frame[col].astype("Int64")
+    for col in ("proposed_margin", "final_margin"):  # fractions of equity carry float noise
+        frame[col] = frame[col].astype(float).round(MONEY_DECIMALS)
     return frame[CEO_COLUMNS]
 
 

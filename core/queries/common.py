@@ -3,9 +3,11 @@
 The CEO log and the trade history are filtered, paged and downloaded the same way, so the pieces
 they have in common live here once: epoch-millisecond → text formatting (one value, or a whole
 column vectorised), the engine's JSON marks, the "All"/empty selector meaning "no filter", the
-agent-name subquery that keeps filters on the (session, agent_id) indexes, and the chunked CSV
-writer (``CSV_CHUNK`` rows per fetch). Tests that want several chunks patch
-``core.queries.common.CSV_CHUNK``: the name re-exported by ``core.queries`` is only a copy.
+agent-name subquery that keeps filters on the (session, agent_id) indexes, the chunked CSV
+writer (``CSV_CHUNK`` rows per fetch), and the rounding that keeps binary float noise out of the
+CSVs (a fill average written as 64123.100000000006 instead of 64123.1). Tests that want several
+chunks patch ``core.queries.common.CSV_CHUNK``: the name re-exported by ``core.queries`` is only
+a copy.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from core.models import ms_to_dt
 from core.store.tables import AgentRow
 
 CSV_CHUNK = 20_000
+PRICE_DIGITS = 12  # significant digits of a price or quantity: a double's noise sits past ~15
+MONEY_DECIMALS = 8  # USDT amounts the store keeps unrounded (the CEO log's margins)
 _ANY = (None, "", "All", "all")
 
 
@@ -68,6 +72,21 @@ def _iso_column(ms: pd.Series) -> pd.Series:
         stamps = ms[known].astype("int64").to_numpy().astype("datetime64[ms]").astype("datetime64[s]")
         out[known] = np.char.replace(np.datetime_as_string(stamps, unit="s"), "T", " ")
     return out
+
+
+def _significant(values: pd.Series, digits: int = PRICE_DIGITS) -> pd.Series:
+    """``values`` rounded to ``digits`` significant digits (None/NaN stay NaN), so a price prints
+    as the digits it has whatever its size (64123.1, 0.000012345); vectorised, one ``round`` per
+    order of magnitude present."""
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    out = x.copy()
+    known = np.isfinite(x) & (x != 0)
+    decimals = np.zeros(len(x), dtype=int)
+    decimals[known] = digits - 1 - np.floor(np.log10(np.abs(x[known]))).astype(int)
+    for d in np.unique(decimals[known]):
+        pick = known & (decimals == d)
+        out[pick] = np.round(x[pick], d)
+    return pd.Series(out, index=values.index, name=values.name)
 
 
 def _records(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:

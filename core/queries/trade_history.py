@@ -16,7 +16,14 @@ import pandas as pd
 from sqlalchemy import Engine, case, func, select
 
 from core.models import ms_to_dt
-from core.queries.common import _agent_ids, _chosen, _iso_column, _records, _stream_csv
+from core.queries.common import (
+    _agent_ids,
+    _chosen,
+    _iso_column,
+    _records,
+    _significant,
+    _stream_csv,
+)
 from core.store.tables import AgentRow, PositionRow
 
 TRADE_COLUMNS = [
@@ -90,6 +97,8 @@ def _trade_frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame["duration_s"] = (frame["closed_ms"] - frame["opened_ms"]) / 1000
     frame = frame.astype({"margin": float, "fees": float, "funding": float, "realized_pnl": float})
     frame = frame.round({"margin": 4, "fees": 6, "funding": 6, "realized_pnl": 6})
+    for col in ("qty", "entry_price", "exit_price"):  # fill averages and sums carry float noise
+        frame[col] = _significant(frame[col])
     return frame[TRADE_COLUMNS]
 
 
