@@ -74,7 +74,9 @@ from core.queries.market import (
 from core.queries.session import (
     agent_names,
     agent_stats,
+    desk_session,
     equity_curve,
+    latest_session,
     list_sessions,
     open_orders,
     open_positions,
@@ -148,7 +150,9 @@ __all__ = [
     "changed_fields",
     "compare_runs",  # issue 6
     "day_start_ms",
+    "desk_session",
     "equity_curve",
+    "latest_session",
     "list_sessions",
     "market_candles",
     "market_overview",
