@@ -1,5 +1,6 @@
 """The one module under core/ that knows Streamlit: the per-process runtime, the password gate,
-the sidebar and the small helpers every page shares (formatting, colours, actions, refresh).
+the sidebar (with its session picker) and the small helpers every page shares (formatting,
+colours, actions, refresh).
 
 ``get_runtime`` opens the database once per server process and, when ``ENGINE_IN_APP`` is on,
 starts one engine driver with it; Streamlit's release hook stops the engine (and frees its lease)
@@ -22,6 +23,7 @@ from core import queries
 from core.config import Settings, get_settings
 from core.engine import ACTIVE_SESSION
 from core.errors import DeskError
+from core.models import ms_to_dt
 from core.scheduler import EngineDriver
 from core.store.db import open_database
 
@@ -30,6 +32,10 @@ LOSS = "#e03e3e"
 NEUTRAL = "#8a8f98"
 REFRESH_SECONDS = 15
 ACTIVE = ACTIVE_SESSION  # the statuses an engine still ticks
+PICKER = "session_picker"  # the sidebar selectbox's widget key
+CHOSEN = "session_chosen"  # the tab's explicit choice (None: follow the latest session)
+SESSION_PARAM = "session"  # ?session=N in the URL reopens a chosen session
+PICKER_SIZE = 50  # sessions listed in the picker, newest first
 
 
 @dataclass
@@ -127,10 +133,68 @@ def status_label(status: str) -> str:
 
 # ---------------------------------------------------------------------- state and actions
 def current_session(db: Engine) -> dict[str, Any] | None:
-    """The session the dashboard shows: the active one, else the most recent."""
-    sessions = queries.list_sessions(db)
-    active = [s for s in sessions if s["status"] in ACTIVE]
-    return (active or sessions or [None])[0]
+    """The session the dashboard shows: the one chosen in the sidebar (or by the link's
+    ``?session=N``) while it still exists, else the active one, else the most recent."""
+    chosen = _chosen_session_id()
+    shown = queries.desk_session(db, chosen) if chosen is not None else None
+    return shown or queries.latest_session(db)
+
+
+def _chosen_session_id() -> int | None:
+    """This browser tab's explicit choice; None means "follow the latest session"."""
+    if CHOSEN in st.session_state:
+        chosen: int | None = st.session_state[CHOSEN]
+        return chosen
+    raw = st.query_params.get(SESSION_PARAM, "")
+    return int(raw) if raw.isdigit() else None
+
+
+def follow_latest_session() -> None:
+    """Forget the tab's choice, so the pages show the active (else the newest) session again,
+    e.g. the one just created."""
+    st.session_state[CHOSEN] = None
+    if SESSION_PARAM in st.query_params:
+        del st.query_params[SESSION_PARAM]
+
+
+def _on_pick(db: Engine) -> None:
+    picked = st.session_state[PICKER]
+    latest = queries.latest_session(db)
+    if latest is not None and picked == latest["id"]:
+        follow_latest_session()  # picking the latest means following it, into the next session
+    else:
+        st.session_state[CHOSEN] = picked
+
+
+def session_picker(db: Engine) -> int | None:
+    """The sidebar's choice of session (paper and live, newest first; backtests have their own
+    page), shown only when there is more than one; keeps the URL's ``?session=N`` in step so a
+    link reopens the choice. Returns the id of the session the pages show."""
+    shown, chosen = current_session(db), _chosen_session_id()
+    if shown is not None and chosen == shown["id"]:
+        st.session_state[CHOSEN] = chosen  # a choice from the link outlives the link
+        if st.query_params.get(SESSION_PARAM) != str(chosen):  # e.g. dropped by a page switch
+            st.query_params[SESSION_PARAM] = str(chosen)
+    else:
+        follow_latest_session()  # nothing chosen, or the chosen session is gone
+    if shown is None:
+        return None
+    choices = queries.list_sessions(db, limit=PICKER_SIZE)
+    if len(choices) > 1:
+        if all(c["id"] != shown["id"] for c in choices):
+            choices.append(shown)  # an old session opened by its link
+        labels = {c["id"]: session_choice_label(c) for c in choices}
+        st.session_state[PICKER] = shown["id"]
+        st.selectbox("Session", list(labels), format_func=labels.__getitem__, key=PICKER,
+                     on_change=_on_pick, args=(db,),
+                     help=f"Browse an earlier session (the latest {PICKER_SIZE} are listed); "
+                          "the pages show the running one by default.")
+    return int(shown["id"])
+
+
+def session_choice_label(s: dict[str, Any]) -> str:
+    """"#12 Paper desk #3 · stopped · 2025-10-08" (the day it started, engine time UTC)."""
+    return f"#{s['id']} {s['name']} · {s['status']} · {ms_to_dt(s['created_ms']):%Y-%m-%d}"
 
 
 def session_or_stop(db: Engine, what_shows_here: str) -> dict[str, Any]:
@@ -176,8 +240,9 @@ def refresh_every() -> int | None:
 
 
 def sidebar(runtime: Runtime) -> None:
-    """Session, mode, equity and the engine's heartbeat, on every page."""
+    """The session picker, then the session's mode, equity and the engine's heartbeat, on every page."""
     with st.sidebar:
+        session_picker(runtime.db)
         st.toggle("Live refresh (15 s)", value=True, key="live_refresh",
                   help="Pause this to read tables without them moving under you.")
         _sidebar_status(runtime)
@@ -185,6 +250,7 @@ def sidebar(runtime: Runtime) -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def _sidebar_status(runtime: Runtime) -> None:
+    # looked up on every refresh: a session created (or removed) from the CLI shows up by itself
     session = current_session(runtime.db)
     if session is None:
         st.info("No session yet — create one on the Session page.")

@@ -23,6 +23,7 @@ from core.ui import (
     colored,
     current_session,
     engine_status,
+    follow_latest_session,
     get_runtime,
     pct,
     pnl_color,
@@ -36,6 +37,7 @@ db = runtime.db
 settings = runtime.settings
 
 CONFIRM_STOP = "session_confirm_stop"
+PREVIOUS_SHOWN = 20
 EQUITY_LINE = "#4c8dff"
 BADGE = {
     "created": ("Created — waiting for the engine", "blue", ":material/schedule:"),
@@ -90,6 +92,7 @@ def create_form() -> None:
         if run_action(service.create_session, db, settings, capital=amount,
                       symbols=list(symbols), mode=mode or "paper", name=name.strip() or None,
                       done="Session created — the engine starts trading on its next tick"):
+            follow_latest_session()  # show the new session, whatever was chosen in the sidebar
             st.rerun()
 
 
@@ -98,7 +101,7 @@ def previous_sessions(sessions: list[dict[str, Any]]) -> None:
         return
     st.subheader("Previous sessions")
     rows = []
-    for s in sessions[:20]:
+    for s in sessions:
         figures = queries.session_status(db, s["id"])["session"]
         rows.append({
             "Session": s["name"], "Status": s["status"].capitalize(), "Mode": s["mode"].upper(),
@@ -333,6 +336,28 @@ def header_line(session_id: int) -> None:
                    + (f" · market data: {s['feed_status']}" if s.get("feed_status") else ""))
 
 
+def ended_view(session_id: int) -> None:
+    """A stopped session (the last one, or one chosen in the sidebar): its final figures, with
+    nothing left to control."""
+    status = queries.session_status(db, session_id)
+    s = status["session"]
+    latest = queries.latest_session(db)
+    then = (f"The desk is trading **{latest['name']}**: choose it in the sidebar."
+            if latest is not None and latest["status"] in ACTIVE else "Create a new one below.")
+    st.info(f"Session **{s['name']}** is {s['status']}: final equity {usd(s['equity'])} "
+            f"({pct(s['total_pnl_pct'], signed=True)}). {then}", icon=":material/flag:")
+    st.caption("This session has ended: it can no longer be paused, resumed or stopped. "
+               "Its final figures:")
+    curve = queries.equity_curve(db, session_id)
+    kpis(s, curve)
+    left, right = st.columns([2, 1])
+    with left:
+        equity_charts(s, curve)
+    with right:
+        allocation_chart(status["agents"])
+    drawdown_chart(curve)
+
+
 def live_view(session_id: int, shown_status: str) -> None:
     status = queries.session_status(db, session_id)
     s = status["session"]
@@ -359,12 +384,9 @@ if session is None or session["status"] not in ACTIVE:
     if session is None:
         st.info("No session yet — create one below to let the five agents trade.", icon=":material/waving_hand:")
     else:
-        last = queries.session_summary(db, session["id"])
-        st.info(f"Last session **{last['name']}** is {last['status']}: final equity "
-                f"{usd(last['equity'])} ({pct(last['total_pnl_pct'], signed=True)}). "
-                "Create a new one below.", icon=":material/flag:")
+        ended_view(session["id"])
     create_form()
-    previous_sessions(queries.list_sessions(db))
+    previous_sessions(queries.list_sessions(db, limit=PREVIOUS_SHOWN))
 else:
     st.title(session["name"])
     st.fragment(run_every=refresh_every())(header_line)(session["id"])

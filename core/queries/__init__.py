@@ -79,8 +79,10 @@ from core.queries.market import (
 from core.queries.session import (
     agent_names,
     agent_stats,
+    desk_session,
     engine_health,
     equity_curve,
+    latest_session,
     list_sessions,
     open_orders,
     open_positions,
@@ -159,8 +161,10 @@ __all__ = [
     "changed_fields",
     "compare_runs",  # issue 6
     "day_start_ms",
+    "desk_session",
     "engine_health",
     "equity_curve",
+    "latest_session",
     "list_sessions",
     "market_candles",
     "market_overview",

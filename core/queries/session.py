@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from core.engine import ACTIVE_SESSION
 from core.errors import NotFound
 from core.lease import wall_ms
 from core.queries.common import _iso, _marks
@@ -28,15 +29,39 @@ from core.store.tables import (
     SessionRow,
 )
 
+_SESSION_COLUMNS = (SessionRow.id, SessionRow.name, SessionRow.status, SessionRow.mode,
+                    SessionRow.initial_capital, SessionRow.created_ms)
 
-def list_sessions(engine: Engine, *, include_backtests: bool = False) -> list[dict[str, Any]]:
-    stmt = select(SessionRow.id, SessionRow.name, SessionRow.status, SessionRow.mode,
-                  SessionRow.initial_capital, SessionRow.created_ms).order_by(SessionRow.id.desc())
+
+def list_sessions(engine: Engine, *, include_backtests: bool = False, limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """Sessions newest first; ``limit``/``offset`` page the list (the dashboard's picker)."""
+    stmt = select(*_SESSION_COLUMNS).order_by(SessionRow.id.desc()).offset(offset).limit(limit)
     if not include_backtests:  # issue 6: backtest runs are browsed on the Backtest page
         stmt = stmt.where(SessionRow.mode != "backtest")
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     return [dict(r._mapping) for r in rows]
+
+
+def desk_session(engine: Engine, session_id: int) -> dict[str, Any] | None:
+    """The paper or live session ``session_id`` as ``list_sessions`` shows it, or None when it
+    does not exist (deleted, or a link to a backtest, which the Backtest page shows)."""
+    stmt = select(*_SESSION_COLUMNS).where(SessionRow.id == session_id, SessionRow.mode != "backtest")
+    with engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else dict(row._mapping)
+
+
+def latest_session(engine: Engine) -> dict[str, Any] | None:
+    """The session the dashboard shows unless told otherwise: the active paper or live session
+    (the desk runs at most one), else the most recent; None before the first session."""
+    stmt = (select(*_SESSION_COLUMNS).where(SessionRow.mode != "backtest")
+            .order_by(case((SessionRow.status.in_(ACTIVE_SESSION), 0), else_=1), SessionRow.id.desc())
+            .limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else dict(row._mapping)
 
 
 def agent_stats(engine: Engine, session_id: int) -> list[dict[str, Any]]:
