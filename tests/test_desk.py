@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from core import queries, service
+from core.cli import _print_status
 from core.errors import ConfigError, InvalidTransition, NotFound
 from core.lease import Lease
 from core.reconcile import reconcile
@@ -190,6 +191,40 @@ def test_agent_pause_and_resume_by_user(sqlite_url: str) -> None:
     reasons = queries.ceo_log(engine, session_id, agent="Momentum Hunter")["reason"].tolist()
     assert any("paused by user" in r for r in reasons)
     assert any("resumed by user" in r for r in reasons)
+
+
+def test_pause_and_resume_messages_name_the_agent_once(
+        sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01",
+                             agent_pause_losing_streak=2, agent_resume_after_hours=0)
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 200)
+    agents = queries.session_status(engine, session_id)["agents"]
+    ceo_paused = [a for a in agents if a["status"] == "paused"]
+    assert len(ceo_paused) >= 2
+    for a in ceo_paused:  # the card shows "Why: <reason>" under the agent's name
+        assert a["pause_reason"].startswith("last 2 closed trades all lost"), a["pause_reason"]
+    _print_status(queries.session_status(engine, session_id))
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("  ") and " — " in line]
+    assert printed == [f"  {a['name']}: paused — {a['pause_reason']}" for a in ceo_paused]
+
+    first, second = ceo_paused[0]["name"], ceo_paused[1]["name"]
+    service.change_agent(engine, session_id, first, "resume")  # a CEO pause, resumed by the user
+    service.change_agent(engine, session_id, "arbitrage", "pause")
+    service.change_agent(engine, session_id, "arbitrage", "resume")
+    run_ticks(engine, settings.model_copy(update={"agent_resume_after_hours": 1.0}), 8)
+    log = queries.ceo_log(engine, session_id)
+    messages = log[log["kind"].isin(["pause", "resume"])]
+    assert set(messages["agent"]) >= {first, second, "Arbitrage Scanner"}
+    for agent, reason in zip(messages["agent"], messages["reason"], strict=True):
+        assert reason.startswith(f"{agent} ") and reason.count(agent) == 1, reason
+    reasons = set(messages["reason"])
+    assert f"{first} resumed by user (was paused: {ceo_paused[0]['pause_reason']})" in reasons
+    assert {"Arbitrage Scanner paused by user", "Arbitrage Scanner resumed by user"} <= reasons
+    assert any(r.startswith(f"{second} resumed after a 1 h cooldown (was paused: last 2 closed")
+               for r in reasons)
 
 
 def queries_start_ms(engine: Engine, session_id: int) -> int:
