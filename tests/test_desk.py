@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, insert, select, update
 from core import queries, service
 from core.cli import _print_status
 from core.errors import ConfigError, InvalidTransition, NotFound
+from core.exchanges.symbols import KNOWN_FILTERS
 from core.lease import Lease
 from core.reconcile import reconcile
 from core.runtime import build_desk
@@ -20,6 +22,7 @@ from core.store.tables import (
     AgentRow,
     CeoDecisionRow,
     EngineLeaseRow,
+    FillRow,
     OrderRow,
     PositionRow,
     ProposalRow,
@@ -100,6 +103,43 @@ def test_lifecycle_pause_keeps_positions_and_stops_then_stop_closes_everything(d
                                                         OrderRow.status == "NEW"))
         agents = set(conn.scalars(select(AgentRow.status).where(AgentRow.session_id == session_id)))
     assert resting is None and agents == {"stopped"}
+
+
+def test_a_stop_without_an_engine_closes_at_the_current_bar_and_keeps_the_clock(
+        sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-07-01")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 300)  # ends holding BTC, ETH and SOL
+    with engine.connect() as conn:
+        before = conn.execute(select(SessionRow.clock_ms, SessionRow.marks)
+                              .where(SessionRow.id == session_id)).one()
+        held = dict(conn.execute(select(PositionRow.id, PositionRow.side).where(
+            PositionRow.session_id == session_id, PositionRow.status == "open")).all())
+    marks = json.loads(before.marks)  # the prices the desk shows: the last bar's closes
+    assert len(held) >= 2
+
+    assert service.stop_session(engine, settings, session_id).status == "stopped"
+    with engine.connect() as conn:
+        after = conn.execute(select(SessionRow.clock_ms, SessionRow.stopped_ms, SessionRow.marks)
+                             .where(SessionRow.id == session_id)).one()
+        fills = conn.execute(select(FillRow.position_id, FillRow.symbol, FillRow.side,
+                                    FillRow.price, FillRow.ts_ms)
+                             .where(FillRow.position_id.in_(held))).all()
+        reasons = set(conn.scalars(select(PositionRow.close_reason)
+                                   .where(PositionRow.id.in_(held))))
+    assert (after.clock_ms, after.stopped_ms) == (before.clock_ms, before.clock_ms)
+    assert json.loads(after.marks) == marks
+    closing_side = {"LONG": "SELL", "SHORT": "BUY"}
+    closes = [f for f in fills if f.side == closing_side[held[f.position_id]]]
+    assert reasons == {"session_stop"} and sorted(c.position_id for c in closes) == sorted(held)
+    slip = Decimal(repr(settings.paper_slippage_bps)) / 10_000
+    for close in closes:
+        rules, mark = KNOWN_FILTERS[close.symbol], Decimal(repr(marks[close.symbol]))
+        expected = (rules.round_price(mark * (1 - slip), up=False) if close.side == "SELL"
+                    else rules.round_price(mark * (1 + slip), up=True))  # against the desk
+        assert (Decimal(repr(close.price)), close.ts_ms) == (expected, before.clock_ms), close
+    engine.dispose()
 
 
 def test_invalid_transitions_are_refused_and_change_nothing(sqlite_url: str) -> None:
