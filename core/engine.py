@@ -33,7 +33,15 @@ from core.execution import Execution
 from core.feeds.base import MarketFeed
 from core.ledger import AgentLedger, Ledger, OpenPosition
 from core.llm import audit  # issue 5: the LLM audit trail
-from core.models import Action, AgentDecision, LLMCallRecord, Proposal, RiskVerdict, Verdict
+from core.models import (
+    Action,
+    AgentDecision,
+    LLMCallRecord,
+    MarketStep,
+    Proposal,
+    RiskVerdict,
+    Verdict,
+)
 from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group
 from core.store.pending import PendingRows
 from core.store.tables import (
@@ -88,11 +96,15 @@ class Desk:
     private_store: bool = False
     pending: PendingRows = field(default_factory=PendingRows)
     execution: Execution = field(init=False)
+    # Stopped while no engine traded it (or its engine died mid-stop): nothing moved its market
+    # since, so the stop closes at the market the session last saw instead of stepping on.
+    stopped_while_idle: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.execution = Execution(
             self.db, self.ledger, self.exchange, commit=self.commit, now_ms=self.clock.now_ms
         )
+        self.stopped_while_idle = self.ledger.session.status == "stopping"
 
 
 def run_cycle(desk: Desk) -> CycleReport:
@@ -100,12 +112,7 @@ def run_cycle(desk: Desk) -> CycleReport:
     _refresh_intents(desk)
     if session.status == "created":
         _set_status(desk, "running", "created", "engine started the session")
-    try:
-        step = desk.feed.step()
-    except FeedExhausted:
-        if session.status != "stopping":
-            raise
-        step = desk.feed.current()  # a finished replay can still be closed at its last prices
+    step = _market_step(desk)
     tick_ms = step.now_ms
     report = CycleReport(tick_ms=tick_ms, status=session.status)
     _arm_loss_guard(desk)
@@ -160,6 +167,20 @@ def run_cycle(desk: Desk) -> CycleReport:
         flush(desk)
     report.status = session.status
     return report
+
+
+def _market_step(desk: Desk) -> MarketStep:
+    """The market this tick acts on: the next one, or for a stop the current one where stepping
+    would move a market nobody traded (an idle stop) or there is nothing left to step to."""
+    stopping = desk.ledger.session.status == "stopping"
+    if stopping and desk.stopped_while_idle:
+        return desk.feed.current()
+    try:
+        return desk.feed.step()
+    except FeedExhausted:
+        if not stopping:
+            raise
+        return desk.feed.current()  # a finished replay can still be closed at its last prices
 
 
 def flush(desk: Desk) -> None:

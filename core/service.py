@@ -240,7 +240,7 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
         raise InvalidTransition(f"session {row.id} is {row.status}; its agents cannot change")
     with engine.begin() as conn:
         agent = conn.execute(
-            select(AgentRow.id, AgentRow.status, AgentRow.pause_reason)
+            select(AgentRow.id, AgentRow.status, AgentRow.pause_reason, AgentRow.paused_by)
             .where(AgentRow.session_id == row.id, AgentRow.key == spec.key)
         ).one()
         if action == "pause":
@@ -263,7 +263,9 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
         conn.execute(update(SessionRow).where(SessionRow.id == row.id)
                      .values(intent_version=SessionRow.intent_version + 1))
         new = values["status"]
-        detail = "" if action == "pause" else f" (was paused: {agent.pause_reason})"
+        # a user's own pause needs no recalling ("was paused: paused by user")
+        detail = ("" if action == "pause" or agent.paused_by == "user"
+                  else f" (was paused: {agent.pause_reason})")
         _log(conn, row.id, row.clock_ms, action, f"{spec.name} {action}d by user{detail}",
              agent_id=agent.id, changes={"status": [agent.status, new]})
     return f"{spec.name}: {agent.status} → {new}"

@@ -69,7 +69,7 @@ def test_agent_drawdown_pauses() -> None:
     [decision] = review_agents([perf(equity=8_900.0)])
     assert decision.rule == "agent_drawdown"
     assert decision.reason == (
-        "Momentum Hunter: equity 8,900.00 is 11.0% below its peak 10,000.00 (pause at 10%)"
+        "equity 8,900.00 is 11.0% below its peak 10,000.00 (pause at 10%)"
     )
 
 
@@ -83,7 +83,7 @@ def test_losing_streak_needs_n_losses_in_a_row() -> None:
     assert decision == PauseDecision(
         "Momentum Hunter",
         "losing_streak",
-        "Momentum Hunter: last 4 closed trades all lost (-1.00, -2.00, -3.00, -4.00)",
+        "last 4 closed trades all lost (-1.00, -2.00, -3.00, -4.00)",
     )
     assert review_agents([perf((-1.0, -2.0, -3.0))]) == []  # only three trades
     assert review_agents([perf((-1.0, -2.0, 0.0, -4.0))]) == []  # a flat trade breaks it

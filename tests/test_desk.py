@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 
@@ -9,7 +10,9 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from core import queries, service
+from core.cli import _print_status
 from core.errors import ConfigError, InvalidTransition, NotFound
+from core.exchanges.symbols import KNOWN_FILTERS
 from core.lease import Lease
 from core.reconcile import reconcile
 from core.runtime import build_desk
@@ -19,6 +22,7 @@ from core.store.tables import (
     AgentRow,
     CeoDecisionRow,
     EngineLeaseRow,
+    FillRow,
     OrderRow,
     PositionRow,
     ProposalRow,
@@ -99,6 +103,43 @@ def test_lifecycle_pause_keeps_positions_and_stops_then_stop_closes_everything(d
                                                         OrderRow.status == "NEW"))
         agents = set(conn.scalars(select(AgentRow.status).where(AgentRow.session_id == session_id)))
     assert resting is None and agents == {"stopped"}
+
+
+def test_a_stop_without_an_engine_closes_at_the_current_bar_and_keeps_the_clock(
+        sqlite_url: str) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-07-01")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 300)  # ends holding BTC, ETH and SOL
+    with engine.connect() as conn:
+        before = conn.execute(select(SessionRow.clock_ms, SessionRow.marks)
+                              .where(SessionRow.id == session_id)).one()
+        held = dict(conn.execute(select(PositionRow.id, PositionRow.side).where(
+            PositionRow.session_id == session_id, PositionRow.status == "open")).all())
+    marks = json.loads(before.marks)  # the prices the desk shows: the last bar's closes
+    assert len(held) >= 2
+
+    assert service.stop_session(engine, settings, session_id).status == "stopped"
+    with engine.connect() as conn:
+        after = conn.execute(select(SessionRow.clock_ms, SessionRow.stopped_ms, SessionRow.marks)
+                             .where(SessionRow.id == session_id)).one()
+        fills = conn.execute(select(FillRow.position_id, FillRow.symbol, FillRow.side,
+                                    FillRow.price, FillRow.ts_ms)
+                             .where(FillRow.position_id.in_(held))).all()
+        reasons = set(conn.scalars(select(PositionRow.close_reason)
+                                   .where(PositionRow.id.in_(held))))
+    assert (after.clock_ms, after.stopped_ms) == (before.clock_ms, before.clock_ms)
+    assert json.loads(after.marks) == marks
+    closing_side = {"LONG": "SELL", "SHORT": "BUY"}
+    closes = [f for f in fills if f.side == closing_side[held[f.position_id]]]
+    assert reasons == {"session_stop"} and sorted(c.position_id for c in closes) == sorted(held)
+    slip = Decimal(repr(settings.paper_slippage_bps)) / 10_000
+    for close in closes:
+        rules, mark = KNOWN_FILTERS[close.symbol], Decimal(repr(marks[close.symbol]))
+        expected = (rules.round_price(mark * (1 - slip), up=False) if close.side == "SELL"
+                    else rules.round_price(mark * (1 + slip), up=True))  # against the desk
+        assert (Decimal(repr(close.price)), close.ts_ms) == (expected, before.clock_ms), close
+    engine.dispose()
 
 
 def test_invalid_transitions_are_refused_and_change_nothing(sqlite_url: str) -> None:
@@ -190,6 +231,40 @@ def test_agent_pause_and_resume_by_user(sqlite_url: str) -> None:
     reasons = queries.ceo_log(engine, session_id, agent="Momentum Hunter")["reason"].tolist()
     assert any("paused by user" in r for r in reasons)
     assert any("resumed by user" in r for r in reasons)
+
+
+def test_pause_and_resume_messages_name_the_agent_once(
+        sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01",
+                             agent_pause_losing_streak=2, agent_resume_after_hours=0)
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    run_ticks(engine, settings, 200)
+    agents = queries.session_status(engine, session_id)["agents"]
+    ceo_paused = [a for a in agents if a["status"] == "paused"]
+    assert len(ceo_paused) >= 2
+    for a in ceo_paused:  # the card shows "Why: <reason>" under the agent's name
+        assert a["pause_reason"].startswith("last 2 closed trades all lost"), a["pause_reason"]
+    _print_status(queries.session_status(engine, session_id))
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("  ") and " — " in line]
+    assert printed == [f"  {a['name']}: paused — {a['pause_reason']}" for a in ceo_paused]
+
+    first, second = ceo_paused[0]["name"], ceo_paused[1]["name"]
+    service.change_agent(engine, session_id, first, "resume")  # a CEO pause, resumed by the user
+    service.change_agent(engine, session_id, "arbitrage", "pause")
+    service.change_agent(engine, session_id, "arbitrage", "resume")
+    run_ticks(engine, settings.model_copy(update={"agent_resume_after_hours": 1.0}), 8)
+    log = queries.ceo_log(engine, session_id)
+    messages = log[log["kind"].isin(["pause", "resume"])]
+    assert set(messages["agent"]) >= {first, second, "Arbitrage Scanner"}
+    for agent, reason in zip(messages["agent"], messages["reason"], strict=True):
+        assert reason.startswith(f"{agent} ") and reason.count(agent) == 1, reason
+    reasons = set(messages["reason"])
+    assert f"{first} resumed by user (was paused: {ceo_paused[0]['pause_reason']})" in reasons
+    assert {"Arbitrage Scanner paused by user", "Arbitrage Scanner resumed by user"} <= reasons
+    assert any(r.startswith(f"{second} resumed after a 1 h cooldown (was paused: last 2 closed")
+               for r in reasons)
 
 
 def queries_start_ms(engine: Engine, session_id: int) -> int:

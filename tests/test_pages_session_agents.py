@@ -94,7 +94,6 @@ def test_empty_database_both_pages_say_what_to_do(app_env: str, db: Engine) -> N
     assert "Create session" in labels(at)
     assert not at.metric and not at.dataframe  # no previous sessions, no KPIs
     assert not at.radio[0].disabled and at.radio[0].value == "paper"  # live: issue 4
-    assert any("Live sends real orders to AsterDex" in c.value for c in at.caption)
     at = app(AGENTS_PAGE)
     assert any("No session yet" in i.value for i in at.info)
     assert not at.button
@@ -161,6 +160,37 @@ def test_create_session_from_the_form(app_env: str, db: Engine) -> None:
     # the page now controls that session
     assert at.title[0].value == "September desk"
     assert "Stop" in labels(at) and "Create session" not in labels(at)
+
+
+def test_the_live_confirmation_shows_only_when_live_is_chosen(app_env: str, db: Engine) -> None:
+    at = app()
+
+    def mode() -> Any:
+        return next(r for r in at.radio if r.label == "Mode")
+
+    assert mode().value == "paper"
+    assert not at.checkbox and not any("Live sends real orders" in c.value for c in at.caption)
+
+    mode().set_value("live").run()  # no submit: the form reacts at once
+    assert [c.label for c in at.checkbox] == [
+        "Live: use the account's whole available balance",
+        "I understand that a live session trades real money on AsterDex"]
+    assert not at.checkbox(key="session_confirm_live").value
+    assert any("Live sends real orders to AsterDex" in c.value for c in at.caption)
+    button(at, "Create session").click().run()
+    assert any("Tick the confirmation" in e.value for e in at.error)
+    assert queries.list_sessions(db) == []
+
+    at.checkbox(key="session_confirm_live").check().run()
+    mode().set_value("paper").run()
+    assert not at.checkbox
+    mode().set_value("live").run()  # a tick does not outlive its checkbox
+    assert not at.checkbox(key="session_confirm_live").value
+    mode().set_value("paper").run()
+    button(at, "Create session").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [created] = queries.list_sessions(db)
+    assert created["mode"] == "paper"
 
 
 def test_pause_and_resume_the_session(seeded: int, db: Engine) -> None:

@@ -58,6 +58,10 @@ def create_form() -> None:
     st.subheader("Create session")
     st.caption("Five strategy agents trade under the CEO's hard risk rules; the capital is split "
                "between them by the roster's shares and rebalanced by results.")
+    # outside the form, so choosing Live shows its confirmation at once (a form defers every change)
+    mode = st.radio("Mode", ["paper", "live"], index=0, horizontal=True, key="session_mode",
+                    format_func={"paper": "Paper (simulated venue)",
+                                 "live": "Live (AsterDex, real money)"}.get)
     with st.form("create_session"):
         left, right = st.columns(2)
         capital = left.number_input(
@@ -70,16 +74,13 @@ def create_form() -> None:
         symbols = st.multiselect("Symbols", list(settings.symbol_list),
                                  default=list(settings.symbol_list),
                                  help="Perpetuals the agents may trade.")
-        mode = st.radio("Mode", ["paper", "live"], index=0, horizontal=True,
-                        format_func={"paper": "Paper (simulated venue)",
-                                     "live": "Live (AsterDex, real money)"}.get)
-        # --- live (issue 4): real orders need an explicit confirmation
-        st.caption("Live sends real orders to AsterDex with the keys in .env: the capital is the "
-                   "account's available balance, or the smaller amount above.")
-        whole = st.checkbox("Live: use the account's whole available balance", value=True)
-        confirmed = st.checkbox("I understand that a live session trades real money on AsterDex",
-                                key="session_confirm_live")
-        # --- end live (issue 4)
+        whole = confirmed = False
+        if mode == "live":  # live (issue 4): real orders need an explicit confirmation
+            st.caption("Live sends real orders to AsterDex with the keys in .env: the capital is "
+                       "the account's available balance, or the smaller amount above.")
+            whole = st.checkbox("Live: use the account's whole available balance", value=True)
+            confirmed = st.checkbox("I understand that a live session trades real money on "
+                                    "AsterDex", key="session_confirm_live")
         submitted = st.form_submit_button("Create session", type="primary")
     if submitted:
         if not symbols:

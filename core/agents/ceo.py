@@ -39,7 +39,7 @@ class AgentPerformance:
 class PauseDecision:
     name: str
     rule: str  # agent_drawdown | losing_streak | low_win_rate
-    reason: str
+    reason: str  # what fired, without the agent's name: the card and the log entry supply it
 
 
 def review_agents(
@@ -72,7 +72,7 @@ def review_agents(
             if found is not None
         ]
         if fired:
-            reason = f"{perf.name}: " + "; ".join(note for _, note in fired)
+            reason = "; ".join(note for _, note in fired)
             decisions.append(PauseDecision(perf.name, fired[0][0], reason))
     return decisions
 
