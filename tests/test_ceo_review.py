@@ -73,6 +73,15 @@ def test_agent_drawdown_pauses() -> None:
     )
 
 
+def test_thresholds_read_as_configured_and_one_loss_reads_as_one() -> None:
+    [decision] = review_agents([perf(equity=9_980.0)], pause_drawdown_pct=0.001)
+    assert decision.reason.endswith("(pause at 0.1%)"), decision.reason  # not "pause at 0%"
+    [decision] = review_agents([perf((5.0, -1.0))], losing_streak=1)
+    assert decision.reason == "last closed trade lost (-1.00)"
+    [decision] = review_agents([perf((-1.0,) * 10)], min_win_rate=0.125)
+    assert decision.reason.endswith("(0%, minimum 12.5%)"), decision.reason
+
+
 def test_agent_drawdown_exactly_at_threshold_pauses() -> None:
     assert [d.rule for d in review_agents([perf(equity=9_000.0)])] == ["agent_drawdown"]
     assert review_agents([perf(equity=9_000.01)]) == []

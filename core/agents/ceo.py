@@ -83,7 +83,7 @@ def _drawdown(perf: AgentPerformance, pct: float) -> tuple[str, str] | None:
     fall = 1 - perf.equity / perf.peak_equity
     return "agent_drawdown", (
         f"equity {perf.equity:,.2f} is {fall:.1%} below its peak {perf.peak_equity:,.2f} "
-        f"(pause at {pct:.0%})"
+        f"(pause at {_percent(pct)})"
     )
 
 
@@ -92,7 +92,8 @@ def _streak(perf: AgentPerformance, n: int) -> tuple[str, str] | None:
     if len(last) < n or any(pnl >= 0 for pnl in last):
         return None
     pnls = ", ".join(f"{pnl:+,.2f}" for pnl in last)
-    return "losing_streak", f"last {n} closed trades all lost ({pnls})"
+    trades = "closed trade lost" if n == 1 else f"{n} closed trades all lost"
+    return "losing_streak", f"last {trades} ({pnls})"
 
 
 def _win_rate(perf: AgentPerformance, minimum: float, window: int) -> tuple[str, str] | None:
@@ -104,7 +105,7 @@ def _win_rate(perf: AgentPerformance, minimum: float, window: int) -> tuple[str,
     if rate >= minimum:
         return None
     return "low_win_rate", (
-        f"won {wins} of its last {window} closed trades ({rate:.0%}, minimum {minimum:.0%})"
+        f"won {wins} of its last {window} closed trades ({rate:.0%}, minimum {_percent(minimum)})"
     )
 
 
@@ -258,3 +259,8 @@ def _rebalance_reason(
         if delta != 0
     )
     return f"rebalance free capital toward better risk-adjusted results: {moves}"
+
+
+def _percent(fraction: float) -> str:
+    """A configured threshold as the user set it: 10%, 0.5%, 12.5% (never rounded to 0%)."""
+    return f"{fraction * 100:.4g}%"
