@@ -148,7 +148,7 @@ def test_score_from_returns() -> None:
     assert score_from_returns([0.01, -0.01, 0.03]) == pytest.approx(0.5)
     assert score_from_returns([0.01, 0.02, 0.03]) == 1.0  # mean/std 2 is clipped
     assert score_from_returns([-0.01, -0.02, -0.03]) == -1.0
-    assert score_from_returns([0.05, 0.05]) == 0.0  # too few trades
+    assert score_from_returns([0.05, 0.05]) is None  # too few trades: no evidence either way
     assert score_from_returns([0.02, 0.02, 0.02]) == 0.0  # no spread
 
 
@@ -230,6 +230,26 @@ def test_a_losing_agent_is_never_topped_up() -> None:
     assert plan is None or plan.transfers["Loser"] <= 0
 
 
+def test_an_agent_without_a_score_yet_is_not_topped_up_by_others_losing() -> None:
+    # Seen in a user review: two lost trades (no score) read as 0, above the desk's mean of the
+    # losers around it, so the unproven agent took the largest share of the rebalance.
+    allocs = [
+        AgentAllocation("Unproven", "active", 24_000, 0.0, None, 0.25),
+        AgentAllocation("Loser", "active", 18_000, 0.0, -0.4, 0.20),
+        AgentAllocation("Better", "active", 20_000, 0.0, 0.3, 0.20),
+        AgentAllocation("Worse", "active", 19_000, 0.0, -0.5, 0.20),
+    ]
+    plan = plan_rebalance(allocs, session_equity=100_000)
+    assert plan is not None
+    assert plan.transfers["Unproven"] == 0.0
+    assert plan.transfers["Better"] > 0 > plan.transfers["Worse"]
+    assert "Unproven" not in plan.reason
+    assert "Better +" in plan.reason and "(score +0.30," in plan.reason
+    alone = [a if a.name == "Better" else AgentAllocation(a.name, a.status, a.equity, 0.0, None,
+                                                          a.base_share) for a in allocs]
+    assert plan_rebalance(alone, session_equity=100_000) is None  # nobody to compare it with
+
+
 def test_nothing_to_move_returns_none() -> None:
     assert plan_rebalance(roster(), session_equity=100_000) is None
     assert plan_rebalance(roster()[:1], session_equity=100_000) is None
@@ -252,7 +272,7 @@ def books(draw: st.DrawFn) -> tuple[list[AgentAllocation], float, float]:
                 status=draw(st.sampled_from(["active", "active", "paused", "stopped"])),
                 equity=equity,
                 locked_margin=equity * draw(st.floats(0.0, 1.2)),
-                score=draw(st.floats(-2.0, 2.0)),
+                score=draw(st.none() | st.floats(-2.0, 2.0)),
                 base_share=draw(st.floats(0.0, 0.5)),
             )
         )
@@ -299,7 +319,7 @@ def books_within_bounds(draw: st.DrawFn) -> list[AgentAllocation]:
             status=draw(st.sampled_from(["active", "active", "paused", "stopped"])),
             equity=share * 100_000,
             locked_margin=share * 100_000 * draw(st.floats(0.0, 1.0)),
-            score=draw(st.floats(-2.0, 2.0)),
+            score=draw(st.none() | st.floats(-2.0, 2.0)),
             base_share=draw(st.floats(0.01, 0.5)),
         )
         for i, share in enumerate(shares)
@@ -318,4 +338,6 @@ def test_rebalance_keeps_shares_within_bounds(allocs: list[AgentAllocation]) -> 
     for a in movers:
         assert 0.05 - 1e-9 <= plan.new_shares[a.name] <= 0.40 + 1e-9
         assert abs(plan.transfers[a.name]) <= 5_000 * (1 + 1e-9)
+        if a.score is None:  # within bounds and without a score: its capital stays put
+            assert plan.transfers[a.name] == 0.0
         assert a.equity + plan.transfers[a.name] >= a.locked_margin - 1e-6

@@ -119,7 +119,7 @@ class AgentAllocation:
     status: str
     equity: float  # current agent equity
     locked_margin: float  # margin in open positions (cannot move)
-    score: float  # risk-adjusted result (see score_from_returns); 0 if unknown
+    score: float | None  # risk-adjusted result (see score_from_returns); None: too few trades
     base_share: float  # roster share
 
 
@@ -133,13 +133,17 @@ class RebalancePlan:
     reason: str
 
 
-def score_from_returns(returns: Sequence[float]) -> float:
+MIN_SCORED_TRADES = 3  # closed trades before an agent's results count for or against it
+
+
+def score_from_returns(returns: Sequence[float]) -> float | None:
     """A Sharpe-like score of closed-trade returns: mean / sample std, clipped to [−1, 1].
 
-    0 when there are fewer than 3 trades or no spread (not enough evidence either way).
+    None with fewer than ``MIN_SCORED_TRADES`` trades (no evidence either way: such an agent
+    neither receives nor gives capital on its results); 0 when the returns have no spread.
     """
-    if len(returns) < 3:
-        return 0.0
+    if len(returns) < MIN_SCORED_TRADES:
+        return None
     spread = statistics.stdev(returns)
     if spread == 0 or not math.isfinite(spread):
         return 0.0
@@ -165,7 +169,9 @@ def plan_rebalance(
     positions; givers and receivers are scaled down together so transfers sum to zero. So every
     agent ends between where it was and its target: an agent already within bounds stays within.
     Capital only flows from below-average to above-average scores (bounds aside), so a losing agent
-    is never topped up just because its share fell below its tilted target.
+    is never topped up just because its share fell below its tilted target; an agent without a
+    score yet (too few trades) neither gives nor receives on results, and does not count in the
+    average (two lost trades must not read as "better than the desk's average of −0.2").
     None when no transfer exceeds ``min_transfer_share`` of session equity.
     """
     movers = [a for a in allocs if a.status != STOPPED]
@@ -185,9 +191,9 @@ def plan_rebalance(
     return RebalancePlan(transfers, old, new, _rebalance_reason(movers, transfers, old, new))
 
 
-def _tilt(score: float) -> float:
-    """The score clipped to ±0.5; an unknown (non-finite) score counts as 0."""
-    return max(-0.5, min(0.5, score)) if math.isfinite(score) else 0.0
+def _tilt(score: float | None) -> float:
+    """The score clipped to ±0.5; an unknown (None or non-finite) score counts as 0."""
+    return max(-0.5, min(0.5, score)) if score is not None and math.isfinite(score) else 0.0
 
 
 def _clamped_shares(
@@ -226,15 +232,20 @@ def _bounded_transfers(
     max_share: float,
 ) -> dict[str, float]:
     cap = max_shift_share * session_equity
-    mean_score = sum(_tilt(a.score) for a in movers) / len(movers)
+    scored = [_tilt(a.score) for a in movers if a.score is not None]
+    mean_score = sum(scored) / len(scored) if scored else 0.0
     wants: dict[str, float] = {}
     for a in movers:
         want = targets[a.name] * session_equity - a.equity
         free = max(0.0, a.equity - a.locked_margin)
         share = a.equity / session_equity
-        # Capital flows from worse to better results: a below-average agent never receives (unless
-        # it sits under the minimum share), an above-average one never gives (unless over the max).
-        if (want > 0 and _tilt(a.score) <= mean_score and share >= min_share) or (want < 0 and _tilt(a.score) >= mean_score and share <= max_share):
+        tilt, unproven = _tilt(a.score), a.score is None
+        # Capital flows from worse to better results: a below-average (or unscored) agent never
+        # receives unless it sits under the minimum share, an above-average (or unscored) one
+        # never gives unless it sits over the maximum.
+        receives_unearned = want > 0 and (unproven or tilt <= mean_score) and share >= min_share
+        gives_unearned = want < 0 and (unproven or tilt >= mean_score) and share <= max_share
+        if receives_unearned or gives_unearned:
             want = 0.0
         wants[a.name] = min(want, cap) if want > 0 else -min(-want, cap, free)
     given = -sum(w for w in wants.values() if w < 0)
@@ -252,9 +263,9 @@ def _rebalance_reason(
     old: dict[str, float],
     new: dict[str, float],
 ) -> str:
-    scores = {a.name: a.score for a in movers}
+    scores = {a.name: "no score yet" if a.score is None else f"score {a.score:+.2f}" for a in movers}
     moves = ", ".join(
-        f"{name} {delta:+,.2f} (score {scores[name]:+.2f}, {old[name]:.1%} → {new[name]:.1%})"
+        f"{name} {delta:+,.2f} ({scores[name]}, {old[name]:.1%} → {new[name]:.1%})"
         for name, delta in sorted(transfers.items(), key=lambda kv: -kv[1])
         if delta != 0
     )
