@@ -8,6 +8,7 @@ exchanges speak to each other. Money that crosses the exchange boundary (prices,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
@@ -15,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.errors import ConfigError
 
 INTERVAL_MS: dict[str, int] = {
     "1m": 60_000,
@@ -29,6 +32,20 @@ INTERVAL_MS: dict[str, int] = {
 # The most capital a session or a backtest may hold: far above any real account, and well inside
 # what the venue's 8-decimal balances and 28-digit decimal arithmetic hold exactly.
 MAX_CAPITAL = 1e12
+
+
+def validate_capital(capital: float) -> float:
+    """The capital of a session or a backtest, refused (ConfigError, one line) unless it is a
+    number of USDT from 100 (every agent must meet the venue's minimum order) to MAX_CAPITAL."""
+    if not isinstance(capital, (int, float)) or not math.isfinite(capital) or capital <= 0:
+        raise ConfigError(f"capital must be a positive number of USDT, got {capital!r}")
+    if capital < 100:
+        raise ConfigError("capital must be at least 100 USDT so every agent can meet the venue's "
+                          "minimum order size")
+    if capital > MAX_CAPITAL:
+        shown = f"{capital:,.0f}" if capital < 1e15 else f"{capital:.3g}"  # not 300 digits of 1e308
+        raise ConfigError(f"capital must be at most {MAX_CAPITAL:,.0f} USDT, got {shown}")
+    return float(capital)
 
 
 def ms_to_dt(ms: int) -> datetime:

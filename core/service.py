@@ -9,7 +9,6 @@ the session's lease, ``stop_session`` runs the closing cycle itself.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,7 +25,7 @@ from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import holder, new_owner_id
 from core.live_runtime import live_session_start  # live (issue 4)
-from core.models import MAX_CAPITAL, ms_to_dt
+from core.models import ms_to_dt, validate_capital
 from core.runtime import agent_model_label, paper_account_id
 from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
 
@@ -42,16 +41,6 @@ class SessionRef:
     id: int
     name: str
     status: str
-
-
-def validate_capital(capital: float) -> float:
-    if not isinstance(capital, (int, float)) or not math.isfinite(capital) or capital <= 0:
-        raise ConfigError(f"capital must be a positive number of USDT, got {capital!r}")
-    if capital < 100:
-        raise ConfigError("capital must be at least 100 USDT so every agent can meet the venue's minimum order size")
-    if capital > MAX_CAPITAL:
-        raise ConfigError(f"capital must be at most {MAX_CAPITAL:,.0f} USDT, got {capital:,.0f}")
-    return float(capital)
 
 
 def _log(conn, session_id: int, ts_ms: int, kind: str, reason: str, *,  # type: ignore[no-untyped-def]

@@ -176,6 +176,10 @@ def session_picker(db: Engine) -> int | None:
         if st.query_params.get(SESSION_PARAM) != str(chosen):  # e.g. dropped by a page switch
             st.query_params[SESSION_PARAM] = str(chosen)
     else:
+        if chosen is not None:  # a link (or an earlier choice) to what is not here: say so
+            instead = f"; showing **{shown['name']}**" if shown is not None else ""
+            st.warning(f"There is no paper or live session #{chosen} (removed, or a backtest: "
+                       f"those open on the Backtest page){instead}.")
         follow_latest_session()  # nothing chosen, or the chosen session is gone
     if shown is None:
         return None
@@ -193,7 +197,8 @@ def session_picker(db: Engine) -> int | None:
 
 
 def session_choice_label(s: dict[str, Any]) -> str:
-    """"#12 Paper desk #3 · stopped · 2025-10-08" (the day it started, engine time UTC)."""
+    """"#12 Paper desk #3 · stopped · 2025-10-08" (the day it started, engine time UTC): what
+    tells sessions apart comes first, as a narrow sidebar cuts the end of the closed box."""
     return f"#{s['id']} {s['name']} · {s['status']} · {ms_to_dt(s['created_ms']):%Y-%m-%d}"
 
 
@@ -270,9 +275,12 @@ def _sidebar_status(runtime: Runtime) -> None:
 
 def engine_status(summary: dict[str, Any], *, only_trouble: bool = False) -> None:
     """The engine's health in a word and a colour: calm while it trades, loud when it does not
-    (``only_trouble``: say nothing while all is well, for pages under the sidebar's status)."""
+    (``only_trouble``: say nothing while all is well or starting, for pages under the sidebar's
+    status that show the session's own badge)."""
     level, text = queries.engine_health(summary)
-    loud = {"failing": st.error, "down": st.warning, "stalled": st.warning, "starting": st.info}
+    loud = {"failing": st.error, "down": st.warning, "stalled": st.warning}
+    if not only_trouble:
+        loud["starting"] = st.info
     if level in loud:
         loud[level](text)
     elif not only_trouble:

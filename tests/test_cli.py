@@ -379,3 +379,14 @@ def test_snapshot_sees_a_change(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     assert snapshot(url) != before
+
+
+def test_a_huge_capital_is_refused_in_a_readable_line() -> None:
+    from core.errors import ConfigError
+    from core.models import validate_capital
+
+    with pytest.raises(ConfigError) as refused_huge:
+        validate_capital(1e308)
+    assert str(refused_huge.value) == "capital must be at most 1,000,000,000,000 USDT, got 1e+308"
+    with pytest.raises(ConfigError, match=r"got 2,000,000,000,000$"):
+        validate_capital(2e12)

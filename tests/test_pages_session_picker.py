@@ -190,6 +190,10 @@ def test_a_link_reopens_a_session_and_a_link_to_none_falls_back(desk: Desk) -> N
         assert picker(at).value == desk.running, bad
         assert at.title[0].value == "October desk"
         assert link_of(at) is None
+        said = [w.value for w in at.sidebar.warning]
+        if bad.isdigit():  # not silently: the user learns the link named nothing here
+            assert any(f"no paper or live session #{bad}" in w and "October desk" in w
+                       for w in said), said
 
 
 def test_a_chosen_session_that_is_deleted_falls_back_to_the_default(desk: Desk,
@@ -201,3 +205,4 @@ def test_a_chosen_session_that_is_deleted_falls_back_to_the_default(desk: Desk,
     assert picker(at) is None  # one desk session left
     assert at.title[0].value == "October desk"
     assert link_of(at) is None
+    assert any(f"no paper or live session #{desk.stopped}" in w.value for w in at.sidebar.warning)

@@ -170,7 +170,8 @@ def controls(s: dict[str, Any]) -> None:
     elif status == "created":
         st.info("Session created: the engine starts trading on its next tick.", icon=":material/schedule:")
     elif status == "paused":
-        st.warning("Session paused: no new trades. Open positions keep their stops.", icon=":material/pause:")
+        st.warning("Session paused: no new trades. The market goes on (a replay keeps stepping "
+                   "through its bars) and open positions keep their stops.", icon=":material/pause:")
 
     with st.container(horizontal=True):
         if status == "running":

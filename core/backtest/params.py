@@ -10,7 +10,6 @@ see ``core.feeds.replay.read_candles``) here, so a bad request fails before any 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from core.errors import ConfigError, FeedError
 from core.feeds.replay import ReplayData, load_replay_data
-from core.models import INTERVAL_MS, MAX_CAPITAL, ms_to_dt
+from core.models import INTERVAL_MS, ms_to_dt, validate_capital
 
 INTERVALS = ("1m", "15m", "1h")
 DAY = timedelta(days=1)
@@ -83,10 +82,7 @@ def build_params(
     """Validate a request and load its data; ConfigError (one readable line) when it cannot run."""
     if interval not in INTERVALS:
         raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
-    if not isinstance(capital, (int, float)) or not math.isfinite(capital) or capital < 100:
-        raise ConfigError(f"capital must be at least 100 USDT, got {capital!r}")
-    if capital > MAX_CAPITAL:
-        raise ConfigError(f"capital must be at most {MAX_CAPITAL:,.0f} USDT, got {capital:,.0f}")
+    validate_capital(capital)
     chosen = tuple(s.strip().upper() for s in symbols if s.strip())
     if not chosen:
         raise ConfigError("choose at least one symbol")
