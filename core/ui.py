@@ -120,6 +120,10 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f} d"
 
 
+GROSS_HELP = ("Gross PnL: what closed trades made on price, before fees and funding (the "
+              "trades CSV's realized_pnl). Net PnL = gross − fees + funding.")
+
+
 # ---------------------------------------------------------------------- table columns
 # Tables hold numbers and let st.column_config format them, so they right-align and sort as
 # numbers (a Styler may still colour them; column_config formatting takes precedence over it).

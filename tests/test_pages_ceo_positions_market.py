@@ -104,7 +104,7 @@ def headers(shown: Any) -> dict[str, str]:
     return {column: c.get("label", column) for column, c in config.items()}
 
 
-TRADE_NUMBERS = ["Leverage", "Entry", "Exit", "Net PnL", "Held", "Qty", "Margin", "Realized PnL",
+TRADE_NUMBERS = ["Leverage", "Entry", "Exit", "Net PnL", "Held", "Qty", "Margin", "Gross PnL",
                  "Fees", "Funding", "Trade #"]
 LOG_NUMBERS = ["Leverage", "Proposed leverage", "Margin", "Proposed margin"]
 
@@ -148,6 +148,15 @@ def test_page_on_a_trading_session(app_env: str, name: str) -> None:
         assert history["Fees"].tolist() == pytest.approx(trades["fees"].tolist())
         assert history["Entry"].tolist() == pytest.approx(trades["entry_price"].tolist())
         assert headers(shown)["Held"] == "Held (h)" and headers(shown)["Fees"] == "Fees (USDT)"
+        assert history["Net PnL"].tolist() == pytest.approx(trades["net_pnl"].tolist())
+        gross = json.loads(shown.proto.columns)["Gross PnL"]
+        assert gross["label"] == "Gross PnL (USDT)" and "before fees and funding" in gross["help"]
+        summary = queries.trade_summary(engine, sid)
+        labels = {c.value: c for c in at.main.caption}
+        assert "Gross PnL" in labels and "Realized PnL" not in labels  # as the CLI says
+        assert "before fees and funding" in labels["Gross PnL"].help
+        assert any(m.value == f"**:{'green' if summary['realized_pnl'] > 0 else 'red'}["
+                   f"{summary['realized_pnl']:+,.2f} USDT]**" for m in at.main.markdown)
         no_raw_missing(shown)
         assert button(at, "Download filtered").label == f"Download filtered ({queries.trades_count(engine, sid)} trades)"
     else:

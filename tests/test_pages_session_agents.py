@@ -137,6 +137,10 @@ def test_seeded_agents_page_shows_one_card_per_agent(seeded: int, db: Engine) ->
     assert {b.key for b in at.button if b.label == "Resume"} == {f"resume_{k}" for k in paused}
     traded = max(agents, key=lambda a: a["trades"])
     assert f"{traded['pnl']:+,.2f} USDT" in shown  # PnL in USDT, signed
+    assert f"Gross {traded['realized_pnl']:+,.2f} · unrealized" in shown  # before fees, as the CLI
+    assert "Realized" not in shown
+    gross = next(c for c in at.caption if c.value.startswith("Gross "))
+    assert "before fees and funding" in gross.help
     assert (":green[" in shown) or (":red[" in shown)  # coloured profit / loss
     no_raw_values(at)
 

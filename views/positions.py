@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import queries
 from core.ui import (
+    GROSS_HELP,
     HOURS,
     LEVERAGE,
     LOSS,
@@ -49,6 +50,7 @@ REASON_LABEL = {
     "ceo": "CEO closed", "drawdown_halt": "drawdown halt", "session_stop": "session stop",
     "liquidation": "liquidation", "reconcile": "reconciliation",
 }
+NET_HELP = "Gross PnL − fees + funding: what the trade made after costs"
 PRICE_COLUMNS = ("Entry", "Mark", "Stop", "Take-profit", "Liquidation")
 PURPOSE_LABEL = {"stop_loss": "stop-loss", "take_profit": "take-profit", "entry": "entry",
                  "exit": "exit", "agent": "close"}
@@ -166,13 +168,14 @@ def summary_row(s: dict[str, Any]) -> None:
     cells = [
         ("Trades", f"{s['trades']:,}"),
         ("Win rate", "–" if s["win_rate"] is None else pct(s["win_rate"] * 100)),
-        ("Realized PnL", colored(usd(s["realized_pnl"], signed=True), s["realized_pnl"])),
+        ("Gross PnL", colored(usd(s["realized_pnl"], signed=True), s["realized_pnl"])),
         ("Fees", usd(s["fees"])),
         ("Funding", colored(usd(s["funding"], signed=True), s["funding"])),
         ("Net PnL", colored(usd(s["net_pnl"], signed=True), s["net_pnl"])),
     ]
+    helps = {"Gross PnL": GROSS_HELP, "Net PnL": NET_HELP}
     for col, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        col.caption(label)
+        col.caption(label, help=helps.get(label))
         col.markdown(f"**{value}**")
 
 
@@ -182,13 +185,13 @@ def trade_table(frame: pd.DataFrame) -> Any:
         "Closed (UTC)": frame["closed_at"], "Agent": frame["agent"], "Symbol": frame["symbol"],
         "Side": frame["side"].map(side), "Leverage": frame["leverage"],
         "Entry": frame["entry_price"], "Exit": frame["exit_price"],
-        "Net PnL": frame["realized_pnl"] - frame["fees"] + frame["funding"],
+        "Net PnL": frame["net_pnl"],
         "Close reason": frame["close_reason"].map(lambda r: REASON_LABEL.get(r, r or "–")),
         "Held": hours(frame["duration_s"]), "Qty": frame["qty"], "Margin": frame["margin"],
-        "Realized PnL": frame["realized_pnl"], "Fees": frame["fees"], "Funding": frame["funding"],
+        "Gross PnL": frame["realized_pnl"], "Fees": frame["fees"], "Funding": frame["funding"],
         "Opened (UTC)": frame["opened_at"], "Trade #": frame["trade_id"],
     })
-    return (shown.style.map(_pnl_style, subset=["Realized PnL", "Net PnL"])
+    return (shown.style.map(_pnl_style, subset=["Gross PnL", "Net PnL"])
             .map(_side_style, subset=["Side"]))
 
 
@@ -198,11 +201,10 @@ def trade_columns(frame: pd.DataFrame) -> dict[str, Any]:
     return {
         "Leverage": number_column("Leverage", LEVERAGE),
         "Entry": number_column("Entry", prices), "Exit": number_column("Exit", prices),
-        "Net PnL": number_column("Net PnL (USDT)", SIGNED_MONEY,
-                                 help="Realized PnL − fees + funding"),
+        "Net PnL": number_column("Net PnL (USDT)", SIGNED_MONEY, help=NET_HELP),
         "Held": number_column("Held (h)", HOURS, help="Hours from entry to close"),
         "Qty": number_column("Qty", QTY), "Margin": number_column("Margin (USDT)", MONEY),
-        "Realized PnL": number_column("Realized PnL (USDT)", SIGNED_MONEY),
+        "Gross PnL": number_column("Gross PnL (USDT)", SIGNED_MONEY, help=GROSS_HELP),
         "Fees": number_column("Fees (USDT)", MONEY),
         "Funding": number_column("Funding (USDT)", SIGNED_MONEY),
     }

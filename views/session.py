@@ -211,7 +211,8 @@ def kpis(s: dict[str, Any], curve: pd.DataFrame) -> None:
                        "engine time.")
     row[1].metric("Total PnL (USDT)", colored(_money(s["total_pnl"], signed=True), s["total_pnl"]),
                   pct(s["total_pnl_pct"], signed=True), border=True, height="stretch",
-                  help="Realized PnL − fees ± funding + unrealized PnL at the latest marks")
+                  help="Gross PnL of closed trades (before fees and funding) − fees ± funding "
+                       "+ unrealized PnL at the latest marks")
     limit = settings.drawdown_halt_pct * 100
     row[2].metric("Drawdown from peak", pct(s["drawdown_pct"]),
                   f"halt at {limit:.0f}%", delta_color="off", delta_arrow="off", border=True,
