@@ -264,8 +264,6 @@ def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
         filters = {"agent": agent, "symbol": symbol}
         frame = queries.trades(engine, row.id, limit=limit, **filters)
         count = queries.trades_count
-        if not args.csv:  # the table shows what the trade made after costs, as the dashboard does
-            frame["net_pnl"] = frame["realized_pnl"] - frame["fees"] + frame["funding"]
         cols = [("closed_at", "closed"), ("agent", "agent"), ("symbol", "symbol"), ("side", "side"),
                 ("leverage", "lev"), ("entry_price", "entry"), ("exit_price", "exit"),
                 ("realized_pnl", "gross PnL"), ("fees", "fees"), ("funding", "funding"),

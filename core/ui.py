@@ -120,6 +120,40 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f} d"
 
 
+GROSS_HELP = ("Gross PnL: what closed trades made on price, before fees and funding (the "
+              "trades CSV's realized_pnl). Net PnL = gross − fees + funding.")
+
+
+# ---------------------------------------------------------------------- table columns
+# Tables hold numbers and let st.column_config format them, so they right-align and sort as
+# numbers (a Styler may still colour them; column_config formatting takes precedence over it).
+MISSING = "–"  # st.dataframe(placeholder=MISSING): how a table shows a missing figure
+MONEY = "%,.2f"
+SIGNED_MONEY = "%+,.2f"
+LEVERAGE = "%dx"
+QTY = "%,.4f"
+HOURS = "%,.2f"
+
+
+def number_column(label: str, fmt: str, help: str | None = None) -> Any:
+    """A right-aligned, numerically sorted column; ``fmt`` is printf-style ("%,.2f", "%dx")
+    or one of Streamlit's named formats ("percent", "compact", ...)."""
+    return st.column_config.NumberColumn(label, format=fmt, help=help)
+
+
+def price_format(*prices: Any) -> str:
+    """One printf format for price columns: as many decimals as the smallest price shown needs
+    (2 at 100 and above, 4 at 1 and above, 6 below)."""
+    values = [abs(float(v)) for column in prices for v in column if v is not None and v == v]
+    smallest = min(values, default=100.0)
+    return "%,.2f" if smallest >= 100 else "%,.4f" if smallest >= 1 else "%,.6f"
+
+
+def hours(seconds: Any) -> Any:
+    """Durations in seconds (a number or a pandas Series) as hours, for an "(h)" column."""
+    return seconds / 3600
+
+
 STATUS_COLOR = {
     "created": "gray", "running": "green", "active": "green", "paused": "orange",
     "halted": "red", "stopping": "orange", "stopped": "gray",

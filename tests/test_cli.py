@@ -249,6 +249,8 @@ def test_trades_csv_to_stdout_has_the_design_columns(desk: Desk) -> None:
         assert row["side"] in ("LONG", "SHORT")
         assert float(row["entry_price"]) > 0 and float(row["exit_price"]) > 0
         assert float(row["duration_s"]) >= 0
+        net = float(row["realized_pnl"]) - float(row["fees"]) + float(row["funding"])
+        assert float(row["net_pnl"]) == pytest.approx(net, abs=1e-6)  # realized_pnl is gross
 
 
 def test_ceo_log_csv_to_a_file(desk: Desk) -> None:

@@ -81,6 +81,34 @@ def shown_to_users(frame: pd.DataFrame) -> set[str]:
     return {str(v) for v in frame.astype(object).to_numpy().ravel()}
 
 
+def element(at: AppTest, first_column: str) -> Any:
+    return next(d for d in at.dataframe if d.value.columns[0] == first_column)
+
+
+def no_raw_missing(shown: Any) -> None:
+    """Text cells never read "None" or "nan"; a missing number shows the table's placeholder."""
+    text = shown.value.select_dtypes(exclude="number")
+    assert not shown_to_users(text) & {"None", "nan", "<NA>", "NaN"}
+    assert shown.proto.placeholder == "–"
+
+
+def numeric(frame: pd.DataFrame, columns: list[str]) -> None:
+    """Number columns hold numbers (so they right-align and sort as numbers), not text."""
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    assert not text, {c: frame[c].head(3).tolist() for c in text}
+
+
+def headers(shown: Any) -> dict[str, str]:
+    """Column → the header its column_config shows (units included)."""
+    config = json.loads(shown.proto.columns or "{}")
+    return {column: c.get("label", column) for column, c in config.items()}
+
+
+TRADE_NUMBERS = ["Leverage", "Entry", "Exit", "Net PnL", "Held", "Qty", "Margin", "Gross PnL",
+                 "Fees", "Funding", "Trade #"]
+LOG_NUMBERS = ["Leverage", "Proposed leverage", "Margin", "Proposed margin"]
+
+
 def csv(text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text))
 
@@ -104,14 +132,32 @@ def test_page_on_a_trading_session(app_env: str, name: str) -> None:
         assert labels == ["Approved", "Modified", "Rejected", "Pauses", "Rebalances", "Halts"]
         verdicts = queries.ceo_verdict_counts(engine, sid)
         assert [m.value for m in at.main.metric][:3] == [f"{verdicts[v]:,}" for v in queries.VERDICTS]
-        log = table(at, "Time (UTC)")
+        shown = element(at, "Time (UTC)")
+        log = shown.value
         assert len(log) == min(50, queries.ceo_log_count(engine, sid))
-        assert not shown_to_users(log) & {"None", "nan", "<NA>", "NaN"}
+        no_raw_missing(shown)
+        numeric(log, LOG_NUMBERS)
     elif name == "views/positions.py":
-        history = table(at, "Closed (UTC)")
+        shown = element(at, "Closed (UTC)")
+        history = shown.value
         assert len(history) == min(50, queries.trades_count(engine, sid)) > 0
         assert set(history["Agent"]) <= set(queries.agent_names(engine, sid))
-        assert all(v.endswith("x") for v in history["Leverage"])
+        numeric(history, TRADE_NUMBERS)
+        trades = queries.trades(engine, sid, limit=50)
+        assert history["Held"].tolist() == pytest.approx((trades["duration_s"] / 3600).tolist())
+        assert history["Fees"].tolist() == pytest.approx(trades["fees"].tolist())
+        assert history["Entry"].tolist() == pytest.approx(trades["entry_price"].tolist())
+        assert headers(shown)["Held"] == "Held (h)" and headers(shown)["Fees"] == "Fees (USDT)"
+        assert history["Net PnL"].tolist() == pytest.approx(trades["net_pnl"].tolist())
+        gross = json.loads(shown.proto.columns)["Gross PnL"]
+        assert gross["label"] == "Gross PnL (USDT)" and "before fees and funding" in gross["help"]
+        summary = queries.trade_summary(engine, sid)
+        labels = {c.value: c for c in at.main.caption}
+        assert "Gross PnL" in labels and "Realized PnL" not in labels  # as the CLI says
+        assert "before fees and funding" in labels["Gross PnL"].help
+        assert any(m.value == f"**:{'green' if summary['realized_pnl'] > 0 else 'red'}["
+                   f"{summary['realized_pnl']:+,.2f} USDT]**" for m in at.main.markdown)
+        no_raw_missing(shown)
         assert button(at, "Download filtered").label == f"Download filtered ({queries.trades_count(engine, sid)} trades)"
     else:
         assert [m.label for m in at.main.metric] == SYMBOLS
@@ -145,7 +191,7 @@ def test_ceo_filters_change_the_table_and_the_downloads(app_env: str, downloads:
     at.selectbox(key="ceo_verdict").set_value("approve").run()
     log = table(at, "Time (UTC)")
     assert all("approve" in v for v in log["Verdict"])
-    assert not any("→" in v for v in [*log["Leverage"], *log["Margin"]])  # approved as proposed
+    assert log["Proposed leverage"].isna().all() and log["Proposed margin"].isna().all()  # as proposed
 
     at.selectbox(key="ceo_verdict").set_value("All")
     at.selectbox(key="ceo_rule").set_value("stop_width").run()
@@ -153,7 +199,7 @@ def test_ceo_filters_change_the_table_and_the_downloads(app_env: str, downloads:
     log = table(at, "Time (UTC)")
     assert len(log) == queries.ceo_log_count(engine, sid, rule="stop_width") > 0
     assert all("stop_width" in v for v in log["Rules fired"])
-    assert all("→" in v for v in log["Leverage"])  # stop_width lowers leverage: "14x → 3x"
+    assert (log["Proposed leverage"] > log["Leverage"]).all()  # stop_width lowers leverage: 14 → 3
 
     agent = log["Agent"].iloc[0]
     at.selectbox(key="ceo_rule").set_value("All")
@@ -200,7 +246,9 @@ def test_ceo_log_is_paged_with_a_total(app_env: str) -> None:
     bulk = table(at, "Time (UTC)")
     at.number_input(key="ceo_page").set_value(1).run()
     first = table(at, "Time (UTC)")
-    assert first["Margin"].iloc[0] == "6,000 → 4,500 USDT" and first["Leverage"].iloc[0] == "10x"
+    numeric(first, LOG_NUMBERS)
+    assert (first["Margin"].iloc[0], first["Proposed margin"].iloc[0]) == (4500.0, 6000.0)
+    assert first["Leverage"].iloc[0] == 10 and pd.isna(first["Proposed leverage"].iloc[0])
     assert not bulk.equals(first)
     at.selectbox(key="ceo_verdict").set_value("modify").run()  # a new filter starts at page 1
     assert at.number_input(key="ceo_page").value == 1
@@ -215,11 +263,11 @@ def test_ceo_pauses_and_rebalances_show_old_and_new_shares(app_env: str) -> None
                   if list(d.value.columns)[:3] == ["Time (UTC)", "Agent", "Before"])
     names = set(queries.agent_names(engine, sid))
     assert len(shares) > 0 and set(shares["Agent"]) <= names
-    assert all(v.endswith("%") for v in shares["Before"]) and all(v.endswith("%") for v in shares["After"])
+    numeric(shares, ["Before", "After", "Change"])
     event = next(e for e in queries.allocation_changes(engine, sid) if e["kind"] == "rebalance")
     agent, (old, new) = next(iter(event["changes"].items()))
     row = shares[(shares["Agent"] == agent) & (shares["Time (UTC)"] == event["ts"])].iloc[0]
-    assert row["Before"] == f"{old * 100:.2f}%" and row["After"] == f"{new * 100:.2f}%"
+    assert (row["Before"], row["After"]) == pytest.approx((old * 100, new * 100))
     engine.dispose()
 
 
@@ -229,14 +277,21 @@ def test_positions_page_shows_holdings_orders_and_filtered_history(app_env: str,
     at = page("views/positions.py")
     ok(at)
     names = set(queries.agent_names(engine, sid))
-    held = table(at, "Agent")
+    shown = element(at, "Agent")
+    held = shown.value
     positions = queries.open_positions(engine, sid)
     assert len(held) == len(positions) > 0 and set(held["Agent"]) <= names
-    assert held["Leverage"].tolist() == [f"{v}x" for v in positions["leverage"]]
+    numeric(held, ["Qty", "Entry", "Mark", "Unrealized PnL", "Leverage", "Margin", "Stop",
+                   "Take-profit", "Liquidation"])
+    assert held["Leverage"].tolist() == positions["leverage"].tolist()
     assert held["Unrealized PnL"].tolist() == pytest.approx(positions["unrealized_pnl"].tolist())
-    assert not shown_to_users(held) & {"None", "nan", "<NA>", "NaN"}
-    orders = next(d.value for d in at.dataframe if "Trigger price" in d.value.columns)
+    no_raw_missing(shown)
+    resting = next(d for d in at.dataframe if "Trigger price" in d.value.columns)
+    orders = resting.value
     assert len(orders) == len(queries.open_orders(engine, sid)) > 0 and set(orders["Agent"]) <= names
+    numeric(orders, ["Qty", "Trigger price", "Age"])
+    assert headers(resting)["Age"] == "Age (h)"
+    no_raw_missing(resting)
 
     everything = download(at, downloads, "Download all trades")
     assert everything == queries.trades_csv(engine, sid)
@@ -279,8 +334,13 @@ def test_market_page_shows_the_symbols_and_a_candlestick_with_trades(app_env: st
     overview = queries.market_overview(make_settings(database_url=app_env), engine, sid)
     assert [m.label for m in at.main.metric] == SYMBOLS
     assert next(m.value for m in at.main.metric) == f"{overview['price'].iloc[0]:,.2f} USDT"
-    prices = table(at, "Symbol")
-    assert prices["Symbol"].tolist() == SYMBOLS and set(prices["Funding rate"]) == {"n/a (replay)"}
+    shown = element(at, "Symbol")
+    prices = shown.value
+    assert prices["Symbol"].tolist() == SYMBOLS and prices["Funding rate"].isna().all()  # replay
+    numeric(prices, ["Price (USDT)", "24h change", "24h high", "24h low", "24h volume",
+                     "Funding rate"])
+    assert prices["Price (USDT)"].tolist() == pytest.approx(overview["price"].tolist())
+    no_raw_missing(shown)
     assert any("engine time" in c.value for c in at.main.caption)
 
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)

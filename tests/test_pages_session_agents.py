@@ -8,9 +8,11 @@ clicks. The store is then checked through core.queries, as the pages themselves 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
@@ -135,6 +137,10 @@ def test_seeded_agents_page_shows_one_card_per_agent(seeded: int, db: Engine) ->
     assert {b.key for b in at.button if b.label == "Resume"} == {f"resume_{k}" for k in paused}
     traded = max(agents, key=lambda a: a["trades"])
     assert f"{traded['pnl']:+,.2f} USDT" in shown  # PnL in USDT, signed
+    assert f"Gross {traded['realized_pnl']:+,.2f} · unrealized" in shown  # before fees, as the CLI
+    assert "Realized" not in shown
+    gross = next(c for c in at.caption if c.value.startswith("Gross "))
+    assert "before fees and funding" in gross.help
     assert (":green[" in shown) or (":red[" in shown)  # coloured profit / loss
     no_raw_values(at)
 
@@ -225,6 +231,12 @@ def test_stop_asks_for_confirmation(seeded: int, db: Engine) -> None:
     assert "Create session" in labels(at)
     assert any("final equity" in i.value for i in at.info)
     assert len(at.dataframe) == 1
+    previous = at.dataframe[0]
+    numbers = ["Capital (USDT)", "Final equity (USDT)", "PnL (USDT)", "PnL (%)", "Closed trades"]
+    assert all(pd.api.types.is_numeric_dtype(previous.value[c]) for c in numbers)
+    assert set(json.loads(previous.proto.columns)) >= set(numbers)  # formatted as numbers
+    assert previous.value["PnL (USDT)"].iloc[0] == pytest.approx(s["total_pnl"])
+    assert previous.proto.placeholder == "–"
 
 
 def test_halt_is_explained_and_acknowledged(seeded: int, db: Engine) -> None:

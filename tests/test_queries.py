@@ -243,6 +243,19 @@ def test_trade_rows_count_csv_and_summary_agree(seeded: Seeded) -> None:
         assert (closed_ms < filters.get("until_ms", 2**62)).all()  # type: ignore[operator]
 
 
+def test_trades_csv_ends_with_net_pnl_after_fees_and_funding(seeded: Seeded) -> None:
+    """realized_pnl stays the gross figure DESIGN.md promises; net_pnl, added last, is what the
+    trade made after costs."""
+    csv = _csv(queries.trades_csv(seeded.engine, seeded.id))
+    assert list(csv.columns)[-2:] == ["close_reason", "net_pnl"] and "realized_pnl" in csv.columns
+    assert len(csv) > 0 and (csv["fees"] > 0).all()  # so net and gross differ
+    net = csv["realized_pnl"] - csv["fees"] + csv["funding"]
+    assert csv["net_pnl"].tolist() == pytest.approx(net.tolist(), abs=1e-6)
+    assert (csv["net_pnl"] < csv["realized_pnl"] + csv["funding"]).all()
+    summary = queries.trade_summary(seeded.engine, seeded.id)
+    assert summary["net_pnl"] == pytest.approx(csv["net_pnl"].sum(), abs=0.01)
+
+
 def test_trades_are_newest_first_and_pages_tile_them(seeded: Seeded) -> None:
     e, sid = seeded.engine, seeded.id
     everything = queries.trades(e, sid, limit=None)
@@ -496,7 +509,8 @@ def test_csv_prices_and_money_carry_no_float_noise(tmp_path: Path) -> None:
     trades_text = queries.trades_csv(engine, sid)
     ceo_text = queries.ceo_log_csv(engine, sid, kind="trade")
     for text, columns in ((trades_text, ["leverage", "qty", "entry_price", "exit_price", "margin",
-                                         "duration_s", "fees", "funding", "realized_pnl"]),
+                                         "duration_s", "fees", "funding", "realized_pnl",
+                                         "net_pnl"]),
                           (ceo_text, ["proposed_leverage", "final_leverage", "proposed_margin",
                                       "final_margin"])):
         written = pd.read_csv(io.StringIO(text), dtype=str).iloc[0]
@@ -506,6 +520,7 @@ def test_csv_prices_and_money_carry_no_float_noise(tmp_path: Path) -> None:
     assert (trade["entry_price"], trade["exit_price"], trade["qty"]) == ("64123.1", "0.3", "3.3")
     assert (trade["margin"], trade["realized_pnl"], trade["funding"]) == ("370.35", "0.3", "-0.3")
     assert trade["duration_s"] == "3600.5"
+    assert trade["net_pnl"] == "-0.07"  # 0.3 gross − 0.07 fees − 0.3 funding
     decision = pd.read_csv(io.StringIO(ceo_text), dtype=str).iloc[0]
     assert (decision["proposed_margin"], decision["final_margin"]) == ("370.35", "0.3")
     # the CLI's `trades --csv` writes the frame ``trades`` returns: the same values

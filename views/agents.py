@@ -12,6 +12,7 @@ import streamlit as st
 
 from core import queries, service
 from core.ui import (
+    GROSS_HELP,
     colored,
     current_session,
     duration,
@@ -114,10 +115,11 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool,
         st.markdown(f"### {colored(usd(a['pnl'], signed=True), a['pnl'])} "
                     f"{colored('(' + pct(a['pnl_pct'], signed=True) + ')', a['pnl'])}",
                     help="Total PnL in USDT and as a % of the agent's allocated capital")
-        st.caption(f"Realized {_money(a['realized_pnl'], signed=True)} "
+        st.caption(f"Gross {_money(a['realized_pnl'], signed=True)} "
                    f"· unrealized {_money(a['unrealized_pnl'], signed=True)} "
                    f"· fees {_money(-a['fees'], signed=True)} "
-                   f"· funding {_money(a['funding'], signed=True)} USDT")
+                   f"· funding {_money(a['funding'], signed=True)} USDT",
+                   help=f"{GROSS_HELP} Total PnL = gross + unrealized − fees + funding.")
         _cells([
             [("Capital (USDT)", _money(a["capital"])), ("Equity (USDT)", _money(a["equity"])),
              ("Allocation", f"{pct(a['allocation_pct'])} of desk")],

@@ -15,12 +15,15 @@ import streamlit as st
 
 from core import queries
 from core.ui import (
+    LEVERAGE,
     LOSS,
+    MISSING,
+    MONEY,
     NEUTRAL,
     PROFIT,
     get_runtime,
+    number_column,
     pager,
-    pct,
     refresh_every,
     session_or_stop,
 )
@@ -46,28 +49,40 @@ def _reset_page() -> None:
     st.session_state[PAGE_KEY] = 1
 
 
-def _amount(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+def _final(before: Any, after: Any) -> float | None:
+    """The value that stood after the verdict: the CEO's, else (a reject) the proposal's."""
+    for value in (after, before):
+        if not pd.isna(value):
+            return float(value)
+    return None
 
 
-def _before_after(before: Any, after: Any, fmt: Any, unit: str, changed: bool) -> str:
-    """"20x → 7x" when the CEO changed the value, the value alone when not (an approved order's
-    margin still moves a little with the venue's lot size), "–" when the row has none."""
-    b = None if pd.isna(before) else float(before)
-    a = None if pd.isna(after) else float(after)
-    if b is None and a is None:
-        return "–"
-    if not changed or b is None or a is None or fmt(a) == fmt(b):
-        return f"{fmt(b if a is None else a)}{unit}"
-    return f"{fmt(b)} → {fmt(a)}{unit}"
+def _proposed(before: Any, after: Any, changed: bool, decimals: int) -> float | None:
+    """The proposal's value when the CEO changed it (an approved order's margin still moves a
+    little with the venue's lot size: that is no change); None otherwise."""
+    if not changed or pd.isna(before) or pd.isna(after) or round(before - after, decimals) == 0:
+        return None
+    return float(before)
 
 
 MARGIN_FIELDS = {"margin", "margin_fraction", "quantity"}
+LOG_COLUMNS = {
+    "Leverage": number_column("Leverage", LEVERAGE),
+    "Proposed leverage": number_column("Proposed leverage", LEVERAGE,
+                                       help="What the agent asked for, when the CEO changed it"),
+    "Margin": number_column("Margin (USDT)", MONEY),
+    "Proposed margin": number_column("Proposed margin (USDT)", MONEY,
+                                     help="What the agent asked for, when the CEO changed it"),
+    "Reason": st.column_config.TextColumn(width="large"),
+}
 
 
 def log_table(frame: pd.DataFrame) -> Any:
-    """The page of decisions as people read it, verdicts coloured."""
+    """The page of decisions as people read it, verdicts coloured; leverage and margin are
+    numbers (as decided, and as proposed when the CEO changed them)."""
     changed = [queries.changed_fields(c) for c in frame["changes"]]
+    lev = list(zip(frame["proposed_leverage"], frame["final_leverage"], changed, strict=True))
+    margin = list(zip(frame["proposed_margin"], frame["final_margin"], changed, strict=True))
     shown = pd.DataFrame({
         "Time (UTC)": frame["ts"],
         "Agent": frame["agent"].fillna("Desk"),
@@ -75,15 +90,14 @@ def log_table(frame: pd.DataFrame) -> Any:
         "Kind": frame["kind"].map(lambda k: KIND_LABEL.get(k, k)),
         "Verdict": frame["verdict"].map(lambda v: VERDICT_LABEL.get(v, v) if isinstance(v, str) else "–"),
         "Rules fired": frame["rules"].map(lambda r: ", ".join(x for x in r.split(",") if x) or "–"),
-        "Leverage": [_before_after(b, a, lambda v: f"{int(v)}x", "", "leverage" in c)
-                     for b, a, c in zip(frame["proposed_leverage"], frame["final_leverage"], changed, strict=True)],
-        "Margin": [_before_after(b, a, _amount, " USDT", bool(c & MARGIN_FIELDS))
-                   for b, a, c in zip(frame["proposed_margin"], frame["final_margin"], changed, strict=True)],
+        "Leverage": [_final(b, a) for b, a, _ in lev],
+        "Proposed leverage": [_proposed(b, a, "leverage" in c, 0) for b, a, c in lev],
+        "Margin": [_final(b, a) for b, a, _ in margin],
+        "Proposed margin": [_proposed(b, a, bool(c & MARGIN_FIELDS), 2) for b, a, c in margin],
         "Reason": frame["reason"],
-    })
+    }).astype({"Leverage": float, "Proposed leverage": float, "Margin": float,
+               "Proposed margin": float})
     return shown.style.map(lambda v: f"color: {VERDICT_COLOR.get(v, NEUTRAL)}", subset=["Verdict"])
-
-
 
 
 @st.fragment(run_every=refresh_every())
@@ -115,7 +129,7 @@ def decision_log(session_id: int, filters: dict[str, Any]) -> None:
                        order="newest first")
         frame = queries.ceo_log(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
         st.dataframe(log_table(frame), hide_index=True, width="stretch", height=560,
-                     column_config={"Reason": st.column_config.TextColumn(width="large")})
+                     column_config=LOG_COLUMNS, placeholder=MISSING)
     left, right = st.columns(2)
     left.download_button(
         f"Download filtered ({total:,} decisions)",
@@ -129,8 +143,10 @@ def decision_log(session_id: int, filters: dict[str, Any]) -> None:
         icon=":material/download:", on_click="ignore", key="ceo_csv_all")
 
 
-def _share(value: float | None) -> str:
-    return "–" if value is None else pct(value * 100)
+SHARE_COLUMNS = {
+    "Before": number_column("Before", "%.2f%%"), "After": number_column("After", "%.2f%%"),
+    "Change": number_column("Change", "%+.2f pp", help="Percentage points of session equity"),
+}
 
 
 @st.fragment(run_every=refresh_every())
@@ -142,7 +158,7 @@ def allocations(session_id: int) -> None:
                 "trades, and shifts free capital toward better agents once enough trades exist.")
         return
     shares = [
-        {"Time (UTC)": e["ts"], "Agent": agent, "Before": _share(old), "After": _share(new),
+        {"Time (UTC)": e["ts"], "Agent": agent, "Before": old * 100, "After": new * 100,
          "Change": (new - old) * 100}
         for e in events if e["kind"] == "rebalance"
         for agent, (old, new) in e["changes"].items()
@@ -160,10 +176,10 @@ def allocations(session_id: int) -> None:
         if shares:
             frame = pd.DataFrame(shares)
             st.dataframe(
-                frame.style.format("{:+.2f} pp", subset=["Change"])
-                .map(lambda v: f"color: {PROFIT if v > 0 else LOSS if v < 0 else NEUTRAL}",
-                     subset=["Change"]),
-                hide_index=True, width="stretch", height=320)
+                frame.style.map(lambda v: f"color: {PROFIT if v > 0 else LOSS if v < 0 else NEUTRAL}",
+                                subset=["Change"]),
+                hide_index=True, width="stretch", height=320, column_config=SHARE_COLUMNS,
+                placeholder=MISSING)
         else:
             st.caption("No rebalance among the latest events.")
     with right:

@@ -18,10 +18,12 @@ from core import queries
 from core.errors import DeskError
 from core.ui import (
     LOSS,
+    MISSING,
     PROFIT,
     get_runtime,
-    pct,
+    number_column,
     pnl_color,
+    price_format,
     refresh_every,
     session_or_stop,
 )
@@ -32,7 +34,6 @@ settings = runtime.settings
 
 INTERVALS = ("15m", "1h", "4h")
 CANDLES = 300
-NO_FUNDING = "n/a (replay)"
 # entries in colours the candles do not use, so they stand out on green and red bars
 LONG_COLOR = "#3b82f6"
 SHORT_COLOR = "#f59e0b"
@@ -48,18 +49,27 @@ def _change_style(value: Any) -> str:
 
 
 def overview_table(frame: pd.DataFrame) -> Any:
+    """The symbols' figures as numbers, the 24 h change coloured (formats: ``overview_columns``)."""
     shown = pd.DataFrame({
-        "Symbol": frame["symbol"], "Price (USDT)": frame["price"].map(price),
-        "24h change": frame["change_24h_pct"], "24h high": frame["high_24h"].map(price),
-        "24h low": frame["low_24h"].map(price),
-        "24h volume": [f"{v:,.0f} {s.removesuffix('USDT')}" for v, s in
-                       zip(frame["volume_24h"], frame["symbol"], strict=True)],
-        "Funding rate": frame["funding_rate"].map(
-            lambda r: NO_FUNDING if r is None or pd.isna(r) else f"{r * 100:+.4f}%"),
+        "Symbol": frame["symbol"], "Price (USDT)": frame["price"],
+        "24h change": frame["change_24h_pct"], "24h high": frame["high_24h"],
+        "24h low": frame["low_24h"], "24h volume": frame["volume_24h"],
+        "Funding rate": pd.to_numeric(frame["funding_rate"]) * 100,
     })
-    return (shown.style.format(lambda v: "–" if v is None or pd.isna(v) else pct(v, signed=True),
-                               subset=["24h change"])
-            .map(_change_style, subset=["24h change"]))
+    return shown.style.map(_change_style, subset=["24h change"])
+
+
+def overview_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    prices = price_format(frame["price"], frame["high_24h"], frame["low_24h"])
+    return {
+        "Price (USDT)": number_column("Price (USDT)", prices),
+        "24h change": number_column("24h change", "%+.2f%%"),
+        "24h high": number_column("24h high", prices), "24h low": number_column("24h low", prices),
+        "24h volume": number_column("24h volume", "%,.0f", help="In the symbol's base asset"),
+        "Funding rate": number_column("Funding rate", "%+.4f%%",
+                                      help=f"Per funding interval; {MISSING} where the market "
+                                           "data has none (replayed candles)"),
+    }
 
 
 def _markers(fig: go.Figure, marks: pd.DataFrame) -> None:
@@ -127,9 +137,10 @@ def market(session_id: int) -> None:
         col.metric(row.symbol, f"{price(row.price)} USDT",
                    None if change is None else f"{change:+.2f}% 24h", border=True,
                    help=f"24h range {price(row.low_24h)} – {price(row.high_24h)} USDT")
-    st.dataframe(overview_table(frame), hide_index=True, width="stretch")
+    st.dataframe(overview_table(frame), hide_index=True, width="stretch",
+                 column_config=overview_columns(frame), placeholder=MISSING)
     if frame["funding_rate"].isna().all():
-        st.caption(f"Funding: recorded candles carry no funding history, so it shows {NO_FUNDING}. "
+        st.caption(f"Funding: recorded candles carry no funding history, so it shows {MISSING}. "
                    f"The paper venue charges open positions a flat "
                    f"{settings.paper_funding_rate * 100:.4f}% every "
                    f"{settings.paper_funding_interval_hours} h (longs pay when positive).")

@@ -15,15 +15,24 @@ import streamlit as st
 
 from core import queries
 from core.ui import (
+    GROSS_HELP,
+    HOURS,
+    LEVERAGE,
     LOSS,
+    MISSING,
+    MONEY,
     NEUTRAL,
     PROFIT,
+    QTY,
+    SIGNED_MONEY,
     colored,
-    duration,
     get_runtime,
+    hours,
+    number_column,
     pager,
     pct,
     pnl_color,
+    price_format,
     refresh_every,
     session_or_stop,
     usd,
@@ -41,6 +50,8 @@ REASON_LABEL = {
     "ceo": "CEO closed", "drawdown_halt": "drawdown halt", "session_stop": "session stop",
     "liquidation": "liquidation", "reconcile": "reconciliation",
 }
+NET_HELP = "Gross PnL − fees + funding: what the trade made after costs"
+PRICE_COLUMNS = ("Entry", "Mark", "Stop", "Take-profit", "Liquidation")
 PURPOSE_LABEL = {"stop_loss": "stop-loss", "take_profit": "take-profit", "entry": "entry",
                  "exit": "exit", "agent": "close"}
 
@@ -53,12 +64,6 @@ def price(value: Any) -> str:
     if value is None or pd.isna(value):
         return "–"
     return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.4f}" if abs(value) >= 1 else f"{value:.6f}"
-
-
-def qty(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    return f"{value:,.4f}".rstrip("0").rstrip(".")
 
 
 def money(value: Any, *, signed: bool = False) -> str:
@@ -94,17 +99,21 @@ def holdings(session_id: int) -> None:
                     "last marks")
         shown = pd.DataFrame({
             "Agent": frame["agent"], "Symbol": frame["symbol"], "Side": frame["side"].map(side),
-            "Qty": frame["qty"].map(qty), "Entry": frame["entry_price"].map(price),
-            "Mark": frame["mark_price"].map(price), "Unrealized PnL": frame["unrealized_pnl"],
-            "Leverage": frame["leverage"].map(lambda v: f"{int(v)}x"),
-            "Margin": frame["margin"].map(money), "Stop": frame["stop_price"].map(price),
-            "Take-profit": frame["take_profit"].map(price),
-            "Liquidation": frame["liquidation_price"].map(price),
+            "Qty": frame["qty"], "Entry": frame["entry_price"], "Mark": frame["mark_price"],
+            "Unrealized PnL": frame["unrealized_pnl"], "Leverage": frame["leverage"],
+            "Margin": frame["margin"], "Stop": frame["stop_price"],
+            "Take-profit": frame["take_profit"], "Liquidation": frame["liquidation_price"],
             "Opened (UTC)": frame["opened_at"],
         })
-        st.dataframe(shown.style.format(lambda v: money(v, signed=True), subset=["Unrealized PnL"])
-                     .map(_pnl_style, subset=["Unrealized PnL"]).map(_side_style, subset=["Side"]),
-                     hide_index=True, width="stretch")
+        prices = price_format(*(shown[c] for c in PRICE_COLUMNS))
+        st.dataframe(shown.style.map(_pnl_style, subset=["Unrealized PnL"])
+                     .map(_side_style, subset=["Side"]),
+                     hide_index=True, width="stretch", placeholder=MISSING, column_config={
+                         **{c: number_column(c, prices) for c in PRICE_COLUMNS},
+                         "Qty": number_column("Qty", QTY),
+                         "Unrealized PnL": number_column("Unrealized PnL (USDT)", SIGNED_MONEY),
+                         "Leverage": number_column("Leverage", LEVERAGE),
+                         "Margin": number_column("Margin (USDT)", MONEY)})
 
     st.subheader("Open orders")
     orders = queries.open_orders(db, session_id)
@@ -121,12 +130,15 @@ def holdings(session_id: int) -> None:
         "Agent": orders["agent"].fillna("Desk"), "Symbol": orders["symbol"], "Side": orders["side"],
         "Purpose": orders["purpose"].map(lambda p: PURPOSE_LABEL.get(p, p)),
         "Type": orders["type"].str.replace("_", " ").str.lower(),
-        "Qty": orders["qty"].map(qty), "Trigger price": orders["stop_price"].map(price),
+        "Qty": orders["qty"], "Trigger price": orders["stop_price"],
         "Reduce-only": orders["reduce_only"].map({True: "yes", False: "no"}),
         "Status": orders["status"], "Placed (UTC)": orders["created_at"],
-        "Age": orders["age_s"].map(duration),
+        "Age": hours(orders["age_s"]),
     })
-    st.dataframe(shown, hide_index=True, width="stretch")
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING, column_config={
+        "Qty": number_column("Qty", QTY),
+        "Trigger price": number_column("Trigger price", price_format(shown["Trigger price"])),
+        "Age": number_column("Age (h)", HOURS, help="Hours since the order was placed")})
 
 
 def venue_holdings(session_id: int) -> None:
@@ -144,9 +156,9 @@ def venue_holdings(session_id: int) -> None:
     if account["positions"].empty:
         st.caption("The exchange holds no position.")
     else:
-        st.dataframe(account["positions"], hide_index=True, width="stretch")
+        st.dataframe(account["positions"], hide_index=True, width="stretch", placeholder=MISSING)
     if not account["orders"].empty:
-        st.dataframe(account["orders"], hide_index=True, width="stretch")
+        st.dataframe(account["orders"], hide_index=True, width="stretch", placeholder=MISSING)
 
 
 # ---------------------------------------------------------------------- history
@@ -156,32 +168,46 @@ def summary_row(s: dict[str, Any]) -> None:
     cells = [
         ("Trades", f"{s['trades']:,}"),
         ("Win rate", "–" if s["win_rate"] is None else pct(s["win_rate"] * 100)),
-        ("Realized PnL", colored(usd(s["realized_pnl"], signed=True), s["realized_pnl"])),
+        ("Gross PnL", colored(usd(s["realized_pnl"], signed=True), s["realized_pnl"])),
         ("Fees", usd(s["fees"])),
         ("Funding", colored(usd(s["funding"], signed=True), s["funding"])),
         ("Net PnL", colored(usd(s["net_pnl"], signed=True), s["net_pnl"])),
     ]
+    helps = {"Gross PnL": GROSS_HELP, "Net PnL": NET_HELP}
     for col, (label, value) in zip(st.columns(len(cells)), cells, strict=True):
-        col.caption(label)
+        col.caption(label, help=helps.get(label))
         col.markdown(f"**{value}**")
 
 
 def trade_table(frame: pd.DataFrame) -> Any:
-    net = frame["realized_pnl"] - frame["fees"] + frame["funding"]
+    """The page of trades as numbers (formatted by ``trade_columns``), PnL and sides coloured."""
     shown = pd.DataFrame({
         "Closed (UTC)": frame["closed_at"], "Agent": frame["agent"], "Symbol": frame["symbol"],
-        "Side": frame["side"].map(side), "Leverage": frame["leverage"].map(lambda v: f"{int(v)}x"),
-        "Entry": frame["entry_price"].map(price), "Exit": frame["exit_price"].map(price),
-        "Net PnL": net,
+        "Side": frame["side"].map(side), "Leverage": frame["leverage"],
+        "Entry": frame["entry_price"], "Exit": frame["exit_price"],
+        "Net PnL": frame["net_pnl"],
         "Close reason": frame["close_reason"].map(lambda r: REASON_LABEL.get(r, r or "–")),
-        "Held": frame["duration_s"].map(duration), "Qty": frame["qty"].map(qty),
-        "Margin": frame["margin"].map(money), "Realized PnL": frame["realized_pnl"],
-        "Fees": frame["fees"].map(money), "Funding": frame["funding"],
+        "Held": hours(frame["duration_s"]), "Qty": frame["qty"], "Margin": frame["margin"],
+        "Gross PnL": frame["realized_pnl"], "Fees": frame["fees"], "Funding": frame["funding"],
         "Opened (UTC)": frame["opened_at"], "Trade #": frame["trade_id"],
     })
-    signed = ["Realized PnL", "Funding", "Net PnL"]
-    return (shown.style.format(lambda v: money(v, signed=True), subset=signed)
-            .map(_pnl_style, subset=["Realized PnL", "Net PnL"]).map(_side_style, subset=["Side"]))
+    return (shown.style.map(_pnl_style, subset=["Gross PnL", "Net PnL"])
+            .map(_side_style, subset=["Side"]))
+
+
+def trade_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """Headers with units and number formats for ``trade_table``."""
+    prices = price_format(frame["entry_price"], frame["exit_price"])
+    return {
+        "Leverage": number_column("Leverage", LEVERAGE),
+        "Entry": number_column("Entry", prices), "Exit": number_column("Exit", prices),
+        "Net PnL": number_column("Net PnL (USDT)", SIGNED_MONEY, help=NET_HELP),
+        "Held": number_column("Held (h)", HOURS, help="Hours from entry to close"),
+        "Qty": number_column("Qty", QTY), "Margin": number_column("Margin (USDT)", MONEY),
+        "Gross PnL": number_column("Gross PnL (USDT)", SIGNED_MONEY, help=GROSS_HELP),
+        "Fees": number_column("Fees (USDT)", MONEY),
+        "Funding": number_column("Funding (USDT)", SIGNED_MONEY),
+    }
 
 
 @st.fragment(run_every=refresh_every())
@@ -202,8 +228,7 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
                        order="newest close first")
         frame = queries.trades(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
         picked = st.dataframe(trade_table(frame), hide_index=True, width="stretch", height=560,
-                              column_config={"Net PnL": st.column_config.Column(
-                                  help="Realized PnL − fees + funding")},
+                              column_config=trade_columns(frame), placeholder=MISSING,
                               on_select="rerun", selection_mode="single-row", key="trades_pick")
         rows = picked.selection.rows if picked is not None else []
         if rows and rows[0] < len(frame):  # issue 5: a clicked trade opens its chain below
@@ -260,9 +285,9 @@ def trade_detail(session_id: int, trade_id: int) -> None:
         f"net PnL {colored(money(net, signed=True), net)} · {pos['status']}"
         + (f" ({REASON_LABEL.get(pos['close_reason'], pos['close_reason'])})" if pos["close_reason"] else ""))
     st.markdown("**Fills**")
-    st.dataframe(chain["fills"], hide_index=True, width="stretch")
+    st.dataframe(chain["fills"], hide_index=True, width="stretch", placeholder=MISSING)
     st.markdown("**Orders**")
-    st.dataframe(chain["orders"], hide_index=True, width="stretch")
+    st.dataframe(chain["orders"], hide_index=True, width="stretch", placeholder=MISSING)
     d = chain["decision"]
     st.markdown("**CEO verdict**")
     if d is None:

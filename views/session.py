@@ -20,11 +20,15 @@ from core.models import MAX_CAPITAL
 from core.ui import (
     ACTIVE,
     LOSS,
+    MISSING,
+    MONEY,
+    SIGNED_MONEY,
     colored,
     current_session,
     engine_status,
     follow_latest_session,
     get_runtime,
+    number_column,
     pct,
     pnl_color,
     refresh_every,
@@ -113,14 +117,13 @@ def previous_sessions(sessions: list[dict[str, Any]]) -> None:
             "Closed trades": figures["closed_trades"],
         })
     frame = pd.DataFrame(rows)
-    styled = (
-        frame.style
-        .format("{:,.2f}", subset=["Capital (USDT)", "Final equity (USDT)"])
-        .format("{:+,.2f}", subset=["PnL (USDT)"])
-        .format("{:+.2f}%", subset=["PnL (%)"])
-        .map(lambda v: f"color: {pnl_color(v)}", subset=["PnL (USDT)", "PnL (%)"])
-    )
-    st.dataframe(styled, hide_index=True, width="stretch")
+    styled = frame.style.map(lambda v: f"color: {pnl_color(v)}", subset=["PnL (USDT)", "PnL (%)"])
+    st.dataframe(styled, hide_index=True, width="stretch", placeholder=MISSING, column_config={
+        "Capital (USDT)": number_column("Capital (USDT)", MONEY),
+        "Final equity (USDT)": number_column("Final equity (USDT)", MONEY),
+        "PnL (USDT)": number_column("PnL (USDT)", SIGNED_MONEY),
+        "PnL (%)": number_column("PnL (%)", "%+.2f%%"),
+        "Closed trades": number_column("Closed trades", "%,d")})
 
 
 # ---------------------------------------------------------------------- controls
@@ -209,7 +212,8 @@ def kpis(s: dict[str, Any], curve: pd.DataFrame) -> None:
                        "engine time.")
     row[1].metric("Total PnL (USDT)", colored(_money(s["total_pnl"], signed=True), s["total_pnl"]),
                   pct(s["total_pnl_pct"], signed=True), border=True, height="stretch",
-                  help="Realized PnL − fees ± funding + unrealized PnL at the latest marks")
+                  help="Gross PnL of closed trades (before fees and funding) − fees ± funding "
+                       "+ unrealized PnL at the latest marks")
     limit = settings.drawdown_halt_pct * 100
     row[2].metric("Drawdown from peak", pct(s["drawdown_pct"]),
                   f"halt at {limit:.0f}%", delta_color="off", delta_arrow="off", border=True,
@@ -325,7 +329,7 @@ def venue_panel(session_id: int) -> None:
     if account["positions"].empty:
         st.caption("No open positions on the exchange.")
     else:
-        st.dataframe(account["positions"], hide_index=True, width="stretch")
+        st.dataframe(account["positions"], hide_index=True, width="stretch", placeholder=MISSING)
 
 
 def header_line(session_id: int) -> None:

@@ -29,8 +29,8 @@ from core.store.tables import AgentRow, PositionRow
 TRADE_COLUMNS = [
     "trade_id", "session_id", "agent", "strategy", "symbol", "side", "leverage", "qty",
     "entry_price", "exit_price", "margin", "opened_at", "closed_at", "duration_s", "fees",
-    "funding", "realized_pnl", "close_reason",
-]
+    "funding", "realized_pnl", "close_reason", "net_pnl",
+]  # realized_pnl is gross (price PnL before fees and funding); net_pnl = realized_pnl − fees + funding
 SIDES = ("LONG", "SHORT")
 CLOSE_REASONS = ("stop_loss", "take_profit", "agent", "ceo", "drawdown_halt", "session_stop",
                  "liquidation", "reconcile")
@@ -97,6 +97,7 @@ def _trade_frame(rows: Sequence[Any]) -> pd.DataFrame:
     frame["duration_s"] = (frame["closed_ms"] - frame["opened_ms"]) / 1000
     frame = frame.astype({"margin": float, "fees": float, "funding": float, "realized_pnl": float})
     frame = frame.round({"margin": 4, "fees": 6, "funding": 6, "realized_pnl": 6})
+    frame["net_pnl"] = (frame["realized_pnl"] - frame["fees"] + frame["funding"]).round(6)
     for col in ("qty", "entry_price", "exit_price"):  # fill averages and sums carry float noise
         frame[col] = _significant(frame[col])
     return frame[TRADE_COLUMNS]
