@@ -114,7 +114,8 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool,
 
         st.markdown(f"### {colored(usd(a['pnl'], signed=True), a['pnl'])} "
                     f"{colored('(' + pct(a['pnl_pct'], signed=True) + ')', a['pnl'])}",
-                    help="Total PnL in USDT and as a % of the agent's allocated capital")
+                    help="Total PnL in USDT, and as a % of the capital allocated to the agent now "
+                         "(its start plus or minus the CEO's rebalances, so a rebalance moves the %)")
         st.caption(f"Gross {_money(a['realized_pnl'], signed=True)} "
                    f"· unrealized {_money(a['unrealized_pnl'], signed=True)} "
                    f"· fees {_money(-a['fees'], signed=True)} "

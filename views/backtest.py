@@ -19,7 +19,7 @@ import streamlit as st
 from core import queries, service
 from core.errors import FeedError
 from core.models import INTERVAL_MS, MAX_CAPITAL
-from core.ui import LOSS, PROFIT, get_runtime, pnl_color, run_action
+from core.ui import LOSS, MISSING, PROFIT, get_runtime, pnl_color, run_action
 
 runtime = get_runtime()
 db = runtime.db
@@ -245,7 +245,6 @@ def show_run(run: dict[str, Any]) -> None:
                           icon=":material/download:")
 
 
-MISSING = "–"  # how a table shows a figure the report leaves out (Streamlit's default: "None")
 CAGR_COLUMN = st.column_config.NumberColumn(
     "CAGR", format="percent", help="Annualised over 365-day years; only for ranges of 30 days or more")
 AGENT_COLUMNS: dict[str, Any] = {
