@@ -6,12 +6,13 @@ failures began; the first good tick clears the error and logs the recovery in th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from core import queries, scheduler
+from core.config import Settings
 from core.scheduler import EngineDriver
 from core.store.db import open_database
 from core.store.tables import CeoDecisionRow
@@ -51,11 +52,18 @@ def test_engine_health_names_what_the_user_must_know(changes: dict, level: str, 
     assert words in text, text
 
 
-def test_failing_ticks_show_as_failing_despite_a_fresh_heartbeat_and_recovery_is_logged(
-        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def paper(sqlite_url: str) -> Iterator[tuple[Settings, Engine, int]]:
+    """A paper session on its own SQLite store, not yet ticked."""
     settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
     engine = open_database(sqlite_url)
-    session_id = create(engine, settings)
+    yield settings, engine, create(engine, settings)
+    engine.dispose()
+
+
+def test_failing_ticks_show_as_failing_despite_a_fresh_heartbeat_and_recovery_is_logged(
+        paper: tuple[Settings, Engine, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, engine, session_id = paper
     driver = EngineDriver(settings, engine, session_id=session_id)
     assert driver.tick() is not None
     healthy = queries.session_summary(engine, session_id)
@@ -85,15 +93,12 @@ def test_failing_ticks_show_as_failing_despite_a_fresh_heartbeat_and_recovery_is
     assert notes[0].endswith("last error: RuntimeError: store went away")
     assert driver.tick() is not None  # a second good tick logs nothing more
     assert queries.ceo_kind_counts(engine, session_id)["engine"] == 1
-    engine.dispose()
 
 
 def test_a_new_engine_settles_the_error_an_earlier_one_left(
-        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        paper: tuple[Settings, Engine, int], monkeypatch: pytest.MonkeyPatch) -> None:
     """The process that failed is gone (a restart): the next engine's first good tick clears it."""
-    settings = make_settings(database_url=sqlite_url, replay_start="2025-09-01")
-    engine = open_database(sqlite_url)
-    session_id = create(engine, settings)
+    settings, engine, session_id = paper
     first = EngineDriver(settings, engine, session_id=session_id)
     monkeypatch.setattr(scheduler, "run_cycle", failing_with(OSError("boom")))
     assert first.tick() is None
@@ -104,7 +109,6 @@ def test_a_new_engine_settles_the_error_an_earlier_one_left(
     after = queries.session_summary(engine, session_id)
     assert after["last_error"] is None and queries.engine_health(after)[0] == "ok"
     assert queries.ceo_kind_counts(engine, session_id)["engine"] == 1
-    engine.dispose()
 
 
 def test_the_dashboard_says_loudly_when_ticks_fail(app_env: str) -> None:

@@ -356,11 +356,16 @@ def ended_view(session_id: int) -> None:
                "Its final figures:")
     curve = queries.equity_curve(db, session_id)
     kpis(s, curve)
+    charts(s, status["agents"], curve)
+
+
+def charts(s: dict[str, Any], agents: list[dict[str, Any]], curve: pd.DataFrame) -> None:
+    """Equity beside the allocation, the drawdown under them."""
     left, right = st.columns([2, 1])
     with left:
         equity_charts(s, curve)
     with right:
-        allocation_chart(status["agents"])
+        allocation_chart(agents)
     drawdown_chart(curve)
 
 
@@ -375,12 +380,7 @@ def live_view(session_id: int, shown_status: str) -> None:
     llm_panel(session_id, s)  # issue 5
     if s["mode"] == "live":  # live (issue 4): the money where it really is
         venue_panel(session_id)
-    left, right = st.columns([2, 1])
-    with left:
-        equity_charts(s, curve)
-    with right:
-        allocation_chart(status["agents"])
-    drawdown_chart(curve)
+    charts(s, status["agents"], curve)
 
 
 # ---------------------------------------------------------------------- page
