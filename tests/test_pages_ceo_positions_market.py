@@ -45,6 +45,11 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], Any]]:
     return captured
 
 
+# From 2025-07-01 the first rebalance comes after 500-600 ticks: before it too few agents have the
+# 3 closed trades a score needs.
+REBALANCED_TICKS = 600
+
+
 def seed(url: str, start: str, ticks: int = 300) -> tuple[Engine, int]:
     engine = open_database(url)
     settings = make_settings(database_url=url, replay_start=start)
@@ -167,7 +172,7 @@ def test_page_on_a_trading_session(app_env: str, name: str) -> None:
 
 # ---------------------------------------------------------------------- CEO log
 def test_ceo_filters_change_the_table_and_the_downloads(app_env: str, downloads: dict) -> None:
-    engine, sid = seed(app_env, "2025-07-01")  # has rejects, modifies and a rebalance
+    engine, sid = seed(app_env, "2025-07-01", REBALANCED_TICKS)  # rejects, modifies, a rebalance
     at = page("views/ceo.py")
     ok(at)
     total = queries.ceo_log_count(engine, sid)
@@ -256,7 +261,7 @@ def test_ceo_log_is_paged_with_a_total(app_env: str) -> None:
 
 
 def test_ceo_pauses_and_rebalances_show_old_and_new_shares(app_env: str) -> None:
-    engine, sid = seed(app_env, "2025-07-01")
+    engine, sid = seed(app_env, "2025-07-01", REBALANCED_TICKS)
     at = page("views/ceo.py")
     ok(at)
     shares = next(d.value for d in at.dataframe
