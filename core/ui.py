@@ -200,10 +200,10 @@ def _on_pick(db: Engine) -> None:
         st.session_state[CHOSEN] = picked
 
 
-def session_picker(db: Engine) -> int | None:
+def session_picker(db: Engine) -> None:
     """The sidebar's choice of session (paper and live, newest first; backtests have their own
     page), shown only when there is more than one; keeps the URL's ``?session=N`` in step so a
-    link reopens the choice. Returns the id of the session the pages show."""
+    link reopens the choice (``current_session`` then reads it)."""
     shown, chosen = current_session(db), _chosen_session_id()
     if shown is not None and chosen == shown["id"]:
         st.session_state[CHOSEN] = chosen  # a choice from the link outlives the link
@@ -216,7 +216,7 @@ def session_picker(db: Engine) -> int | None:
                        f"those open on the Backtest page){instead}.")
         follow_latest_session()  # nothing chosen, or the chosen session is gone
     if shown is None:
-        return None
+        return
     choices = queries.list_sessions(db, limit=PICKER_SIZE)
     if len(choices) > 1:
         if all(c["id"] != shown["id"] for c in choices):
@@ -227,7 +227,6 @@ def session_picker(db: Engine) -> int | None:
                      on_change=_on_pick, args=(db,),
                      help=f"Browse an earlier session (the latest {PICKER_SIZE} are listed); "
                           "the pages show the running one by default.")
-    return int(shown["id"])
 
 
 def session_choice_label(s: dict[str, Any]) -> str:
