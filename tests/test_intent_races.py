@@ -77,9 +77,12 @@ def test_resuming_an_agent_while_a_model_thinks_is_not_undone(sqlite_url: str) -
 
     desk.strategies["trend"] = LLMAgent(desk.strategies["trend"], ResumeWhileThinking())
     desk.llm = build_llm_services(settings, list(desk.strategies.values()))
-    while not resumed:
+    for _ in range(200):  # the trend agent is asked within a few ticks; bounded all the same
+        if resumed:
+            break
         desk.ledger.session.last_review_ms = -10**15  # the CEO's review is due in this tick
         run_cycle(desk)
+    assert resumed, "the model was never asked within 200 ticks"
     with engine.connect() as conn:
         assert conn.scalar(select(AGENTS.c.peak_equity).where(*where)) == 0.0
     for _ in range(2):

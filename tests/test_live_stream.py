@@ -20,12 +20,13 @@ from tests.live_support import make_client
 M15 = INTERVAL_MS["15m"]
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(200):
-        if condition():
-            return
+def wait_for(condition: Callable[[], bool], what: str, deadline_s: float = 60.0) -> None:
+    """Wait on evidence; the deadline is generous so a loaded machine only makes it slower."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no evidence within {deadline_s:.0f} s of {what}")
         time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class StreamServer:
