@@ -26,7 +26,32 @@ for _name in list(os.environ):
     if _name.upper().startswith(("GEMINI_", "XAI_", "ASTERDEX_", "OPENAI_", "GOOGLE_")):
         del os.environ[_name]
 
+# ...and nothing may connect anywhere but loopback, here or in a Python subprocess.
+_GUARD_DIR = str(Path(__file__).resolve().parent / "network_guard")
+os.environ["TEST_NETWORK_GUARD"] = "loopback"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_GUARD_DIR, os.environ.get("PYTHONPATH", "")) if p)
+import sys  # noqa: E402
+
+sys.path.insert(0, _GUARD_DIR)
+import loopback_only  # noqa: E402
+
+loopback_only.install()
+
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
 from core.config import PROJECT_ROOT, Settings  # noqa: E402
+
+# CI runs the properties reproducibly: the same examples on every run, so a failure seen in CI
+# replays on a laptop with HYPOTHESIS_PROFILE=ci. Elsewhere hypothesis explores new examples.
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, max_examples=200, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if os.environ.get("CI") == "true" else "dev"))
 
 REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("DESK_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get(
@@ -101,3 +126,13 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_connections() -> Iterator[None]:
+    """Fail a test that tried to reach an outside address, even if its code hid the error."""
+    before = len(loopback_only.attempts)
+    yield
+    tried = loopback_only.attempts[before:]
+    if tried:
+        pytest.fail(f"the test tried to connect outside loopback: {tried[:5]}")

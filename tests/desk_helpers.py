@@ -71,9 +71,12 @@ def venue_matches_store(engine: Engine, session_id: int) -> list[str]:
         desk_pos = {r.symbol: r.quantity * (1 if r.side == "LONG" else -1) for r in conn.execute(
             select(PositionRow.symbol, PositionRow.side, PositionRow.quantity)
             .where(PositionRow.session_id == session_id, PositionRow.status == "open"))}
-        resting = set(conn.scalars(select(PaperOrder.symbol).where(
-            PaperOrder.account_id == account, PaperOrder.status == "NEW",
-            PaperOrder.type == "STOP_MARKET")))
+        resting: dict[str, list[tuple[str, float]]] = {}
+        for r in conn.execute(select(PaperOrder.symbol, PaperOrder.side, PaperOrder.quantity,
+                       PaperOrder.executed_qty).where(
+                PaperOrder.account_id == account, PaperOrder.status == "NEW",
+                PaperOrder.type == "STOP_MARKET", PaperOrder.reduce_only.is_(True))):
+            resting.setdefault(r.symbol, []).append((r.side, float(r.quantity - r.executed_qty)))
     if len(desk_fills) != len(set(desk_fills)):
         problems.append("a fill was booked twice")
     if set(desk_fills) != venue_trades:
@@ -87,9 +90,14 @@ def venue_matches_store(engine: Engine, session_id: int) -> list[str]:
             problems.append(f"order {cid} left {status}")
     if {s: round(q, 9) for s, q in venue_pos.items()} != {s: round(q, 9) for s, q in desk_pos.items()}:
         problems.append(f"positions differ: venue {venue_pos} desk {desk_pos}")
-    naked = set(desk_pos) - resting
+    naked = set(desk_pos) - set(resting)
     if naked:
         problems.append(f"open positions without a resting stop: {sorted(naked)}")
+    for symbol, qty in desk_pos.items():
+        closing_side = "SELL" if qty > 0 else "BUY"
+        cover = max((q for side, q in resting.get(symbol, []) if side == closing_side), default=0.0)
+        if symbol in resting and cover + 1e-9 < abs(qty):
+            problems.append(f"{symbol}: the largest stop covers {cover} of a {abs(qty)} position")
     return problems
 
 

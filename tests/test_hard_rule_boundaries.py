@@ -1,0 +1,234 @@
+"""Each hard rule of the CEO and each durability promise at its exact boundary: just inside is
+approved as proposed, just outside is modified or refused. The limits come from the shipped
+settings (``make_settings()``), so loosening a default anywhere is caught here, not only by the
+hypothesis properties in ``tests/test_risk.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from core.config import Settings
+from core.engine import run_cycle
+from core.models import RISK_LEVERAGE_CAP, Action, OrderRequest, OrderResult, RiskLevel, Verdict
+from core.risk import RiskLimits, evaluate
+from core.runtime import build_desk
+from core.store.db import open_database
+from core.store.tables import CEO_DECISIONS, SESSIONS, OrderRow
+from tests.conftest import make_settings
+from tests.desk_helpers import create
+from tests.test_risk import BTC, ctx, prop
+
+SHIPPED = make_settings()
+LIMITS = RiskLimits.from_settings(SHIPPED)
+
+
+def test_the_shipped_limits_are_the_documented_ones() -> None:
+    assert (LIMITS.max_margin_fraction, LIMITS.stop_loss_margin_pct, LIMITS.max_open_positions,
+            LIMITS.gross_exposure_cap) == (0.30, 0.05, 2, 3.0)
+    assert SHIPPED.drawdown_halt_pct == 0.15
+    assert RiskLimits() == RiskLimits(0.30, 2, 0.05, 3.0, RiskLimits().fill_cost_rate)
+    assert RISK_LEVERAGE_CAP == {RiskLevel.LOW: 5, RiskLevel.MEDIUM: 10, RiskLevel.HIGH: 20}
+
+
+def _judge(p: dict[str, Any] | None = None, c: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+    return evaluate(prop(**(p or {})), ctx(**(c or {})), LIMITS)
+
+
+def test_margin_at_30_percent_passes_and_a_hair_more_is_cut_to_30() -> None:
+    inside = _judge({"margin_fraction": 0.30})
+    assert inside.verdict is Verdict.APPROVE and inside.rules == []
+    assert inside.plan is not None and inside.plan.margin == pytest.approx(3_000.0)
+    outside = _judge({"margin_fraction": 0.3001})
+    assert outside.verdict is Verdict.MODIFY and outside.rules == ["margin_cap"]
+    assert outside.plan is not None and outside.plan.margin == pytest.approx(3_000.0)
+
+
+def test_a_stop_at_5_percent_of_margin_passes_and_beyond_it_leverage_comes_down() -> None:
+    # 5x with the stop 1% away loses exactly 5% of margin at the stop
+    inside = _judge({"leverage": 5, "stop_price": 99_000.0})
+    assert inside.verdict is Verdict.APPROVE and inside.plan is not None
+    assert inside.plan.leverage == 5
+    # 1.01% away at 5x would lose 5.05%: leverage 4x (4.04%), the stop is never widened
+    outside = _judge({"leverage": 5, "stop_price": 98_990.0})
+    assert outside.verdict is Verdict.MODIFY and outside.rules == ["stop_width"]
+    assert outside.plan is not None and outside.plan.leverage == 4
+    assert outside.plan.stop_price == 98_990.0
+    # a stop 5.01% away is too wide even at 1x
+    assert _judge({"leverage": 1, "stop_price": 94_990.0}).verdict is Verdict.REJECT
+
+
+def test_leverage_at_the_risk_level_cap_passes_and_one_more_is_cut() -> None:
+    for level, cap in RISK_LEVERAGE_CAP.items():
+        stop = 100_000.0 * (1 - 0.05 / (cap + 1)) + 1  # tight enough for cap + 1
+        c = {"risk_level": level, "agent_max_leverage": 125}
+        inside = _judge({"leverage": cap, "stop_price": stop}, c)
+        assert inside.verdict is Verdict.APPROVE and inside.plan is not None, level
+        assert inside.plan.leverage == cap
+        outside = _judge({"leverage": cap + 1, "stop_price": stop}, c)
+        assert outside.rules == ["leverage_cap"] and outside.plan is not None
+        assert outside.plan.leverage == cap
+
+
+def test_the_symbols_own_maximum_caps_leverage() -> None:
+    from dataclasses import replace
+
+    tight = replace(BTC, max_leverage=3)
+    v = _judge({"leverage": 4}, {"filters": tight})
+    assert v.rules == ["leverage_cap"] and v.plan is not None and v.plan.leverage == 3
+    assert _judge({"leverage": 3}, {"filters": tight}).verdict is Verdict.APPROVE
+
+
+def test_gross_exposure_exactly_at_the_cap_passes_and_one_usdt_more_shrinks() -> None:
+    # cap 3 × 100,000 = 300,000; the plan's notional is 2,000 × 5 = 10,000
+    inside = _judge(c={"gross_notional": 290_000.0})
+    assert inside.verdict is Verdict.APPROVE and inside.plan is not None
+    assert inside.plan.notional == pytest.approx(10_000.0)
+    outside = _judge(c={"gross_notional": 290_001.0})
+    assert outside.verdict is Verdict.MODIFY and outside.rules == ["gross_exposure"]
+    assert outside.plan is not None and outside.plan.notional <= 9_999.0
+
+
+def test_a_stop_out_that_just_fits_above_the_halt_passes_and_one_that_does_not_shrinks() -> None:
+    rate = 0.005 + LIMITS.fill_cost_rate * 2.005  # 5x, stop 0.5% away, both fills' costs
+    loss = 10_000.0 * rate
+    inside = _judge(c={"halt_headroom": loss * 1.0001})
+    assert inside.verdict is Verdict.APPROVE and inside.plan is not None
+    assert inside.plan.loss_at_stop == pytest.approx(loss)
+    outside = _judge(c={"halt_headroom": loss * 0.999})
+    assert outside.verdict is Verdict.MODIFY and outside.rules == ["halt_headroom"]
+    assert outside.plan is not None and outside.plan.loss_at_stop <= loss * 0.999
+
+
+def test_positions_per_agent_two_pass_a_third_is_refused() -> None:
+    one = _judge(c={"agent_open_symbols": frozenset({"ETHUSDT"})})
+    assert one.verdict is Verdict.APPROVE
+    two = _judge(c={"agent_open_symbols": frozenset({"ETHUSDT", "SOLUSDT"})})
+    assert two.verdict is Verdict.REJECT and two.rules == ["max_positions"]
+
+
+def test_a_symbol_another_agent_holds_is_refused_a_free_one_is_not() -> None:
+    assert _judge(c={"symbol_owner": None}).verdict is Verdict.APPROVE
+    held = _judge(c={"symbol_owner": "Momentum Hunter"})
+    assert held.verdict is Verdict.REJECT and held.rules == ["symbol_owner"]
+
+
+def test_a_short_is_judged_with_the_mirror_boundaries() -> None:
+    inside = _judge({"action": Action.OPEN_SHORT, "stop_price": 101_000.0, "take_profit": 97_000.0})
+    assert inside.verdict is Verdict.APPROVE and inside.plan is not None and inside.plan.leverage == 5
+    outside = _judge({"action": Action.OPEN_SHORT, "stop_price": 101_010.0, "take_profit": 97_000.0})
+    assert outside.rules == ["stop_width"] and outside.plan is not None and outside.plan.leverage == 4
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine's own halt, with the paper venue's loss guard switched off
+
+
+def _desk(sqlite_url: str, settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    settings = settings or make_settings(database_url=sqlite_url, replay_start="2025-09-01")
+    engine = open_database(sqlite_url)
+    sid = create(engine, settings)
+    desk = build_desk(settings, engine, sid, lease=None)
+    desk.exchange.arm_loss_guard = lambda max_loss: None  # the venue never closes anything itself
+    return engine, sid, desk
+
+
+def _set_peak(engine, sid: int, peak: float) -> None:  # type: ignore[no-untyped-def]
+    """The session's stored peak, which the engine reads at the start of every tick."""
+    with engine.begin() as conn:
+        conn.execute(update(SESSIONS).where(SESSIONS.c.id == sid).values(peak_equity=peak))
+
+
+def _halts(engine, sid: int) -> list[str]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return list(conn.scalars(select(CEO_DECISIONS.c.reason).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "halt")))
+
+
+@pytest.mark.parametrize(("drawdown", "halts"), [(0.1499, False), (0.1501, True)])
+def test_the_engine_halts_at_15_percent_on_its_own(sqlite_url: str, drawdown: float,
+                                                   halts: bool) -> None:
+    engine, sid, desk = _desk(sqlite_url)
+    first = run_cycle(desk)  # the session starts; nobody trades on its first bar
+    assert not desk.ledger.open_positions()
+    _set_peak(engine, sid, first.equity / (1 - drawdown))
+    report = run_cycle(desk)
+    assert report.equity == first.equity
+    assert report.drawdown_pct == pytest.approx(drawdown, abs=1e-9)
+    assert (desk.ledger.session.status == "halted") is halts
+    assert bool(_halts(engine, sid)) is halts
+
+
+def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sqlite_url: str) -> None:
+    engine, sid, desk = _desk(sqlite_url)
+    report = None
+    for _ in range(400):
+        report = run_cycle(desk)
+        if desk.ledger.open_positions():
+            break
+    assert desk.ledger.open_positions(), "no position opened in 400 ticks"
+    assert report is not None
+    # 13% below the peak: no halt, whatever the next bar does to a 1% margin-weighted book
+    _set_peak(engine, sid, report.equity / (1 - 0.13))
+    after = run_cycle(desk)
+    assert desk.ledger.session.status == "running" and 0.11 < after.drawdown_pct < 0.15
+    _set_peak(engine, sid, after.equity / (1 - 0.17))
+    halted = run_cycle(desk)
+    assert 0.15 < halted.drawdown_pct < 0.19
+    assert desk.ledger.session.status == "halted"
+    reasons = _halts(engine, sid)
+    assert len(reasons) == 1 and "limit 15%" in reasons[0] and "loss guard" not in reasons[0]
+    run_cycle(desk)
+    assert not desk.ledger.open_positions()
+
+
+# --------------------------------------------------------------------------------------------------
+# Durability: an order is written and committed before it leaves
+
+
+def test_every_order_is_committed_before_the_venue_sees_it(sqlite_url: str) -> None:
+    _engine, _sid, desk = _desk(sqlite_url)
+    reader = open_database(sqlite_url)  # another connection sees only what was committed
+    place = desk.exchange.place_order
+    seen: list[tuple[str, str | None]] = []
+
+    def checked(request: OrderRequest) -> OrderResult:
+        with reader.connect() as conn:
+            status = conn.scalar(select(OrderRow.status).where(
+                OrderRow.client_order_id == request.client_order_id))
+        seen.append((request.client_order_id, status))
+        return place(request)
+
+    desk.exchange.place_order = checked  # type: ignore[method-assign]
+    desk.execution.exchange = desk.exchange
+    for _ in range(600):
+        run_cycle(desk)
+        if len(seen) >= 6:
+            break
+    reader.dispose()
+    assert len(seen) >= 6, f"only {len(seen)} orders in 600 ticks"
+    missing = [cid for cid, status in seen if status is None]
+    assert missing == [], f"sent before committed: {missing}"
+    assert {status for _, status in seen} == {"PENDING"}
+
+
+def test_the_engine_sizes_new_trades_by_the_room_left_above_its_halt(sqlite_url: str) -> None:
+    """0.01% (about 10 USDT) above the halt line, every opening the CEO judges is shrunk or
+    refused by halt_headroom: its stop-out with both fills' costs must fit in that room."""
+    engine, sid, desk = _desk(sqlite_url)
+    report = run_cycle(desk)
+    judged: list[tuple[str, str]] = []
+    for _ in range(800):
+        _set_peak(engine, sid, report.equity / (1 - 0.1499))
+        report = run_cycle(desk)
+        with engine.connect() as conn:
+            judged = [(r.verdict, r.rules) for r in conn.execute(
+                select(CEO_DECISIONS.c.verdict, CEO_DECISIONS.c.rules).where(
+                    CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "trade"))]
+        if len(judged) >= 3:
+            break
+    assert len(judged) >= 3, "fewer than three openings were judged in 800 ticks"
+    assert all(v in ("modify", "reject") and "halt_headroom" in rules.split(",")
+               for v, rules in judged), judged
