@@ -106,7 +106,8 @@ class Settings(BaseSettings):
     asterdex_user: str | None = None
     asterdex_signer: str | None = None
     asterdex_private_key: SecretStr | None = None
-    asterdex_chain_id: int = Field(default=1666, ge=1)
+    # None: the host's own network (1666 mainnet, 714 on the testnet host)
+    asterdex_chain_id: int | None = Field(default=None, ge=1)
     asterdex_recv_window_ms: int = Field(default=5000, ge=1, le=60_000)
     asterdex_timeout_s: float = Field(default=10.0, gt=0, le=120)
     asterdex_max_wait_s: float = Field(default=5.0, ge=0, le=600)

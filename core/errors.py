@@ -116,9 +116,11 @@ class ClockSkew(ExchangeError):
 class ExchangeRequestError(ExchangeError):
     """The venue refused a request that is not an order (bad symbol, bad parameter...)."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, *,
+                 http_status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.http_status = http_status  # 404: the venue does not serve this endpoint
 # --- end issue 4 ----------------------------------------------------------------------------------
 
 

@@ -353,6 +353,7 @@ class OrderResult:
     stop_price: Decimal | None = None
     reduce_only: bool = False
     fills: tuple[Fill, ...] = ()
+    created_ms: int | None = None  # when the venue took the order, where it says
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ order-id map is locked.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -33,11 +34,8 @@ from typing import Any, Literal
 import httpx
 
 from core.config import Settings
-from core.errors import (
-    ConfigError,
-    ExchangeRequestError,
-)
-from core.exchanges.asterdex_http import AsterHttp, Credentials, Security
+from core.errors import ConfigError, ExchangeError, ExchangeRequestError
+from core.exchanges.asterdex_http import AsterHttp, Credentials, Security, chain_id_for_host
 from core.exchanges.asterdex_orders import OrderEndpoints
 from core.exchanges.asterdex_ratelimit import GateState, RateGate
 from core.exchanges.asterdex_signing import ParamValue, V1Credentials, V3Credentials
@@ -78,6 +76,8 @@ NO_NEED_MARGIN_TYPE = -4046
 NO_NEED_POSITION_SIDE = -4059
 
 
+log = logging.getLogger(__name__)
+
 def credentials_from_settings(settings: Settings) -> Credentials | None:
     """V1 or V3 credentials per ``ASTERDEX_AUTH`` (auto: V1 if its keys are set, else V3, else
     none). Raises ``ConfigError`` naming the missing settings, never their values."""
@@ -105,6 +105,14 @@ def credentials_from_settings(settings: Settings) -> Credentials | None:
     return None
 
 
+def chain_id_from_settings(settings: Settings) -> int:
+    """The V3 signing chain id for the configured host (``ConfigError`` on a mismatch)."""
+    try:
+        return chain_id_for_host(settings.asterdex_base_url, settings.asterdex_chain_id)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class AsterDexClient(OrderEndpoints):
     """Typed AsterDex futures endpoints over ``AsterHttp``. Use ``from_settings`` in the desk."""
 
@@ -123,6 +131,7 @@ class AsterDexClient(OrderEndpoints):
         self._info: tuple[float, ExchangeInfo] | None = None
         self._brackets: dict[str, list[LeverageBracket]] = {}
         self._order_ids: OrderedDict[str, str] = OrderedDict()  # venue order id -> client id
+        self._account_fallback = False  # the venue 404'd accountWithJoinMargin once
         self._lock = threading.Lock()
 
     @classmethod
@@ -133,9 +142,10 @@ class AsterDexClient(OrderEndpoints):
         gate: RateGate | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> AsterDexClient:
+        chain_id = chain_id_from_settings(settings)
         http = AsterHttp(
             settings.asterdex_base_url, credentials=credentials_from_settings(settings),
-            chain_id=settings.asterdex_chain_id, recv_window_ms=settings.asterdex_recv_window_ms,
+            chain_id=chain_id, recv_window_ms=settings.asterdex_recv_window_ms,
             timeout_s=settings.asterdex_timeout_s, max_wait_s=settings.asterdex_max_wait_s,
             gate=gate, transport=transport,
         )
@@ -175,8 +185,9 @@ class AsterDexClient(OrderEndpoints):
         return self.http.request("GET", path, _clean(params), security=security)
 
     def _signed(self, method: str, path: str, params: Mapping[str, ParamValue | None] | None = None,
-                *, order: bool = False) -> Any:
-        return self.http.request(method, path, _clean(params), security=Security.SIGNED, order=order)
+                *, order: bool = False, exact_path: bool = False) -> Any:
+        return self.http.request(method, path, _clean(params), security=Security.SIGNED, order=order,
+                                 exact_path=exact_path)
 
     # ================================================================== public market data
     def server_time(self) -> int:
@@ -249,8 +260,22 @@ class AsterDexClient(OrderEndpoints):
 
     # ================================================================== account (signed)
     def account(self) -> AccountInfo:
-        """Account totals (``/fapi/v4/account``; ``/fapi/v3/account`` under V3)."""
-        return parse_account(self._signed("GET", "/fapi/v4/account"))
+        """Account totals: ``/fapi/v4/account`` with V1 keys; under V3 the documented
+        ``/fapi/v3/accountWithJoinMargin`` (``/fapi/v3/account`` was renamed so), falling back to
+        ``/fapi/v4/account`` with the V3 signature (what ccxt reads) if the venue answers 404."""
+        if self.auth_scheme != "v3":
+            return parse_account(self._signed("GET", "/fapi/v4/account"))
+        if not self._account_fallback:
+            try:
+                return parse_account(self._signed("GET", "/fapi/v3/accountWithJoinMargin",
+                                                  exact_path=True))
+            except ExchangeRequestError as exc:
+                if exc.http_status != 404:
+                    raise
+                log.warning("AsterDex answered 404 to GET /fapi/v3/accountWithJoinMargin; reading "
+                            "the account from /fapi/v4/account (V3 signature) from now on")
+                self._account_fallback = True
+        return parse_account(self._signed("GET", "/fapi/v4/account", exact_path=True))
 
     def balances(self) -> list[AssetBalance]:
         return [parse_asset(r) for r in self._signed("GET", "/fapi/v2/balance")]
@@ -266,7 +291,13 @@ class AsterDexClient(OrderEndpoints):
 
     def get_position_mode(self) -> bool:
         """True when the account is in hedge (dual-side) mode; the desk needs one-way (False)."""
-        return bool(self._signed("GET", "/fapi/v1/positionSide/dual")["dualSidePosition"])
+        raw = self._signed("GET", "/fapi/v1/positionSide/dual").get("dualSidePosition")
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+            return raw.strip().lower() == "true"
+        raise ExchangeError(f"AsterDex positionSide/dual answered dualSidePosition={raw!r}; "
+                            "expected true or false")
 
     def set_position_mode(self, dual_side: bool) -> bool:
         """Switch hedge/one-way mode for all symbols; returns False if it already was so."""
@@ -310,11 +341,16 @@ class AsterDexClient(OrderEndpoints):
         return int(data["leverage"])
 
     def user_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None,
-                    from_id: int | None = None, order_id: str | None = None,
-                    limit: int = 500) -> list[UserTrade]:
-        """The account's trades on ``symbol``, oldest first (fees and realized PnL included)."""
+                    from_id: int | None = None, limit: int = 500) -> list[UserTrade]:
+        """The account's trades on ``symbol``, oldest first (fees and realized PnL included).
+
+        The documented parameters only: there is no ``orderId`` filter (match trades to an order
+        by each trade's own ``orderId``), ``fromId`` goes without times, and a time window spans
+        at most seven days."""
+        if from_id is not None and (start_ms is not None or end_ms is not None):
+            raise ValueError("userTrades takes fromId or a time window, not both")
         data = self._signed("GET", "/fapi/v1/userTrades", {
-            "symbol": symbol.upper(), "orderId": order_id, "startTime": start_ms, "endTime": end_ms,
+            "symbol": symbol.upper(), "startTime": start_ms, "endTime": end_ms,
             "fromId": from_id, "limit": limit})
         return [parse_trade(r) for r in data]
 

@@ -51,11 +51,14 @@ from core.errors import (
 )
 from core.exchanges.asterdex_ratelimit import RateGate, shared_gate
 from core.exchanges.asterdex_signing import (
+    MAINNET_CHAIN_ID,
+    TESTNET_CHAIN_ID,
     NonceSource,
     Params,
     V1Credentials,
     V3Credentials,
     api_key_headers,
+    chain_id_for,
     encode_params,
     format_value,
     sign_v1,
@@ -102,6 +105,9 @@ class AsterHttp:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.chain_id = chain_id
+        # V3 documents every endpoint, public and clock ones too, under /fapi/v3 only (the testnet
+        # serves no /fapi/v1 at all): a V3 client, or any client of the testnet, routes them there.
+        self.v3_paths = isinstance(credentials, V3Credentials) or is_testnet_host(self.base_url)
         self.recv_window_ms = recv_window_ms
         self.max_wait_s = max_wait_s
         self.gate = gate or shared_gate()
@@ -167,11 +173,13 @@ class AsterHttp:
         *,
         security: Security = Security.NONE,
         order: bool = False,
+        exact_path: bool = False,
     ) -> Any:
         """Send one request and return the decoded JSON; raise a typed ``ExchangeError``.
 
-        ``path`` is the V1 path (``/fapi/v1/order``); under V3 auth private paths move to
-        ``/fapi/v3``. ``order=True`` marks an order placement: an unknown outcome raises
+        ``path`` is the V1 path (``/fapi/v1/order``); under V3 every path moves to ``/fapi/v3``
+        (``exact_path=True`` sends it as given, for an endpoint outside that scheme).
+        ``order=True`` marks an order placement: an unknown outcome raises
         ``UnknownOrderStatus`` instead of ``ExchangeUnavailable``.
         """
         if security is not Security.NONE and self.credentials is None:
@@ -182,19 +190,22 @@ class AsterHttp:
         if security is not Security.NONE and self._clock_stale():
             self.sync_clock()
         try:
-            return self._send(method, path, params, security, order=order)
+            return self._send(method, path, params, security, order=order, exact_path=exact_path)
         except ClockSkew:
             if security is Security.NONE:
                 raise
             self.sync_clock()
-            return self._send(method, path, params, security, order=order)
+            return self._send(method, path, params, security, order=order, exact_path=exact_path)
 
     def _build(
-        self, method: str, path: str, params: Params | None, security: Security
+        self, method: str, path: str, params: Params | None, security: Security,
+        exact_path: bool = False,
     ) -> tuple[str, bytes | None, dict[str, str]]:
         if security is Security.NONE or (
             security is Security.API_KEY and isinstance(self.credentials, V1Credentials)
         ):
+            if self.v3_paths and not exact_path:
+                path = v3_path_for(path)
             query = encode_params(_plain_pairs(params))
             headers = (
                 api_key_headers(self.credentials)
@@ -209,16 +220,17 @@ class AsterHttp:
             return f"{path}?{signed.payload}", None, dict(signed.headers)
         assert isinstance(self.credentials, V3Credentials)
         signed = sign_v3(self.credentials, params, chain_id=self.chain_id, nonce=self._nonce())
-        v3_path = v3_path_for(path)
+        v3_path = path if exact_path else v3_path_for(path)
         if method == "GET":
             return f"{v3_path}?{signed.payload}", None, {}
         return v3_path, signed.payload.encode(), dict(FORM)
 
     def _send(
-        self, method: str, path: str, params: Params | None, security: Security, *, order: bool
+        self, method: str, path: str, params: Params | None, security: Security, *, order: bool,
+        exact_path: bool = False,
     ) -> Any:
         self.gate.acquire(self.max_wait_s)
-        url, body, headers = self._build(method, path, params, security)
+        url, body, headers = self._build(method, path, params, security, exact_path)
         try:
             response = self._client.request(method, url, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
@@ -268,6 +280,8 @@ class AsterHttp:
         if status == 403:
             self.gate.trip(60.0, "WAF block (403)")
             return ExchangeUnavailable(where)
+        if status == 404 and not order:  # no such endpoint here, whatever code the body has
+            return ExchangeRequestError(where, code, http_status=404)
         if status >= 500 or code in UNKNOWN_CODES or code in UNAVAILABLE_CODES:
             return UnknownOrderStatus(where) if order else ExchangeUnavailable(where)
         if order:
@@ -280,7 +294,33 @@ class AsterHttp:
             if code == -4116:
                 return DuplicateClientOrderId(where)
             return OrderRejected(where, code if code is not None else -2010)
-        return ExchangeRequestError(where, code)
+        return ExchangeRequestError(where, code, http_status=status)
+
+
+TESTNET_HOST_MARK = "asterdex-testnet."
+
+
+def is_testnet_host(url: str) -> bool:
+    """Whether ``url`` points at the AsterDex testnet (``fapi.asterdex-testnet.com``)."""
+    return TESTNET_HOST_MARK in httpx.URL(url).host + "."
+
+
+def chain_id_for_host(base_url: str, configured: int | None) -> int:
+    """The V3 signing chain id: the host's own unless configured, and never the other network's.
+
+    A mainnet chain id on the testnet (or the reverse) makes every signature invalid, so such a
+    mismatch is refused with a message instead of failing every call later.
+    """
+    expected = chain_id_for(is_testnet_host(base_url))
+    if configured is None:
+        return expected
+    other = MAINNET_CHAIN_ID if expected == TESTNET_CHAIN_ID else TESTNET_CHAIN_ID
+    if configured == other and "asterdex" in httpx.URL(base_url).host:
+        network = "testnet" if expected == TESTNET_CHAIN_ID else "mainnet"
+        raise ValueError(
+            f"ASTERDEX_CHAIN_ID={configured} signs for the other network, but {base_url} is the "
+            f"{network}: use {expected} (or leave ASTERDEX_CHAIN_ID unset to follow the host)")
+    return configured
 
 
 def v3_path_for(path: str) -> str:

@@ -37,10 +37,16 @@ from core.models import Fill, OrderRequest, OrderResult, OrderSide, OrderType, S
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from core.exchanges.asterdex_http import AsterHttp
+
 NO_SUCH_ORDER = -2013
 CANCEL_REJECTED = -2011
 STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP)
 TP_TYPES = (OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT)
+TRADES_WINDOW_MS = 7 * 24 * 3_600_000  # a userTrades time window spans at most seven days
+TRADES_PAGE = 1000  # userTrades' largest page
+MAX_TRADE_PAGES = 20  # one order's trades never need more; bounds a venue that misbehaves
 WorkingType = Literal["MARK_PRICE", "CONTRACT_PRICE"]
 
 
@@ -48,19 +54,20 @@ class OrderEndpoints:
     """The order half of ``AsterDexClient``."""
 
     if TYPE_CHECKING:  # provided by AsterDexClient
+        http: AsterHttp
         _sleep: Callable[[float], None]
         _lock: threading.Lock
         _order_ids: OrderedDict[str, str]
 
         def _signed(self, method: str, path: str,
                     params: Mapping[str, ParamValue | None] | None = None,
-                    *, order: bool = False) -> Any: ...
+                    *, order: bool = False, exact_path: bool = False) -> Any: ...
 
         def filters(self, symbol: str) -> SymbolFilters: ...
 
         def user_trades(self, symbol: str, *, start_ms: int | None = None,
                         end_ms: int | None = None, from_id: int | None = None,
-                        order_id: str | None = None, limit: int = 500) -> list[UserTrade]: ...
+                        limit: int = 500) -> list[UserTrade]: ...
 
     def open_orders(self, symbol: str | None = None) -> list[OrderResult]:
         data = self._signed("GET", "/fapi/v1/openOrders", {"symbol": symbol.upper() if symbol else None})
@@ -78,10 +85,34 @@ class OrderEndpoints:
         return self._remember(parse_order(data))
 
     def order_fills(self, order: OrderResult) -> tuple[Fill, ...]:
-        """The trades that filled ``order`` (empty when nothing executed)."""
+        """The trades that filled ``order`` (empty when nothing executed).
+
+        ``userTrades`` has no order filter, so the account's trades are read from the order's
+        time on, window by window (at most seven days each) and page by page, and only a trade
+        that names this order is credited to it. Reading stops once the executed quantity is
+        covered or the present is reached.
+        """
         if order.executed_qty <= 0:
             return ()
-        trades = self.user_trades(order.symbol, order_id=order.exchange_order_id, limit=1000)
+        now = self.http.now_ms()
+        start = order.created_ms if order.created_ms is not None else now - TRADES_WINDOW_MS
+        start = max(start - 1_000, now - 30 * 24 * 3_600_000)  # the venue's clock may lag ours
+        found: dict[str, UserTrade] = {}
+        pages = 0
+        while start <= now and pages < MAX_TRADE_PAGES:
+            end = min(start + TRADES_WINDOW_MS - 1, now + 60_000)
+            page = self.user_trades(order.symbol, start_ms=start, end_ms=end, limit=TRADES_PAGE)
+            pages += 1
+            for t in page:
+                if t.order_id == order.exchange_order_id:
+                    found[t.trade_id] = t
+            if sum((t.qty for t in found.values()), Decimal(0)) >= order.executed_qty:
+                break
+            if len(page) >= TRADES_PAGE:  # a full page: go on from its last trade's time
+                start = max(start + 1, page[-1].time_ms) if page[-1].time_ms > start else start + 1
+            else:
+                start = end + 1
+        trades = sorted(found.values(), key=lambda t: (t.time_ms, t.trade_id))
         return tuple(t.to_fill(order.client_order_id) for t in trades)
 
     def prepare_order(self, request: OrderRequest, *, price: Decimal | None = None,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -220,6 +221,25 @@ class NonceSource:
             return self._last
 
 
+_V3_SAFE_VALUE = re.compile(r"[A-Za-z0-9._~-]*")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def check_v3_signable(pairs: list[tuple[str, str]]) -> None:
+    """Refuse a key or value the official samples would sign differently.
+
+    The venue checks the string as sent, and the official Python sample signs the url-encoded
+    string while the JS demo signs the raw one: the two agree only on ``[A-Za-z0-9._~-]`` (and
+    0x addresses). Anything else is refused before signing rather than risking a rejected order.
+    """
+    for key, value in pairs:
+        if not _V3_SAFE_VALUE.fullmatch(key):
+            raise ValueError(f"V3 parameter name {key!r} has characters outside [A-Za-z0-9._~-]")
+        if not (_V3_SAFE_VALUE.fullmatch(value) or _ADDRESS.fullmatch(value)):
+            raise ValueError(f"V3 parameter {key} has characters outside [A-Za-z0-9._~-]; "
+                             "the venue's samples disagree on how such a value is signed")
+
+
 def build_v3_msg(params: Params | None, *, nonce: int, user: str, signer: str) -> str:
     """The signed ``msg``: business params in order, then ``nonce``, ``user``, ``signer``."""
     pairs = _pairs(params, V3_RESERVED)
@@ -268,7 +288,9 @@ def recover_v3_signer(msg: str, signature: str, chain_id: int) -> str:
 def sign_v3(
     creds: V3Credentials, params: Params | None, *, chain_id: int, nonce: int
 ) -> SignedRequest:
-    """Signed V3 query/body: ``msg`` + ``&signature=0x...``; no API-key header."""
+    """Signed V3 query/body: ``msg`` + ``&signature=0x...``; no API-key header. Only values the
+    official samples sign alike are accepted (``check_v3_signable``)."""
+    check_v3_signable([*_pairs(params, V3_RESERVED), ("user", creds.user), ("signer", creds.signer)])
     msg = build_v3_msg(params, nonce=nonce, user=creds.user, signer=creds.signer)
     signature = sign_v3_msg(creds.private_key, msg, chain_id)
     return SignedRequest(f"{msg}&signature={signature}", {})

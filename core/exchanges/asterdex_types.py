@@ -253,7 +253,16 @@ def parse_order(d: dict[str, Any]) -> OrderResult:
         avg_price=dec(d.get("avgPrice")),
         stop_price=stop if stop > 0 else None,
         reduce_only=_flag(d.get("reduceOnly")) or _flag(d.get("closePosition")),
+        created_ms=_ms(d.get("time") or d.get("updateTime")),
     )
+
+
+def _ms(raw: Any) -> int | None:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
 
 def _flag(raw: Any) -> bool:

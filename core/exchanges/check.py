@@ -18,7 +18,11 @@ from datetime import UTC, datetime
 
 from core.config import Settings
 from core.errors import ConfigError, DeskError
-from core.exchanges.asterdex_client import AsterDexClient, credentials_from_settings
+from core.exchanges.asterdex_client import (
+    AsterDexClient,
+    chain_id_from_settings,
+    credentials_from_settings,
+)
 from core.exchanges.asterdex_http import AsterHttp
 from core.exchanges.asterdex_ratelimit import RateGate
 
@@ -118,10 +122,11 @@ def check_exchange(settings: Settings, *, as_json: bool = False, symbol: str = "
     key_problem = None
     try:
         credentials = credentials_from_settings(settings)
+        chain_id = chain_id_from_settings(settings)
     except ConfigError as exc:
-        credentials, key_problem = None, str(exc)
+        credentials, key_problem, chain_id = None, str(exc), 1
     http = AsterHttp(settings.asterdex_base_url, credentials=credentials,
-                     chain_id=settings.asterdex_chain_id,
+                     chain_id=chain_id,
                      recv_window_ms=settings.asterdex_recv_window_ms,
                      timeout_s=settings.asterdex_timeout_s, max_wait_s=settings.asterdex_max_wait_s,
                      gate=gate)

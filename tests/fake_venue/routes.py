@@ -193,9 +193,9 @@ def set_dual(v: FakeVenue, q: dict[str, str]) -> dict[str, Any]:
 
 def user_trades(v: FakeVenue, q: dict[str, str]) -> list[dict[str, Any]]:
     sym = _symbol(v, q)
+    # The documented parameters only (symbol, startTime, endTime, fromId, limit): like the real
+    # venue, anything else (an ``orderId``, say) is ignored, not applied.
     rows = [t for t in v.book.trades if t["symbol"] == sym]
-    if "orderId" in q:
-        rows = [t for t in rows if str(t["orderId"]) == q["orderId"]]
     if "fromId" in q:
         rows = [t for t in rows if t["id"] >= int(q["fromId"])]
     if "startTime" in q:
@@ -253,6 +253,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "premiumIndex"): Route(PUBLIC, premium_index),
     ("GET", "fundingRate"): Route(PUBLIC, funding_rate),
     ("GET", "account"): Route(SIGNED, lambda v, q: v.book.account_json(), 5),
+    ("GET", "accountWithJoinMargin"): Route(SIGNED, lambda v, q: v.book.account_json(), 5),
     ("GET", "balance"): Route(SIGNED, lambda v, q: v.book.balance_json(), 5),
     ("GET", "positionRisk"): Route(SIGNED, lambda v, q: [v.book.position_json(x) for x in _symbols(v, q)], 5),
     ("GET", "openOrders"): Route(SIGNED, open_orders, 1, 40),
@@ -273,4 +274,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "listenKey"): Route(API_KEY, listen_key_close),
 }
 
-__all__ = ["API_KEY", "PUBLIC", "ROUTES", "SIGNED", "Route"]
+# What the documents removed or never had, per path prefix: the venue answers 404 there.
+# ``/fapi/v3/account`` was renamed ``/fapi/v3/accountWithJoinMargin``; that name is V3's only.
+REMOVED: frozenset[tuple[str, str, str]] = frozenset({
+    ("v3", "GET", "account"),
+    ("v1", "GET", "accountWithJoinMargin"), ("v2", "GET", "accountWithJoinMargin"),
+    ("v4", "GET", "accountWithJoinMargin"),
+})
+
+__all__ = ["API_KEY", "PUBLIC", "REMOVED", "ROUTES", "SIGNED", "Route"]

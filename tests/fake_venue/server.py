@@ -38,7 +38,7 @@ from core.exchanges.symbols import default_filters
 from tests.fake_venue.auth import Keys, check_v1, check_v3
 from tests.fake_venue.book import Book, VenueError
 from tests.fake_venue.market import INTERVAL_MS, Market
-from tests.fake_venue.routes import PUBLIC, ROUTES, Route
+from tests.fake_venue.routes import PUBLIC, REMOVED, ROUTES, Route
 from tests.fake_venue.streams import StreamServer
 
 DEFAULT_MARKET_MS = 1_746_835_200_000  # 2025-05-10 00:00 UTC, inside the bundled 1m data
@@ -76,7 +76,11 @@ class FakeVenue:
         ban_s: int = 120,
         market_ms: int = DEFAULT_MARKET_MS,
         meter_clock: Callable[[], float] = time.time,
+        testnet: bool = False,
     ) -> None:
+        # the testnet documents /fapi/v3 only; ``removed`` takes more paths away in a test
+        self.testnet = testnet
+        self.removed: set[tuple[str, str, str]] = set()
         self.keys = Keys(api_key, api_secret, v3_user, v3_signer, chain_id)
         self.book = Book(default_filters(symbols), wallet=wallet)
         self.market = Market(tuple(symbols), market_ms)
@@ -295,6 +299,9 @@ class FakeVenue:
         parts = path.split("/", 3)
         version, name = (parts[2], parts[3]) if len(parts) == 4 and parts[1] == "fapi" else ("", "")
         route = ROUTES.get((method, name))
+        if (version, method, name) in REMOVED or (self.testnet and version != "v3") or (
+                (version, method, name) in self.removed):
+            route = None  # the documents list no such path here
         with self.lock:
             self._run_countdowns(self.now_ms())
             if route is None:
@@ -347,7 +354,8 @@ class FakeVenue:
                       headers: dict[str, str], params: dict[str, str]) -> None:
         if route.security == PUBLIC:
             return
-        if version == "v3":
+        # ccxt reads /fapi/v4/account with the V3 signature: a V3-signed request is checked as one
+        if version == "v3" or ("signer" in params and "x-mbx-apikey" not in headers):
             check_v3(self.keys, body if method != "GET" and body else query, self.now_ms())
             return
         check_v1(self.keys, headers.get("x-mbx-apikey"), query, body, self.now_ms(),
