@@ -12,9 +12,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -52,6 +53,9 @@ hypothesis_settings.register_profile(
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
                       or ("ci" if os.environ.get("CI") == "true" else "dev"))
+
+if TYPE_CHECKING:
+    from tests.fake_venue import FakeVenue
 
 REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("DESK_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get(
@@ -136,3 +140,28 @@ def _no_outside_connections() -> Iterator[None]:
     tried = loopback_only.attempts[before:]
     if tried:
         pytest.fail(f"the test tried to connect outside loopback: {tried[:5]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures shared across test modules
+
+
+@pytest.fixture
+def db(app_env: str) -> Iterator[Engine]:
+    """The dashboard's store for a page test (see ``app_env``), opened and migrated."""
+    from core.store.db import open_database
+
+    engine = open_database(app_env)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def venue() -> Iterator[FakeVenue]:
+    """The loopback fake AsterDex venue, knowing the test V1 keys and V3 wallet, BTC at 60,000."""
+    from tests.fake_venue import FakeVenue
+    from tests.live_support import KEY, SECRET, SIGNER, USER
+
+    with FakeVenue(api_key=KEY, api_secret=SECRET, v3_user=USER, v3_signer=SIGNER) as v:
+        v.set_price("BTCUSDT", "60000")
+        yield v

@@ -57,11 +57,9 @@ class FakeTime:
 
 
 @pytest.fixture
-def venue() -> Iterator[FakeVenue]:
-    with FakeVenue(api_key=KEY, api_secret=SECRET, v3_user=USER, v3_signer=SIGNER) as v:
-        v.set_price("BTCUSDT", "60000")
-        v.set_price("ETHUSDT", "3000")
-        yield v
+def venue(venue: FakeVenue) -> FakeVenue:
+    venue.set_price("ETHUSDT", "3000")
+    return venue
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ without ``/fapi/v1``) is tested here too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
@@ -29,13 +28,6 @@ from tests.fake_venue import FakeVenue
 from tests.live_support import KEY, SECRET, SIGNER, SIGNER_KEY, USER
 
 V3 = V3Credentials(USER, SIGNER, SIGNER_KEY)
-
-
-@pytest.fixture
-def venue() -> Iterator[FakeVenue]:
-    with FakeVenue(api_key=KEY, api_secret=SECRET, v3_user=USER, v3_signer=SIGNER) as v:
-        v.set_price("BTCUSDT", "60000")
-        yield v
 
 
 def _client(url: str, creds: V1Credentials | V3Credentials | None,

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,19 +22,11 @@ from core.backtest import jobs
 from core.backtest.params import build_params
 from core.backtest.service import run_backtest
 from core.config import PROJECT_ROOT
-from core.store.db import open_database
 from tests.conftest import APP, make_settings
 from tests.test_pages_ceo_positions_market import download, downloads  # noqa: F401 (fixture)
 
 PAGE = "views/backtest.py"
 DATA = PROJECT_ROOT / "data" / "klines"
-
-
-@pytest.fixture
-def db(app_env: str) -> Iterator[Engine]:
-    engine = open_database(app_env)
-    yield engine
-    engine.dispose()
 
 
 def page() -> AppTest:

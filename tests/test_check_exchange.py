@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,13 +12,6 @@ from core.exchanges.check import check_exchange
 from tests.conftest import make_settings
 from tests.fake_venue import FakeVenue
 from tests.live_support import KEY, SECRET, SIGNER, SIGNER_KEY, USER
-
-
-@pytest.fixture
-def venue() -> Iterator[FakeVenue]:
-    with FakeVenue(api_key=KEY, api_secret=SECRET, v3_user=USER, v3_signer=SIGNER) as v:
-        v.set_price("BTCUSDT", "60000")
-        yield v
 
 
 def run(venue_url: str, **settings: object) -> tuple[int, str]:

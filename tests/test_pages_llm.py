@@ -4,25 +4,14 @@ shows cost next to PnL and the daily budget. A rule-only session shows no model 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from core import queries
-from core.store.db import open_database
 from core.store.tables import CEO_DECISIONS, POSITIONS
 from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
 from tests.test_desk import GOLDEN_START
-
-
-@pytest.fixture
-def db(app_env: str) -> Iterator[Engine]:
-    engine = open_database(app_env)
-    yield engine
-    engine.dispose()
 
 
 def seed(db: Engine, url: str, **llm: object) -> int:

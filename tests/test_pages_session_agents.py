@@ -9,7 +9,6 @@ clicks. The store is then checked through core.queries, as the pages themselves 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -18,7 +17,6 @@ from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
 
 from core import queries, service
-from core.store.db import open_database
 from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
 
@@ -29,13 +27,6 @@ NAMES = ["TrendMaster Alpha", "Momentum Hunter", "Mean Reversion Pro", "Lightnin
 
 
 # ---------------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture
-def db(app_env: str) -> Iterator[Engine]:
-    engine = open_database(app_env)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ tables on screen with what ``core.queries`` holds for each session.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from core import queries, service
-from core.store.db import open_database
 from core.store.tables import SessionRow
 from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
@@ -37,13 +35,6 @@ class Desk:
     stopped: int
     running: int
     backtest: int
-
-
-@pytest.fixture
-def db(app_env: str) -> Iterator[Engine]:
-    engine = open_database(app_env)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
