@@ -232,3 +232,44 @@ def test_the_engine_sizes_new_trades_by_the_room_left_above_its_halt(sqlite_url:
     assert len(judged) >= 3, "fewer than three openings were judged in 800 ticks"
     assert all(v in ("modify", "reject") and "halt_headroom" in rules.split(",")
                for v, rules in judged), judged
+
+
+# --------------------------------------------------------------------------------------------------
+# Edges found by mutation testing of core/risk.py (see docs/mutation-report.md)
+
+
+def test_a_symbol_whose_maximum_is_1x_still_trades_at_1x() -> None:
+    from dataclasses import replace
+
+    v = _judge({"leverage": 3, "stop_price": 96_000.0}, {"filters": replace(BTC, max_leverage=1)})
+    assert v.verdict is Verdict.MODIFY and v.plan is not None and v.plan.leverage == 1
+    assert v.rules == ["leverage_cap"]
+
+
+def test_a_stop_that_only_1x_allows_is_traded_at_1x() -> None:
+    # 4% away: 5% / 4% = 1.25 → 1x (a 4% margin loss at the stop)
+    v = _judge({"leverage": 5, "stop_price": 96_000.0})
+    assert v.verdict is Verdict.MODIFY and v.rules == ["stop_width"]
+    assert v.plan is not None and v.plan.leverage == 1
+
+
+def test_margin_exactly_equal_to_what_is_free_fires_no_rule() -> None:
+    for over in ({"agent_free_margin": 2_000.0}, {"account_available": 2_000.0}):
+        v = _judge(c=over)
+        assert v.verdict is Verdict.APPROVE and v.rules == [], over
+        assert v.plan is not None and v.plan.margin == pytest.approx(2_000.0)
+
+
+def test_the_reasons_say_the_figures_a_trader_needs() -> None:
+    cut = _judge({"margin_fraction": 0.5})
+    assert "margin 50.0% → 30.0% of agent equity: per-trade cap is 30% [margin_cap]" in cut.reason
+    assert cut.changes["margin"] == pytest.approx((5_000.0, 3_000.0))
+    wide = _judge({"leverage": 5, "stop_price": 98_990.0})
+    assert ("leverage 5x → 4x: stop 1.01% away allows at most 4x for a 5% margin loss "
+            "[stop_width]") in wide.reason
+    capped = _judge({"leverage": 15, "stop_price": 99_700.0})
+    assert "leverage 15x → 10x: cap is 10x (medium risk 10x, agent 10x, BTCUSDT max 125x)" in capped.reason
+    free = _judge(c={"agent_free_margin": 1_000.0})
+    assert "margin 2,000.00 → 1,000.00 USDT: agent free margin is 1,000.00" in free.reason
+    full = _judge(c={"gross_notional": 300_000.0})
+    assert "no room: gross exposure 300,000.00 of a 3x cap on 100,000.00" in full.reason
