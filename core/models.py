@@ -286,6 +286,12 @@ class OrderStatus(StrEnum):
         )
 
 
+def _finer(a: Decimal, b: Decimal) -> Decimal:
+    """The quantum with more decimals of two filter values (0.5 and 0.25 -> 0.01)."""
+    exponent = min(int(a.normalize().as_tuple().exponent), int(b.normalize().as_tuple().exponent), 0)
+    return Decimal(1).scaleb(exponent)
+
+
 @dataclass(frozen=True, slots=True)
 class SymbolFilters:
     """The venue's rules for one symbol (exchangeInfo filters plus the leverage bracket)."""
@@ -298,18 +304,39 @@ class SymbolFilters:
     min_notional: Decimal
     max_leverage: int
     maint_margin_rate: Decimal
+    min_price: Decimal = Decimal(0)  # PRICE_FILTER: valid prices are min_price + k × tick_size
+    # MARKET_LOT_SIZE: what a MARKET order may carry (None: the venue sent none, LOT_SIZE applies)
+    market_step_size: Decimal | None = None
+    market_min_qty: Decimal | None = None
+    market_max_qty: Decimal | None = None
 
-    def round_qty(self, qty: Decimal) -> Decimal:
-        """Round a quantity down to the step size (never buy more than asked)."""
-        steps = (qty / self.step_size).to_integral_value(rounding=ROUND_DOWN)
-        return (steps * self.step_size).quantize(self.step_size)
+    def round_qty(self, qty: Decimal, *, market: bool = False) -> Decimal:
+        """Round a quantity down to a whole number of steps above the minimum (never buy more
+        than asked); a MARKET order counts its steps by MARKET_LOT_SIZE."""
+        step = (self.market_step_size or self.step_size) if market else self.step_size
+        base = (self.market_min_qty if market and self.market_min_qty is not None
+                else self.min_qty)
+        if qty < base:  # below the minimum: plain step rounding, refused by the caller
+            steps = (qty / step).to_integral_value(rounding=ROUND_DOWN)
+            return (steps * step).quantize(step)
+        steps = ((qty - base) / step).to_integral_value(rounding=ROUND_DOWN)
+        return (base + steps * step).quantize(_finer(step, base))
 
     def round_price(self, price: Decimal, *, up: bool) -> Decimal:
-        """Round a price to the tick size, up or down as the caller's safety requires."""
-        steps = (price / self.tick_size).to_integral_value(
+        """Round a price to the tick size counted from ``min_price``, up or down as the
+        caller's safety requires."""
+        steps = ((price - self.min_price) / self.tick_size).to_integral_value(
             rounding=ROUND_CEILING if up else ROUND_FLOOR
         )
-        return (steps * self.tick_size).quantize(self.tick_size)
+        return (self.min_price + steps * self.tick_size).quantize(
+            _finer(self.tick_size, self.min_price))
+
+    def qty_bounds(self, *, market: bool) -> tuple[Decimal, Decimal]:
+        """(minimum, maximum) quantity of one order: MARKET_LOT_SIZE for MARKET orders."""
+        if market:
+            return (self.market_min_qty if self.market_min_qty is not None else self.min_qty,
+                    self.market_max_qty if self.market_max_qty is not None else self.max_qty)
+        return self.min_qty, self.max_qty
 
 
 @dataclass(frozen=True, slots=True)

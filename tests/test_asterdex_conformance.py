@@ -203,3 +203,34 @@ def test_plain_values_decimals_and_addresses_are_signed() -> None:
                      chain_id=1666, nonce=1)
     assert signed.payload.endswith(signed.payload.rsplit("&signature=", 1)[1])
     assert f"user={USER}" in signed.payload
+
+
+def test_prices_and_quantities_round_from_the_filters_minimums() -> None:
+    from core.exchanges.symbols import parse_exchange_info
+
+    info = parse_exchange_info({"symbols": [{"symbol": "XYZUSDT", "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.25", "maxPrice": "100000", "tickSize": "0.5"},
+        {"filterType": "LOT_SIZE", "minQty": "0.015", "maxQty": "100", "stepSize": "0.01"},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": "0.015", "maxQty": "10", "stepSize": "0.01"},
+    ]}]})["XYZUSDT"]
+    assert info.round_price(Decimal("100.1"), up=False) == Decimal("99.75")  # 0.25 + 199 × 0.5
+    assert info.round_price(Decimal("100.1"), up=True) == Decimal("100.25")
+    assert info.round_qty(Decimal("0.037")) == Decimal("0.035")  # 0.015 + 2 × 0.01
+    assert info.qty_bounds(market=True) == (Decimal("0.015"), Decimal("10"))
+    assert info.qty_bounds(market=False) == (Decimal("0.015"), Decimal("100"))
+
+
+def test_a_market_order_is_checked_against_market_lot_size(venue: FakeVenue) -> None:
+    from dataclasses import replace
+
+    from core.errors import OrderRejected
+
+    client = _client(venue.url, V1Credentials(KEY, SECRET))
+    small_market = replace(client.filters("BTCUSDT"), market_max_qty=Decimal("1"))
+    client.filters = lambda symbol: small_market  # type: ignore[method-assign]
+    with pytest.raises(OrderRejected, match="market order's maximum 1") as refused:
+        client.prepare_order(_market("big", OrderSide.BUY, "2"))
+    assert refused.value.code == -4005
+    stop = OrderRequest("cover", "BTCUSDT", OrderSide.SELL, OrderType.STOP_MARKET, Decimal("2"),
+                        stop_price=Decimal("59000"), reduce_only=True)
+    assert client.prepare_order(stop)["quantity"] == Decimal("2.000")  # LOT_SIZE bounds a stop

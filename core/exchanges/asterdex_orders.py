@@ -44,6 +44,8 @@ NO_SUCH_ORDER = -2013
 CANCEL_REJECTED = -2011
 STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP)
 TP_TYPES = (OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT)
+# MARKET_LOT_SIZE bounds MARKET orders; resting stops keep LOT_SIZE so a cover is never refused
+MARKET_TYPES = (OrderType.MARKET,)
 TRADES_WINDOW_MS = 7 * 24 * 3_600_000  # a userTrades time window spans at most seven days
 TRADES_PAGE = 1000  # userTrades' largest page
 MAX_TRADE_PAGES = 20  # one order's trades never need more; bounds a venue that misbehaves
@@ -126,12 +128,15 @@ class OrderEndpoints:
             "symbol": request.symbol.upper(), "side": request.side.value, "type": request.type.value,
         }
         if not close_position:
-            qty = f.round_qty(request.quantity)
-            if qty <= 0 or qty < f.min_qty:
-                raise OrderRejected(f"quantity {request.quantity} is below the minimum {f.min_qty} "
+            market = request.type in MARKET_TYPES
+            qty = f.round_qty(request.quantity, market=market)
+            low, high = f.qty_bounds(market=market)
+            if qty <= 0 or qty < low:
+                raise OrderRejected(f"quantity {request.quantity} is below the minimum {low} "
                                     f"for {request.symbol}", code=-4004)
-            if qty > f.max_qty:
-                raise OrderRejected(f"quantity {qty} is above the maximum {f.max_qty}", code=-4005)
+            if qty > high:
+                kind = "a market order's" if market else "the"
+                raise OrderRejected(f"quantity {qty} is above {kind} maximum {high}", code=-4005)
             params["quantity"] = qty
         if request.type in (OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT):
             if price is None:

@@ -56,7 +56,8 @@ def default_filters(symbols: Iterable[str]) -> dict[str, SymbolFilters]:
 
 
 def parse_exchange_info(payload: dict[str, Any]) -> dict[str, SymbolFilters]:
-    """Filters of every symbol in an exchangeInfo reply (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL).
+    """Filters of every symbol in an exchangeInfo reply (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE,
+    MIN_NOTIONAL).
 
     Numbers arrive as strings and are read as ``Decimal``; a missing filter keeps the default
     value for that field. Leverage and maintenance margin rate come from the offline defaults.
@@ -68,6 +69,7 @@ def parse_exchange_info(payload: dict[str, Any]) -> dict[str, SymbolFilters]:
         by_type = {f.get("filterType"): f for f in entry.get("filters", [])}
         price = by_type.get("PRICE_FILTER", {})
         lot = by_type.get("LOT_SIZE", {})
+        market_lot = by_type.get("MARKET_LOT_SIZE", {})
         notional = by_type.get("MIN_NOTIONAL", {})
         out[symbol] = SymbolFilters(
             symbol=symbol,
@@ -80,8 +82,20 @@ def parse_exchange_info(payload: dict[str, Any]) -> dict[str, SymbolFilters]:
             ),
             max_leverage=base.max_leverage,
             maint_margin_rate=base.maint_margin_rate,
+            min_price=_dec(price.get("minPrice"), Decimal(0)),
+            market_step_size=_maybe(market_lot.get("stepSize")),
+            market_min_qty=_maybe(market_lot.get("minQty")),
+            market_max_qty=_maybe(market_lot.get("maxQty")),
         )
     return out
+
+
+def _maybe(raw: object) -> Decimal | None:
+    """An optional filter value: None when absent or zero."""
+    if raw is None:
+        return None
+    value = Decimal(str(raw))
+    return value if value > 0 else None
 
 
 def _dec(raw: object, default: Decimal) -> Decimal:
