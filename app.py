@@ -23,6 +23,6 @@ navigation = st.navigation([
     st.Page("views/ceo.py", title="CEO log", icon=":material/gavel:"),
     st.Page("views/positions.py", title="Positions & trades", icon=":material/receipt_long:"),
     st.Page("views/market.py", title="Market", icon=":material/candlestick_chart:"),
-    st.Page("views/backtest.py", title="Backtest", icon=":material/history:"),  # issue 6
+    st.Page("views/backtest.py", title="Backtest", icon=":material/history:"),
 ])
 navigation.run()

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--session", type=_positive_int, help="session id (default: the latest)")
     s.add_argument("--capital", type=_capital, help="paper capital in USDT (default 100,000)")
     s.add_argument("--mode", choices=["paper", "live"], default="paper")
-    s.add_argument("--confirm-live", action="store_true",  # live (issue 4)
+    s.add_argument("--confirm-live", action="store_true",
                    help="confirm that a live session trades real money on AsterDex")
     s.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     s.add_argument("--name")
@@ -97,10 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ticks", type=_positive_int, help="run N ticks as fast as the feed allows, then exit")
     e.add_argument("--session", type=_positive_int)
 
-    from core.backtest.cli import add_parser as add_backtest  # issue 6
+    from core.backtest.cli import add_parser as add_backtest
     add_backtest(sub, capital_type=_capital)
 
-    # issue 4: AsterDex connectivity checks (core/exchanges/check.py)
+    # AsterDex connectivity checks (core/exchanges/check.py)
     x = sub.add_parser("check-exchange", help="check the AsterDex connection, keys and account")
     x.add_argument("--symbol", default="BTCUSDT", help="symbol for the price check")
     x.add_argument("--json", action="store_true")
@@ -185,7 +185,7 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _confirmed_live(args: argparse.Namespace) -> bool:
-    """live (issue 4): --confirm-live, or an explicit "yes" typed in an interactive terminal."""
+    """A live session needs --confirm-live, or an explicit "yes" typed in an interactive terminal."""
     if args.confirm_live:
         return True
     if not sys.stdin.isatty():
@@ -196,7 +196,7 @@ def _confirmed_live(args: argparse.Namespace) -> bool:
 
 def _cmd_session(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     if args.action == "create":
-        if args.mode == "live" and not _confirmed_live(args):  # live (issue 4)
+        if args.mode == "live" and not _confirmed_live(args):
             print("error: a live session trades real money on AsterDex; add --confirm-live "
                   "(or answer yes when asked in a terminal)", file=sys.stderr)
             return EXIT_ERROR
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        if args.command == "check-exchange":  # issue 4: needs no database
+        if args.command == "check-exchange":  # needs no database
             from core.exchanges.check import check_exchange
 
             return check_exchange(settings, as_json=args.json, symbol=args.symbol)
@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _cmd_log(args, engine)
             if args.command == "market":
                 return _cmd_market(args, settings, engine)
-            if args.command == "backtest":  # issue 6
+            if args.command == "backtest":
                 from core.backtest.cli import run as run_backtest
                 return run_backtest(args, settings, engine)
             return _cmd_engine(args, settings, engine)

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
-from core.llm.cost import DEFAULT_PRICES  # issue 5
+from core.llm.cost import DEFAULT_PRICES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "desk.db"
@@ -80,11 +80,11 @@ class Settings(BaseSettings):
     dashboard_password: SecretStr | None = None
 
     # Agents: "none" runs the rule strategies directly; "offline" sends every decision through the
-    # model path with the deterministic offline provider; "auto" (issue 5) puts each agent on its
+    # model path with the deterministic offline provider; "auto" puts each agent on its
     # roster model (Gemini or Grok) where that model's key is set, and on its rules elsewhere
     agent_llm: Literal["none", "offline", "auto"] = "auto"
 
-    # --- issue 5 (part 1): model providers (core/llm/gemini.py, core/llm/openai_compat.py) ------
+    # --- model providers (core/llm/gemini.py, core/llm/openai_compat.py) ------
     gemini_api_key: SecretStr | None = None
     gemini_model: str = Field(default="gemini-2.5-flash", min_length=1)
     gemini_base_url: str | None = None
@@ -95,9 +95,8 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_retry_backoff_seconds: float = Field(default=1.0, ge=0, le=60)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
-    # --- end issue 5 (part 1) ------------------------------------------------------------------
 
-    # --- issue 4: AsterDex venue (core/exchanges/asterdex_*.py); secrets are SecretStr ---------
+    # --- AsterDex venue (core/exchanges/asterdex_*.py); secrets are SecretStr ---------
     asterdex_base_url: str = "https://fapi.asterdex.com"
     asterdex_ws_url: str = "wss://fstream.asterdex.com"
     asterdex_auth: Literal["auto", "v1", "v3"] = "auto"
@@ -111,20 +110,18 @@ class Settings(BaseSettings):
     asterdex_recv_window_ms: int = Field(default=5000, ge=1, le=60_000)
     asterdex_timeout_s: float = Field(default=10.0, gt=0, le=120)
     asterdex_max_wait_s: float = Field(default=5.0, ge=0, le=600)
-    # live execution and feed (issue 4 part 2: core/exchanges/asterdex.py, core/feeds/asterdex.py)
+    # live execution and feed (core/exchanges/asterdex.py, core/feeds/asterdex.py)
     asterdex_deadman_seconds: float = Field(default=0.0, ge=0, le=86_400)
     asterdex_streams: bool = True
     asterdex_history_bars: int = Field(default=1500, ge=100, le=10_000)
-    # --- end issue 4 ---------------------------------------------------------------------------
 
-    # --- issue 5 (part 2): LLM audit, cost, daily budget, CEO review, shadow baseline ----------
+    # --- LLM audit, cost, daily budget, CEO review, shadow baseline ----------
     llm_prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     llm_daily_budget_usd: float = Field(default=10.0, ge=0)
     llm_budget_exhausted: Literal["rules", "stop"] = "rules"
     ceo_llm_review: bool = False
     ceo_llm_provider: Literal["offline", "gemini", "grok"] = "gemini"
     shadow_baseline: bool = False
-    # --- end issue 5 (part 2) ------------------------------------------------------------------
 
     # Engine
     engine_in_app: bool = True

@@ -26,13 +26,13 @@ from core.agents.base import Strategy
 from core.agents.runner import build_view, is_due, run_agents
 from core.clock import Clock
 from core.config import Settings
-from core.coverage import cover_naked  # live (issue 4)
+from core.coverage import cover_naked
 from core.errors import FeedExhausted
 from core.exchanges.base import Exchange
 from core.execution import Execution
 from core.feeds.base import MarketFeed
 from core.ledger import AgentLedger, Ledger, OpenPosition
-from core.llm import audit  # issue 5: the LLM audit trail
+from core.llm import audit  # the LLM audit trail
 from core.models import (
     Action,
     AgentDecision,
@@ -53,7 +53,7 @@ from core.store.tables import (
 )
 
 if TYPE_CHECKING:
-    from core.llm.audit import LLMServices  # issue 5
+    from core.llm.audit import LLMServices
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Desk:
     commit: Callable[[], None]
     concurrent_agents: bool = False
     marks: dict[str, float] = field(default_factory=dict)
-    llm: LLMServices | None = None  # issue 5: budget, CEO reviewer, shadow book (None: rules only)
+    llm: LLMServices | None = None  # budget, CEO reviewer, shadow book (None: rules only)
     # Nobody else writes or reads this store while the engine runs (a backtest), and nothing of a
     # run must survive a crash (an interrupted run is run again): no user intents to read each
     # tick, appended rows are flushed every PRIVATE_FLUSH_TICKS ticks (held notes also before a
@@ -120,11 +120,11 @@ def run_cycle(desk: Desk) -> CycleReport:
     if events:
         desk.execution.book_events(events)
         desk.commit()
-    if desk.llm is not None:  # issue 5: the shadow twins' stops and take-profits
+    if desk.llm is not None:  # the shadow twins' stops and take-profits
         desk.llm.on_market(desk, step)
     if desk.execution.unknown:  # live: orders whose answer was lost, asked again (never re-sent)
         desk.execution.settle_unknown()
-    if desk.execution.naked:  # live (issue 4): a position without its stop is re-covered first
+    if desk.execution.naked:  # live: a position without its stop is re-covered first
         cover_naked(desk.execution)
     prices = step.prices
 
@@ -320,7 +320,7 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
         if strategy is None or agent.status != "active" or not is_due(strategy, base, prev_ms, tick_ms):
             continue
         jobs.append((strategy, build_view(agent, ledger, desk.feed, prices, tick_ms)))
-    if desk.llm is not None and jobs:  # issue 5: the day's LLM budget, from the store
+    if desk.llm is not None and jobs:  # the day's LLM budget, from the store
         desk.llm.before_agents(desk, tick_ms)
         desk.commit()  # no write lock is held while the models think
     decisions = run_agents(jobs, concurrent=desk.concurrent_agents) if jobs else []
@@ -331,7 +331,7 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
     report.proposals = judge.proposals
     for verdict, n in judge.counts.items():
         report.verdicts[verdict] += n
-    if desk.llm is not None:  # issue 5: budget log, shadow baseline
+    if desk.llm is not None:  # budget log, shadow baseline
         desk.llm.after_agents(desk, decisions, prices, tick_ms)
     ledger.session.decided_ms = tick_ms
     if not (judge.exits or judge.entries):
@@ -398,7 +398,7 @@ class _Judge:
     def record(self, decision: AgentDecision) -> None:
         agent = next(a for a in self.desk.ledger.agents.values() if a.name == decision.agent)
         call = _Row()
-        if decision.llm_call is not None:  # issue 5: stored before the proposals that cite it
+        if decision.llm_call is not None:  # stored before the proposals that cite it
             audit.charge(self.desk, decision.llm_call)
             self._ops.append(("call", agent.id, decision.llm_call, call))
         if decision.failure is not None:
@@ -449,7 +449,7 @@ class _Judge:
             return
         verdict = evaluate(p, self._context(agent, p.symbol), self.desk.limits)
         review_call = None
-        if self.desk.llm is not None:  # issue 5: the CEO's LLM reviewer may only tighten
+        if self.desk.llm is not None:  # the CEO's LLM reviewer may only tighten
             ((verdict, review_call),) = self.desk.llm.review(self.desk, agent, [p], [verdict])
         self._apply(agent, p, proposal, verdict, review_call)
 
@@ -458,7 +458,7 @@ class _Judge:
         contexts = [self._context(agent, p.symbol) for p in proposals]
         verdicts = evaluate_group(proposals, contexts, self.desk.limits)  # legs see each other
         reviewed = (self.desk.llm.review(self.desk, agent, proposals, verdicts)
-                    if self.desk.llm is not None else [(v, None) for v in verdicts])  # issue 5
+                    if self.desk.llm is not None else [(v, None) for v in verdicts])
         for p, row, (verdict, review_call) in zip(proposals, rows, reviewed, strict=True):
             self._apply(agent, p, row, verdict, review_call)
 
@@ -519,7 +519,7 @@ class _Judge:
             "raw_reply": raw, "symbol": None, "action": None, "leverage": None,
             "margin_fraction": None, "stop_price": None, "take_profit": None,
             "confidence": None, "ref_price": None, "group_id": None,
-            "llm_call_id": call.id,  # issue 5
+            "llm_call_id": call.id,
         }
         if p is not None:
             row.update(symbol=p.symbol, action=p.action.value, leverage=p.leverage,
@@ -544,7 +544,7 @@ class _Judge:
             "proposed_margin": round(p.margin_fraction * agent.equity(self.prices), 2)
             if p.opens else None,
             "final_margin": round(plan.margin, 2) if plan else None,
-            "llm_call_id": review_id,  # issue 5: the CEO reviewer's call
+            "llm_call_id": review_id,  # the CEO reviewer's call
         }).inserted_primary_key[0]
         if pos is None:
             return

@@ -93,7 +93,7 @@ class ReduceOnlyRejected(OrderRejected):
         super().__init__(message, code=-2022)
 
 
-# --- issue 4: AsterDex client errors (core/exchanges/asterdex_*.py) -----------------------------
+# --- AsterDex client errors (core/exchanges/asterdex_*.py) -----------------------------
 class DuplicateClientOrderId(OrderRejected):
     """The venue already has an order with this client order id (-4116); nothing new was placed."""
 
@@ -121,7 +121,6 @@ class ExchangeRequestError(ExchangeError):
         super().__init__(message)
         self.code = code
         self.http_status = http_status  # 404: the venue does not serve this endpoint
-# --- end issue 4 ----------------------------------------------------------------------------------
 
 
 class UnknownOrderStatus(ExchangeError):
@@ -132,7 +131,7 @@ class ExchangeUnavailable(ExchangeError):
     """The venue is unreachable, failing or rate limiting; nothing was done."""
 
 
-class RateLimited(ExchangeUnavailable):  # issue 4
+class RateLimited(ExchangeUnavailable):
     """Rate limited or IP-banned (429/418/-1003); no request goes out for ``retry_after_s``."""
 
     def __init__(self, message: str, retry_after_s: float = 0.0) -> None:

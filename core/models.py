@@ -160,7 +160,7 @@ class Proposal(BaseModel):
         return None
 
 
-# --- issue 5: LLM audit trail ---------------------------------------------------------------------
+# --- LLM audit trail ---------------------------------------------------------------------
 @dataclass(slots=True)
 class LLMCallRecord:
     """One model call as the audit trail stores it (core/llm/audit.py writes it to ``llm_calls``).
@@ -185,7 +185,6 @@ class LLMCallRecord:
     output_tokens: int = 0
     attempts: int = 1
     cost_usd: float = 0.0
-# --- end issue 5 ---------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -201,8 +200,8 @@ class AgentDecision:
     note: str = ""
     failure: str | None = None
     raw_reply: str | None = None
-    llm_call: LLMCallRecord | None = None  # issue 5
-    shadow: AgentDecision | None = None  # issue 5
+    llm_call: LLMCallRecord | None = None
+    shadow: AgentDecision | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,7 +260,7 @@ class OrderType(StrEnum):
     MARKET = "MARKET"
     STOP_MARKET = "STOP_MARKET"
     TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
-    # issue 4: the live client places LIMIT orders and may find the others on a real account
+    # the live client places LIMIT orders and may find the others on a real account
     LIMIT = "LIMIT"
     STOP = "STOP"
     TAKE_PROFIT = "TAKE_PROFIT"

@@ -23,9 +23,9 @@ from core.feeds.base import MarketFeed
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import Lease
 from core.ledger import load_ledger
-from core.live_runtime import live_exchange_for, live_feed_for, report_feed_status  # issue 4
-from core.llm.audit import build_llm_services  # issue 5: audit, budget, reviewer, shadow
-from core.llm.providers import build_providers, model_label  # issue 5: provider per agent
+from core.live_runtime import live_exchange_for, live_feed_for, report_feed_status
+from core.llm.audit import build_llm_services  # audit, budget, reviewer, shadow
+from core.llm.providers import build_providers, model_label  # provider per agent
 from core.models import INTERVAL_MS
 from core.risk import RiskLimits
 from core.store.tables import SessionRow
@@ -36,7 +36,7 @@ def paper_account_id(session_id: int) -> str:
 
 
 def build_feed(settings: Settings, row: SessionRow, *, streams: bool = False) -> MarketFeed:
-    if row.market_source == "asterdex":  # live (issue 4): AsterDex REST (+ websocket for the engine)
+    if row.market_source == "asterdex":  # live: AsterDex REST (+ websocket for the engine)
         return live_feed_for(settings, row, streams=streams)
     if row.market_source != "replay":
         raise ConfigError(f"market source {row.market_source!r} is not available in this build")
@@ -46,7 +46,7 @@ def build_feed(settings: Settings, row: SessionRow, *, streams: bool = False) ->
 
 
 def build_exchange(settings: Settings, engine: Engine, row: SessionRow) -> Exchange:
-    if row.mode == "live":  # live (issue 4): the AsterDex adapter, account checked before use
+    if row.mode == "live":  # live: the AsterDex adapter, account checked before use
         return live_exchange_for(settings, engine, row)
     if row.mode != "paper":
         raise ConfigError(f"session {row.id} is a {row.mode} run: the engine trades only paper and "
@@ -85,12 +85,12 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
     exchange = build_exchange(settings, engine, row)
     ledger = load_ledger(db, session_id)
     db.commit()
-    feed_status: list[str] = []  # live (issue 4): last feed status written for the UI
+    feed_status: list[str] = []  # live: last feed status written for the UI
 
     def commit() -> None:
         if lease is not None:
             lease.renew(db)
-        report_feed_status(db, session_id, feed, feed_status)  # live (issue 4)
+        report_feed_status(db, session_id, feed, feed_status)
         db.commit()
 
     strategies = build_agents(settings)
@@ -105,13 +105,13 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
         limits=RiskLimits.from_settings(settings),
         commit=commit,
         concurrent_agents=any(isinstance(s, LLMAgent) for s in strategies),  # model calls overlap
-        llm=build_llm_services(settings, strategies),  # issue 5: budget, CEO reviewer, shadow
+        llm=build_llm_services(settings, strategies),  # budget, CEO reviewer, shadow
     )
 
 
 def build_agents(settings: Settings) -> list[Strategy]:
     """The roster's strategies, each behind the model path when AGENT_LLM gives it a provider
-    (issue 5: core/llm/providers.py; an agent whose model has no key runs on its rules)."""
+    (core/llm/providers.py; an agent whose model has no key runs on its rules)."""
     rules = build_strategies()
     providers = build_providers(settings, (s.spec for s in rules))
     limits = RiskLimits.from_settings(settings)
@@ -120,4 +120,4 @@ def build_agents(settings: Settings) -> list[Strategy]:
 
 
 def agent_model_label(settings: Settings, spec: AgentSpec) -> str:
-    return model_label(settings, spec)  # issue 5: per agent, e.g. "Gemini (...)", "rules (no key)"
+    return model_label(settings, spec)  # per agent, e.g. "Gemini (...)", "rules (no key)"

@@ -36,7 +36,7 @@ def latest_active_session(engine: Engine) -> int | None:
     with engine.connect() as conn:
         return conn.scalar(
             select(SessionRow.id).where(SessionRow.status.in_(ACTIVE_SESSION),
-                                        SessionRow.mode != "backtest")  # issue 6
+                                        SessionRow.mode != "backtest")
             .order_by(SessionRow.id.desc()).limit(1)
         )
 

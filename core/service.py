@@ -24,7 +24,7 @@ from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.lease import holder, new_owner_id
-from core.live_runtime import live_session_start  # live (issue 4)
+from core.live_runtime import live_session_start
 from core.models import ms_to_dt, validate_capital
 from core.runtime import agent_model_label, paper_account_id
 from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
@@ -59,20 +59,19 @@ def create_session(
     symbols: list[str] | None = None,
     name: str | None = None,
 ) -> SessionRef:
-    # --- live (issue 4): a live session trades the account's balance on the live feed
+    # --- live: a live session trades the account's balance on the live feed
     if mode not in ("paper", "live"):
         raise ConfigError(f"unknown mode {mode!r}: use paper or live")
     source = "asterdex" if mode == "live" else settings.market_source
     if mode == "paper":
         capital = validate_capital(settings.default_capital if capital is None else capital)
-    # --- end live (issue 4)
     chosen = tuple(s.strip().upper() for s in (settings.symbol_list if symbols is None else symbols)
                    if s.strip())
     if not chosen:
         raise ConfigError("choose at least one symbol")
     if len(set(chosen)) != len(chosen):
         raise ConfigError("a symbol is listed twice")
-    if source == "asterdex":  # live (issue 4): the venue's symbols and now (live: its balance)
+    if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
         capital = validate_capital(live_capital if live_capital is not None
                                    else settings.default_capital)
@@ -95,7 +94,7 @@ def create_session(
                 f"session {active.id} ({active.name}) is still {active.status}; stop it first "
                 f"(python -m core session stop --session {active.id})")
         count = conn.scalar(select(func.count()).select_from(SessionRow)
-                            .where(SessionRow.mode != "backtest")) or 0  # issue 6
+                            .where(SessionRow.mode != "backtest")) or 0
         session_name = (name or f"{mode.capitalize()} desk #{count + 1}").strip()[:120]
         session_id = insert_session(
             conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
@@ -105,7 +104,7 @@ def create_session(
              f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
              f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
              f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
-    if mode == "paper":  # live (issue 4): a live session's money is the venue account
+    if mode == "paper":  # live: a live session's money is the venue account
         try:
             PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
         except BaseException:  # no session is left behind without its account
@@ -146,7 +145,7 @@ def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
     stmt = select(SessionRow)
     if session_id is not None:
         stmt = stmt.where(SessionRow.id == session_id)
-    else:  # the latest desk session; a backtest is only ever named explicitly (issue 6)
+    else:  # the latest desk session; a backtest is only ever named explicitly
         stmt = stmt.where(SessionRow.mode != "backtest").order_by(SessionRow.id.desc()).limit(1)
     with Session(engine, expire_on_commit=False) as db:
         row = db.scalars(stmt).first()
@@ -260,7 +259,7 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
     return f"{spec.name}: {agent.status} → {new}"
 
 
-# --- backtests (issue 6) ------------------------------------------------------------------------
+# --- backtests ------------------------------------------------------------------------
 def start_backtest(engine: Engine, settings: Settings, **request: object) -> int:
     """Validate a backtest request and run it in the background (see core/backtest/jobs.py)."""
     from core.backtest.jobs import start_backtest as start  # local: the backtest imports the desk
@@ -273,4 +272,3 @@ def running_backtest() -> int | None:
     from core.backtest.jobs import running_run
 
     return running_run()
-# --- end backtests (issue 6) --------------------------------------------------------------------

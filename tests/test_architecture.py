@@ -81,7 +81,7 @@ def test_pages_live_outside_a_pages_folder() -> None:
     """A ``pages/`` folder makes Streamlit serve its scripts by URL without running app.py, which
     would skip the password gate; pages live in ``views/`` and are served by st.navigation only."""
     assert not (PROJECT_ROOT / "pages").exists()
-    assert len(page_files()) == 7  # app.py and six pages (issue 6 added backtest)
+    assert len(page_files()) == 7  # app.py and the six pages, the Backtest page among them
 
 
 def test_no_streamlit_under_core_except_the_ui_helper() -> None:

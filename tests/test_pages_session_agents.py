@@ -86,7 +86,7 @@ def test_empty_database_both_pages_say_what_to_do(app_env: str, db: Engine) -> N
     assert any("No session yet" in i.value for i in at.info)
     assert "Create session" in labels(at)
     assert not at.metric and not at.dataframe  # no previous sessions, no KPIs
-    assert not at.radio[0].disabled and at.radio[0].value == "paper"  # live: issue 4
+    assert not at.radio[0].disabled and at.radio[0].value == "paper"  # live mode
     at = app(AGENTS_PAGE)
     assert any("No session yet" in i.value for i in at.info)
     assert not at.button

@@ -63,7 +63,7 @@ def _cells(rows: list[list[tuple[str, str]]]) -> None:
             col.markdown(f"**{value}**")
 
 
-# --- issue 5: LLM calls, failure rate, cost and the rules-only twin on each card -----------------
+# --- LLM calls, failure rate, cost and the rules-only twin on each card -----------------
 def llm_lines(a: dict[str, Any], llm: dict[str, Any] | None) -> None:
     """Is the LLM paying for itself? Calls, failure rate and cost next to PnL, and the shadow
     baseline (the agent's rule-only twin, traded virtually) when it runs."""
@@ -85,7 +85,6 @@ def llm_lines(a: dict[str, Any], llm: dict[str, Any] | None) -> None:
             f"LLM edge {colored(usd(edge, signed=True), edge)}",
             help="The agent's rules alone, on the same market, sized by the same hard rules and "
                  "filled in a virtual paper book (slippage and fees, never sent).")
-# --- end issue 5 ---------------------------------------------------------------------------------
 
 
 def card(agent: dict[str, Any], session_id: int, can_act: bool,
@@ -131,7 +130,7 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool,
              ("Capital utilization", _fraction(a["utilization"])),
              ("Fees (USDT)", _money(a["fees"]))],
         ])
-        llm_lines(a, llm)  # issue 5
+        llm_lines(a, llm)
         if a["llm_failures"]:
             st.warning(f"{a['llm_failures']:,} LLM call failures recorded — see the CEO log.")
         note = STRATEGY_NOTES.get(a["key"])
@@ -145,7 +144,7 @@ def cards(session_id: int, shown_status: str) -> None:
         st.rerun(scope="app")  # a new session or a new status: redraw the whole page
     can_act = shown_status not in ("stopped", "stopping")
     agents = queries.agent_stats(db, session_id)
-    llm = queries.agent_llm_stats(db, session_id)  # issue 5
+    llm = queries.agent_llm_stats(db, session_id)
     if not agents:
         st.info("This session has no agents.")
         return

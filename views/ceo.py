@@ -41,7 +41,7 @@ VERDICT_COLOR = {VERDICT_LABEL["approve"]: PROFIT, VERDICT_LABEL["modify"]: "#d9
 KIND_LABEL = {
     "trade": "trade verdict", "pause": "pause", "resume": "resume", "rebalance": "rebalance",
     "halt": "drawdown halt", "session": "session", "execution": "execution", "reconcile": "reconcile",
-    "llm_budget": "LLM budget spent",  # issue 5
+    "llm_budget": "LLM budget spent",
 }
 
 

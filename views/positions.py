@@ -142,7 +142,7 @@ def holdings(session_id: int) -> None:
 
 
 def venue_holdings(session_id: int) -> None:
-    """live (issue 4): what the exchange itself holds, beside the desk's books."""
+    """What the exchange itself holds in a live session, beside the desk's books."""
     account = queries.venue_account(settings, db, session_id)
     if account["mode"] != "live":
         return
@@ -231,7 +231,7 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
                               column_config=trade_columns(frame), placeholder=MISSING,
                               on_select="rerun", selection_mode="single-row", key="trades_pick")
         rows = picked.selection.rows if picked is not None else []
-        if rows and rows[0] < len(frame):  # issue 5: a clicked trade opens its chain below
+        if rows and rows[0] < len(frame):  # a clicked trade opens its chain below
             with st.container(border=True):
                 trade_detail(session_id, int(frame["trade_id"].iloc[rows[0]]))
     left, right = st.columns(2)
@@ -248,7 +248,7 @@ def history(session_id: int, filters: dict[str, Any]) -> None:
         icon=":material/download:", on_click="ignore", key="trades_csv_all")
 
 
-# --- issue 5: open a trade and show its chain back to the LLM call -------------------------------
+# --- open a trade and show its chain back to the LLM call -------------------------------
 def _call_panel(title: str, call: dict[str, Any] | None, empty: str) -> None:
     st.markdown(f"**{title}**")
     if call is None:
@@ -323,7 +323,6 @@ def chain_picker(session_id: int) -> None:
                                help="Fills and orders ← position ← CEO verdict ← proposal ← LLM call")
     if trade_id is not None:
         trade_detail(session_id, int(trade_id))
-# --- end issue 5 ---------------------------------------------------------------------------------
 
 
 st.title("Positions & trades")
@@ -333,7 +332,7 @@ session = session_or_stop(
 sid = int(session["id"])
 st.caption(f"{session['name']} · prices in USDT, times are the session's engine time (UTC).")
 holdings(sid)
-venue_holdings(sid)  # live (issue 4)
+venue_holdings(sid)
 
 st.subheader("Trade history")
 span = queries.trade_time_range(db, sid)
@@ -351,5 +350,5 @@ date_to = c[5].date_input("Closed to", value=None, min_value=lo, max_value=hi, k
                           on_change=_reset_page, help="UTC day, included")
 history(sid, queries.trade_filters(agent=agent, symbol=symbol, side=side_choice, close_reason=reason,
                                    date_from=date_from, date_to=date_to))
-chain_picker(sid)  # issue 5
+chain_picker(sid)
 

@@ -79,7 +79,7 @@ def create_form() -> None:
                                  default=list(settings.symbol_list),
                                  help="Perpetuals the agents may trade.")
         whole = confirmed = False
-        if mode == "live":  # live (issue 4): real orders need an explicit confirmation
+        if mode == "live":  # live: real orders need an explicit confirmation
             st.caption("Live sends real orders to AsterDex with the keys in .env: the capital is "
                        "the account's available balance, or the smaller amount above.")
             whole = st.checkbox("Live: use the account's whole available balance", value=True)
@@ -90,10 +90,10 @@ def create_form() -> None:
         if not symbols:
             st.error("Choose at least one symbol.")
             return
-        if mode == "live" and not confirmed:  # live (issue 4)
+        if mode == "live" and not confirmed:
             st.error("Tick the confirmation to create a live session: it trades real money.")
             return
-        amount = None if mode == "live" and whole else float(capital)  # live (issue 4)
+        amount = None if mode == "live" and whole else float(capital)
         if run_action(service.create_session, db, settings, capital=amount,
                       symbols=list(symbols), mode=mode or "paper", name=name.strip() or None,
                       done="Session created — the engine starts trading on its next tick"):
@@ -282,7 +282,7 @@ def drawdown_chart(curve: pd.DataFrame) -> None:
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 
-# --- issue 5: LLM cost and the daily budget next to PnL ------------------------------------------
+# --- LLM cost and the daily budget next to PnL ------------------------------------------
 def llm_panel(session_id: int, s: dict[str, Any]) -> None:
     llm = queries.session_llm(db, session_id, settings.llm_daily_budget_usd)
     if not llm["calls"]:
@@ -312,11 +312,10 @@ def llm_panel(session_id: int, s: dict[str, Any]) -> None:
                 else "agents stop proposing")
         st.warning(f"Daily LLM budget spent at {llm['exhausted_at']} (engine time): {then} until "
                    "the next day; open positions keep their stops.", icon=":material/savings:")
-# --- end issue 5 ---------------------------------------------------------------------------------
 
 
 def venue_panel(session_id: int) -> None:
-    """live (issue 4): the AsterDex account's real balance and positions."""
+    """A live session's AsterDex account: its real balance and positions."""
     account = queries.venue_account(settings, db, session_id)
     st.subheader("AsterDex account")
     if account["error"]:
@@ -377,8 +376,8 @@ def live_view(session_id: int, shown_status: str) -> None:
     engine_status(s, only_trouble=True)
     curve = queries.equity_curve(db, session_id)
     kpis(s, curve)
-    llm_panel(session_id, s)  # issue 5
-    if s["mode"] == "live":  # live (issue 4): the money where it really is
+    llm_panel(session_id, s)
+    if s["mode"] == "live":  # live: the money where it really is
         venue_panel(session_id)
     charts(s, status["agents"], curve)
 

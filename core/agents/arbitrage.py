@@ -103,7 +103,7 @@ def spread_z(logs: _LogCloses, a: str, b: str) -> Spread | None:
 
 
 def pair_spreads(market: MarketView, interval: str) -> dict[str, Spread | None]:
-    """Every pair's spread now, as the entry rule sees it (issue 5: quoted in the model's prompt)."""
+    """Every pair's spread now, as the entry rule sees it (quoted in the model's prompt)."""
     logs = _LogCloses(market, interval)
     return {f"{a}/{b}": spread_z(logs, a, b) for a, b in combinations(market.symbols, 2)}
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from core.agents.base import AgentView, Strategy
 from core.errors import LLMError
 from core.llm.base import LLMAnswers, LLMProvider, LLMReply, parse_answers
-from core.llm.prompts import PROMPT_VERSION as PROMPT_VERSION  # issue 5: prompts live there
+from core.llm.prompts import PROMPT_VERSION as PROMPT_VERSION  # prompts live there
 from core.llm.prompts import SCHEMA, SYSTEM, build_prompt, prompt_version
 from core.models import Action, AgentDecision, LLMCallRecord, Proposal
 from core.risk import RiskLimits

@@ -1,4 +1,4 @@
-"""Backtesting (issue 6): the desk's own engine (``core.engine.run_cycle``, the rule agents, the
+"""Backtesting: the desk's own engine (``core.engine.run_cycle``, the rule agents, the
 CEO's hard rules and reviews, the paper venue) replayed over a chosen range of recorded candles as
 fast as the machine allows, on the feed's step clock.
 

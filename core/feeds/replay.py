@@ -57,7 +57,7 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
         first = int(steps.index[(steps <= 0).to_numpy()][0])
         row = first + 2
         what = "duplicate timestamp" if steps[first] == 0 else "timestamp earlier than the row before"
-        # issue 6: say which kind of disorder, with the value
+        # say which kind of disorder, with the value
         raise FeedError(f"{path}: row {row}: {what} {int(times[first])} (timestamps must be "
                         "strictly increasing)")
     interval_ms = INTERVAL_MS[interval]

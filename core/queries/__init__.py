@@ -17,7 +17,7 @@ patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 
 from __future__ import annotations
 
-# --- backtests (issue 6)
+# --- backtests
 from core.queries.backtests import (
     AGENT_FIGURES,
     BUY_AND_HOLD_FIGURES,
@@ -34,8 +34,6 @@ from core.queries.backtests import (
     report_rows,
     run_range,
 )
-
-# --- end backtests (issue 6)
 from core.queries.ceo import (
     ALLOCATION_KINDS,
     CEO_COLUMNS,
@@ -65,8 +63,8 @@ from core.queries.common import (
     _records,
     _stream_csv,
 )
-from core.queries.live import venue_account  # live (issue 4)
-from core.queries.llm import agent_llm_stats, session_llm, trade_chain  # issue 5
+from core.queries.live import venue_account
+from core.queries.llm import agent_llm_stats, session_llm, trade_chain
 from core.queries.market import (
     CANDLE_COLUMNS,
     MARKER_COLUMNS,
@@ -141,7 +139,7 @@ __all__ = [
     "_trade_frame",
     "_trade_select",
     "_trade_where",
-    "agent_llm_stats",  # issue 5
+    "agent_llm_stats",
     "agent_names",
     "agent_stats",
     "agent_table",
@@ -159,7 +157,7 @@ __all__ = [
     "ceo_rules",
     "ceo_verdict_counts",
     "changed_fields",
-    "compare_runs",  # issue 6
+    "compare_runs",
     "day_start_ms",
     "desk_session",
     "engine_health",
@@ -172,16 +170,16 @@ __all__ = [
     "open_positions",
     "report_rows",
     "run_range",
-    "session_llm",  # issue 5
+    "session_llm",
     "session_status",
     "session_summary",
     "session_symbols",
-    "trade_chain",  # issue 5
+    "trade_chain",
     "trade_filters",
     "trade_summary",
     "trade_time_range",
     "trades",
     "trades_count",
     "trades_csv",
-    "venue_account",  # live (issue 4)
+    "venue_account",
 ]

@@ -31,8 +31,8 @@ CEO_COLUMNS = [
     "final_leverage", "proposed_margin", "final_margin", "changes",
 ]
 CEO_KINDS = ("trade", "pause", "resume", "rebalance", "halt", "session", "execution", "reconcile",
-             "llm_budget",  # issue 5: the day's LLM budget ran out
-             "coverage",  # issue 4: a position's stop re-placed, with how long it was naked
+             "llm_budget",  # the day's LLM budget ran out
+             "coverage",  # a position's stop re-placed, with how long it was naked
              "engine")  # the engine's ticks failed for a while and now complete again
 VERDICTS = ("approve", "modify", "reject")
 ALLOCATION_KINDS = ("rebalance", "pause", "resume")

@@ -37,7 +37,7 @@ def list_sessions(engine: Engine, *, include_backtests: bool = False, limit: int
                   offset: int = 0) -> list[dict[str, Any]]:
     """Sessions newest first; ``limit``/``offset`` page the list (the dashboard's picker)."""
     stmt = select(*_SESSION_COLUMNS).order_by(SessionRow.id.desc()).offset(offset).limit(limit)
-    if not include_backtests:  # issue 6: backtest runs are browsed on the Backtest page
+    if not include_backtests:  # backtest runs are browsed on the Backtest page
         stmt = stmt.where(SessionRow.mode != "backtest")
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
@@ -158,7 +158,7 @@ def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
         "tick_age_s": _age_s(s.tick_wall_ms),  # the heartbeat beats on while ticks fail
         "last_error": s.last_error,
         "failing_for_s": _age_s(s.error_since_ms),  # None unless ticks fail since then
-        "feed_status": s.feed_status,  # live (issue 4): websocket or REST polling, and why
+        "feed_status": s.feed_status,  # live: websocket or REST polling, and why
     }
 
 

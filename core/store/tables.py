@@ -54,9 +54,8 @@ class SessionRow(Base):
     # wall time of the last completed tick, and of the first failure of the failures since then
     tick_wall_ms: Mapped[int | None] = mapped_column(BigInteger)
     error_since_ms: Mapped[int | None] = mapped_column(BigInteger)
-    # --- live (issue 4): the market feed's state for the UI ("websocket" / "REST polling (...)")
+    # --- live: the market feed's state for the UI ("websocket" / "REST polling (...)")
     feed_status: Mapped[str | None] = mapped_column(Text)
-    # --- end live (issue 4)
 
 
 class AgentRow(Base):
@@ -110,7 +109,7 @@ class ProposalRow(Base):
     reasoning: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     raw_reply: Mapped[str | None] = mapped_column(Text)
-    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))  # issue 5
+    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))
 
 
 class CeoDecisionRow(Base):
@@ -140,7 +139,7 @@ class CeoDecisionRow(Base):
     final_leverage: Mapped[int | None] = mapped_column(Integer)
     proposed_margin: Mapped[float | None] = mapped_column(Float)
     final_margin: Mapped[float | None] = mapped_column(Float)
-    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))  # issue 5: reviewer
+    llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))  # reviewer
 
 
 class PositionRow(Base):
@@ -174,11 +173,10 @@ class PositionRow(Base):
     fees: Mapped[float] = mapped_column(Float, default=0.0)
     funding: Mapped[float] = mapped_column(Float, default=0.0)
     close_reason: Mapped[str | None] = mapped_column(String(24))
-    # --- live (issue 4): stop coverage. naked_since_ms is set while the position is known to lack
+    # --- live: stop coverage. naked_since_ms is set while the position is known to lack
     # a resting stop over its whole quantity; naked_ms adds up every such stretch (engine time).
     naked_since_ms: Mapped[int | None] = mapped_column(BigInteger)
     naked_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    # --- end live (issue 4)
 
 
 class OrderRow(Base):
@@ -271,7 +269,7 @@ class EngineLeaseRow(Base):
     heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
 
 
-# --- LLM audit (issue 5) -------------------------------------------------------------------------
+# --- LLM audit -------------------------------------------------------------------------
 class LLMCallRow(Base):
     """Every model call: who asked (agent, or NULL for the CEO's reviewer), what was sent, what came
     back, what it cost. ``prompt_sha256`` (of system + prompt) lets a backtest find a cached reply."""
@@ -334,10 +332,9 @@ class ShadowTradeRow(Base):
 
 LLM_CALLS = LLMCallRow.__table__
 SHADOW_TRADES = ShadowTradeRow.__table__
-# --- end LLM audit (issue 5) ---------------------------------------------------------------------
 
 
-# --- backtests (issue 6) ----------------------------------------------------------------------
+# --- backtests ----------------------------------------------------------------------
 class BacktestRunRow(Base):
     """One backtest: its parameters, progress while it runs, and its report once done. The run's
     trades, CEO decisions and equity curve live in the usual tables under ``session_id`` (a session
@@ -359,10 +356,9 @@ class BacktestRunRow(Base):
     updated_ms: Mapped[int] = mapped_column(BigInteger)  # wall clock of the last progress write
     finished_ms: Mapped[int | None] = mapped_column(BigInteger)
     wall_seconds: Mapped[float | None] = mapped_column(Float)
-# --- end backtests (issue 6) ------------------------------------------------------------------
 
 
-# --- live (issue 4)
+# --- live trading
 class InstallRow(Base):
     """Facts about this installation, written once: ``client_prefix`` makes every client order id
     unique per install, so two desks (or a restored database) on one account never collide."""
@@ -371,7 +367,6 @@ class InstallRow(Base):
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
-# --- end live (issue 4)
 
 
 # Core tables for the engine's hot paths: statements on these skip the ORM's bulk-persistence
@@ -386,4 +381,4 @@ FILLS = FillRow.__table__
 FUNDING = FundingRow.__table__
 EQUITY_SNAPSHOTS = EquitySnapshotRow.__table__
 ENGINE_LEASE = EngineLeaseRow.__table__
-INSTALL = InstallRow.__table__  # live (issue 4)
+INSTALL = InstallRow.__table__

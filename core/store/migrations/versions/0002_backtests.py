@@ -1,4 +1,4 @@
-"""backtests: tables and columns for backtest runs (issue 6)
+"""backtests: tables and columns for backtest runs
 
 Revision ID: 0002
 Revises: 0001

@@ -1,4 +1,4 @@
-"""llm audit: tables and columns for LLM call audit trail, cost and shadow baseline (issue 5)
+"""llm audit: tables and columns for LLM call audit trail, cost and shadow baseline
 
 ``llm_calls`` stores every model call; ``proposals.llm_call_id`` and ``ceo_decisions.llm_call_id``
 link a proposal and a reviewer's verdict to the call behind them; ``shadow_trades`` holds the

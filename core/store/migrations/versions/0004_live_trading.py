@@ -1,4 +1,4 @@
-"""live trading: tables and columns for live trading on AsterDex (issue 4)
+"""live trading: tables and columns for live trading on AsterDex
 
 ``desk_install`` holds the install's client order id prefix; positions record how long they were
 left without a resting stop (``naked_since_ms`` while it lasts, ``naked_ms`` in total); sessions
