@@ -9,7 +9,7 @@ computed vectorised once per run in both.
 
 The desk side is a real single-agent backtest: a bench-side strategy in the TrendMaster Alpha slot
 (25% of 100,000 USDT, 1x, 95% of its equity as margin, a protective stop 50% away that never
-triggers here) run through ``core.engine.run_cycle`` with the paper venue (taker fee 0.04%,
+triggers here) run through ``core.desk.engine.run_cycle`` with the paper venue (taker fee 0.04%,
 slippage 2 bps, funding every 8 h) and the CEO OFF (the CEO's 5%-of-margin stop rule would veto a
 50% stop at 1x): it stores the run (private store, copied into a temporary SQLite file) and builds
 the full report, all inside the timing. backtesting.py runs ``FractionalBacktest`` with 25,000 of

@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.backtest.cli import format_report  # noqa: E402
 from core.backtest.params import build_params  # noqa: E402
 from core.backtest.service import run_backtest  # noqa: E402
+from core.cli.backtest import format_report  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.store.db import open_database  # noqa: E402
 

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from core import queries, service  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.scheduler import EngineDriver  # noqa: E402
+from core.desk.scheduler import EngineDriver  # noqa: E402
 from core.store.db import open_database  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

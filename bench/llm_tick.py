@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import service  # noqa: E402
+from core.agents.llm_prompts import SCHEMA, SYSTEM  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.engine import run_cycle  # noqa: E402
-from core.llm.prompts import SCHEMA, SYSTEM  # noqa: E402
+from core.desk.engine import run_cycle  # noqa: E402
+from core.desk.runtime import build_desk  # noqa: E402
 from core.llm.providers import build_provider  # noqa: E402
-from core.runtime import build_desk  # noqa: E402
 from core.store.db import open_database  # noqa: E402
 from tests.fake_llm_servers import FakeLLMServer, delayed  # noqa: E402
 

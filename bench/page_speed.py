@@ -34,7 +34,7 @@ CHUNK = 50_000
 def seed(url: str, trades: int, decisions: int) -> None:
     from core import service
     from core.config import Settings
-    from core.scheduler import EngineDriver
+    from core.desk.scheduler import EngineDriver
     from core.store.db import open_database
     from core.store.tables import AGENTS, CEO_DECISIONS, EQUITY_SNAPSHOTS, POSITIONS
 

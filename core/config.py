@@ -17,13 +17,28 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
-from core.llm.cost import DEFAULT_PRICES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "data" / "desk.db"
 # DESK_ENV_FILE picks another settings file (the test suite points it at an empty one, so a
 # developer's keys in .env can never reach a test)
 ENV_FILE = Path(os.environ.get("DESK_ENV_FILE") or PROJECT_ROOT / ".env")
+
+
+# USD per 1M tokens (input, output): list prices at the time of writing; override with LLM_PRICES.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gemini-2.5-pro": (1.25, 10.00),
+    "gemini-2.5-flash": (0.30, 2.50),
+    "gemini-2.5-flash-lite": (0.10, 0.40),
+    "gemini-2.0-flash": (0.10, 0.40),
+    "grok-4": (3.00, 15.00),
+    "grok-4-fast": (0.20, 0.50),
+    "grok-4-fast-reasoning": (0.20, 0.50),
+    "grok-4-fast-non-reasoning": (0.20, 0.50),
+    "grok-3": (3.00, 15.00),
+    "grok-3-mini": (0.30, 0.50),
+    "echo-rules": (0.0, 0.0),  # the offline provider costs nothing
+}
 
 
 class Settings(BaseSettings):

@@ -163,7 +163,7 @@ class Proposal(BaseModel):
 # --- LLM audit trail ---------------------------------------------------------------------
 @dataclass(slots=True)
 class LLMCallRecord:
-    """One model call as the audit trail stores it (core/llm/audit.py writes it to ``llm_calls``).
+    """One model call as the audit trail stores it (core/desk/llm_services.py writes it to ``llm_calls``).
 
     ``role`` is ``agent`` for a strategy agent's call and ``ceo_review`` for the CEO's reviewer.
     ``error`` says why the call failed or its reply was unusable; ``validation_errors`` holds the

@@ -9,24 +9,23 @@ the session's lease, ``stop_session`` runs the closing cycle itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, func, insert, select, update
 
-from core.agents.base import AgentSpec
 from core.agents.roster import ROSTER, find_spec
 from core.config import Settings
-from core.engine import ACTIVE_SESSION
+from core.desk.context import ACTIVE_SESSION
+from core.desk.lease import holder, new_owner_id
+from core.desk.ledger import insert_session
+from core.desk.live_runtime import live_session_start
+from core.desk.runtime import agent_model_label, paper_account_id
 from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
-from core.lease import holder, new_owner_id
-from core.live_runtime import live_session_start
 from core.models import ms_to_dt, validate_capital
-from core.runtime import agent_model_label, paper_account_id
+from core.queries.session import resolve_session
 from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
 
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -116,46 +115,6 @@ def create_session(
     return SessionRef(session_id, session_name, "created")
 
 
-def insert_session(conn: Connection, *, name: str, mode: str, source: str,
-                   symbols: Sequence[str], capital: float, interval: str, start_ms: int,
-                   model_of: Callable[[AgentSpec], str]) -> int:
-    """Write a new session row and its roster (each agent with its share of ``capital``); returns
-    the session id. Used by ``create_session`` and by backtests."""
-    session_id = conn.execute(insert(SessionRow).values(
-        name=name, status="created", mode=mode, market_source=source, symbols=",".join(symbols),
-        initial_capital=capital, peak_equity=capital, max_drawdown_pct=0.0,
-        replay_interval=interval, start_ms=start_ms, clock_ms=start_ms, decided_ms=0,
-        intent_version=0, last_review_ms=start_ms, last_rebalance_ms=start_ms, last_snapshot_ms=0,
-        ticks=0, created_ms=start_ms,
-    )).inserted_primary_key[0]
-    conn.execute(insert(AgentRow), [{
-        "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,
-        "model": model_of(s), "risk_level": s.risk_level.value,
-        "max_leverage": s.max_leverage, "base_share": s.capital_share,
-        "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
-        "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
-        "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
-        "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0,
-    } for s in ROSTER])
-    return int(session_id)
-
-
-def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
-    """The named session, or the latest one; NotFound with a hint otherwise."""
-    stmt = select(SessionRow)
-    if session_id is not None:
-        stmt = stmt.where(SessionRow.id == session_id)
-    else:  # the latest desk session; a backtest is only ever named explicitly
-        stmt = stmt.where(SessionRow.mode != "backtest").order_by(SessionRow.id.desc()).limit(1)
-    with Session(engine, expire_on_commit=False) as db:
-        row = db.scalars(stmt).first()
-    if row is None:
-        if session_id is not None:
-            raise NotFound(f"no session {session_id}")
-        raise NotFound("no session yet: create one with `python -m core session create`")
-    return row
-
-
 def change_session(engine: Engine, session_id: int | None, action: str) -> SessionRef:
     """pause | resume | stop: validate the transition, then record it (nothing changes if refused)."""
     row = resolve_session(engine, session_id)
@@ -203,7 +162,7 @@ def stop_session(engine: Engine, settings: Settings, session_id: int | None) -> 
         return ref
     if holder(engine, ref.id, settings.engine_lease_stale_seconds) is not None:
         return ref  # the running engine closes everything on its next tick
-    from core.scheduler import EngineDriver  # local: the driver imports the runtime
+    from core.desk.scheduler import EngineDriver  # local: the driver imports the runtime
 
     driver = EngineDriver(settings, engine, session_id=ref.id, owner=new_owner_id())
     try:

@@ -21,10 +21,10 @@ from sqlalchemy import Engine
 
 from core import queries
 from core.config import Settings, get_settings
-from core.engine import ACTIVE_SESSION
+from core.desk.context import ACTIVE_SESSION
+from core.desk.scheduler import EngineDriver
 from core.errors import DeskError
 from core.models import ms_to_dt
-from core.scheduler import EngineDriver
 from core.store.db import open_database
 
 PROFIT = "#1f9d55"

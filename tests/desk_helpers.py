@@ -10,8 +10,8 @@ from sqlalchemy import Engine, func, select
 
 from core import service
 from core.config import Settings
+from core.desk.scheduler import EngineDriver
 from core.exchanges.paper_store import PaperOrder, PaperPosition, PaperTrade
-from core.scheduler import EngineDriver
 from core.store.tables import FillRow, OrderRow, PositionRow, ProposalRow
 
 

@@ -1,18 +1,20 @@
-"""The dependency directions of DESIGN.md section 2, checked statically with ``ast``.
+"""The layout's contracts (docs/architecture.md).
 
-- no module under ``core/`` imports ``streamlit``, bar the one UI helper ``core/ui.py``;
-- pages (``views/*.py``, ``app.py``) never import adapters, the store, the engine or SQLAlchemy:
-  they read through ``core.queries`` and write intents through ``core.service`` (and ``core.ui``);
-- ``core/risk.py`` is pure: from the project it imports ``core.models`` only (``core.config`` is
-  allowed under ``TYPE_CHECKING``), and from outside only the standard library;
-- every module under ``core/`` says in a docstring why it exists.
-
-Imports anywhere in a file count (inside functions too), since a lazy import is still a dependency.
+import-linter checks the contracts declared in ``pyproject.toml`` (no cycles, the layers, the pure
+hard rules, venues apart from strategies, streamlit only in the UI, pages through queries and the
+service), and a copy of the project with one bad import shows each contract can fail. What
+import-linter cannot express is checked here with ``ast``: the ``app.py`` script's imports, the
+hard rules importing nothing but the standard library from outside, and a docstring in every
+module saying why it exists. Imports anywhere in a file count (inside functions too), since a lazy
+import is still a dependency.
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,9 +23,9 @@ import pytest
 from core.config import PROJECT_ROOT
 
 CORE = PROJECT_ROOT / "core"
-UI_HELPER = CORE / "ui.py"
 PAGE_FORBIDDEN = (
-    "core.exchanges", "core.feeds", "core.llm", "core.store", "sqlalchemy", "core.engine",
+    "core.desk", "core.exchanges", "core.feeds", "core.llm", "core.store", "core.backtest",
+    "core.agents", "core.ceo", "sqlalchemy",
 )
 RISK_PROJECT_ALLOWED = {"core.models"}
 RISK_TYPE_CHECKING_ALLOWED = {"core.models", "core.config"}
@@ -73,7 +75,7 @@ def core_files() -> list[Path]:
 
 
 def page_files() -> list[Path]:
-    pages = sorted((PROJECT_ROOT / "views").rglob("*.py"))
+    pages = sorted(p for p in (PROJECT_ROOT / "views").rglob("*.py") if p.name != "__init__.py")
     return [PROJECT_ROOT / "app.py", *pages]
 
 
@@ -84,21 +86,60 @@ def test_pages_live_outside_a_pages_folder() -> None:
     assert len(page_files()) == 7  # app.py and the six pages, the Backtest page among them
 
 
-def test_no_streamlit_under_core_except_the_ui_helper() -> None:
-    offenders = {
-        str(p.relative_to(PROJECT_ROOT)): sorted(m for m in _imports_of(p) if _within(m, "streamlit"))
-        for p in core_files() if p != UI_HELPER
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter over ``root`` (a project folder with pyproject.toml), as ``lint-imports``."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command as c;"
+                               " sys.argv[0] = 'lint-imports'; c()", "--no-cache"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
 
 
-def test_pages_go_through_service_queries_and_ui() -> None:
-    offenders: dict[str, list[str]] = {}
-    for path in page_files():
-        bad = sorted(m for m in _imports_of(path) if any(_within(m, f) for f in PAGE_FORBIDDEN))
-        if bad:
-            offenders[str(path.relative_to(PROJECT_ROOT))] = bad
-    assert offenders == {}, "pages must read via core.queries and write via core.service"
+def test_the_layer_contracts_hold() -> None:
+    """No import cycle at any depth, the layers, the pure rules, venues apart from strategies,
+    streamlit only in the UI: every contract in pyproject.toml is kept."""
+    result = _lint_imports(PROJECT_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout and " kept" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "added", "broken"),
+    [
+        # an upward import: the kernel reaching into the service it serves
+        ("core/desk/ledger.py", "from core.service import create_session", "The desk's layers"),
+        # a circle inside the kernel: execution importing the engine that drives it
+        ("core/desk/execution.py", "import core.desk.engine", "No import cycles"),
+        # the hard rules reading the store
+        ("core/ceo/rules.py", "import sqlalchemy", "hard rules are pure"),
+        # a venue that knows a strategy
+        ("core/exchanges/paper.py", "from core.agents import trend", "Venues know nothing"),
+        # a page reading the store directly
+        ("views/ceo.py", "from core.store import tables", "Pages read through queries"),
+    ],
+)
+def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path, module: str, added: str,
+                                                 broken: str) -> None:
+    """The contracts are not vacuous: one bad import in a copy of the project breaks the one that
+    forbids it."""
+    for folder in ("core", "views"):
+        shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text(encoding="utf-8") + f"\n{added}  # noqa\n", encoding="utf-8")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0, result.stdout
+    failed = result.stdout.split("Broken contracts", 1)[-1]
+    assert broken in failed, result.stdout
+
+
+def test_the_app_script_goes_through_service_queries_and_ui() -> None:
+    """``app.py`` is a script, not a package import-linter can see: its imports are checked here."""
+    app = PROJECT_ROOT / "app.py"
+    bad = sorted(m for m in _imports_of(app) if any(_within(m, f) for f in PAGE_FORBIDDEN))
+    assert bad == [], "the app reads via core.queries and writes via core.service"
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -107,13 +148,13 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def test_risk_depends_on_models_only() -> None:
-    tree = _parse(CORE / "risk.py")
+    tree = _parse(CORE / "ceo" / "rules.py")
     type_checking: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.body:
-                type_checking |= imported_modules(child, "core.risk")
-    runtime = imported_modules(tree, "core.risk") - type_checking
+                type_checking |= imported_modules(child, "core.ceo.rules")
+    runtime = imported_modules(tree, "core.ceo.rules") - type_checking
 
     def not_allowed(names: set[str], allowed: set[str]) -> set[str]:
         # ``from core.models import Proposal`` yields core.models and core.models.Proposal;
@@ -122,12 +163,12 @@ def test_risk_depends_on_models_only() -> None:
         return {n for n in project if not any(_within(n, a) for a in allowed)}
 
     assert not_allowed(runtime, RISK_PROJECT_ALLOWED) == set(), \
-        "core/risk.py may import only core.models from the project"
+        "core/ceo/rules.py may import only core.models from the project"
     assert not_allowed(type_checking, RISK_TYPE_CHECKING_ALLOWED) == set(), \
-        "core/risk.py may import only core.models (and core.config for type hints)"
+        "core/ceo/rules.py may import only core.models (and core.config for type hints)"
     outside = {n.split(".")[0] for n in runtime | type_checking if not _within(n, "core")}
     assert outside - set(sys.stdlib_module_names) == set(), \
-        "core/risk.py is pure rules: no third-party imports (no I/O, no database, no HTTP)"
+        "core/ceo/rules.py is pure rules: no third-party imports (no I/O, no database, no HTTP)"
 
 
 def test_every_core_module_has_a_docstring() -> None:
@@ -146,7 +187,7 @@ def test_every_core_module_has_a_docstring() -> None:
         ("def f():\n    from streamlit.runtime import exists", "core.x", {"streamlit.runtime"}),
         ("from core import store, queries", "pages.p", {"core.store", "core.queries"}),
         ("from ..store.db import open_database", "core.agents.x", {"core.store.db"}),
-        ("from . import models", "core.risk", {"core.models"}),
+        ("from . import models", "core.x", {"core.models"}),
     ],
 )
 def test_import_collector(source: str, module: str, expected: set[str]) -> None:

@@ -19,8 +19,8 @@ from core.backtest.params import build_params
 from core.backtest.report import MIN_CAGR_DAYS, Decision, Trade, cagr, halt_check
 from core.backtest.service import BacktestResult, run_backtest
 from core.config import PROJECT_ROOT, Settings
+from core.desk.scheduler import latest_active_session
 from core.errors import NotFound
-from core.scheduler import latest_active_session
 from core.store.db import open_database
 from core.store.tables import AgentRow, BacktestRunRow, OrderRow, PositionRow, SessionRow
 from tests.conftest import make_settings
@@ -219,7 +219,7 @@ def test_batched_writes_store_exactly_what_writing_every_tick_stores(
     """A backtest holds snapshots and abstention notes and flushes them every
     PRIVATE_FLUSH_TICKS ticks; over a range longer than that, flushing every tick must store the
     same rows, the same session and the same report."""
-    from core import engine as desk_engine
+    from core.desk import engine as desk_engine
 
     url = f"sqlite:///{tmp_path / 'desk.db'}"
     engine, settings = open_database(url), make_settings(database_url=url)
@@ -242,8 +242,8 @@ def test_a_private_store_commits_only_when_the_engine_flushes(tmp_path) -> None:
     writes for the engine's flush (every PRIVATE_FLUSH_TICKS ticks, and at the end)."""
     from sqlalchemy import event
 
-    from core import engine as desk_engine
     from core.backtest import runner
+    from core.desk import engine as desk_engine
 
     commits: list[str] = []
 

@@ -112,9 +112,9 @@ def test_ctrl_c_says_interrupted_only_when_the_store_recorded_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import update
 
-    from core.backtest.cli import _interrupted
     from core.backtest.params import build_params, ticks_in
     from core.backtest.service import create_run
+    from core.cli.backtest import _interrupted
     from core.store.db import open_database
     from core.store.tables import BacktestRunRow as Run
 

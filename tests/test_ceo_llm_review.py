@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from core.agents.ceo_review_llm import (
+from core.ceo.model_reviewer import (
     LOOSEN_IGNORED,
     REVIEW_FAILED,
     CEOReviewer,
@@ -19,13 +19,13 @@ from core.agents.ceo_review_llm import (
     clamp_plan,
     review_verdict,
 )
-from core.engine import run_cycle
+from core.ceo.rules import RiskContext, RiskLimits, evaluate
+from core.desk.engine import run_cycle
+from core.desk.runtime import build_desk
 from core.errors import LLMError
 from core.exchanges.symbols import default_filters
 from core.llm.base import LLMReply
 from core.models import Action, Proposal, RiskLevel, RiskVerdict, Verdict
-from core.risk import RiskContext, RiskLimits, evaluate
-from core.runtime import build_desk
 from core.store.db import open_database
 from core.store.tables import CEO_DECISIONS, LLM_CALLS, PROPOSALS
 from tests.conftest import make_settings

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.agents.ceo import (
+from core.ceo.portfolio import (
     AgentAllocation,
     AgentPerformance,
     PauseDecision,

@@ -11,12 +11,12 @@ from sqlalchemy import Engine, insert, select, update
 
 from core import queries, service
 from core.cli import _print_status
+from core.desk.lease import Lease
+from core.desk.reconcile import reconcile
+from core.desk.runtime import build_desk
+from core.desk.scheduler import EngineDriver
 from core.errors import ConfigError, InvalidTransition, NotFound
 from core.exchanges.symbols import KNOWN_FILTERS
-from core.lease import Lease
-from core.reconcile import reconcile
-from core.runtime import build_desk
-from core.scheduler import EngineDriver
 from core.store.db import open_database
 from core.store.tables import (
     AgentRow,
@@ -367,7 +367,7 @@ def test_a_below_minimum_order_is_rejected_by_the_ceo_not_the_venue(sqlite_url: 
 def test_agent_peaks_follow_every_tick_not_only_the_reviews(sqlite_url: str) -> None:
     """One 15m bar per tick and a review every hour: a peak reached between two reviews still
     counts when the next review judges the agent's drawdown."""
-    from core.engine import run_cycle
+    from core.desk.engine import run_cycle
 
     settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08", bars_per_tick=1,
                              review_interval_minutes=60)
@@ -420,7 +420,7 @@ def test_a_ticks_notes_are_stored_before_its_orders_are_sent(sqlite_url: str) ->
     """The commit before an order leaves carries the whole decision of the tick: the proposals
     and the other agents' abstention notes. A send that then fails (the tick rolls back and the
     desk is rebuilt) must not lose the notes of a tick that counts as decided."""
-    from core.engine import run_cycle
+    from core.desk.engine import run_cycle
 
     class SendFailed(Exception):
         pass

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, select
 
-from core import queries, scheduler
+from core import queries
 from core.config import Settings
-from core.scheduler import EngineDriver
+from core.desk import scheduler
+from core.desk.scheduler import EngineDriver
 from core.store.db import open_database
 from core.store.tables import CeoDecisionRow
 from tests.conftest import make_settings
@@ -115,7 +116,7 @@ def test_the_dashboard_says_loudly_when_ticks_fail(app_env: str) -> None:
     from sqlalchemy import insert, update
     from streamlit.testing.v1 import AppTest
 
-    from core.lease import wall_ms
+    from core.desk.lease import wall_ms
     from core.store.tables import EngineLeaseRow, SessionRow
     from tests.conftest import APP
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from core.ceo.rules import RiskLimits, evaluate
 from core.config import Settings
-from core.engine import run_cycle
+from core.desk.engine import run_cycle
+from core.desk.runtime import build_desk
 from core.models import RISK_LEVERAGE_CAP, Action, OrderRequest, OrderResult, RiskLevel, Verdict
-from core.risk import RiskLimits, evaluate
-from core.runtime import build_desk
 from core.store.db import open_database
 from core.store.tables import CEO_DECISIONS, SESSIONS, OrderRow
 from tests.conftest import make_settings
@@ -235,7 +235,7 @@ def test_the_engine_sizes_new_trades_by_the_room_left_above_its_halt(sqlite_url:
 
 
 # --------------------------------------------------------------------------------------------------
-# Edges found by mutation testing of core/risk.py (see docs/mutation-report.md)
+# Edges found by mutation testing of core/ceo/rules.py (see docs/mutation-report.md)
 
 
 def test_a_symbol_whose_maximum_is_1x_still_trades_at_1x() -> None:

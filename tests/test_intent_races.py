@@ -12,10 +12,10 @@ from sqlalchemy import Engine, func, select, update
 
 from core import service
 from core.agents.llm_agent import LLMAgent
-from core.engine import run_cycle
-from core.llm.audit import build_llm_services
+from core.desk.engine import run_cycle
+from core.desk.llm_services import build_llm_services
+from core.desk.runtime import build_desk
 from core.llm.base import EchoProvider, LLMReply
-from core.runtime import build_desk
 from core.store.db import open_database
 from core.store.tables import AGENTS, CEO_DECISIONS, SESSIONS
 from tests.conftest import make_settings

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy.orm import Session
 
-from core.client_ids import VENUE_ID, client_order_id, install_prefix, is_ours
+from core.desk.client_ids import VENUE_ID, client_order_id, install_prefix, is_ours
 from core.store.db import open_database
 
 

@@ -17,11 +17,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, select
 
-from core import live_runtime, service
+from core import service
+from core.desk import live_runtime
+from core.desk.scheduler import EngineDriver
 from core.exchanges.asterdex_client import AsterDexClient
 from core.exchanges.asterdex_ratelimit import RateGate
 from core.models import INTERVAL_MS, OrderRequest, OrderSide, OrderType
-from core.scheduler import EngineDriver
 from core.store.db import open_database
 from core.store.tables import CeoDecisionRow, FillRow, OrderRow, PositionRow, SessionRow
 from tests.fake_venue import FakeVenue

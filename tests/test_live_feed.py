@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core import live_runtime, queries, service
+from core import queries, service
+from core.desk import live_runtime
+from core.desk.scheduler import EngineDriver
 from core.errors import FeedError
 from core.feeds.asterdex import AsterdexFeed
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.models import INTERVAL_MS
-from core.scheduler import EngineDriver
 from core.store.db import open_database
 from core.store.tables import PositionRow, ProposalRow, SessionRow
 from tests.conftest import make_settings

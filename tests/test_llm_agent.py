@@ -11,10 +11,10 @@ from sqlalchemy import select
 from core.agents.base import AgentView
 from core.agents.llm_agent import LLMAgent, build_prompt
 from core.agents.strategies import build_strategies
-from core.engine import run_cycle
+from core.desk.engine import run_cycle
+from core.desk.runtime import build_desk
 from core.errors import LLMError
 from core.llm.base import EchoProvider, LLMReply
-from core.runtime import build_desk
 from core.store.db import open_database
 from core.store.tables import AGENTS, PROPOSALS
 from tests.conftest import make_settings

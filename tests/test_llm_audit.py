@@ -15,13 +15,14 @@ from sqlalchemy import Engine, func, select
 from core import queries
 from core.agents.llm_agent import LLMAgent
 from core.agents.strategies import build_strategies
-from core.engine import run_cycle
+from core.config import DEFAULT_PRICES
+from core.desk.engine import run_cycle
+from core.desk.llm_services import build_llm_services
+from core.desk.runtime import build_desk
 from core.errors import LLMError
-from core.llm.audit import build_llm_services
 from core.llm.base import EchoProvider, LLMReply
 from core.llm.budget import DAY_MS
-from core.llm.cost import DEFAULT_PRICES, estimate_cost, price_of
-from core.runtime import build_desk
+from core.llm.cost import estimate_cost, price_of
 from core.store.db import open_database
 from core.store.tables import CEO_DECISIONS, LLM_CALLS, POSITIONS, PROPOSALS
 from tests.conftest import make_settings
@@ -154,7 +155,7 @@ def _calls_by_day(engine: Engine, sid: int) -> dict[int, set[int]]:
 
 def test_a_spent_budget_falls_back_to_the_rules_and_is_logged_once_a_day(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("core.runtime.build_agents", _priced_agents)
+    monkeypatch.setattr("core.desk.runtime.build_agents", _priced_agents)
     settings = make_settings(database_url=sqlite_url, replay_start=GOLDEN_START,
                              llm_daily_budget_usd=1.0, llm_budget_exhausted="rules")
     engine = open_database(sqlite_url)
@@ -176,7 +177,7 @@ def test_a_spent_budget_falls_back_to_the_rules_and_is_logged_once_a_day(
 
 def test_with_stop_a_spent_budget_stops_proposals_and_a_restart_remembers_the_spend(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("core.runtime.build_agents", _priced_agents)
+    monkeypatch.setattr("core.desk.runtime.build_agents", _priced_agents)
     settings = make_settings(database_url=sqlite_url, replay_start=GOLDEN_START,
                              llm_daily_budget_usd=1.0, llm_budget_exhausted="stop")
     engine = open_database(sqlite_url)

@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from core.agents.base import AgentView
 from core.agents.llm_agent import LLMAgent
 from core.agents.strategies import build_strategies
+from core.ceo.rules import evaluate
 from core.errors import LLMError
 from core.llm.base import LLMReply, parse_answers
 from core.llm.gemini import GeminiProvider
 from core.llm.openai_compat import OpenAICompatProvider
 from core.llm.retry import RetryPolicy
 from core.models import Action, AgentDecision, Verdict
-from core.risk import evaluate
 from tests.fake_llm_servers import FakeLLMServer, Step
 from tests.fake_market import FakeMarket, real_frames
 from tests.test_risk import assert_caps, contexts, filters_for, limits_st

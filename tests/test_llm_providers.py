@@ -16,21 +16,21 @@ from sqlalchemy import select
 
 from core.agents.base import AgentView
 from core.agents.llm_agent import LLMAgent
+from core.agents.llm_prompts import PROMPT_VERSION, SCHEMA, SYSTEM, render
 from core.agents.strategies import build_strategies
+from core.ceo.rules import RiskLimits
 from core.config import PROJECT_ROOT, Settings
-from core.engine import run_cycle
+from core.desk.engine import run_cycle
+from core.desk.runtime import build_agents, build_desk
 from core.errors import LLMError
 from core.llm import retry
 from core.llm.base import EchoProvider, LLMProvider
 from core.llm.cost import estimate_cost
 from core.llm.gemini import GeminiProvider
 from core.llm.openai_compat import OpenAICompatProvider
-from core.llm.prompts import PROMPT_VERSION, SCHEMA, SYSTEM, render
 from core.llm.providers import build_providers, model_label
 from core.llm.retry import RetryPolicy
 from core.models import Action
-from core.risk import RiskLimits
-from core.runtime import build_agents, build_desk
 from core.store.db import open_database
 from core.store.tables import AGENTS, PROPOSALS
 from tests.conftest import make_settings

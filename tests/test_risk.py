@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.agents.roster import RISK_LEVERAGE_CAP
+from core.ceo.rules import RiskContext, RiskLimits, evaluate, evaluate_group, with_open
 from core.config import load_settings
 from core.models import Action, OrderPlan, PositionSide, Proposal, RiskLevel, SymbolFilters, Verdict
-from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group, with_open
 
 AGENT = "TrendMaster Alpha"
 OTHER = "Momentum Hunter"

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from core import queries
+from core.desk.shadow import ShadowPosition, bar_exit, exit_pnl, slipped
 from core.exchanges.symbols import default_filters
 from core.models import Bar, PositionSide
-from core.shadow import ShadowPosition, bar_exit, exit_pnl, slipped
 from core.store.db import open_database
 from core.store.tables import PROPOSALS, SHADOW_TRADES
 from tests.conftest import make_settings

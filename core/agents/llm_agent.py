@@ -7,7 +7,7 @@ of ``core.llm.base.LLMAnswers``. A failed call or an unusable reply becomes a re
 with the raw text, never a silent hold. Whatever comes back is still judged by the CEO's hard rules.
 
 Every call, good or bad, is handed up as an ``LLMCallRecord`` on the ``AgentDecision``; the engine
-stores it (``core/llm/audit.py``) before the proposals that cite it. With a daily budget attached
+stores it (``core/desk/llm_services.py``) before the proposals that cite it. With a daily budget attached
 (``budget``) and spent, the agent makes no call: it trades on its rules or stops proposing, as the
 budget says. With ``shadow`` on, the decision also carries the rule-only twin's answer.
 """
@@ -19,12 +19,12 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from core.agents.base import AgentView, Strategy
+from core.agents.llm_prompts import PROMPT_VERSION as PROMPT_VERSION  # prompts live there
+from core.agents.llm_prompts import SCHEMA, SYSTEM, build_prompt, prompt_version
+from core.ceo.rules import RiskLimits
 from core.errors import LLMError
 from core.llm.base import LLMAnswers, LLMProvider, LLMReply, parse_answers
-from core.llm.prompts import PROMPT_VERSION as PROMPT_VERSION  # prompts live there
-from core.llm.prompts import SCHEMA, SYSTEM, build_prompt, prompt_version
 from core.models import Action, AgentDecision, LLMCallRecord, Proposal
-from core.risk import RiskLimits
 
 
 class BudgetGate(Protocol):

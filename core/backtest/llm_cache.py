@@ -1,7 +1,7 @@
 """Model-refined agents in a backtest answer from the replies already recorded, never from a live
 model: a rerun is deterministic and free.
 
-A cached agent builds the prompt exactly as the live model agent does (``core.llm.prompts``), hashes
+A cached agent builds the prompt exactly as the live model agent does (``core.agents.llm_prompts``), hashes
 it like the audit trail (``prompt_sha256`` of system + prompt) and looks the hash up in the main
 store's ``llm_calls`` (agent calls with a reply and no error; the newest wins). A hit goes through
 the model agent's own parsing and validation with the recorded text (so a bad recorded reply is
@@ -18,11 +18,11 @@ from sqlalchemy import Engine, select
 
 from core.agents.base import AgentView, Strategy
 from core.agents.llm_agent import LLMAgent
-from core.llm.audit import prompt_sha256
+from core.agents.llm_prompts import SYSTEM
+from core.ceo.rules import RiskLimits
+from core.desk.llm_services import prompt_sha256
 from core.llm.base import LLMReply
-from core.llm.prompts import SYSTEM
 from core.models import AgentDecision
-from core.risk import RiskLimits
 from core.store.tables import LLMCallRow
 
 CALLS = LLMCallRow.__table__

@@ -5,7 +5,7 @@ and committed only when the engine flushes (every few hundred ticks), and the pa
 account in memory (nothing of a run must survive a crash: an interrupted run is simply run again),
 so ticks wait on no disk, nothing waits on the dashboard or a live engine, and the finished run can
 be attached to a SQLite main store and copied in SQL (core/backtest/transfer.py). Everything else
-is the code that trades paper: ``run_cycle``, the rule agents, the CEO's hard rules (core/risk.py)
+is the code that trades paper: ``run_cycle``, the rule agents, the CEO's hard rules (core/ceo/rules.py)
 and periodic reviews, the paper exchange with its fees, slippage, stops and funding, on the feed's
 step clock (one base bar per tick). At the end of the range the session is stopped like a user
 would stop it, so every position is closed at the last prices and every trade is complete.
@@ -36,16 +36,16 @@ from sqlalchemy.pool import StaticPool
 from core.agents.base import Strategy
 from core.agents.strategies import build_strategies
 from core.backtest.params import BacktestParams
+from core.ceo.rules import RiskLimits
 from core.clock import FeedClock
 from core.config import Settings
-from core.engine import Desk, flush, run_cycle
+from core.desk.context import Desk
+from core.desk.engine import flush, run_cycle
+from core.desk.ledger import insert_session, load_ledger
+from core.desk.runtime import paper_exchange
 from core.errors import FeedExhausted
 from core.feeds.replay import ReplayData, ReplayFeed
-from core.ledger import load_ledger
 from core.models import INTERVAL_MS
-from core.risk import RiskLimits
-from core.runtime import paper_exchange
-from core.service import insert_session
 from core.store.base import Base
 from core.store.tables import CEO_DECISIONS, SESSIONS
 

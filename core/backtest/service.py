@@ -26,10 +26,10 @@ from core.backtest.inputs import compute_report
 from core.backtest.llm_cache import CachedAgent, ReplyCache
 from core.backtest.params import BacktestParams, ticks_in
 from core.backtest.transfer import copy_session
+from core.ceo.rules import RiskLimits
 from core.config import Settings
+from core.desk.lease import wall_ms
 from core.feeds.replay import ReplayData
-from core.lease import wall_ms
-from core.risk import RiskLimits
 from core.store.tables import BacktestRunRow
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The LLM provider contract and the reply format every provider's answer must fit.
 
 An agent backed by a model sends a prompt that carries its rule-based signal and the numbers behind
-it (``core/llm/prompts.py``), and asks for a JSON answer that matches ``LLMAnswers``. A reply that
+it (``core/agents/llm_prompts.py``), and asks for a JSON answer that matches ``LLMAnswers``. A reply that
 does not parse or validate is a *failure*, recorded with the raw text, never a silent "hold"
 (DESIGN.md section 1.3).
 

@@ -3,7 +3,7 @@
 The desk shows cost next to PnL ("is the LLM paying for itself?") and stops spending at a daily
 budget, so every stored call carries an *estimated* cost: tokens × the model's list price. Prices
 come from ``LLM_PRICES`` (JSON ``{model: [usd_per_1M_input, usd_per_1M_output]}``); the defaults
-cover the roster's Gemini and Grok models. A model missing from the table is charged at the most
+(``core.config.DEFAULT_PRICES``) cover the roster's Gemini and Grok models. A model missing from the table is charged at the most
 expensive price in it, so an unknown model can only make the budget run out sooner, never later.
 """
 
@@ -11,20 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# USD per 1M tokens (input, output): list prices at the time of writing; override with LLM_PRICES.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gemini-2.5-pro": (1.25, 10.00),
-    "gemini-2.5-flash": (0.30, 2.50),
-    "gemini-2.5-flash-lite": (0.10, 0.40),
-    "gemini-2.0-flash": (0.10, 0.40),
-    "grok-4": (3.00, 15.00),
-    "grok-4-fast": (0.20, 0.50),
-    "grok-4-fast-reasoning": (0.20, 0.50),
-    "grok-4-fast-non-reasoning": (0.20, 0.50),
-    "grok-3": (3.00, 15.00),
-    "grok-3-mini": (0.30, 0.50),
-    "echo-rules": (0.0, 0.0),  # the offline provider costs nothing
-}
 PER_TOKENS = 1_000_000
 
 

@@ -12,10 +12,9 @@ share a connection pool). Nothing here touches the network: clients connect on t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
-from core.agents.base import AgentSpec
 from core.config import Settings
 from core.llm.base import EchoProvider, LLMProvider
 from core.llm.gemini import GeminiProvider
@@ -24,6 +23,16 @@ from core.llm.retry import RetryPolicy
 
 ModelKind = Literal["gemini", "grok", "offline"]
 NO_KEY = "rules (no key)"
+
+
+class ModelBacked(Protocol):
+    """An agent as the providers see it (``core.agents.base.AgentSpec`` is one)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -66,7 +75,7 @@ def build_provider(kind: ModelKind | str, settings: Settings) -> LLMProvider | N
     )
 
 
-def build_providers(settings: Settings, specs: Iterable[AgentSpec]) -> dict[str, LLMProvider | None]:
+def build_providers(settings: Settings, specs: Iterable[ModelBacked]) -> dict[str, LLMProvider | None]:
     """Each agent's provider by ``spec.key`` (None: the agent runs on its rules)."""
     specs = list(specs)
     if settings.agent_llm == "none":
@@ -83,7 +92,7 @@ def build_providers(settings: Settings, specs: Iterable[AgentSpec]) -> dict[str,
     return out
 
 
-def model_label(settings: Settings, spec: AgentSpec) -> str:
+def model_label(settings: Settings, spec: ModelBacked) -> str:
     """What the UI shows as an agent's model: the model that decides, or why the rules do."""
     mode = settings.agent_llm
     if mode == "offline":

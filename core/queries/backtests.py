@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from core.backtest.params import day_of
-from core.lease import wall_ms
+from core.desk.lease import wall_ms
 from core.models import INTERVAL_MS
 from core.queries.common import PRICE_DIGITS
 from core.queries.market import CANDLE_COLUMNS, MARKER_COLUMNS, MAX_MARKERS

@@ -34,8 +34,8 @@ def venue_account(settings: Settings, engine: Engine, session_id: int | None) ->
     """``{"mode", "wallet_balance", "available_balance", "unrealized_pnl", "positions",
     "orders", "error"}`` for a live session; ``mode`` alone (and nothing asked of the venue) for a
     paper one."""
-    from core.live_runtime import make_client  # local: the client is only needed for live
-    from core.service import resolve_session
+    from core.desk.live_runtime import make_client  # local: the client is only needed for live
+    from core.queries.session import resolve_session
 
     row = resolve_session(engine, session_id)
     out: dict[str, Any] = {"mode": row.mode, "error": None, "positions": pd.DataFrame(columns=POSITION_COLUMNS),

@@ -38,8 +38,8 @@ _live_lock = threading.Lock()
 def _session_feed(settings: Settings, engine: Engine, session_id: int | None) -> tuple[int, Any]:
     """The session's id and its feed positioned at its engine time (replay), or its recent live
     feed (AsterDex market data)."""
-    from core.runtime import build_feed  # local: the runtime imports the whole desk
-    from core.service import resolve_session
+    from core.desk.runtime import build_feed  # local: the runtime imports the whole desk
+    from core.queries.session import resolve_session
 
     row = resolve_session(engine, session_id)
     if row.market_source != "asterdex":

@@ -14,9 +14,9 @@ import pandas as pd
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from core.engine import ACTIVE_SESSION
+from core.desk.context import ACTIVE_SESSION
+from core.desk.lease import wall_ms
 from core.errors import NotFound
-from core.lease import wall_ms
 from core.queries.common import _iso, _marks
 from core.store.tables import (
     AgentRow,
@@ -293,3 +293,19 @@ def equity_curve(engine: Engine, session_id: int, agent_id: int | None = None,
     frame["drawdown_pct"] *= 100  # percent, like session_status (snapshots store a fraction)
     frame["ts"] = pd.to_datetime(frame["ts_ms"], unit="ms", utc=True)
     return frame
+
+
+def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
+    """The named session, or the latest one; NotFound with a hint otherwise."""
+    stmt = select(SessionRow)
+    if session_id is not None:
+        stmt = stmt.where(SessionRow.id == session_id)
+    else:  # the latest desk session; a backtest is only ever named explicitly
+        stmt = stmt.where(SessionRow.mode != "backtest").order_by(SessionRow.id.desc()).limit(1)
+    with Session(engine, expire_on_commit=False) as db:
+        row = db.scalars(stmt).first()
+    if row is None:
+        if session_id is not None:
+            raise NotFound(f"no session {session_id}")
+        raise NotFound("no session yet: create one with `python -m core session create`")
+    return row

@@ -4,9 +4,9 @@ Every order is written to the store and committed *before* it is sent, under a d
 order id derived from the position (and so from the CEO decision) that caused it. A venue answer is
 booked in the same place whatever its origin: a market fill we asked for, a stop the venue
 triggered, a liquidation, funding. Fills are booked once per venue trade id. After an entry fills,
-a reduce-only stop (and the take-profit, if any) covers the whole position (core/protection.py);
+a reduce-only stop (and the take-profit, if any) covers the whole position (core/desk/protection.py);
 if the venue refuses the stop the position is closed at once, and one whose stop met an unknown
-fate is covered again on the next tick (core/coverage.py, which also re-checks coverage after
+fate is covered again on the next tick (core/desk/coverage.py, which also re-checks coverage after
 every fill the venue reports). ``reconcile`` runs before the first tick after a start and
 settles anything a crash left open by asking the venue, never by sending again.
 """
@@ -16,16 +16,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.client_ids import client_order_id, install_prefix
+from core.desk.client_ids import client_order_id, install_prefix
+from core.desk.coverage import Coverage
+from core.desk.ledger import AgentLedger, Ledger, OpenPosition
+from core.desk.protection import QTY_EPS, OrderInfo, to_quantity
 from core.errors import ExchangeError, ExchangeUnavailable, OrderRejected, UnknownOrderStatus
 from core.exchanges.base import LOSS_GUARD_PREFIX, Exchange
-from core.ledger import AgentLedger, Ledger, OpenPosition
 from core.models import (
     ExchangeEvents,
     Fill,
@@ -37,7 +38,6 @@ from core.models import (
     OrderType,
     PositionSide,
 )
-from core.protection import QTY_EPS, Protection, to_quantity
 from core.store.tables import (
     AGENTS,
     CEO_DECISIONS,
@@ -82,17 +82,7 @@ _POSITION_FUNDING = update(POSITIONS).where(POSITIONS.c.id == bindparam("pid")).
     funding=bindparam("v_funding"))
 
 
-@dataclass(slots=True)
-class OrderInfo:
-    order_id: int
-    client_order_id: str
-    position_id: int | None
-    agent_id: int | None
-    purpose: str
-    symbol: str
-
-
-class Execution(Protection):
+class Execution(Coverage):
     """Sends orders and books everything the venue reports for one session."""
 
     def __init__(
@@ -206,8 +196,6 @@ class Execution(Protection):
     def settle_unknown(self) -> None:
         """Ask the venue again about the orders whose fate is unknown: a late one is booked (an
         entry then gets its stop); one still unknown after ``UNKNOWN_GIVE_UP_MS`` is expired."""
-        from core.coverage import ensure_covered  # coverage builds on this module
-
         now = self._now_ms()
         for cid, since in list(self.unknown.items()):
             info = self.open_orders.get(cid)
@@ -225,7 +213,7 @@ class Execution(Protection):
                 self.log_event("execution", f"{info.symbol} order {cid} surfaced at the venue as "
                                f"{found.status.value} after its answer was lost; booked",
                                agent_id=info.agent_id, symbol=info.symbol)
-                ensure_covered(self, [p for p in self.ledger.open_positions()
+                self.ensure_covered([p for p in self.ledger.open_positions()
                                       if p.id == info.position_id])
             elif now - since >= UNKNOWN_GIVE_UP_MS:
                 del self.unknown[cid]
@@ -397,9 +385,7 @@ class Execution(Protection):
                 if info.position_id is not None and info.purpose in PROTECTIVE:
                     touched.add(info.position_id)
         if touched:
-            from core.coverage import ensure_covered  # coverage builds on this module
-
-            ensure_covered(self, [p for p in self.ledger.open_positions() if p.id in touched])
+                self.ensure_covered([p for p in self.ledger.open_positions() if p.id in touched])
 
     def _save_agent(self, agent: AgentLedger) -> None:
         self.db.connection().execute(_SAVE_AGENT, {

@@ -7,21 +7,19 @@ line on stderr and exit non-zero, and a refused command changes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
-import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import queries, service
+from core.cli.output import print_json, table, write_frame
 from core.config import Settings, load_settings
 from core.errors import ConfigError, DeskError
 from core.store.db import open_database
@@ -97,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ticks", type=_positive_int, help="run N ticks as fast as the feed allows, then exit")
     e.add_argument("--session", type=_positive_int)
 
-    from core.backtest.cli import add_parser as add_backtest
+    from core.cli.backtest import add_parser as add_backtest
     add_backtest(sub, capital_type=_capital)
 
     # AsterDex connectivity checks (core/exchanges/check.py)
@@ -105,52 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--symbol", default="BTCUSDT", help="symbol for the price check")
     x.add_argument("--json", action="store_true")
     return p
-
-
-# ---------------------------------------------------------------------- output helpers
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    cells = [[h for _, h in columns]] + [[_cell(r.get(k)) for k, _ in columns] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
-
-
-def user_path(given: str) -> Path:
-    """A path as the user meant it: relative to the folder they ran the command in (``./desk``
-    changes to the project folder first and says where it was called from in DESK_CALLER_DIR)."""
-    path = Path(given).expanduser()
-    return path if path.is_absolute() else Path(os.environ.get("DESK_CALLER_DIR", ".")) / path
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
-def _write_frame(frame: pd.DataFrame, target: str | None, columns: Sequence[tuple[str, str]]) -> None:
-    if target == "-":
-        frame.to_csv(sys.stdout, index=False)
-    elif target:
-        path = user_path(target)
-        if not path.parent.is_dir():
-            raise ConfigError(f"cannot write {target}: the folder {path.parent} does not exist")
-        try:
-            frame.to_csv(path, index=False)
-        except OSError as exc:
-            raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
-        print(f"wrote {len(frame)} rows to {path}")
-    elif frame.empty:
-        print("nothing yet")
-    else:
-        print(_table(frame.astype(object).where(frame.notna(), None).to_dict("records"), columns))
 
 
 # ---------------------------------------------------------------------- commands
@@ -178,7 +130,7 @@ def _print_status(status: dict[str, Any]) -> None:
     if s["last_error"] and level != "failing":
         print(f"  last engine message: {s['last_error']}")
     print()
-    print(_table(status["agents"], AGENT_COLUMNS))
+    print(table(status["agents"], AGENT_COLUMNS))
     paused = [a for a in status["agents"] if a["pause_reason"]]
     for a in paused:
         print(f"  {a['name']}: {a['status']} — {a['pause_reason']}")
@@ -204,7 +156,7 @@ def _cmd_session(args: argparse.Namespace, settings: Settings, engine: Engine) -
         ref = service.create_session(engine, settings, capital=args.capital, mode=args.mode,
                                      symbols=symbols, name=args.name)
         if args.json:
-            _print_json(queries.session_status(engine, ref.id))
+            print_json(queries.session_status(engine, ref.id))
         else:
             print(f"created session {ref.id} ({ref.name}); start trading with "
                   "`python -m core engine` or the dashboard")
@@ -212,22 +164,22 @@ def _cmd_session(args: argparse.Namespace, settings: Settings, engine: Engine) -
     if args.action == "list":
         rows = queries.list_sessions(engine)
         if args.json:
-            _print_json(rows)
+            print_json(rows)
         else:
-            print(_table(rows, [("id", "id"), ("name", "name"), ("status", "status"),
+            print(table(rows, [("id", "id"), ("name", "name"), ("status", "status"),
                                 ("mode", "mode"), ("initial_capital", "capital")]) if rows else "no sessions yet")
         return 0
     if args.action == "status":
         row = service.resolve_session(engine, args.session)
         status = queries.session_status(engine, row.id)
-        _print_json(status) if args.json else _print_status(status)
+        print_json(status) if args.json else _print_status(status)
         return 0
     if args.action == "stop":
         ref = service.stop_session(engine, settings, args.session)
     else:
         ref = service.change_session(engine, args.session, args.action)
     if args.json:
-        _print_json({"id": ref.id, "status": ref.status})
+        print_json({"id": ref.id, "status": ref.status})
     else:
         print(f"session {ref.id}: {ref.status}")
     return 0
@@ -239,10 +191,10 @@ def _cmd_agents(args: argparse.Namespace, engine: Engine) -> int:
         if not args.name:
             raise DeskError(f"name the agent to {args.action}, e.g. `python -m core agents {args.action} momentum`")
         outcome = service.change_agent(engine, row.id, args.name, args.action)
-        _print_json({"result": outcome}) if args.json else print(outcome)
+        print_json({"result": outcome}) if args.json else print(outcome)
         return 0
     agents = queries.agent_stats(engine, row.id)
-    _print_json(agents) if args.json else print(_table(agents, AGENT_COLUMNS))
+    print_json(agents) if args.json else print(table(agents, AGENT_COLUMNS))
     return 0
 
 
@@ -271,7 +223,7 @@ def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
     if frame.empty and not args.csv and any(v is not None for v in filters.values()):
         print("nothing matches " + " ".join(f"--{k} {v}" for k, v in filters.items() if v))
         return 0
-    _write_frame(frame, args.csv, cols)
+    write_frame(frame, args.csv, cols)
     if not args.csv and limit is not None and len(frame) == limit:
         total = count(engine, row.id, **filters)
         if total > limit:
@@ -294,7 +246,7 @@ def _agent_name(given: str | None) -> str | None:
 
 
 def _cmd_market(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.runtime import build_feed
+    from core.desk.runtime import build_feed
 
     row = service.resolve_session(engine, args.session)
     feed = build_feed(settings, row)
@@ -303,17 +255,17 @@ def _cmd_market(args: argparse.Namespace, settings: Settings, engine: Engine) ->
              "high_24h": t.high_24h, "low_24h": t.low_24h, "volume_24h": t.volume_24h,
              "funding_rate": t.funding_rate, "time": queries._iso(t.time_ms)} for t in tickers]
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         print(f"market at {rows[0]['time']} UTC ({row.market_source})")
-        print(_table(rows, [("symbol", "symbol"), ("price", "price"), ("change_24h_pct", "24h %"),
+        print(table(rows, [("symbol", "symbol"), ("price", "price"), ("change_24h_pct", "24h %"),
                             ("high_24h", "24h high"), ("low_24h", "24h low"),
                             ("funding_rate", "funding")]))
     return 0
 
 
 def _cmd_engine(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.scheduler import EngineDriver
+    from core.desk.scheduler import EngineDriver
 
     driver = EngineDriver(settings, engine, session_id=args.session)
     if args.ticks:
@@ -375,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "market":
                 return _cmd_market(args, settings, engine)
             if args.command == "backtest":
-                from core.backtest.cli import run as run_backtest
+                from core.cli.backtest import run as run_backtest
                 return run_backtest(args, settings, engine)
             return _cmd_engine(args, settings, engine)
         finally:

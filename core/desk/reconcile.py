@@ -6,7 +6,7 @@ or a liquidation while the engine was down) are booked from the venue's trade re
 the venue no longer holds are closed in the store, a size the venue holds differently is adopted,
 a position no agent owns on one of the session's symbols is closed (elsewhere left alone), resting
 orders of this install the store holds finished are cancelled; each open position ends with a
-resting stop over its whole quantity (core/coverage.py). Everything that changed is returned and
+resting stop over its whole quantity (core/desk/coverage.py). Everything that changed is returned and
 written to the CEO log. It runs before the first tick of every engine start and again after any
 tick error (the driver rebuilds the desk from the store), so an error that left state unknown is
 settled by the venue's truth before anything else is sent.
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from core.client_ids import is_ours
-from core.coverage import ensure_covered
+from core.desk.client_ids import is_ours
+from core.desk.execution import OPEN_STATUSES, QTY_EPS, Execution
+from core.desk.ledger import OpenPosition
 from core.errors import ExchangeError
-from core.execution import OPEN_STATUSES, QTY_EPS, Execution
-from core.ledger import OpenPosition
 from core.models import ExchangePosition, OrderRequest, OrderSide, OrderType
 from core.store.tables import ORDERS, POSITIONS
 
@@ -70,7 +69,7 @@ def reconcile(ex: Execution) -> list[str]:
         ex.log_event("reconcile", text,
                      symbol=symbol if symbol in ex.ledger.session.symbols or symbol.isupper() else None)
     ex.commit()
-    return changes + ensure_covered(ex)  # coverage writes its own CEO log entries
+    return changes + ex.ensure_covered()  # coverage writes its own CEO log entries
 
 
 def _reconcile_positions(ex: Execution) -> list[str]:

@@ -20,27 +20,31 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import insert
 
-from core.agents.ceo_review_llm import REVIEW_FAILED, CEOReviewer, failed_verdict
 from core.agents.llm_agent import LLMAgent
+from core.ceo.model_reviewer import REVIEW_FAILED, CEOReviewer, failed_verdict
+from core.ceo.rules import RiskLimits
+from core.desk.parts import DeskParts
+from core.desk.shadow import ShadowBook
 from core.llm.budget import BUDGET_KIND, LLMBudget
 from core.llm.cost import estimate_cost
 from core.models import AgentDecision, LLMCallRecord, MarketStep, Proposal, RiskVerdict, Verdict
-from core.risk import RiskLimits
-from core.shadow import ShadowBook
 from core.store.tables import LLM_CALLS
 
 if TYPE_CHECKING:
     from core.agents.base import Strategy
     from core.config import Settings
-    from core.engine import Desk
-    from core.ledger import AgentLedger
+    from core.desk.ledger import AgentLedger
     from core.llm.base import LLMProvider
 
 log = logging.getLogger(__name__)
+
+
+class Desk(DeskParts, Protocol):  # what these services use of ``core.desk.context.Desk``
+    llm: LLMServices | None
 BUDGET_SKIPPED = "llm_review_skipped_budget"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from core.agents.base import AgentView, MarketView, Strategy
-from core.ledger import AgentLedger, Ledger
+from core.desk.ledger import AgentLedger, Ledger
 from core.models import INTERVAL_MS, AgentDecision
 
 log = logging.getLogger(__name__)

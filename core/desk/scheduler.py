@@ -19,12 +19,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, func, insert, select, update
 
 from core.config import Settings
-from core.engine import ACTIVE_SESSION, CycleReport, Desk, run_cycle
+from core.desk.context import ACTIVE_SESSION, CycleReport, Desk
+from core.desk.engine import run_cycle
+from core.desk.lease import Lease, new_owner_id, wall_ms
+from core.desk.live_runtime import release_session
+from core.desk.reconcile import reconcile
+from core.desk.runtime import build_desk
 from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
-from core.lease import Lease, new_owner_id, wall_ms
-from core.live_runtime import release_session
-from core.reconcile import reconcile
-from core.runtime import build_desk
 from core.store.tables import CeoDecisionRow, SessionRow
 
 log = logging.getLogger(__name__)

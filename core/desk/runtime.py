@@ -12,22 +12,22 @@ from sqlalchemy.orm import Session
 from core.agents.base import AgentSpec, Strategy
 from core.agents.llm_agent import LLMAgent
 from core.agents.strategies import build_strategies
+from core.ceo.rules import RiskLimits
 from core.clock import FeedClock
 from core.config import Settings
-from core.engine import Desk
+from core.desk.context import Desk
+from core.desk.lease import Lease
+from core.desk.ledger import load_ledger
+from core.desk.live_runtime import live_exchange_for, live_feed_for, report_feed_status
+from core.desk.llm_services import build_llm_services  # audit, budget, reviewer, shadow
 from core.errors import ConfigError, NotFound
 from core.exchanges.base import Exchange
 from core.exchanges.paper import PaperExchange
 from core.exchanges.symbols import default_filters
 from core.feeds.base import MarketFeed
 from core.feeds.replay import ReplayFeed, load_replay_data
-from core.lease import Lease
-from core.ledger import load_ledger
-from core.live_runtime import live_exchange_for, live_feed_for, report_feed_status
-from core.llm.audit import build_llm_services  # audit, budget, reviewer, shadow
 from core.llm.providers import build_providers, model_label  # provider per agent
 from core.models import INTERVAL_MS
-from core.risk import RiskLimits
 from core.store.tables import SessionRow
 
 

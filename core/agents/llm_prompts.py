@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from core.agents import arbitrage, mean_reversion, momentum, scalper, trend
 from core.agents.base import AgentSpec, AgentView, MarketView
+from core.ceo.rules import RiskLimits
 from core.llm.base import LLMAnswer, LLMAnswers
 from core.models import AgentDecision, Proposal
-from core.risk import RiskLimits
 
 PROMPT_VERSION = "agent-v2"
 STRATEGY_VERSIONS: dict[str, str] = {

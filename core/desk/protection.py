@@ -1,29 +1,40 @@
 """Protective orders: the reduce-only stop (and take-profit) every open position rests under.
 
-Why it exists: kept apart from core/execution.py (orders, fills, booking) so the rules that keep
+Why it exists: kept apart from core/desk/execution.py (orders, fills, booking) so the rules that keep
 a position covered read on their own. ``Protection`` is a mixin of ``Execution`` and works through
 its ``submit``, ``close_position`` and store. It promises: the stop covers the whole position at
 the level its stop distance gives (rounded so it never triggers later than asked), long stops
 below and short stops above the entry; a stop the venue *refuses* closes the position at once; a
 stop whose fate is *unknown* (timeout, 503, not found afterwards) is tried once more at once and
-otherwise marks the position naked, so the next tick covers it (core/coverage.py).
+otherwise marks the position naked, so the next tick covers it (core/desk/coverage.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core.desk.ledger import Ledger, OpenPosition
 from core.exchanges.base import Exchange
-from core.ledger import Ledger, OpenPosition
 from core.models import OrderRequest, OrderResult, OrderType, PositionSide
 from core.store.tables import POSITIONS
 
 QTY_EPS = 1e-12
+
+
+@dataclass(slots=True)
+class OrderInfo:
+    order_id: int
+    client_order_id: str
+    position_id: int | None
+    agent_id: int | None
+    purpose: str
+    symbol: str
 
 
 def to_quantity(qty: float, step: Decimal) -> Decimal:
@@ -53,6 +64,8 @@ class Protection:
         def log_event(self, kind: str, reason: str, *, agent_id: int | None = None,
                       symbol: str | None = None, changes: dict | None = None) -> None: ...
 
+        def cover_naked(self) -> list[str]: ...
+
     def protect(self, pos: OpenPosition) -> None:
         """Rest a reduce-only stop over the whole position (and the take-profit, if any). A
         position whose stop the venue refuses is closed at once rather than left naked; one whose
@@ -62,9 +75,7 @@ class Protection:
             self.mark_naked(pos, self._now_ms())
             placed = self.place_stop(pos)  # its fate was unknown and it is not resting: once more
             if placed is not None:
-                from core.coverage import cover_naked  # coverage builds on this module
-
-                cover_naked(self)  # logs how long it was naked
+                self.cover_naked()  # logs how long it was naked
         if placed is None:
             if self.last_refused:
                 self.log_event("execution", f"{pos.symbol}: stop refused by the venue; closing the "

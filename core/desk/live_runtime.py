@@ -1,6 +1,6 @@
 """Live-mode composition: the AsterDex client, exchange and feed a session needs, and their checks.
 
-Why it exists: the runtime (core/runtime.py) and the service (core/service.py) must stay small and
+Why it exists: the runtime (core/desk/runtime.py) and the service (core/service.py) must stay small and
 mode-agnostic, so everything that knows how a live or live-fed session is wired lives here:
 building the signed client from the settings, the ``AsterdexExchange`` with its readiness checks
 (keys present, one-way position mode, isolated margin on the session's symbols), the live market

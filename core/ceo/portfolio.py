@@ -1,6 +1,6 @@
 """The CEO's portfolio review: the drawdown halt, pausing underperformers and rebalancing capital.
 
-The per-trade rules live in ``core.risk``; this module judges the desk as a whole (DESIGN.md
+The per-trade rules live in ``core.ceo.rules``; this module judges the desk as a whole (DESIGN.md
 section 4). Everything here is a pure function of numbers the engine gathers on the *engine clock*,
 so a backtest makes exactly the decisions paper trading would. Each decision carries its rule id and
 a readable one-line reason with the numbers, for the CEO log.

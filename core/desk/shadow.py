@@ -1,7 +1,7 @@
 """The shadow baseline: each LLM agent's rule-only twin, traded in a virtual paper book.
 
 With ``SHADOW_BASELINE`` on, an LLM agent hands up what its rules alone said on the same market
-(``AgentDecision.shadow``). The twin's proposals are judged by the same hard rules (``core.risk``)
+(``AgentDecision.shadow``). The twin's proposals are judged by the same hard rules (``core.ceo.rules``)
 against the twin's own virtual book, and what they open is booked here, never sent to the venue and
 never part of the real ledger: entry at the tick price plus the paper slippage (against the trader)
 and the taker fee; exit at the stop or take-profit on each later bar's low/high (a gap fills at the
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 
+from core.ceo.rules import RiskContext, RiskLimits, evaluate, evaluate_group
 from core.models import (
     Action,
     AgentDecision,
@@ -34,12 +35,11 @@ from core.models import (
     Proposal,
     SymbolFilters,
 )
-from core.risk import RiskContext, RiskLimits, evaluate, evaluate_group
 from core.store.tables import SHADOW_TRADES
 
 if TYPE_CHECKING:
-    from core.engine import Desk
-    from core.ledger import AgentLedger
+    from core.desk.ledger import AgentLedger
+    from core.desk.parts import DeskParts as Desk
 
 
 @dataclass(slots=True)

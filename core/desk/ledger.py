@@ -11,13 +11,14 @@ equity = cash + unrealized PnL; free margin = equity − margin locked in open p
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec, HeldPosition
-from core.agents.roster import BY_KEY
+from core.agents.roster import BY_KEY, ROSTER
 from core.errors import NotFound
 from core.models import PositionSide
 from core.store.tables import AgentRow, PositionRow, SessionRow
@@ -248,3 +249,27 @@ def position_from_row(p: PositionRow) -> OpenPosition:
         exit_qty=p.exit_qty,
         exit_value=(p.exit_price or 0.0) * p.exit_qty,
     )
+
+
+def insert_session(conn: Connection, *, name: str, mode: str, source: str,
+                   symbols: Sequence[str], capital: float, interval: str, start_ms: int,
+                   model_of: Callable[[AgentSpec], str]) -> int:
+    """Write a new session row and its roster (each agent with its share of ``capital``); returns
+    the session id. Used by ``create_session`` and by backtests."""
+    session_id = conn.execute(insert(SessionRow).values(
+        name=name, status="created", mode=mode, market_source=source, symbols=",".join(symbols),
+        initial_capital=capital, peak_equity=capital, max_drawdown_pct=0.0,
+        replay_interval=interval, start_ms=start_ms, clock_ms=start_ms, decided_ms=0,
+        intent_version=0, last_review_ms=start_ms, last_rebalance_ms=start_ms, last_snapshot_ms=0,
+        ticks=0, created_ms=start_ms,
+    )).inserted_primary_key[0]
+    conn.execute(insert(AgentRow), [{
+        "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,
+        "model": model_of(s), "risk_level": s.risk_level.value,
+        "max_leverage": s.max_leverage, "base_share": s.capital_share,
+        "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
+        "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
+        "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
+        "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0,
+    } for s in ROSTER])
+    return int(session_id)

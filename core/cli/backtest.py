@@ -48,7 +48,7 @@ def add_parser(sub: Any, *, capital_type: Callable[[str], float] = float) -> Non
 
 def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core import queries
-    from core.cli import user_path
+    from core.cli.output import user_path
 
     if args.list:
         runs = queries.backtest_runs(engine)

@@ -1,6 +1,6 @@
 """The CEO's periodic portfolio review and the equity snapshots, due by the engine clock.
 
-The rules themselves are pure functions in core/agents/ceo.py; this module gathers the numbers from
+The rules themselves are pure functions in core/ceo/portfolio.py; this module gathers the numbers from
 the ledger, applies the outcome (pause, rebalance) to the store and writes the CEO log with the
 reason and the old and new values.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, case, insert, select, update
 
-from core.agents.ceo import (
+from core.ceo.portfolio import (
     AgentAllocation,
     AgentPerformance,
     plan_rebalance,
@@ -27,7 +27,7 @@ from core.store.tables import (
 )
 
 if TYPE_CHECKING:
-    from core.engine import Desk
+    from core.desk.context import Desk
 
 
 _INTENT_NOW = (select(SESSIONS.c.intent_version).where(SESSIONS.c.id == AGENTS.c.session_id)
