@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
+from core.agents.base import AgentSpec
 from core.agents.roster import ROSTER, find_spec
 from core.config import Settings
 from core.desk.context import ACTIVE_SESSION
-from core.desk.lease import holder, new_owner_id
+from core.desk.lease import holder, new_owner_id, wall_ms
 from core.desk.ledger import insert_session
 from core.desk.live_runtime import live_session_start
 from core.desk.runtime import agent_model_label, paper_account_id
@@ -25,8 +28,15 @@ from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.models import ms_to_dt, validate_capital
-from core.queries.session import resolve_session
-from core.store.tables import AgentRow, CeoDecisionRow, SessionRow
+from core.queries.session import manual_order, resolve_session
+from core.store.tables import (
+    AgentRow,
+    CeoDecisionRow,
+    ManualOrderRow,
+    OrderRow,
+    PositionRow,
+    SessionRow,
+)
 
 TRANSITIONS: dict[str, dict[str, str]] = {
     "pause": {"running": "paused"},
@@ -176,12 +186,17 @@ def stop_session(engine: Engine, settings: Settings, session_id: int | None) -> 
     return SessionRef(final.id, final.name, final.status)
 
 
-def change_agent(engine: Engine, session_id: int | None, agent_name: str, action: str) -> str:
-    """Pause or resume one agent by name or key; returns the readable outcome."""
+def _spec(agent_name: str) -> AgentSpec:
     spec = find_spec(agent_name)
     if spec is None:
         names = ", ".join(s.name for s in ROSTER)
         raise NotFound(f"no agent {agent_name!r}; agents are: {names}")
+    return spec
+
+
+def change_agent(engine: Engine, session_id: int | None, agent_name: str, action: str) -> str:
+    """Pause or resume one agent by name or key; returns the readable outcome."""
+    spec = _spec(agent_name)
     row = resolve_session(engine, session_id)
     if row.status in ("stopped", "stopping"):
         raise InvalidTransition(f"session {row.id} is {row.status}; its agents cannot change")
@@ -193,29 +208,122 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
         if action == "pause":
             if agent.status != "active":
                 raise InvalidTransition(f"{spec.name} is {agent.status}, not active")
-            values = {"status": "paused", "pause_reason": "paused by user",
-                      "paused_ms": row.clock_ms, "paused_by": "user"}
-        elif action == "resume":
-            if agent.status != "paused":
-                raise InvalidTransition(f"{spec.name} is {agent.status}, not paused")
-            values = {"status": "active", "pause_reason": None, "peak_equity": 0.0,
-                      "review_from_ms": row.clock_ms, "paused_ms": None, "paused_by": None}
-        else:
+            return _pause(conn, row, agent, spec.name, "paused by user")
+        if action != "resume":
             raise ValueError(action)
-        changed = conn.execute(update(AgentRow).where(AgentRow.id == agent.id,
-                                                      AgentRow.status == agent.status)
-                               .values(**values)).rowcount
-        if not changed:
-            raise InvalidTransition(f"{spec.name} changed while you asked; try again")
-        conn.execute(update(SessionRow).where(SessionRow.id == row.id)
-                     .values(intent_version=SessionRow.intent_version + 1))
-        new = values["status"]
+        if agent.status != "paused":
+            raise InvalidTransition(f"{spec.name} is {agent.status}, not paused")
+        _set_agent(conn, row, agent, spec.name, {
+            "status": "active", "pause_reason": None, "peak_equity": 0.0,
+            "review_from_ms": row.clock_ms, "paused_ms": None, "paused_by": None})
         # a user's own pause needs no recalling ("was paused: paused by user")
-        detail = ("" if action == "pause" or agent.paused_by == "user"
-                  else f" (was paused: {agent.pause_reason})")
-        _log(conn, row.id, row.clock_ms, action, f"{spec.name} {action}d by user{detail}",
-             agent_id=agent.id, changes={"status": [agent.status, new]})
-    return f"{spec.name}: {agent.status} → {new}"
+        detail = "" if agent.paused_by == "user" else f" (was paused: {agent.pause_reason})"
+        _log(conn, row.id, row.clock_ms, "resume", f"{spec.name} resumed by user{detail}",
+             agent_id=agent.id, changes={"status": [agent.status, "active"]})
+    return f"{spec.name}: {agent.status} → active"
+
+
+def _pause(conn: Connection, row: SessionRow, agent: Any, name: str, reason: str) -> str:
+    _set_agent(conn, row, agent, name, {"status": "paused", "pause_reason": reason,
+                                        "paused_ms": row.clock_ms, "paused_by": "user"})
+    _log(conn, row.id, row.clock_ms, "pause", f"{name} {reason}", agent_id=agent.id,
+         changes={"status": [agent.status, "paused"]})
+    return f"{name}: {agent.status} → paused"
+
+
+def _set_agent(conn: Connection, row: SessionRow, agent: Any, name: str,
+               values: dict[str, Any]) -> None:
+    """Change one agent's status if nobody changed it meanwhile; the engine adopts it next tick."""
+    changed = conn.execute(update(AgentRow).where(AgentRow.id == agent.id,
+                                                  AgentRow.status == agent.status)
+                           .values(**values)).rowcount
+    if not changed:
+        raise InvalidTransition(f"{name} changed while you asked; try again")
+    conn.execute(update(SessionRow).where(SessionRow.id == row.id)
+                 .values(intent_version=SessionRow.intent_version + 1))
+
+
+# --- a trader's own orders -------------------------------------------------------------
+RESTING = ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass(frozen=True, slots=True)
+class ManualOutcome:
+    """How a trader's close, cancel or flatten stands: ``pending`` (the running engine carries it
+    out on its next tick), ``done``, ``refused`` or ``failed``, with what happened in ``note``."""
+
+    id: int
+    session_id: int
+    kind: str
+    status: str
+    note: str
+
+
+def close_position(engine: Engine, settings: Settings, position_id: int) -> ManualOutcome:
+    """Close one open position at market (reduce-only); its stop and take-profit are cancelled
+    once the close fills."""
+    with Session(engine) as db:
+        pos = db.get(PositionRow, position_id)
+        if pos is None:
+            raise NotFound(f"no position {position_id}")
+        if pos.status != "open":
+            raise InvalidTransition(f"position {position_id} is {pos.status}, not open")
+        session_id = pos.session_id
+    return _order(engine, settings, session_id, "close", position_id)
+
+
+def cancel_order(engine: Engine, settings: Settings, order_id: int) -> ManualOutcome:
+    """Cancel one resting order; a position's only stop is refused (close the position instead)."""
+    with Session(engine) as db:
+        order = db.get(OrderRow, order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        if order.status not in RESTING:
+            raise InvalidTransition(f"order {order_id} is {order.status}, not resting")
+        session_id = order.session_id
+    return _order(engine, settings, session_id, "cancel", order_id)
+
+
+def flatten_agent(engine: Engine, settings: Settings, session_id: int | None,
+                  agent_name: str) -> ManualOutcome:
+    """Pause one agent (if it is active) and close every position it holds at market."""
+    spec = _spec(agent_name)
+    row = resolve_session(engine, session_id)
+    if row.status not in ("running", "paused", "halted", "created"):
+        raise InvalidTransition(f"session {row.id} is {row.status}; its agents cannot change")
+    with engine.begin() as conn:
+        agent = conn.execute(select(AgentRow.id, AgentRow.status, AgentRow.pause_reason,
+                                    AgentRow.paused_by)
+                             .where(AgentRow.session_id == row.id, AgentRow.key == spec.key)).one()
+        if agent.status == "active":
+            _pause(conn, row, agent, spec.name, "flattened by user")
+    return _order(engine, settings, row.id, "flatten", agent.id)
+
+
+def _order(engine: Engine, settings: Settings, session_id: int, kind: str,
+           target_id: int) -> ManualOutcome:
+    """Queue the order; when no engine trades the session, carry it out now (as a stop does)."""
+    with engine.begin() as conn:
+        order_id = conn.execute(insert(ManualOrderRow).values(
+            session_id=session_id, kind=kind, target_id=target_id, status="pending",
+            created_ms=wall_ms())).inserted_primary_key[0]
+    if holder(engine, session_id, settings.engine_lease_stale_seconds) is None:
+        from core.desk.scheduler import EngineDriver  # local: the driver imports the runtime
+
+        driver = EngineDriver(settings, engine, session_id=session_id, owner=new_owner_id(),
+                              hold_market=True)
+        try:
+            driver.tick()
+        finally:
+            driver.stop()
+    return manual_outcome(engine, int(order_id))
+
+
+def manual_outcome(engine: Engine, order_id: int) -> ManualOutcome:
+    found = manual_order(engine, order_id)
+    return ManualOutcome(found["id"], found["session_id"], found["kind"], found["status"],
+                         found["note"] or "queued: the running engine carries it out on its next "
+                                          "tick")
 
 
 # --- backtests ------------------------------------------------------------------------

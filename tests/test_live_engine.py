@@ -24,7 +24,7 @@ from core.exchanges.asterdex_client import AsterDexClient
 from core.exchanges.asterdex_ratelimit import RateGate
 from core.models import INTERVAL_MS, OrderRequest, OrderSide, OrderType
 from core.store.db import open_database
-from core.store.tables import CeoDecisionRow, FillRow, OrderRow, PositionRow, SessionRow
+from core.store.tables import AgentRow, CeoDecisionRow, FillRow, OrderRow, PositionRow, SessionRow
 from tests.fake_venue import FakeVenue
 from tests.live_support import API_KEY, API_SECRET, live_settings
 
@@ -434,3 +434,33 @@ def test_an_entry_whose_answer_was_lost_and_that_executes_late_is_booked_and_cov
             FillRow.client_order_id == entry.client_order_id)).all()
     assert position.status == "open" and position.quantity == entry.quantity
     assert owners == [(entry.position_id,)]
+
+
+def test_a_traders_close_and_flatten_go_through_the_live_order_path(live: Live) -> None:
+    """While the engine runs, a close waits for its next tick; once it is gone, a flatten is
+    carried out by the command itself. Both are reduce-only market orders the desk wrote before
+    sending, booked once, with the venue and the books agreeing after each."""
+    pos = run_until_open(live)
+    settings = live.driver.settings
+    queued = service.close_position(live.engine, settings, pos.id)
+    assert queued.status == "pending"
+    live.tick(advance=False)
+    done = service.manual_outcome(live.engine, queued.id)
+    assert done.status == "done", done
+    assert pos.id not in {p.id for p in open_positions(live)}
+    assert problems(live) == []
+    with live.engine.connect() as conn:
+        close = conn.execute(select(OrderRow.type, OrderRow.reduce_only, OrderRow.status)
+                             .where(OrderRow.position_id == pos.id,
+                                    OrderRow.purpose == "user")).all()
+    assert close == [("MARKET", True, "FILLED")]
+
+    held = run_until_open(live)
+    live.driver.stop()  # no engine trades the session now: the command acts itself
+    with live.engine.connect() as conn:
+        agent = conn.scalar(select(AgentRow.name).where(AgentRow.id == held.agent_id))
+    flat = service.flatten_agent(live.engine, settings, live.session_id, agent)
+    assert flat.status == "done", flat
+    assert held.agent_id not in {p.agent_id for p in open_positions(live)}
+    assert problems(live) == []
+    assert any("user closes" in r for r in log_reasons(live, "manual"))

@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import queries
+from core import queries, service
+from core.errors import DeskError
 from core.ui import (
     GROSS_HELP,
     HOURS,
@@ -48,12 +49,12 @@ ALL = "All"
 REASON_LABEL = {
     "stop_loss": "stop-loss", "take_profit": "take-profit", "agent": "agent closed",
     "ceo": "CEO closed", "drawdown_halt": "drawdown halt", "session_stop": "session stop",
-    "liquidation": "liquidation", "reconcile": "reconciliation",
+    "liquidation": "liquidation", "reconcile": "reconciliation", "user": "closed by you",
 }
 NET_HELP = "Gross PnL − fees + funding: what the trade made after costs"
 PRICE_COLUMNS = ("Entry", "Mark", "Stop", "Take-profit", "Liquidation")
 PURPOSE_LABEL = {"stop_loss": "stop-loss", "take_profit": "take-profit", "entry": "entry",
-                 "exit": "exit", "agent": "close"}
+                 "exit": "exit", "agent": "close", "user": "your close"}
 
 
 def _reset_page() -> None:
@@ -82,6 +83,108 @@ def side(value: str) -> str:
 
 def _side_style(value: str) -> str:
     return f"color: {PROFIT if 'LONG' in value else LOSS if 'SHORT' in value else NEUTRAL}"
+
+
+# ---------------------------------------------------------------------- the trader's own orders
+MANUAL_ASK = "positions_manual_ask"
+MANUAL_STATUS = {"done": "Done", "pending": "Queued", "working": "Working", "refused": "Refused",
+                 "failed": "Failed"}
+
+
+def _ask(kind: str, target: Any, label: str) -> None:
+    st.session_state[MANUAL_ASK] = (kind, target, label)
+
+
+def _forget_ask() -> None:
+    st.session_state.pop(MANUAL_ASK, None)
+
+
+def _carry_out(kind: str, target: Any, session_id: int) -> None:
+    try:
+        if kind == "close":
+            outcome = service.close_position(db, settings, int(target))
+        elif kind == "cancel":
+            outcome = service.cancel_order(db, settings, int(target))
+        else:
+            outcome = service.flatten_agent(db, settings, session_id, str(target))
+    except DeskError as exc:
+        st.session_state[MANUAL_RESULT] = ("refused", str(exc))
+        return
+    st.session_state[MANUAL_RESULT] = (outcome.status, outcome.note)
+
+
+MANUAL_RESULT = "positions_manual_result"
+WHAT_HAPPENS = {
+    "close": "sends a **reduce-only market order** for the whole position (slippage and the taker "
+             "fee apply). Its stop and take-profit are cancelled once the close fills; if the "
+             "close does not fill, the position keeps its stop.",
+    "cancel": "cancels this resting order at the venue. A position's only stop cannot be "
+              "cancelled (close the position instead); a cancelled take-profit is not placed "
+              "again.",
+    "flatten": "**pauses the agent** (it proposes nothing until you resume it) and closes every "
+               "position it holds with reduce-only market orders.",
+}
+
+
+@st.dialog("Confirm your order", on_dismiss=_forget_ask)
+def confirm_manual(kind: str, target: Any, label: str, session_id: int) -> None:
+    st.markdown(f"**{label}**: this {WHAT_HAPPENS[kind]}")
+    st.caption("If the engine is trading the session it carries this out on its next tick; "
+               "otherwise it is done now, at the market the session last saw. Recorded in the "
+               "CEO log as yours.")
+    yes, no = st.columns(2)
+    if yes.button("Confirm", type="primary", width="stretch"):
+        _carry_out(kind, target, session_id)
+        _forget_ask()
+        st.rerun()
+    if no.button("Cancel", width="stretch"):
+        _forget_ask()
+        st.rerun()
+
+
+def manual_control(session_id: int, status: str) -> None:
+    """Close one position, cancel one resting order, flatten one agent (each asks first)."""
+    st.subheader("Your orders")
+    if MANUAL_RESULT in st.session_state:
+        outcome, note = st.session_state.pop(MANUAL_RESULT)
+        show = {"done": st.success, "pending": st.info, "working": st.info}.get(outcome, st.error)
+        show(f"{MANUAL_STATUS.get(outcome, outcome)}: {note}")
+    if status not in ("running", "paused", "halted"):
+        st.caption(f"The session is {status}: nothing to close or cancel.")
+        return
+    positions = queries.open_positions(db, session_id)
+    orders = queries.open_orders(db, session_id)
+    c = st.columns(3, vertical_alignment="bottom")
+    pos_labels = {int(r.id): f"#{int(r.id)} {r.symbol} {r.side.lower()} {r.qty:g} ({r.agent})"
+                  for r in positions.itertuples()} if not positions.empty else {}
+    chosen = c[0].selectbox("Position", list(pos_labels), format_func=pos_labels.get,
+                            key="manual_position", placeholder="no open position",
+                            index=0 if pos_labels else None)
+    if c[0].button("Close at market…", disabled=chosen is None, key="manual_close"):
+        _ask("close", chosen, f"Close {pos_labels[chosen]}")
+    resting = orders[orders["status"] == "NEW"] if not orders.empty else orders
+    order_labels = {int(r.id): f"#{int(r.id)} {r.symbol} {PURPOSE_LABEL.get(r.purpose, r.purpose)} "
+                               f"{r.qty:g} @ {price(r.stop_price)}"
+                    for r in resting.itertuples()} if not resting.empty else {}
+    picked = c[1].selectbox("Resting order", list(order_labels), format_func=order_labels.get,
+                            key="manual_order", placeholder="no resting order",
+                            index=0 if order_labels else None)
+    if c[1].button("Cancel order…", disabled=picked is None, key="manual_cancel"):
+        _ask("cancel", picked, f"Cancel {order_labels[picked]}")
+    names = queries.agent_names(db, session_id)
+    agent = c[2].selectbox("Agent", names, key="manual_agent")
+    if c[2].button("Flatten agent…", disabled=not names, key="manual_flatten"):
+        _ask("flatten", agent, f"Flatten {agent}")
+    if MANUAL_ASK in st.session_state:
+        confirm_manual(*st.session_state[MANUAL_ASK], session_id)
+    recent = queries.manual_orders(db, session_id, limit=10)
+    if not recent.empty:
+        st.dataframe(pd.DataFrame({
+            "#": recent["id"], "Order": recent["kind"], "Target": recent["target_id"],
+            "Status": recent["status"].map(lambda s: MANUAL_STATUS.get(s, s)),
+            "What happened": recent["note"].fillna("waiting for the engine's next tick"),
+            "Asked (UTC)": recent["created_at"],
+        }), hide_index=True, width="stretch", placeholder=MISSING)
 
 
 # ---------------------------------------------------------------------- now
@@ -332,6 +435,7 @@ session = session_or_stop(
 sid = int(session["id"])
 st.caption(f"{session['name']} · prices in USDT, times are the session's engine time (UTC).")
 holdings(sid)
+manual_control(sid, str(session["status"]))
 venue_holdings(sid)
 
 st.subheader("Trade history")

@@ -66,6 +66,9 @@ class Desk:
     # for ``flush`` to commit (see core/backtest/runner.py).
     private_store: bool = False
     pending: PendingRows = field(default_factory=PendingRows)
+    # Built to carry out a trader's command while no engine trades the session: the tick acts on
+    # the market the session last saw (no bar is stepped) and no agent decides, no review runs.
+    hold_market: bool = False
     execution: Execution = field(init=False)
     # Stopped while no engine traded it (or its engine died mid-stop): nothing moved its market
     # since, so the stop closes at the market the session last saw instead of stepping on.

@@ -42,7 +42,7 @@ class Coverage(Protection):
 
         def cancel(self, info: OrderInfo) -> None: ...
 
-    def _resting(self, pos: OpenPosition, purpose: str) -> list[tuple[OrderInfo, Decimal]]:
+    def resting(self, pos: OpenPosition, purpose: str) -> list[tuple[OrderInfo, Decimal]]:
         """The position's resting orders of one purpose with the quantity each still covers."""
         infos = {i.order_id: i for i in self.open_orders.values()
                  if i.position_id == pos.id and i.purpose == purpose}
@@ -70,13 +70,13 @@ class Coverage(Protection):
             if pos.quantity <= QTY_EPS or pos.symbol not in self.ledger.agents[pos.agent_id].positions:
                 continue
             need = to_quantity(pos.quantity, self.exchange.filters(pos.symbol).step_size)
-            stops = self._resting(pos, "stop_loss")
+            stops = self.resting(pos, "stop_loss")
             if not any(qty >= need for _, qty in stops):
                 notes.append(self._recover_stop(pos, need, stops, since_ms))
             elif pos.id in self.naked:
                 notes.append(self._clear_naked(pos, "a resting stop covers it again"))
             if pos.take_profit is not None and pos.symbol in self.ledger.agents[pos.agent_id].positions:
-                tps = self._resting(pos, "take_profit")
+                tps = self.resting(pos, "take_profit")
                 if not any(qty >= need for _, qty in tps) and self.place_take_profit(pos) is not None:
                     for info, _ in tps:
                         self.cancel(info)

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, case, insert, select, update
 
-from core.desk import review
+from core.desk import manual, review
 from core.desk.agent_runner import build_view, is_due, run_agents
 from core.desk.context import PRIVATE_FLUSH_TICKS, CycleReport, Desk
 from core.desk.judge import Judge
@@ -46,6 +46,8 @@ def run_cycle(desk: Desk) -> CycleReport:
         desk.execution.settle_unknown()
     if desk.execution.naked:  # live: a position without its stop is re-covered first
         desk.execution.cover_naked()
+    if not desk.private_store:  # the trader's own closes, cancels and flattens
+        manual.carry_out(desk)
     prices = step.prices
 
     if session.status == "stopping":
@@ -72,9 +74,9 @@ def run_cycle(desk: Desk) -> CycleReport:
             report.events.append("drawdown halt")
         elif session.status == "halted" and ledger.open_positions():
             _close_everything(desk, "drawdown_halt")
-        if session.status == "running" and tick_ms > session.decided_ms:
+        if session.status == "running" and tick_ms > session.decided_ms and not desk.hold_market:
             _decide_and_execute(desk, prices, tick_ms, report)
-        if session.status in ("running", "paused"):
+        if session.status in ("running", "paused") and not desk.hold_market:
             review.periodic(desk, prices, tick_ms)
         if tick_ms - session.last_snapshot_ms >= desk.settings.snapshot_interval_minutes * 60_000:
             review.snapshot(desk, prices, tick_ms)
@@ -90,10 +92,11 @@ def run_cycle(desk: Desk) -> CycleReport:
 
 
 def _market_step(desk: Desk) -> MarketStep:
-    """The market this tick acts on: the next one, or for a stop the current one where stepping
-    would move a market nobody traded (an idle stop) or there is nothing left to step to."""
+    """The market this tick acts on: the next one, or the current one where stepping would move a
+    market nobody traded (an idle stop, a trader's command while no engine runs) or there is
+    nothing left to step to."""
     stopping = desk.ledger.session.status == "stopping"
-    if stopping and desk.stopped_while_idle:
+    if (stopping and desk.stopped_while_idle) or desk.hold_market:
         return desk.feed.current()
     try:
         return desk.feed.step()

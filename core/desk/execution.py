@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 PROTECTIVE = ("stop_loss", "take_profit")
 UNKNOWN_GIVE_UP_MS = 5 * 60_000  # an order the venue still does not know after this never reached it
-CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile")
+CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile",
+                 "user")
 OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 _SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
 

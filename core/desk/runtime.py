@@ -73,9 +73,11 @@ def paper_exchange(settings: Settings, engine: Engine | None, account_id: str,
     )
 
 
-def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease | None) -> Desk:
+def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease | None, *,
+               hold_market: bool = False) -> Desk:
     """Everything one session's engine needs. With a lease, every commit renews it (and fails if
-    another engine took over)."""
+    another engine took over). ``hold_market``: built to carry out a trader's command while no
+    engine runs (see ``Desk.hold_market``)."""
     db = Session(engine, expire_on_commit=False)
     row = db.get(SessionRow, session_id)
     if row is None:
@@ -106,6 +108,7 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
         commit=commit,
         concurrent_agents=any(isinstance(s, LLMAgent) for s in strategies),  # model calls overlap
         llm=build_llm_services(settings, strategies),  # budget, CEO reviewer, shadow
+        hold_market=hold_market,
     )
 
 

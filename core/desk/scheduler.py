@@ -46,8 +46,9 @@ class EngineDriver:
     """One engine: ticks one session at a time, holding its lease."""
 
     def __init__(self, settings: Settings, engine: Engine, *, session_id: int | None = None,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, hold_market: bool = False) -> None:
         self.settings = settings
+        self.hold_market = hold_market  # one command's tick while no engine runs
         self.engine = engine
         self.fixed_session = session_id
         self.owner = owner or new_owner_id()
@@ -85,7 +86,8 @@ class EngineDriver:
             return None
         self.lease = lease
         try:
-            desk = build_desk(self.settings, self.engine, target, lease)
+            desk = build_desk(self.settings, self.engine, target, lease,
+                              hold_market=self.hold_market)
         except Exception as exc:  # the lease still beats: say where the user looks why nothing trades
             self._record_error(target, f"could not start trading: {type(exc).__name__}: {exc}")
             raise

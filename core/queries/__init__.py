@@ -75,6 +75,7 @@ from core.queries.market import (
     market_overview,
 )
 from core.queries.session import (
+    MANUAL_COLUMNS,
     agent_names,
     agent_stats,
     desk_session,
@@ -82,6 +83,8 @@ from core.queries.session import (
     equity_curve,
     latest_session,
     list_sessions,
+    manual_order,
+    manual_orders,
     open_orders,
     open_positions,
     session_status,
@@ -116,6 +119,7 @@ __all__ = [
     "COMPARE_ROWS",
     "COMPARE_SETUP",
     "CSV_CHUNK",
+    "MANUAL_COLUMNS",
     "MARKER_COLUMNS",
     "MARKET_COLUMNS",
     "MAX_CANDLES",
@@ -164,6 +168,8 @@ __all__ = [
     "equity_curve",
     "latest_session",
     "list_sessions",
+    "manual_order",
+    "manual_orders",
     "market_candles",
     "market_overview",
     "open_orders",

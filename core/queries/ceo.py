@@ -33,7 +33,8 @@ CEO_COLUMNS = [
 CEO_KINDS = ("trade", "pause", "resume", "rebalance", "halt", "session", "execution", "reconcile",
              "llm_budget",  # the day's LLM budget ran out
              "coverage",  # a position's stop re-placed, with how long it was naked
-             "engine")  # the engine's ticks failed for a while and now complete again
+             "engine",  # the engine's ticks failed for a while and now complete again
+             "manual")  # a trader's own close, cancel or flatten
 VERDICTS = ("approve", "modify", "reject")
 ALLOCATION_KINDS = ("rebalance", "pause", "resume")
 

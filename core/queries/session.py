@@ -24,6 +24,7 @@ from core.store.tables import (
     EngineLeaseRow,
     EquitySnapshotRow,
     FillRow,
+    ManualOrderRow,
     OrderRow,
     PositionRow,
     SessionRow,
@@ -263,7 +264,8 @@ def open_positions(engine: Engine, session_id: int) -> pd.DataFrame:
         mark = marks.get(pos.symbol, pos.entry_price)
         sign = 1 if pos.side == "LONG" else -1
         records.append({
-            "agent": agent, "symbol": pos.symbol, "side": pos.side, "qty": pos.quantity,
+            "id": pos.id, "agent": agent, "symbol": pos.symbol, "side": pos.side,
+            "qty": pos.quantity,
             "entry_price": pos.entry_price, "mark_price": mark, "leverage": pos.leverage,
             "margin": round(pos.margin, 2),
             "unrealized_pnl": round((mark - pos.entry_price) * pos.quantity * sign, 2),
@@ -309,3 +311,29 @@ def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
             raise NotFound(f"no session {session_id}")
         raise NotFound("no session yet: create one with `python -m core session create`")
     return row
+
+
+MANUAL_COLUMNS = ["id", "kind", "target_id", "status", "note", "created_at", "done_at"]
+
+
+def manual_order(engine: Engine, order_id: int) -> dict[str, Any]:
+    """One trader's order (close, cancel, flatten) and how it ended; NotFound if there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(select(ManualOrderRow).where(ManualOrderRow.id == order_id)).first()
+    if row is None:
+        raise NotFound(f"no manual order {order_id}")
+    return _manual_record(row)
+
+
+def manual_orders(engine: Engine, session_id: int, limit: int = 20) -> pd.DataFrame:
+    """The session's newest manual orders, newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(ManualOrderRow).where(ManualOrderRow.session_id == session_id)
+                            .order_by(ManualOrderRow.id.desc()).limit(limit)).all()
+    return pd.DataFrame([_manual_record(r) for r in rows], columns=["session_id", *MANUAL_COLUMNS])
+
+
+def _manual_record(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "session_id": row.session_id, "kind": row.kind,
+            "target_id": row.target_id, "status": row.status, "note": row.note,
+            "created_at": _iso(row.created_ms), "done_at": _iso(row.done_ms)}

@@ -269,6 +269,25 @@ class EngineLeaseRow(Base):
     heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class ManualOrderRow(Base):
+    """A trader's own order on a session: close one position, cancel one resting order, flatten
+    one agent. Queued here; the engine carries it out on its tick (or the command does, when no
+    engine trades the session) and records how it ended. ``status``: pending → working (committed
+    before anything is sent, so a crash never repeats it) → done, refused or failed."""
+
+    __tablename__ = "manual_orders"
+    __table_args__ = (Index("ix_manual_orders_session_status", "session_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # close | cancel | flatten
+    target_id: Mapped[int] = mapped_column(Integer)  # positions.id, orders.id or agents.id
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)  # wall time
+    done_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
 # --- LLM audit -------------------------------------------------------------------------
 class LLMCallRow(Base):
     """Every model call: who asked (agent, or NULL for the CEO's reviewer), what was sent, what came
@@ -382,3 +401,4 @@ FUNDING = FundingRow.__table__
 EQUITY_SNAPSHOTS = EquitySnapshotRow.__table__
 ENGINE_LEASE = EngineLeaseRow.__table__
 INSTALL = InstallRow.__table__
+MANUAL_ORDERS = ManualOrderRow.__table__
