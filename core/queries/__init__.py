@@ -9,8 +9,9 @@ tick; market views read the session's feed at the session's engine time.
 
 Callers use this package as one module (``from core import queries``; ``queries.trades(...)``);
 the code lives in ``common`` (shared helpers and constants), ``session`` (session and agent
-state), ``ceo`` (the CEO log), ``trade_history`` (closed trades) and ``market`` (the session's
-feed). Every name is re-exported here, the private helpers other modules use included (the CLI
+state), ``ceo`` (the CEO log), ``trade_history`` (closed trades), ``market`` (the session's
+feed) and ``chart`` (candles with the agents' indicators and marks; ``studies`` says which
+indicators each agent reads). Every name is re-exported here, the private helpers other modules use included (the CLI
 formats times with ``queries._iso``). Re-exported constants are copies: to change one for a test,
 patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 """
@@ -51,6 +52,14 @@ from core.queries.ceo import (
     ceo_rules,
     ceo_verdict_counts,
     changed_fields,
+)
+from core.queries.chart import (
+    LEVEL_COLUMNS,
+    TRADE_MARK_COLUMNS,
+    Chart,
+    StudyView,
+    chart_analysis,
+    trade_chart,
 )
 from core.queries.common import (
     _ANY,
@@ -116,15 +125,19 @@ __all__ = [
     "COMPARE_ROWS",
     "COMPARE_SETUP",
     "CSV_CHUNK",
+    "LEVEL_COLUMNS",
     "MARKER_COLUMNS",
     "MARKET_COLUMNS",
     "MAX_CANDLES",
     "MAX_MARKERS",
     "SIDES",
     "TRADE_COLUMNS",
+    "TRADE_MARK_COLUMNS",
     "VERDICTS",
     "_ANY",
     "_TRADE_RAW",
+    "Chart",
+    "StudyView",
     "_agent_ids",
     "_ceo_frame",
     "_ceo_select",
@@ -157,6 +170,7 @@ __all__ = [
     "ceo_rules",
     "ceo_verdict_counts",
     "changed_fields",
+    "chart_analysis",
     "compare_runs",
     "day_start_ms",
     "desk_session",
@@ -175,6 +189,7 @@ __all__ = [
     "session_summary",
     "session_symbols",
     "trade_chain",
+    "trade_chart",
     "trade_filters",
     "trade_summary",
     "trade_time_range",
