@@ -11,12 +11,14 @@ Callers use this package as one module (``from core import queries``; ``queries.
 the code lives in ``common`` (shared helpers and constants), ``session`` (session and agent
 state), ``ceo`` (the CEO log), ``trade_history`` (closed trades), ``market`` (the session's
 feed) and ``chart`` (candles with the agents' indicators and marks; ``studies`` says which
-indicators each agent reads). Every name is re-exported here, the private helpers other modules use included (the CLI
+indicators each agent reads) and ``agent_equity`` (per-agent equity curves). Every name is re-exported here, the private helpers other modules use included (the CLI
 formats times with ``queries._iso``). Re-exported constants are copies: to change one for a test,
 patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 """
 
 from __future__ import annotations
+
+from core.queries.agent_equity import AGENT_EQUITY_COLUMNS, agent_equity_curves
 
 # --- backtests
 from core.queries.backtests import (
@@ -115,6 +117,7 @@ from core.queries.trade_history import (
 )
 
 __all__ = [
+    "AGENT_EQUITY_COLUMNS",
     "AGENT_FIGURES",
     "ALLOCATION_KINDS",
     "BUY_AND_HOLD_FIGURES",
@@ -152,6 +155,7 @@ __all__ = [
     "_trade_frame",
     "_trade_select",
     "_trade_where",
+    "agent_equity_curves",
     "agent_llm_stats",
     "agent_names",
     "agent_stats",
