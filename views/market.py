@@ -38,6 +38,7 @@ settings = runtime.settings
 
 INTERVALS = ("15m", "1h", "4h")
 CANDLES = 300
+STUDY_MEMORY = "mkt_studies_chosen"  # interval → the indicators the trader chose on it
 
 
 def price(value: float) -> str:
@@ -76,13 +77,17 @@ def study_picker(chart: queries.Chart) -> list[str]:
     """The indicator toggles of this chart: on at first where an agent of the session reads the
     indicator on this interval; each interval keeps its own choice."""
     labels = {v.study.key: v.study.label for v in chart.studies}
-    default = [v.study.key for v in chart.studies if v.on_by_default]
+    # Streamlit forgets a widget's state once a run does not draw it (another interval shown),
+    # so the choice per interval is kept beside it
+    memory: dict[str, list[str]] = st.session_state.setdefault(STUDY_MEMORY, {})
+    default = memory.get(chart.interval, [v.study.key for v in chart.studies if v.on_by_default])
     picked = st.pills(
         "Indicators", list(labels), selection_mode="multi", default=default,
         format_func=labels.__getitem__, key=f"mkt_studies_{chart.interval}",
         help="Computed by the agents' own code on these very bars. On at first: what an agent "
              "of this session reads on this interval.")
-    return list(picked or [])
+    memory[chart.interval] = list(picked or [])
+    return memory[chart.interval]
 
 
 def agent_picker(chart: queries.Chart) -> list[str]:
