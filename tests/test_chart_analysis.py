@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, or_, select
 
-from core import indicators, queries
+from core import indicators, live_runtime, queries
 from core.agents import mean_reversion, momentum, scalper, trend
 from core.agents.common import num, pct
 from core.agents.roster import ROSTER
@@ -35,6 +35,7 @@ from core.store.tables import (
 )
 from tests.conftest import make_settings
 from tests.desk_helpers import create, run_ticks
+from tests.test_live_engine import Live, live, positions_opened  # noqa: F401  (the live fixture)
 
 START = "2025-07-01"
 TICKS = 600  # 150 hours of 15m: entries by trend, momentum, scalper and arbitrage, a rebalance
@@ -412,3 +413,41 @@ def test_agent_equity_curves_of_a_new_session_are_empty(tmp_path: Path) -> None:
         assert list(got["curves"].columns) == queries.AGENT_EQUITY_COLUMNS
     finally:
         engine.dispose()
+
+
+# ---------------------------------------------------------------------- a live session
+WINDOW_COLUMNS = ("sma_20", "std_20", "zscore_20", "hh_20", "ll_20", "vol_sma_20", "roc_10")
+
+
+def test_a_live_session_charts_the_venues_bars_as_its_engine_reads_them(live: Live) -> None:  # noqa: F811
+    """On AsterDex's market data the page reads a feed of its own over the venue's history: the
+    bars and every windowed indicator are the engine's exactly, the smoothed ones (EMA, RSI, ATR,
+    ADX, which remember their start) agree closely on the recent bars, and the marks are the
+    session's positions."""
+    for _ in range(240):
+        live.tick()
+        if positions_opened(live) >= 2:
+            break
+    with live.engine.connect() as conn:
+        symbol = conn.scalar(select(PositionRow.symbol).where(
+            PositionRow.session_id == live.session_id).order_by(PositionRow.id).limit(1))
+    assert symbol is not None, "the live session never traded"
+    chart = queries.chart_analysis(live.driver.settings, live.engine, live.session_id, symbol, "1h", 60)
+    (engine_feed,) = live_runtime._FEEDS.values()
+    seen = engine_feed.features(symbol, "1h")
+    assert seen is not None and int(chart.candles["open_time_ms"].iloc[-1]) == seen.open_time_ms
+    recent = chart.candles.tail(20)
+    for col in ("open", "high", "low", "close", "volume", *WINDOW_COLUMNS):
+        np.testing.assert_array_equal(recent[col].to_numpy(), seen.window(col, 20), err_msg=col)
+    for col in ("ema_20", "rsi_14", "atr_14", "adx_14"):
+        np.testing.assert_allclose(recent[col].to_numpy(), seen.window(col, 20), rtol=0.02, err_msg=col)
+    with live.engine.connect() as conn:
+        lo, hi = chart.span_ms or (0, 0)
+        ids = set(conn.scalars(select(PositionRow.id).where(
+            PositionRow.session_id == live.session_id, PositionRow.symbol == symbol,
+            PositionRow.status.in_(("open", "closed")), PositionRow.opened_ms <= hi,
+            or_(PositionRow.closed_ms.is_(None), PositionRow.closed_ms >= lo))))
+    assert ids and set(chart.trades["trade_id"]) == ids
+    assert set(chart.levels["trade_id"]) == ids  # every live position drawn with its stop
+    trade = queries.trade_chart(live.driver.settings, live.engine, live.session_id, min(ids))
+    assert trade is not None and not trade.candles.empty

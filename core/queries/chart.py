@@ -4,10 +4,13 @@ agent's entries, exits, stops and take-profits, so a trader can see why an agent
 Promises:
 
 - **The agents' own numbers.** Indicator values are read from the session's feed at its engine
-  time: the same ``Features`` arrays the agents are served (the replay computes
-  ``core.indicators`` once over the recorded history, the live feed over its trailing window), not
-  a second computation that could drift from theirs. Threshold lines come from the strategies'
-  constants (``core.queries.studies``).
+  time: the same ``Features`` arrays the agents are served, not a second computation that could
+  drift from theirs. On replay that is ``core.indicators`` over the whole recorded history, so a
+  bar's value is the one the agent read at that bar. A session on AsterDex's market data reads a
+  feed of its own built by the same code over the venue's trailing history (``history_bars``
+  base candles); its smoothed indicators (EMA, RSI, ATR, ADX) equal the engine's once both
+  windows reach back further than the smoothing remembers. Threshold lines come from the
+  strategies' constants (``core.queries.studies``).
 - **Only the window shown.** The feed hands over the last bars of the window (array slices, the
   history is not recomputed) and the store is asked only for the trades that touch it.
 - **Marks from the books.** Entries and exits are the positions' fills (opened/closed time, average
@@ -29,6 +32,7 @@ import pandas as pd
 from sqlalchemy import Engine, or_, select
 
 from core.config import Settings
+from core.errors import FeedError
 from core.models import INTERVAL_MS
 from core.queries.common import _records
 from core.queries.market import CANDLE_COLUMNS, MAX_MARKERS, _session_feed
@@ -109,7 +113,7 @@ def _candles(feed: Any, symbol: str, interval: str, limit: int,
     cut = n if before_ms is None else int(np.searchsorted(opens, before_ms, side="left"))
     cols = {c: np.asarray(found.window(c, n), dtype=float)[:cut] for c in feed_columns()}
     if any(len(v) != cut for v in cols.values()):  # the feed's candles and features disagree
-        raise ValueError(f"{symbol} {interval}: candles and indicators are not aligned")
+        raise FeedError(f"{symbol} {interval}: the feed's candles and indicators are not aligned")
     cols.update(derived_columns(cols))
     frame = pd.DataFrame({
         "time": pd.to_datetime(opens[:cut], unit="ms", utc=True), "open_time_ms": opens[:cut],
