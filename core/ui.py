@@ -352,10 +352,11 @@ def price_text(value: float | None) -> str:
     return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.4f}" if abs(value) >= 1 else f"{value:.6g}"
 
 
-def _hover_text(text: str | None, width: int = 80) -> str:
+def _hover_text(text: Any, width: int = 80) -> str:
     import textwrap
 
-    safe = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    plain = text if isinstance(text, str) else ""
+    safe = plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return "<br>".join(textwrap.wrap(safe, width)) or "no reasoning recorded"
 
 
@@ -382,7 +383,8 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
                 marker={"symbol": ["triangle-up" if s == "LONG" else "triangle-down"
                                    for s in entries["side"]],
                         "size": 14, "color": color, "line": {"width": 1.5, "color": OUTLINE}},
-                customdata=[[a, s, price_text(p), lev, price_text(sl), price_text(tp), v or "–",
+                customdata=[[a, s, price_text(p), lev, price_text(sl), price_text(tp),
+                             v if isinstance(v, str) else "–",
                              _hover_text(r), i] for a, s, p, lev, sl, tp, v, r, i in zip(
                     entries["agent"], entries["side"], entries["entry_price"], entries["leverage"],
                     entries["stop_price"], entries["take_profit"], entries["verdict"],

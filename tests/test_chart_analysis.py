@@ -451,3 +451,35 @@ def test_a_live_session_charts_the_venues_bars_as_its_engine_reads_them(live: Li
     assert set(chart.levels["trade_id"]) == ids  # every live position drawn with its stop
     trade = queries.trade_chart(live.driver.settings, live.engine, live.session_id, min(ids))
     assert trade is not None and not trade.candles.empty
+
+
+def test_an_adopted_position_draws_its_booked_levels_and_says_it_has_no_reasoning(tmp_path: Path) -> None:
+    """A position the desk adopted in a reconciliation has no proposal and, before its first
+    protective order, no order rows: its booked stop and take-profit are drawn over its life."""
+    from core.ui import analysis_figure
+
+    url = f"sqlite:///{tmp_path / 'adopted.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, replay_start=START)
+    sid = create(engine, settings)
+    run_ticks(engine, settings, 40)
+    chart = queries.chart_analysis(settings, engine, sid, "SOLUSDT", "15m", 30)
+    lo, hi = chart.span_ms or (0, 0)
+    with engine.begin() as conn:
+        agent = conn.scalar(select(AgentRow.id).where(AgentRow.session_id == sid, AgentRow.key == "trend"))
+        conn.execute(PositionRow.__table__.insert().values(
+            session_id=sid, agent_id=agent, symbol="SOLUSDT", side="LONG", status="open",
+            quantity=3.0, entry_price=150.0, leverage=2, margin=225.0, stop_distance=0.02,
+            stop_price=147.0, take_profit=156.0, opened_ms=lo + 10 * INTERVAL_MS["15m"]))
+    chart = queries.chart_analysis(settings, engine, sid, "SOLUSDT", "15m", 30)
+    adopted = chart.trades[chart.trades["entry_price"] == 150.0].iloc[0]
+    assert adopted["verdict"] is None and adopted["reasoning"] is None
+    levels = chart.levels[chart.levels["trade_id"] == adopted["trade_id"]].set_index("kind")
+    assert levels.loc["stop_loss", "price"] == 147.0 and levels.loc["take_profit", "price"] == 156.0
+    assert (levels["status"] == "booked").all() and (levels["to_ms"] == hi).all()
+    assert (levels["from_ms"] == adopted["opened_ms"]).all()
+    fig = analysis_figure(chart, [v.study.key for v in chart.studies if v.on_by_default])
+    entry = next(t for t in fig.data if getattr(t, "mode", None) == "markers" and 150.0 in list(t.y))
+    hover = entry.customdata[list(entry.y).index(150.0)]
+    assert hover[6] == "–" and hover[7] == "no reasoning recorded"
+    engine.dispose()

@@ -185,6 +185,22 @@ def test_market_chart_marks_each_agents_trades_with_its_reasoning(app_env: str) 
     (spec,) = figures(at)
     assert marker_points(spec) == 0
     assert any("no trade of the chosen agents" in c.value for c in at.main.caption)
+
+    held = queries.open_positions(engine, sid)
+    assert not held.empty, "the seed ends with an open position"
+    symbol = held["symbol"].iloc[0]
+    on_it = queries.chart_analysis(settings, engine, sid, symbol, "1h", 300).trades
+    open_id = int(on_it.loc[on_it["status"] == "open", "trade_id"].iloc[0])
+    at.multiselect(key="mkt_agents").set_value(queries.agent_names(engine, sid))
+    at.radio(key="mkt_symbol").set_value(symbol).run()
+    ok(at)
+    table = next(d for d in at.dataframe if d.value.columns[0] == "Trade #")
+    still_open = table.value[table.value["Trade #"] == open_id].iloc[0]
+    assert still_open["Closed (UTC)"] == "open" and still_open["Close reason"] == "–"
+    assert math.isnan(still_open["Net PnL"]) and math.isnan(still_open["Exit"])
+    text = table.value.select_dtypes(exclude="number").astype(object).to_numpy().ravel()
+    assert not {str(v) for v in text} & {"None", "nan", "NaT", "<NA>"}
+    assert table.proto.placeholder == "–"
     engine.dispose()
 
 

@@ -111,6 +111,11 @@ def reading_guide(chart: queries.Chart, shown: list[str]) -> None:
             st.markdown(f"{mark} **{study.label}** — read by {here}{also}.  \n{study.help}")
 
 
+def _minute(times: pd.Series, missing: str = MISSING) -> pd.Series:
+    """UTC times to the minute, ``missing`` where there is none."""
+    return times.dt.strftime("%Y-%m-%d %H:%M").astype(object).where(times.notna(), missing)
+
+
 def trades_table(chart: queries.Chart, agents: list[str]) -> None:
     """The trades drawn on the chart, with the agent's own reasoning in full."""
     t = chart.trades[chart.trades["agent"].isin(agents)]
@@ -119,11 +124,14 @@ def trades_table(chart: queries.Chart, agents: list[str]) -> None:
     shown = pd.DataFrame({
         "Trade #": t["trade_id"], "Agent": t["agent"],
         "Side": t["side"].map({"LONG": "▲ LONG", "SHORT": "▼ SHORT"}),
-        "Opened (UTC)": t["entry_time"].dt.strftime("%Y-%m-%d %H:%M"), "Entry": t["entry_price"],
+        "Opened (UTC)": _minute(t["entry_time"]), "Entry": t["entry_price"],
         "Stop": t["stop_price"], "Take-profit": t["take_profit"],
-        "Closed (UTC)": t["exit_time"].dt.strftime("%Y-%m-%d %H:%M"), "Exit": t["exit_price"],
-        "Close reason": t["close_reason"].map(lambda r: CLOSE_REASON_LABEL.get(r, r) if r else None),
-        "Net PnL": t["net_pnl"], "Why (the agent's reasoning)": t["reasoning"],
+        "Closed (UTC)": _minute(t["exit_time"], "open"), "Exit": t["exit_price"],
+        "Close reason": t["close_reason"].map(
+            lambda r: CLOSE_REASON_LABEL.get(r, r) if isinstance(r, str) and r else MISSING),
+        "Net PnL": t["net_pnl"],
+        "Why (the agent's reasoning)": t["reasoning"].map(
+            lambda r: r if isinstance(r, str) and r else "no reasoning recorded"),
     }).iloc[::-1]
     prices = price_format(shown["Entry"], shown["Stop"], shown["Take-profit"], shown["Exit"])
     st.dataframe(shown.style.map(_change_style, subset=["Net PnL"]), hide_index=True,
