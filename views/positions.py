@@ -1,9 +1,14 @@
 """Positions and trades: what the desk holds now (with its stops, take-profits and liquidation
-prices), the orders resting at the venue, on a live session what the exchange itself holds, and
-the full trade history with filters, a summary and CSV downloads.
+prices), the orders resting at the venue, on a live session what the exchange itself holds,
+each agent's equity curve, and the full trade history with filters, a summary and CSV downloads.
+A trade opened from the history shows its candles around it (entry, exit, stop and take-profit
+drawn, with the indicators its agent reads) and its chain back to the model call, its tables
+under plain headers.
 
 A thin page: filters map to ``core.queries.trade_filters`` so the table, its count, the summary
-and the filtered download always mean the same trades; the history is paged and summed in SQL.
+and the filtered download always mean the same trades; the history is paged and summed in SQL;
+the equity curves (``agent_equity_curves``) are thinned in SQL and a trade's chart
+(``trade_chart``) reads only its own window of candles.
 """
 
 from __future__ import annotations
