@@ -349,18 +349,19 @@ def test_market_page_shows_the_symbols_and_a_candlestick_with_trades(app_env: st
     assert any("engine time" in c.value for c in at.main.caption)
 
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    kinds = {t.get("name"): t for t in spec["data"]}
     assert spec["data"][0]["type"] == "candlestick" and spec["data"][0]["name"] == "BTCUSDT 1h"
     _, marks = queries.market_candles(make_settings(database_url=app_env), engine, sid, "BTCUSDT", "1h", 300)
     assert len(marks) > 0
-    drawn = sum(len(t["x"]) for name, t in kinds.items() if name != "BTCUSDT 1h")
-    assert drawn == len(marks)
-    if "Long entry" in kinds:
-        assert kinds["Long entry"]["marker"]["symbol"] == "triangle-up"
-    if "Short entry" in kinds:
-        assert kinds["Short entry"]["marker"]["symbol"] == "triangle-down"
-    exits = next(t for name, t in kinds.items() if name.startswith("Exit"))
-    assert exits["marker"]["symbol"] == "x" and "PnL" in exits["hovertemplate"]
+    points = [t for t in spec["data"] if t.get("mode") == "markers"]  # the agents' entries and exits
+    assert sum(len(t["x"]) for t in points) == len(marks)
+    symbols = [s for t in points for s in (t["marker"]["symbol"] if isinstance(t["marker"]["symbol"], list)
+                                           else [t["marker"]["symbol"]] * len(t["x"]))]
+    entries = marks[marks["kind"] == "entry"]
+    assert symbols.count("triangle-up") == int((entries["side"] == "LONG").sum())
+    assert symbols.count("triangle-down") == int((entries["side"] == "SHORT").sum())
+    assert symbols.count("x") == int((marks["kind"] == "exit").sum()) > 0
+    exits = next(t for t in points if t["marker"]["symbol"] == "x")
+    assert "PnL" in exits["hovertemplate"]
 
     at.radio(key="mkt_interval").set_value("4h").run()
     ok(at)

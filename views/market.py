@@ -1,9 +1,13 @@
 """Market overview for the session's symbols: price, 24 h change, range, volume and funding, and a
-candlestick chart with the desk's entries and exits drawn on it.
+chart analysis per symbol and interval: candles over volume, the indicators the agents read
+(toggled per chart, on at first where an agent reads them on that interval, with the strategies'
+thresholds drawn), and each agent's entries, exits, stops and take-profits, with the agent's
+reasoning on hover and in the table under the chart.
 
-A thin page: ``core.queries.market_overview`` / ``market_candles`` read the session's market feed
-at the session's engine time (in replay that is the recorded candles up to the engine clock), and
-the desk's trades from the store.
+A thin page: ``core.queries.market_overview`` / ``chart_analysis`` read the session's market feed
+at the session's engine time (in replay that is the recorded candles up to the engine clock; the
+indicator values are the arrays the agents are served), and the desk's trades from the store, for
+the window shown only.
 """
 
 from __future__ import annotations
@@ -11,15 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import queries
 from core.errors import DeskError
 from core.ui import (
-    LOSS,
+    CLOSE_REASON_LABEL,
     MISSING,
-    PROFIT,
+    SIGNED_MONEY,
+    analysis_figure,
     get_runtime,
     number_column,
     pnl_color,
@@ -34,10 +38,7 @@ settings = runtime.settings
 
 INTERVALS = ("15m", "1h", "4h")
 CANDLES = 300
-# entries in colours the candles do not use, so they stand out on green and red bars
-LONG_COLOR = "#3b82f6"
-SHORT_COLOR = "#f59e0b"
-OUTLINE = "#f5f5f5"
+STUDY_MEMORY = "mkt_studies_chosen"  # interval → the indicators the trader chose on it
 
 
 def price(value: float) -> str:
@@ -72,54 +73,74 @@ def overview_columns(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _markers(fig: go.Figure, marks: pd.DataFrame) -> None:
-    groups = [
-        ("Long entry", (marks["kind"] == "entry") & (marks["side"] == "LONG"), "triangle-up", LONG_COLOR),
-        ("Short entry", (marks["kind"] == "entry") & (marks["side"] == "SHORT"), "triangle-down", SHORT_COLOR),
-    ]
-    for name, mask, symbol, color in groups:
-        part = marks[mask]
-        if part.empty:
-            continue
-        fig.add_trace(go.Scatter(
-            x=part["time"], y=part["price"], mode="markers", name=name,
-            marker={"symbol": symbol, "size": 14, "color": color, "line": {"width": 1.5, "color": OUTLINE}},
-            customdata=list(zip(part["agent"], part["side"], part["price"].map(price), strict=True)),
-            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]} entry at %{customdata[2]} USDT"
-                          "<br>%{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
-        ))
-    exits = marks[marks["kind"] == "exit"]
-    if not exits.empty:
-        pnl = exits["realized_pnl"].astype(float)
-        fig.add_trace(go.Scatter(
-            x=exits["time"], y=exits["price"], mode="markers", name="Exit (green win, red loss)",
-            marker={"symbol": "x", "size": 13, "color": [pnl_color(v) for v in pnl],
-                    "line": {"width": 1.5, "color": OUTLINE}},
-            customdata=list(zip(exits["agent"], exits["side"], exits["price"].map(price),
-                                [f"{v:+,.2f}" for v in pnl], strict=True)),
-            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]} exit at %{customdata[2]} USDT"
-                          "<br>PnL %{customdata[3]} USDT (net of fees and funding)"
-                          "<br>%{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
-        ))
+def study_picker(chart: queries.Chart) -> list[str]:
+    """The indicator toggles of this chart: on at first where an agent of the session reads the
+    indicator on this interval; each interval keeps its own choice."""
+    labels = {v.study.key: v.study.label for v in chart.studies}
+    # Streamlit forgets a widget's state once a run does not draw it (another interval shown),
+    # so the choice per interval is kept beside it
+    memory: dict[str, list[str]] = st.session_state.setdefault(STUDY_MEMORY, {})
+    default = memory.get(chart.interval, [v.study.key for v in chart.studies if v.on_by_default])
+    picked = st.pills(
+        "Indicators", list(labels), selection_mode="multi", default=default,
+        format_func=labels.__getitem__, key=f"mkt_studies_{chart.interval}",
+        help="Computed by the agents' own code on these very bars. On at first: what an agent "
+             "of this session reads on this interval.")
+    memory[chart.interval] = list(picked or [])
+    return memory[chart.interval]
 
 
-def chart(candles: pd.DataFrame, marks: pd.DataFrame, symbol: str, interval: str) -> go.Figure:
-    fig = go.Figure(go.Candlestick(
-        x=candles["time"], open=candles["open"], high=candles["high"], low=candles["low"],
-        close=candles["close"], name=f"{symbol} {interval}", opacity=0.8,
-        increasing={"line": {"color": PROFIT}, "fillcolor": PROFIT},
-        decreasing={"line": {"color": LOSS}, "fillcolor": LOSS},
-    ))
-    if not marks.empty:
-        _markers(fig, marks)
-    fig.update_layout(
-        height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_rangeslider_visible=False,
-        yaxis_title="USDT", hovermode="closest",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
-    )
-    fig.update_xaxes(title_text="engine time (UTC)", gridcolor="rgba(128,128,128,0.15)")
-    fig.update_yaxes(gridcolor="rgba(128,128,128,0.15)", tickformat=",")
-    return fig
+def agent_picker(chart: queries.Chart) -> list[str]:
+    traded = set(chart.trades["agent"])
+    return st.multiselect(
+        "Agents on the chart", chart.agents, default=chart.agents, key="mkt_agents",
+        help="Entries ▲/▼, exits ✕ (green: net win, red: loss), stops (dashed red) and "
+             "take-profits (dashed green) as they rested at the venue. "
+             + (f"{len(traded)} of {len(chart.agents)} traded {chart.symbol} in this window."
+                if traded else f"No agent traded {chart.symbol} in this window."))
+
+
+def reading_guide(chart: queries.Chart, shown: list[str]) -> None:
+    """Who reads each indicator, here and on other intervals, and the rule it feeds."""
+    with st.expander("What the agents read on this chart"):
+        for view in [chart.volume, *chart.studies]:
+            study = view.study
+            here = ", ".join(view.read_here) or "no agent on this interval"
+            also = f" · also {', '.join(view.read_elsewhere)}" if view.read_elsewhere else ""
+            mark = "●" if study.key in shown or study.key == "volume" else "○"
+            st.markdown(f"{mark} **{study.label}** — read by {here}{also}.  \n{study.help}")
+
+
+def _minute(times: pd.Series, missing: str = MISSING) -> pd.Series:
+    """UTC times to the minute, ``missing`` where there is none."""
+    return times.dt.strftime("%Y-%m-%d %H:%M").astype(object).where(times.notna(), missing)
+
+
+def trades_table(chart: queries.Chart, agents: list[str]) -> None:
+    """The trades drawn on the chart, with the agent's own reasoning in full."""
+    t = chart.trades[chart.trades["agent"].isin(agents)]
+    if t.empty:
+        return
+    shown = pd.DataFrame({
+        "Trade #": t["trade_id"], "Agent": t["agent"],
+        "Side": t["side"].map({"LONG": "▲ LONG", "SHORT": "▼ SHORT"}),
+        "Opened (UTC)": _minute(t["entry_time"]), "Entry": t["entry_price"],
+        "Stop": t["stop_price"], "Take-profit": t["take_profit"],
+        "Closed (UTC)": _minute(t["exit_time"], "open"), "Exit": t["exit_price"],
+        "Close reason": t["close_reason"].map(
+            lambda r: CLOSE_REASON_LABEL.get(r, r) if isinstance(r, str) and r else MISSING),
+        "Net PnL": t["net_pnl"],
+        "Why (the agent's reasoning)": t["reasoning"].map(
+            lambda r: r if isinstance(r, str) and r else "no reasoning recorded"),
+    }).iloc[::-1]
+    prices = price_format(shown["Entry"], shown["Stop"], shown["Take-profit"], shown["Exit"])
+    st.dataframe(shown.style.map(_change_style, subset=["Net PnL"]), hide_index=True,
+                 width="stretch", placeholder=MISSING, key="mkt_trades", column_config={
+                     **{c: number_column(c, prices) for c in ("Entry", "Stop", "Take-profit", "Exit")},
+                     "Net PnL": number_column("Net PnL (USDT)", SIGNED_MONEY,
+                                              help="After fees and funding; – while open"),
+                     "Why (the agent's reasoning)": st.column_config.TextColumn(
+                         "Why (the agent's reasoning)", width="large")})
 
 
 @st.fragment(run_every=refresh_every())
@@ -150,22 +171,28 @@ def market(session_id: int) -> None:
     symbol = left.radio("Symbol", symbols, horizontal=True, key="mkt_symbol")
     interval = right.radio("Interval", INTERVALS, index=1, horizontal=True, key="mkt_interval")
     try:
-        candles, marks = queries.market_candles(settings, db, session_id, symbol, interval, CANDLES)
+        chart = queries.chart_analysis(settings, db, session_id, symbol, interval, CANDLES)
     except DeskError as exc:
         st.error(f"Candles unavailable: {exc}")
         return
-    if candles.empty:
+    if chart.candles.empty:
         st.info("No closed candles yet at this interval; they appear as the engine ticks.")
         return
-    st.plotly_chart(chart(candles, marks, symbol, interval), width="stretch",
+    studies = study_picker(chart)
+    agents = agent_picker(chart)
+    st.plotly_chart(analysis_figure(chart, studies, agents), width="stretch",
                     config={"displaylogo": False}, key="mkt_chart")
-    entries = int((marks["kind"] == "entry").sum()) if not marks.empty else 0
-    exits = int((marks["kind"] == "exit").sum()) if not marks.empty else 0
-    st.caption(f"The last {len(candles)} {interval} candles of {symbol} · the desk's {entries} "
-               f"entries (▲ long, ▼ short) and {exits} exits (✕) in this window; hover a marker "
-               "for the agent and its PnL." if entries or exits else
-               f"The last {len(candles)} {interval} candles of {symbol} · no desk trades on "
-               f"{symbol} in this window yet.")
+    t = chart.trades[chart.trades["agent"].isin(agents)]
+    lo, hi = chart.span_ms or (0, 0)
+    entries = int(t["opened_ms"].between(lo, hi).sum())
+    exits = int(((t["status"] == "closed") & t["closed_ms"].between(lo, hi)).sum())
+    st.caption(f"The last {len(chart.candles)} {interval} candles of {symbol}, volume under them"
+               + (f" · {entries} entries (▲ long, ▼ short) and {exits} exits (✕) of the chosen "
+                  "agents in this window, with their stops and take-profits; hover a marker for "
+                  "the agent's reasoning, its stop and its PnL." if entries or exits else
+                  f" · no trade of the chosen agents on {symbol} in this window yet."))
+    reading_guide(chart, studies)
+    trades_table(chart, agents)
 
 
 st.title("Market")

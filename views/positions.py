@@ -1,9 +1,14 @@
 """Positions and trades: what the desk holds now (with its stops, take-profits and liquidation
-prices), the orders resting at the venue, on a live session what the exchange itself holds, and
-the full trade history with filters, a summary and CSV downloads.
+prices), the orders resting at the venue, on a live session what the exchange itself holds,
+each agent's equity curve, and the full trade history with filters, a summary and CSV downloads.
+A trade opened from the history shows its candles around it (entry, exit, stop and take-profit
+drawn, with the indicators its agent reads) and its chain back to the model call, its tables
+under plain headers.
 
 A thin page: filters map to ``core.queries.trade_filters`` so the table, its count, the summary
-and the filtered download always mean the same trades; the history is paged and summed in SQL.
+and the filtered download always mean the same trades; the history is paged and summed in SQL;
+the equity curves (``agent_equity_curves``) are thinned in SQL and a trade's chart
+(``trade_chart``) reads only its own window of candles.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from core import queries, service
 from core.errors import DeskError
 from core.ui import (
+    CLOSE_REASON_LABEL,
     GROSS_HELP,
     HOURS,
     LEVERAGE,
@@ -26,6 +33,8 @@ from core.ui import (
     PROFIT,
     QTY,
     SIGNED_MONEY,
+    agent_color,
+    analysis_figure,
     colored,
     get_runtime,
     hours,
@@ -46,15 +55,22 @@ settings = runtime.settings
 PAGE_SIZE = 50
 PAGE_KEY = "trades_page"
 ALL = "All"
-REASON_LABEL = {
-    "stop_loss": "stop-loss", "take_profit": "take-profit", "agent": "agent closed",
-    "ceo": "CEO closed", "drawdown_halt": "drawdown halt", "session_stop": "session stop",
-    "liquidation": "liquidation", "reconcile": "reconciliation", "user": "closed by you",
-}
+REASON_LABEL = CLOSE_REASON_LABEL
 NET_HELP = "Gross PnL − fees + funding: what the trade made after costs"
 PRICE_COLUMNS = ("Entry", "Mark", "Stop", "Take-profit", "Liquidation")
 PURPOSE_LABEL = {"stop_loss": "stop-loss", "take_profit": "take-profit", "entry": "entry",
                  "exit": "exit", "agent": "close", "user": "your close"}
+CHANGE_LABEL = {"leverage": "Leverage (x)", "margin": "Margin (USDT)",
+                "margin_fraction": "Margin (fraction of equity)", "stop_price": "Stop",
+                "stop_distance": "Stop distance (fraction of price)", "take_profit": "Take-profit",
+                "quantity": "Qty", "notional": "Notional (USDT)"}
+
+
+def purpose(value: str) -> str:
+    """An order's purpose in words: what it was for, closes naming who closed."""
+    if value in PURPOSE_LABEL:
+        return PURPOSE_LABEL[value]
+    return f"close ({CLOSE_REASON_LABEL.get(value, value)})"
 
 
 def _reset_page() -> None:
@@ -231,7 +247,7 @@ def holdings(session_id: int) -> None:
                    "resends them blindly.")
     shown = pd.DataFrame({
         "Agent": orders["agent"].fillna("Desk"), "Symbol": orders["symbol"], "Side": orders["side"],
-        "Purpose": orders["purpose"].map(lambda p: PURPOSE_LABEL.get(p, p)),
+        "Purpose": orders["purpose"].map(purpose),
         "Type": orders["type"].str.replace("_", " ").str.lower(),
         "Qty": orders["qty"], "Trigger price": orders["stop_price"],
         "Reduce-only": orders["reduce_only"].map({True: "yes", False: "no"}),
@@ -314,6 +330,43 @@ def trade_columns(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 @st.fragment(run_every=refresh_every())
+def agent_equity(session_id: int, agent: str | None) -> None:
+    """Each agent's equity over engine time (the history's agent filter narrows it to one),
+    rebalances marked, as capital they move is not a trading result."""
+    data = queries.agent_equity_curves(db, session_id, None if agent is None else [agent])
+    curves = data["curves"]
+    if curves.empty:
+        st.caption("Equity by agent: the engine writes each agent's equity with every snapshot; "
+                   "the curves appear after its first ticks.")
+        return
+    fig = go.Figure()
+    for (name, key), part in curves.groupby(["agent", "agent_key"], sort=False):
+        fig.add_trace(go.Scatter(
+            x=part["ts"], y=part["equity"], mode="lines", name=name,
+            line={"color": agent_color(key), "width": 1.8},
+            customdata=list(zip(part["unrealized"], part["margin_used"], strict=True)),
+            hovertemplate=f"<b>{name}</b><br>equity %{{y:,.2f}} USDT<br>unrealized "
+                          "%{customdata[0]:+,.2f} · margin in use %{customdata[1]:,.2f}"
+                          "<br>%{x|%Y-%m-%d %H:%M} UTC<extra></extra>"))
+    if data["rebalances"]:
+        lo, hi = float(curves["equity"].min()), float(curves["equity"].max())
+        times = pd.to_datetime(pd.Series(data["rebalances"]), unit="ms", utc=True)
+        xs: list[Any] = [v for t in times for v in (t, t, None)]
+        ys: list[Any] = [v for _ in times for v in (lo, hi, None)]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Rebalance",
+                                 line={"color": NEUTRAL, "width": 1, "dash": "dot"},
+                                 hovertemplate="rebalance %{x|%Y-%m-%d %H:%M} UTC<extra></extra>"))
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
+                      yaxis_title="equity (USDT)", xaxis_title="engine time (UTC)",
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0})
+    fig.update_yaxes(tickformat=",")
+    st.markdown("**Equity by agent**" + (f" · {agent}" if agent else ""))
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="agent_equity")
+    st.caption("Each agent's capital plus its realized and unrealized PnL, fees and funding. A "
+               "step at a dotted line is capital a rebalance moved, not a trade.")
+
+
+@st.fragment(run_every=refresh_every())
 def history(session_id: int, filters: dict[str, Any]) -> None:
     summary = queries.trade_summary(db, session_id, **filters)
     total = summary["trades"]
@@ -375,7 +428,81 @@ def _call_panel(title: str, call: dict[str, Any] | None, empty: str) -> None:
             st.json(call["parsed"])
 
 
-def trade_detail(session_id: int, trade_id: int) -> None:
+def fills_table(fills: pd.DataFrame) -> None:
+    shown = pd.DataFrame({
+        "Time (UTC)": fills["at"], "Side": fills["side"], "Qty": fills["qty"],
+        "Price": fills["price"], "Fee": fills["fee"], "Gross PnL": fills["realized_pnl"],
+        "Liquidation": fills["liquidation"].map({True: "yes", False: "no"}),
+        "Venue trade id": fills["venue_trade_id"], "Client order id": fills["client_order_id"],
+    })
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING, column_config={
+        "Qty": number_column("Qty", QTY), "Price": number_column("Price", price_format(shown["Price"])),
+        "Fee": number_column("Fee (USDT)", MONEY),
+        "Gross PnL": number_column("Gross PnL (USDT)", SIGNED_MONEY,
+                                   help="What the fill closed on price, before fees and funding"),
+    })
+
+
+def orders_table(orders: pd.DataFrame) -> None:
+    shown = pd.DataFrame({
+        "Placed (UTC)": orders["at"], "Purpose": orders["purpose"].map(purpose),
+        "Side": orders["side"], "Type": orders["type"].str.replace("_", " ").str.lower(),
+        "Qty": orders["qty"], "Trigger price": orders["stop_price"], "Status": orders["status"],
+        "Filled qty": orders["executed_qty"], "Average fill": orders["avg_price"],
+        "Error": orders["error"], "Order #": orders["id"], "Client order id": orders["client_order_id"],
+    })
+    prices = price_format(shown["Trigger price"], shown["Average fill"])
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING, column_config={
+        "Qty": number_column("Qty", QTY), "Filled qty": number_column("Filled qty", QTY),
+        "Trigger price": number_column("Trigger price", prices,
+                                       help="Where a stop-loss or take-profit fires"),
+        "Average fill": number_column("Average fill price", prices),
+    })
+
+
+def changes_table(changes: dict[str, Any]) -> None:
+    shown = pd.DataFrame([{"Field": CHANGE_LABEL.get(k, k.replace("_", " ")),
+                           "Proposed": v[0], "Decided": v[1]} for k, v in changes.items()])
+    st.dataframe(shown.astype({"Proposed": str, "Decided": str}), hide_index=True,
+                 placeholder=MISSING)
+
+
+def trade_candles(session_id: int, trade_id: int, key: str) -> None:
+    """The trade's candles with its entry, exit, stop and take-profit, and its agent's studies."""
+    try:
+        chart = queries.trade_chart(settings, db, session_id, trade_id)
+    except DeskError as exc:
+        st.warning(f"Candles unavailable: {exc}")
+        return
+    if chart is None:
+        return
+    if chart.note:
+        st.caption(chart.note)
+    if chart.candles.empty:
+        return
+    labels = {v.study.key: v.study.label for v in chart.studies}
+    default = [v.study.key for v in chart.studies if v.on_by_default]
+    studies = st.pills("Indicators", list(labels), selection_mode="multi", default=default,
+                       format_func=labels.__getitem__, key=f"{key}_studies_{trade_id}",
+                       help="Computed by the agents' own code on these bars; on at first: the "
+                            "lines this trade's agent reads on this interval.")
+    t = chart.trades.iloc[0]
+    fig = analysis_figure(chart, list(studies or []))
+    end = t["exit_time"] if pd.notna(t["exit_time"]) else chart.candles["time"].iloc[-1]
+    fig.add_vrect(x0=t["entry_time"], x1=end, fillcolor=agent_color(t["agent_key"]), opacity=0.08,
+                  line_width=0, row=1, col=1)
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key=f"{key}_chart_{trade_id}")
+    elsewhere = sorted({r for v in chart.studies for r in v.read_elsewhere})
+    st.caption(f"{len(chart.candles)} {chart.interval} candles around the trade (the shaded span "
+               "is the time it was open) · ▲/▼ entry, ✕ exit, dashed red the stop-loss and dashed "
+               "green the take-profit as they rested at the venue; hover for the agent's reasoning."
+               + (" The agent also reads " + "; ".join(
+                   f"{v.study.label} ({', '.join(v.read_elsewhere)})" for v in chart.studies
+                   if v.read_elsewhere) + ": open that interval on the Market page."
+                  if elsewhere else ""))
+
+
+def trade_detail(session_id: int, trade_id: int, key: str = "row") -> None:
     chain = queries.trade_chain(db, session_id, trade_id)
     if chain is None:
         st.info(f"No trade #{trade_id} in this session.")
@@ -385,12 +512,14 @@ def trade_detail(session_id: int, trade_id: int) -> None:
     st.markdown(
         f"**Trade #{pos['id']}** · {pos['agent']} · {side(pos['side'])} {pos['symbol']} · "
         f"{pos['leverage']}x · entry {price(pos['entry_price'])} → exit {price(pos['exit_price'])} · "
+        f"stop {price(pos['stop_price'])} · take-profit {price(pos['take_profit'])} · "
         f"net PnL {colored(money(net, signed=True), net)} · {pos['status']}"
         + (f" ({REASON_LABEL.get(pos['close_reason'], pos['close_reason'])})" if pos["close_reason"] else ""))
+    trade_candles(session_id, trade_id, key)
     st.markdown("**Fills**")
-    st.dataframe(chain["fills"], hide_index=True, width="stretch", placeholder=MISSING)
+    fills_table(chain["fills"])
     st.markdown("**Orders**")
-    st.dataframe(chain["orders"], hide_index=True, width="stretch", placeholder=MISSING)
+    orders_table(chain["orders"])
     d = chain["decision"]
     st.markdown("**CEO verdict**")
     if d is None:
@@ -402,8 +531,7 @@ def trade_detail(session_id: int, trade_id: int) -> None:
                     f"{money(d['final_margin'])}")
         st.caption(d["reason"])
         if d["changes"]:
-            st.dataframe(pd.DataFrame([{"field": k, "before": str(v[0]), "after": str(v[1])}
-                                       for k, v in d["changes"].items()]), hide_index=True)
+            changes_table(d["changes"])
         if chain["review_call"] is not None:
             _call_panel("CEO LLM review", chain["review_call"], "")
     p = chain["proposal"]
@@ -425,7 +553,7 @@ def chain_picker(session_id: int) -> None:
                                placeholder="a Trade # (or click a row of the table above)",
                                help="Fills and orders ← position ← CEO verdict ← proposal ← LLM call")
     if trade_id is not None:
-        trade_detail(session_id, int(trade_id))
+        trade_detail(session_id, int(trade_id), key="pick")
 
 
 st.title("Positions & trades")
@@ -452,6 +580,7 @@ date_from = c[4].date_input("Closed from", value=None, min_value=lo, max_value=h
                             on_change=_reset_page, help="UTC day, engine time")
 date_to = c[5].date_input("Closed to", value=None, min_value=lo, max_value=hi, key="tr_to",
                           on_change=_reset_page, help="UTC day, included")
+agent_equity(sid, queries.trade_filters(agent=agent)["agent"])
 history(sid, queries.trade_filters(agent=agent, symbol=symbol, side=side_choice, close_reason=reason,
                                    date_from=date_from, date_to=date_to))
 chain_picker(sid)

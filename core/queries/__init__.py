@@ -9,13 +9,16 @@ tick; market views read the session's feed at the session's engine time.
 
 Callers use this package as one module (``from core import queries``; ``queries.trades(...)``);
 the code lives in ``common`` (shared helpers and constants), ``session`` (session and agent
-state), ``ceo`` (the CEO log), ``trade_history`` (closed trades) and ``market`` (the session's
-feed). Every name is re-exported here, the private helpers other modules use included (the CLI
+state), ``ceo`` (the CEO log), ``trade_history`` (closed trades), ``market`` (the session's
+feed) and ``chart`` (candles with the agents' indicators and marks; ``studies`` says which
+indicators each agent reads) and ``agent_equity`` (per-agent equity curves). Every name is re-exported here, the private helpers other modules use included (the CLI
 formats times with ``queries._iso``). Re-exported constants are copies: to change one for a test,
 patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 """
 
 from __future__ import annotations
+
+from core.queries.agent_equity import AGENT_EQUITY_COLUMNS, agent_equity_curves
 
 # --- backtests
 from core.queries.backtests import (
@@ -51,6 +54,14 @@ from core.queries.ceo import (
     ceo_rules,
     ceo_verdict_counts,
     changed_fields,
+)
+from core.queries.chart import (
+    LEVEL_COLUMNS,
+    TRADE_MARK_COLUMNS,
+    Chart,
+    StudyView,
+    chart_analysis,
+    trade_chart,
 )
 from core.queries.common import (
     _ANY,
@@ -109,6 +120,7 @@ from core.queries.trade_history import (
 )
 
 __all__ = [
+    "AGENT_EQUITY_COLUMNS",
     "AGENT_FIGURES",
     "ALLOCATION_KINDS",
     "BUY_AND_HOLD_FIGURES",
@@ -119,6 +131,7 @@ __all__ = [
     "COMPARE_ROWS",
     "COMPARE_SETUP",
     "CSV_CHUNK",
+    "LEVEL_COLUMNS",
     "MANUAL_COLUMNS",
     "MARKER_COLUMNS",
     "MARKET_COLUMNS",
@@ -126,9 +139,12 @@ __all__ = [
     "MAX_MARKERS",
     "SIDES",
     "TRADE_COLUMNS",
+    "TRADE_MARK_COLUMNS",
     "VERDICTS",
     "_ANY",
     "_TRADE_RAW",
+    "Chart",
+    "StudyView",
     "_agent_ids",
     "_ceo_frame",
     "_ceo_select",
@@ -143,6 +159,7 @@ __all__ = [
     "_trade_frame",
     "_trade_select",
     "_trade_where",
+    "agent_equity_curves",
     "agent_llm_stats",
     "agent_names",
     "agent_stats",
@@ -161,6 +178,7 @@ __all__ = [
     "ceo_rules",
     "ceo_verdict_counts",
     "changed_fields",
+    "chart_analysis",
     "compare_runs",
     "day_start_ms",
     "desk_session",
@@ -181,6 +199,7 @@ __all__ = [
     "session_summary",
     "session_symbols",
     "trade_chain",
+    "trade_chart",
     "trade_filters",
     "trade_summary",
     "trade_time_range",
