@@ -192,6 +192,23 @@ def test_rebalance_never_touches_locked_margin() -> None:
     assert plan.transfers["Momentum Hunter"] == pytest.approx(5_000.0)
 
 
+def test_a_paused_agent_receives_nothing_and_nothing_is_taken_for_it() -> None:
+    """The best score on the desk, but paused (by the user or the CEO: the allocation sees only
+    the status): no capital flows to it, so none is taken from the agents still trading."""
+    allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"}})
+    plan = plan_rebalance(allocs, session_equity=100_000)
+    assert plan is None or plan.transfers["Momentum Hunter"] <= 0.0
+    if plan is not None:
+        assert all(v == 0.0 for v in plan.transfers.values())
+    # with a second good agent still trading, only that one receives
+    allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"},
+                       "Lightning Scalper": {"score": 0.5}})
+    plan = plan_rebalance(allocs, session_equity=100_000)
+    assert plan is not None
+    assert plan.transfers["Momentum Hunter"] <= 0.0 and plan.transfers["Lightning Scalper"] > 0
+    assert abs(sum(plan.transfers.values())) <= 1e-6
+
+
 def test_stopped_agents_keep_their_capital() -> None:
     allocs = roster(
         **{
@@ -307,6 +324,8 @@ def test_rebalance_properties(book: tuple[list[AgentAllocation], float, float]) 
             assert new == old
             continue
         delta = plan.transfers[a.name]
+        if a.status == "paused":
+            assert delta <= 0.0  # a paused agent only ever gives
         assert abs(delta) <= max_shift * session_equity * (1 + 1e-9)
         assert a.equity + delta >= min(a.equity, a.locked_margin) - 1e-6
         if feasible:  # every agent moves toward its target, which lies within the bounds

@@ -161,7 +161,8 @@ def plan_rebalance(
 ) -> RebalancePlan | None:
     """Shift free capital toward agents with better scores, or None if nothing worth moving.
 
-    Active and paused agents take part; stopped agents keep their capital. Each participant's
+    Active and paused agents take part, but a paused agent (by the user or the CEO) only ever
+    gives: it receives nothing, however good its score; stopped agents keep their capital. Each participant's
     target share is ``base_share × (1 + clip(score, −0.5, 0.5))``, scaled so the targets add up to
     the participants' current total and clamped to ``[min_share, max_share]`` (one common scale,
     found by bisection, so the bounds hold after normalising). Each agent then moves toward its
@@ -246,6 +247,8 @@ def _bounded_transfers(
         receives_unearned = want > 0 and (unproven or tilt <= mean_score) and share >= min_share
         gives_unearned = want < 0 and (unproven or tilt >= mean_score) and share <= max_share
         if receives_unearned or gives_unearned:
+            want = 0.0
+        if want > 0 and a.status != ACTIVE:  # paused (by the user or the CEO): receives nothing
             want = 0.0
         wants[a.name] = min(want, cap) if want > 0 else -min(-want, cap, free)
     given = -sum(w for w in wants.values() if w < 0)
