@@ -112,9 +112,10 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool,
             st.caption(f"Why: {a['pause_reason'] or 'no reason recorded'}")
 
         st.markdown(f"### {colored(usd(a['pnl'], signed=True), a['pnl'])} "
-                    f"{colored('(' + pct(a['pnl_pct'], signed=True) + ')', a['pnl'])}",
-                    help="Total PnL in USDT, and as a % of the capital allocated to the agent now "
-                         "(its start plus or minus the CEO's rebalances, so a rebalance moves the %)")
+                    f"{colored('(' + pct(a['pnl_pct'], signed=True) + ')', a['pnl_pct'])}",
+                    help="Total PnL in USDT, and the agent's time-weighted return: each period "
+                         "between the CEO's rebalances counts by its own growth, so moving "
+                         "capital in or out never moves the %; only trades do")
         st.caption(f"Gross {_money(a['realized_pnl'], signed=True)} "
                    f"· unrealized {_money(a['unrealized_pnl'], signed=True)} "
                    f"· fees {_money(-a['fees'], signed=True)} "

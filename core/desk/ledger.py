@@ -85,6 +85,8 @@ class AgentLedger:
     paused_ms: int | None = None
     paused_by: str | None = None
     ceo_pauses: int = 0
+    return_index: float = 1.0  # time-weighted growth up to the last transfer (see AgentRow)
+    return_base: float | None = None  # equity right after the last transfer
     saved_peak: tuple[float, int] | None = None  # (peak, llm_failures) as the review last wrote them
     positions: dict[str, OpenPosition] = field(default_factory=dict)
     # net PnL of closed trades since the last resume (pause rules) / returns on margin of every
@@ -105,6 +107,15 @@ class AgentLedger:
 
     def equity(self, prices: dict[str, float]) -> float:
         return self.cash + self.unrealized(prices)
+
+    def transfer(self, amount: float, equity_before: float) -> None:
+        """Move ``amount`` of capital in (or out, negative); the time-weighted return closes its
+        period at ``equity_before`` so the transfer itself is neither a gain nor a loss."""
+        base = self.return_base if self.return_base is not None else self.initial_capital
+        if base > 0:
+            self.return_index *= equity_before / base
+        self.capital += amount
+        self.return_base = equity_before + amount
 
     @property
     def locked_margin(self) -> float:
@@ -203,6 +214,8 @@ def load_ledger(db: Session, session_id: int) -> Ledger:
             llm_failures=a.llm_failures,
             review_from_ms=a.review_from_ms,
             paused_ms=a.paused_ms,
+            return_index=a.return_index,
+            return_base=a.return_base,
             paused_by=a.paused_by,
             ceo_pauses=a.ceo_pauses,
         )
@@ -270,6 +283,6 @@ def insert_session(conn: Connection, *, name: str, mode: str, source: str,
         "capital": capital * s.capital_share, "initial_capital": capital * s.capital_share,
         "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
         "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
-        "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0,
+        "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0, "return_index": 1.0,
     } for s in ROSTER])
     return int(session_id)

@@ -162,12 +162,13 @@ def _rebalance(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
         delta = plan.transfers.get(agent.name, 0.0)
         if abs(delta) < 1e-9:
             continue
-        old_share = agent.equity(prices) / equity
-        agent.capital += delta
+        before = agent.equity(prices)
+        agent.transfer(delta, before)
         agent.peak_equity += delta  # a transfer is not a gain or a drawdown
-        changes[agent.name] = [round(old_share, 4), round(agent.equity(prices) / equity, 4)]
-        desk.db.execute(update(AGENTS).where(AGENTS.c.id == agent.id)
-                        .values(capital=agent.capital, peak_equity=AGENTS.c.peak_equity + delta))
+        changes[agent.name] = [round(before / equity, 4), round(agent.equity(prices) / equity, 4)]
+        desk.db.execute(update(AGENTS).where(AGENTS.c.id == agent.id).values(
+            capital=agent.capital, peak_equity=AGENTS.c.peak_equity + delta,
+            return_index=agent.return_index, return_base=agent.return_base))
     if changes:
         desk.db.execute(
             insert(CEO_DECISIONS).values(

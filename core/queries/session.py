@@ -108,7 +108,7 @@ def agent_stats(engine: Engine, session_id: int) -> list[dict[str, Any]]:
             "risk_level": a.risk_level, "max_leverage": a.max_leverage, "status": a.status,
             "pause_reason": a.pause_reason, "capital": round(a.capital, 2),
             "equity": round(equity, 2), "pnl": round(pnl, 2),
-            "pnl_pct": round(pnl / a.capital * 100, 3) if a.capital else 0.0,
+            "pnl_pct": round(time_weighted_return(a, equity) * 100, 3),
             "realized_pnl": round(a.realized_pnl, 2), "unrealized_pnl": round(unrealized, 2),
             "fees": round(a.fees, 2), "funding": round(a.funding, 2),
             "win_rate": round(wins / trades, 4) if trades else None, "trades": trades,
@@ -311,6 +311,14 @@ def resolve_session(engine: Engine, session_id: int | None) -> SessionRow:
             raise NotFound(f"no session {session_id}")
         raise NotFound("no session yet: create one with `python -m core session create`")
     return row
+
+
+def time_weighted_return(agent: Any, equity: float) -> float:
+    """An agent's return as a fraction, time-weighted: each period between capital transfers
+    counts by its own growth, so a rebalance moves capital but never the percentage (PnL over
+    the capital allocated now would jump at every rebalance)."""
+    base = agent.return_base if agent.return_base is not None else agent.initial_capital
+    return agent.return_index * equity / base - 1 if base > 0 else 0.0
 
 
 MANUAL_COLUMNS = ["id", "kind", "target_id", "status", "note", "created_at", "done_at"]

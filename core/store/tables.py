@@ -84,6 +84,11 @@ class AgentRow(Base):
     paused_ms: Mapped[int | None] = mapped_column(BigInteger)
     paused_by: Mapped[str | None] = mapped_column(String(8))  # ceo | user
     ceo_pauses: Mapped[int] = mapped_column(Integer, default=0)  # lengthens each CEO cooldown
+    # The time-weighted return, so a rebalance moves no percentage: what 1 USDT at the start had
+    # grown to at the last transfer, and the equity right after it (NULL: no transfer yet, the
+    # base is initial_capital). The return now is return_index × equity / base − 1.
+    return_index: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    return_base: Mapped[float | None] = mapped_column(Float)
 
 
 class ProposalRow(Base):
