@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -157,6 +158,24 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
         downloaded_ids = {int(r["trade_id"]) for r in rows}
         assert downloaded_ids <= set(stored["trade_id"]) and len(rows) >= 3
         page.screenshot(path=str(SHOTS / "positions.png"), full_page=True)
+
+        # a trader's own close, asked first, carried out by the running engine on its next tick
+        held = _wait_for(lambda: set(queries.open_positions(engine, session_id).get("id", [])),
+                         timeout=300)
+        page.goto(f"{base}/positions")
+        picker = page.get_by_role("combobox", name="Position")
+        expect(picker).to_have_value(re.compile(r"^#\d+ "))
+        chosen = int(picker.input_value().split()[0].lstrip("#"))
+        page.get_by_role("button", name="Close at market…").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text("reduce-only market order")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "manual-close.png"), full_page=True)
+        dialog.get_by_role("button", name="Confirm").click()
+        _wait_for(lambda: chosen not in set(queries.open_positions(engine, session_id).get("id", [])),
+                  timeout=180)
+        assert chosen in held
+        closed = queries.trades(engine, session_id, limit=None)
+        assert "user" in set(closed[closed["trade_id"] == chosen]["close_reason"])
 
         page.goto(f"{base}/market")
         expect(page.get_by_text("BTCUSDT").first).to_be_visible()
