@@ -338,7 +338,7 @@ def test_market_page_shows_the_symbols_and_a_candlestick_with_trades(app_env: st
     ok(at)
     overview = queries.market_overview(make_settings(database_url=app_env), engine, sid)
     assert [m.label for m in at.main.metric] == SYMBOLS
-    assert next(m.value for m in at.main.metric) == f"{overview['price'].iloc[0]:,.2f} USDT"
+    assert next(m.value for m in at.main.metric) == f"{overview['price'].iloc[0]:,.1f} USDT"  # BTCUSDT ticks by 0.1
     shown = element(at, "Symbol")
     prices = shown.value
     assert prices["Symbol"].tolist() == SYMBOLS and prices["Funding rate"].isna().all()  # replay
@@ -369,4 +369,31 @@ def test_market_page_shows_the_symbols_and_a_candlestick_with_trades(app_env: st
     at.radio(key="mkt_symbol").set_value("SOLUSDT").run()
     ok(at)
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["name"] == "SOLUSDT 4h"
+    engine.dispose()
+
+
+def test_ceo_log_reason_comes_first_and_a_selected_row_reads_in_full(app_env: str) -> None:
+    engine, sid = seed(app_env, "2025-07-01", REBALANCED_TICKS)
+    at = page("views/ceo.py")
+    ok(at)
+    shown = element(at, "Time (UTC)")
+    assert list(shown.value.columns[:5]) == ["Time (UTC)", "Agent", "Verdict", "Reason", "Rules fired"]
+    assert json.loads(shown.proto.columns)["Reason"]["width"] == "large"
+    assert any("Select a row" in c.value for c in at.main.caption)
+
+    log = queries.ceo_log(engine, sid, limit=50)
+    modified = next(i for i, v in enumerate(log["verdict"]) if v == "modify")
+    at.session_state["ceo_log_table"] = {"selection": {"rows": [modified], "columns": []}}
+    at.run()
+    ok(at)
+    row = log.iloc[modified]
+    assert any(m.value == row["reason"] for m in at.main.markdown)  # the whole reason, unclipped
+    captions = [c.value for c in at.main.caption]
+    assert f"Rules fired: {', '.join(r for r in row['rules'].split(',') if r)}" in captions
+    changed = next(c for c in captions if c.startswith("Changed by the CEO: "))
+    def shown(v: object) -> str:
+        return f"{v:,.6g}" if isinstance(v, float) else str(v)
+
+    for field, (before, after) in queries.change_pairs(row["changes"]).items():
+        assert f"{field.replace('_', ' ')} {shown(before)} → {shown(after)}" in changed
     engine.dispose()

@@ -77,6 +77,10 @@ LOG_COLUMNS = {
 }
 
 
+def _rules(rules: str) -> str:
+    return ", ".join(x for x in rules.split(",") if x) or "–"
+
+
 def log_table(frame: pd.DataFrame) -> Any:
     """The page of decisions as people read it, verdicts coloured; leverage and margin are
     numbers (as decided, and as proposed when the CEO changed them)."""
@@ -86,15 +90,15 @@ def log_table(frame: pd.DataFrame) -> Any:
     shown = pd.DataFrame({
         "Time (UTC)": frame["ts"],
         "Agent": frame["agent"].fillna("Desk"),
+        "Verdict": frame["verdict"].map(lambda v: VERDICT_LABEL.get(v, v) if isinstance(v, str) else "–"),
+        "Reason": frame["reason"],
+        "Rules fired": frame["rules"].map(_rules),
         "Symbol": frame["symbol"].fillna("–"),
         "Kind": frame["kind"].map(lambda k: KIND_LABEL.get(k, k)),
-        "Verdict": frame["verdict"].map(lambda v: VERDICT_LABEL.get(v, v) if isinstance(v, str) else "–"),
-        "Rules fired": frame["rules"].map(lambda r: ", ".join(x for x in r.split(",") if x) or "–"),
         "Leverage": [_final(b, a) for b, a, _ in lev],
         "Proposed leverage": [_proposed(b, a, "leverage" in c, 0) for b, a, c in lev],
         "Margin": [_final(b, a) for b, a, _ in margin],
         "Proposed margin": [_proposed(b, a, bool(c & MARGIN_FIELDS), 2) for b, a, c in margin],
-        "Reason": frame["reason"],
     }).astype({"Leverage": float, "Proposed leverage": float, "Margin": float,
                "Proposed margin": float})
     return shown.style.map(lambda v: f"color: {VERDICT_COLOR.get(v, NEUTRAL)}", subset=["Verdict"])
@@ -128,8 +132,15 @@ def decision_log(session_id: int, filters: dict[str, Any]) -> None:
         offset = pager(total, page_size=PAGE_SIZE, key=PAGE_KEY, noun="decisions",
                        order="newest first")
         frame = queries.ceo_log(db, session_id, **filters, limit=PAGE_SIZE, offset=offset)
-        st.dataframe(log_table(frame), hide_index=True, width="stretch", height=560,
-                     column_config=LOG_COLUMNS, placeholder=MISSING)
+        picked = st.dataframe(log_table(frame), hide_index=True, width="stretch", height=560,
+                              column_config=LOG_COLUMNS, placeholder=MISSING, key="ceo_log_table",
+                              on_select="rerun", selection_mode="single-row")
+        rows = picked.selection.rows if picked is not None else []
+        if rows:
+            decision_detail(frame.iloc[rows[0]])
+        else:
+            st.caption("Select a row to read its reason in full, with the rules that fired and "
+                       "what the CEO changed.")
     left, right = st.columns(2)
     left.download_button(
         f"Download filtered ({total:,} decisions)",
@@ -141,6 +152,29 @@ def decision_log(session_id: int, filters: dict[str, Any]) -> None:
         data=lambda: queries.ceo_log_csv(db, session_id),
         file_name=f"ceo_log_session_{session_id}.csv", mime="text/csv",
         icon=":material/download:", on_click="ignore", key="ceo_csv_all")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    return "–" if value is None else str(value)
+
+
+def decision_detail(row: pd.Series) -> None:
+    """One decision in full: the reason wraps, the rules and every changed value beside it."""
+    who = row["agent"] if isinstance(row["agent"], str) else "Desk"
+    verdict = VERDICT_LABEL.get(row["verdict"], "") if isinstance(row["verdict"], str) else ""
+    symbol = f" · {row['symbol']}" if isinstance(row["symbol"], str) else ""
+    with st.container(border=True):
+        st.markdown(f"**{row['ts']} UTC · {who}{symbol} · "
+                    f"{KIND_LABEL.get(row['kind'], row['kind'])}** {verdict}")
+        st.markdown(str(row["reason"]))
+        st.caption(f"Rules fired: {_rules(row['rules'])}")
+        changes = queries.change_pairs(row["changes"])
+        if changes:
+            st.caption("Changed by the CEO: " + "; ".join(
+                f"{field.replace('_', ' ')} {_value(before)} → {_value(after)}"
+                for field, (before, after) in sorted(changes.items())))
 
 
 SHARE_COLUMNS = {

@@ -53,6 +53,7 @@ from core.queries.ceo import (
     ceo_log_csv,
     ceo_rules,
     ceo_verdict_counts,
+    change_pairs,
     changed_fields,
 )
 from core.queries.chart import (
@@ -177,6 +178,7 @@ __all__ = [
     "ceo_log_csv",
     "ceo_rules",
     "ceo_verdict_counts",
+    "change_pairs",
     "changed_fields",
     "chart_analysis",
     "compare_runs",

@@ -88,13 +88,21 @@ def _ceo_frame(rows: Sequence[Any]) -> pd.DataFrame:
 def changed_fields(changes: Any) -> set[str]:
     """The fields a CEO decision changed, from its ``changes`` JSON ({field: [before, after]});
     lets a reader tell a real modification from lot-size rounding of an approved order."""
+    return set(change_pairs(changes))
+
+
+def change_pairs(changes: Any) -> dict[str, tuple[Any, Any]]:
+    """A CEO decision's ``changes`` JSON as {field: (before, after)}; empty when there is none."""
     if not isinstance(changes, str) or not changes:
-        return set()  # None, or NaN once in a DataFrame
+        return {}  # None, or NaN once in a DataFrame
     try:
         found = json.loads(changes)
     except ValueError:
-        return set()
-    return set(found) if isinstance(found, dict) else set()
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): (v[0], v[1]) if isinstance(v, list) and len(v) == 2 else (None, v)
+            for k, v in found.items()}
 
 
 def ceo_log(engine: Engine, session_id: int, *, agent: str | None = None,
