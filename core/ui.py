@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 from sqlalchemy import Engine
 
 from core import queries
@@ -24,6 +26,7 @@ from core.config import Settings, get_settings
 from core.desk.context import ACTIVE_SESSION
 from core.desk.scheduler import EngineDriver
 from core.errors import DeskError
+from core.exchanges.symbols import KNOWN_FILTERS
 from core.models import ms_to_dt
 from core.store.db import open_database
 
@@ -146,12 +149,44 @@ def number_column(label: str, fmt: str, help: str | None = None) -> Any:
     return st.column_config.NumberColumn(label, format=fmt, help=help)
 
 
-def price_format(*prices: Any) -> str:
-    """One printf format for price columns: as many decimals as the smallest price shown needs
-    (2 at 100 and above, 4 at 1 and above, 6 below)."""
-    values = [abs(float(v)) for column in prices for v in column if v is not None and v == v]
-    smallest = min(values, default=100.0)
-    return "%,.2f" if smallest >= 100 else "%,.4f" if smallest >= 1 else "%,.6f"
+def price_decimals(symbol: str | None, value: float | None = None) -> int:
+    """Decimals a price of ``symbol`` is quoted in: its tick size's (BTCUSDT 0.1 → 1). A symbol
+    the desk has no filters for gets enough decimals for five significant figures of ``value``."""
+    known = KNOWN_FILTERS.get((symbol or "").upper())
+    if known is not None:
+        return max(0, -int(known.tick_size.normalize().as_tuple().exponent))
+    if value is None or not math.isfinite(value) or value == 0:
+        return 4
+    return min(8, max(2, 4 - math.floor(math.log10(abs(value)))))
+
+
+def price_text(value: Any, symbol: str | None) -> str:
+    """One price as the venue quotes it ("103,754.5"), "–" when there is none."""
+    if value is None or not math.isfinite(float(value)):
+        return MISSING
+    return f"{float(value):,.{price_decimals(symbol, float(value))}f}"
+
+
+def price_column(label: str, help: str | None = None) -> Any:
+    """A numerically sorted price column whose text comes from ``tick_prices`` (a printf format
+    here would override it and give the whole column one precision)."""
+    return st.column_config.NumberColumn(label, help=help)
+
+
+def tick_prices(data: pd.DataFrame | Styler, symbols: pd.Series | str,
+                columns: Iterable[str]) -> Styler:
+    """A Styler showing each row's prices at its own symbol's tick size; ``symbols`` is the rows'
+    symbols (a Series on the frame's index) or one symbol for the whole table."""
+    styler = data if isinstance(data, Styler) else data.style
+    frame = styler.data
+    per_row = (symbols if isinstance(symbols, pd.Series)
+               else pd.Series(symbols, index=frame.index, dtype=object))
+    columns = [c for c in columns if c in frame.columns]
+    for symbol in per_row.dropna().unique():
+        rows = per_row.index[per_row == symbol]
+        styler = styler.format(lambda v, s=symbol: price_text(v, s),
+                               subset=pd.IndexSlice[rows, columns])
+    return styler
 
 
 def hours(seconds: Any) -> Any:
@@ -346,12 +381,6 @@ def agent_color(key: str | None) -> str:
     return AGENT_COLORS.get(key or "", NEUTRAL)
 
 
-def price_text(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.4f}" if abs(value) >= 1 else f"{value:.6g}"
-
-
 def _hover_text(text: Any, width: int = 80) -> str:
     import textwrap
 
@@ -383,7 +412,7 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
                 marker={"symbol": ["triangle-up" if s == "LONG" else "triangle-down"
                                    for s in entries["side"]],
                         "size": 14, "color": color, "line": {"width": 1.5, "color": OUTLINE}},
-                customdata=[[a, s, price_text(p), lev, price_text(sl), price_text(tp),
+                customdata=[[a, s, price_text(p, chart.symbol), lev, price_text(sl, chart.symbol), price_text(tp, chart.symbol),
                              v if isinstance(v, str) else "–",
                              _hover_text(r), i] for a, s, p, lev, sl, tp, v, r, i in zip(
                     entries["agent"], entries["side"], entries["entry_price"], entries["leverage"],
@@ -402,7 +431,7 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
                 x=exits["exit_time"], y=exits["exit_price"], mode="markers",
                 marker={"symbol": "x", "size": 13, "color": [pnl_color(v) for v in pnl],
                         "line": {"width": 2, "color": color}},
-                customdata=[[a, s, price_text(p), CLOSE_REASON_LABEL.get(r, r or "–"), f"{v:+,.2f}", i]
+                customdata=[[a, s, price_text(p, chart.symbol), CLOSE_REASON_LABEL.get(r, r or "–"), f"{v:+,.2f}", i]
                             for a, s, p, r, v, i in zip(
                     exits["agent"], exits["side"], exits["exit_price"], exits["close_reason"], pnl,
                     exits["trade_id"], strict=True)],
@@ -418,7 +447,7 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
             ys: list[Any] = []
             text: list[Any] = []
             for r in seg.itertuples():
-                label = f"{agent} {word} {price_text(r.price)} · trade #{r.trade_id} ({r.status.lower()})"
+                label = f"{agent} {word} {price_text(r.price, chart.symbol)} · trade #{r.trade_id} ({r.status.lower()})"
                 xs += [r.from_time, r.to_time, None]
                 ys += [r.price, r.price, None]
                 text += [label, label, None]

@@ -162,9 +162,14 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
         # a trader's own close, asked first, carried out by the running engine on its next tick
         held = _wait_for(lambda: set(queries.open_positions(engine, session_id).get("id", [])),
                          timeout=300)
-        page.goto(f"{base}/positions")
         picker = page.get_by_role("combobox", name="Position")
-        expect(picker).to_have_value(re.compile(r"^#\d+ "))
+
+        def picker_shows_a_position() -> bool:
+            page.goto(f"{base}/positions")  # the picker lists the positions open when drawn
+            expect(picker).to_be_visible()
+            return bool(re.match(r"^#\d+ ", picker.input_value()))
+
+        _wait_for(picker_shows_a_position, timeout=300)
         chosen = int(picker.input_value().split()[0].lstrip("#"))
         page.get_by_role("button", name="Close at market…").click()
         dialog = page.get_by_role("dialog")

@@ -91,3 +91,25 @@ def test_flatten_pauses_the_agent_and_closes_its_positions(holding: int, db: Eng
     assert stats[agent]["status"] == "paused"
     (table,) = [d.value for d in at.dataframe if "What happened" in d.value.columns]
     assert list(table["Status"]) == ["Done"] and "flattened" in table["What happened"].iloc[0]
+
+
+def test_the_pickers_follow_positions_that_open_and_close_after_the_page_was_drawn(
+        app_env: str, db: Engine) -> None:
+    settings = make_settings(database_url=app_env, replay_start="2025-07-01")
+    session_id = create(db, settings)
+    run_ticks(db, settings, 1)  # running, nothing open yet
+    at = page()
+    assert queries.open_positions(db, session_id).empty
+    assert at.selectbox(key="manual_position").value is None
+    run_ticks(db, settings, 299)
+    at.run()
+    opened = queries.open_positions(db, session_id)
+    assert at.selectbox(key="manual_position").value == int(opened["id"].iloc[0])
+    resting = queries.open_orders(db, session_id)
+    assert at.selectbox(key="manual_order").value in set(resting["id"])
+
+    button(at, "Close at market…").click().run()
+    button(at, "Confirm").click().run()
+    still = queries.open_positions(db, session_id)
+    assert len(still) == len(opened) - 1
+    assert at.selectbox(key="manual_position").value == int(still["id"].iloc[0])  # the next one

@@ -27,9 +27,11 @@ from core.ui import (
     get_runtime,
     number_column,
     pnl_color,
-    price_format,
+    price_column,
+    price_text,
     refresh_every,
     session_or_stop,
+    tick_prices,
 )
 
 runtime = get_runtime()
@@ -39,10 +41,6 @@ settings = runtime.settings
 INTERVALS = ("15m", "1h", "4h")
 CANDLES = 300
 STUDY_MEMORY = "mkt_studies_chosen"  # interval → the indicators the trader chose on it
-
-
-def price(value: float) -> str:
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.4f}"
 
 
 def _change_style(value: Any) -> str:
@@ -57,15 +55,15 @@ def overview_table(frame: pd.DataFrame) -> Any:
         "24h low": frame["low_24h"], "24h volume": frame["volume_24h"],
         "Funding rate": pd.to_numeric(frame["funding_rate"]) * 100,
     })
-    return shown.style.map(_change_style, subset=["24h change"])
+    return tick_prices(shown.style.map(_change_style, subset=["24h change"]), shown["Symbol"],
+                       ["Price (USDT)", "24h high", "24h low"])
 
 
 def overview_columns(frame: pd.DataFrame) -> dict[str, Any]:
-    prices = price_format(frame["price"], frame["high_24h"], frame["low_24h"])
     return {
-        "Price (USDT)": number_column("Price (USDT)", prices),
+        "Price (USDT)": price_column("Price (USDT)"),
         "24h change": number_column("24h change", "%+.2f%%"),
-        "24h high": number_column("24h high", prices), "24h low": number_column("24h low", prices),
+        "24h high": price_column("24h high"), "24h low": price_column("24h low"),
         "24h volume": number_column("24h volume", "%,.0f", help="In the symbol's base asset"),
         "Funding rate": number_column("Funding rate", "%+.4f%%",
                                       help=f"Per funding interval; {MISSING} where the market "
@@ -133,10 +131,11 @@ def trades_table(chart: queries.Chart, agents: list[str]) -> None:
         "Why (the agent's reasoning)": t["reasoning"].map(
             lambda r: r if isinstance(r, str) and r else "no reasoning recorded"),
     }).iloc[::-1]
-    prices = price_format(shown["Entry"], shown["Stop"], shown["Take-profit"], shown["Exit"])
-    st.dataframe(shown.style.map(_change_style, subset=["Net PnL"]), hide_index=True,
-                 width="stretch", placeholder=MISSING, key="mkt_trades", column_config={
-                     **{c: number_column(c, prices) for c in ("Entry", "Stop", "Take-profit", "Exit")},
+    marks = ("Entry", "Stop", "Take-profit", "Exit")
+    st.dataframe(tick_prices(shown.style.map(_change_style, subset=["Net PnL"]), chart.symbol, marks),
+                 hide_index=True, width="stretch", placeholder=MISSING, key="mkt_trades",
+                 column_config={
+                     **{c: price_column(c) for c in marks},
                      "Net PnL": number_column("Net PnL (USDT)", SIGNED_MONEY,
                                               help="After fees and funding; – while open"),
                      "Why (the agent's reasoning)": st.column_config.TextColumn(
@@ -155,9 +154,10 @@ def market(session_id: int) -> None:
                "not with the wall clock.")
     for col, row in zip(st.columns(len(frame)), frame.itertuples(), strict=True):
         change = None if pd.isna(row.change_24h_pct) else float(row.change_24h_pct)
-        col.metric(row.symbol, f"{price(row.price)} USDT",
+        col.metric(row.symbol, f"{price_text(row.price, row.symbol)} USDT",
                    None if change is None else f"{change:+.2f}% 24h", border=True,
-                   help=f"24h range {price(row.low_24h)} – {price(row.high_24h)} USDT")
+                   help=f"24h range {price_text(row.low_24h, row.symbol)} – "
+                        f"{price_text(row.high_24h, row.symbol)} USDT")
     st.dataframe(overview_table(frame), hide_index=True, width="stretch",
                  column_config=overview_columns(frame), placeholder=MISSING)
     if frame["funding_rate"].isna().all():

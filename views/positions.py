@@ -42,9 +42,11 @@ from core.ui import (
     pager,
     pct,
     pnl_color,
-    price_format,
+    price_column,
+    price_text,
     refresh_every,
     session_or_stop,
+    tick_prices,
     usd,
 )
 
@@ -75,12 +77,6 @@ def purpose(value: str) -> str:
 
 def _reset_page() -> None:
     st.session_state[PAGE_KEY] = 1
-
-
-def price(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:,.4f}" if abs(value) >= 1 else f"{value:.6f}"
 
 
 def money(value: Any, *, signed: bool = False) -> str:
@@ -158,6 +154,13 @@ def confirm_manual(kind: str, target: Any, label: str, session_id: int) -> None:
         st.rerun()
 
 
+def _follow(key: str, choices: list[Any]) -> None:
+    """Keep a picker on something that still exists: the first choice once the one picked has
+    closed or filled, or once the first position or order appears."""
+    if st.session_state.get(key) not in choices:
+        st.session_state[key] = choices[0] if choices else None
+
+
 def manual_control(session_id: int, status: str) -> None:
     """Close one position, cancel one resting order, flatten one agent (each asks first)."""
     st.subheader("Your orders")
@@ -173,18 +176,18 @@ def manual_control(session_id: int, status: str) -> None:
     c = st.columns(3, vertical_alignment="bottom")
     pos_labels = {int(r.id): f"#{int(r.id)} {r.symbol} {r.side.lower()} {r.qty:g} ({r.agent})"
                   for r in positions.itertuples()} if not positions.empty else {}
+    _follow("manual_position", list(pos_labels))
     chosen = c[0].selectbox("Position", list(pos_labels), format_func=pos_labels.get,
-                            key="manual_position", placeholder="no open position",
-                            index=0 if pos_labels else None)
+                            key="manual_position", placeholder="no open position")
     if c[0].button("Close at market…", disabled=chosen is None, key="manual_close"):
         _ask("close", chosen, f"Close {pos_labels[chosen]}")
     resting = orders[orders["status"] == "NEW"] if not orders.empty else orders
     order_labels = {int(r.id): f"#{int(r.id)} {r.symbol} {PURPOSE_LABEL.get(r.purpose, r.purpose)} "
-                               f"{r.qty:g} @ {price(r.stop_price)}"
+                               f"{r.qty:g} @ {price_text(r.stop_price, r.symbol)}"
                     for r in resting.itertuples()} if not resting.empty else {}
+    _follow("manual_order", list(order_labels))
     picked = c[1].selectbox("Resting order", list(order_labels), format_func=order_labels.get,
-                            key="manual_order", placeholder="no resting order",
-                            index=0 if order_labels else None)
+                            key="manual_order", placeholder="no resting order")
     if c[1].button("Cancel order…", disabled=picked is None, key="manual_cancel"):
         _ask("cancel", picked, f"Cancel {order_labels[picked]}")
     names = queries.agent_names(db, session_id)
@@ -224,11 +227,11 @@ def holdings(session_id: int) -> None:
             "Take-profit": frame["take_profit"], "Liquidation": frame["liquidation_price"],
             "Opened (UTC)": frame["opened_at"],
         })
-        prices = price_format(*(shown[c] for c in PRICE_COLUMNS))
-        st.dataframe(shown.style.map(_pnl_style, subset=["Unrealized PnL"])
-                     .map(_side_style, subset=["Side"]),
+        styled = (shown.style.map(_pnl_style, subset=["Unrealized PnL"])
+                  .map(_side_style, subset=["Side"]))
+        st.dataframe(tick_prices(styled, shown["Symbol"], PRICE_COLUMNS),
                      hide_index=True, width="stretch", placeholder=MISSING, column_config={
-                         **{c: number_column(c, prices) for c in PRICE_COLUMNS},
+                         **{c: price_column(c) for c in PRICE_COLUMNS},
                          "Qty": number_column("Qty", QTY),
                          "Unrealized PnL": number_column("Unrealized PnL (USDT)", SIGNED_MONEY),
                          "Leverage": number_column("Leverage", LEVERAGE),
@@ -254,9 +257,10 @@ def holdings(session_id: int) -> None:
         "Status": orders["status"], "Placed (UTC)": orders["created_at"],
         "Age": hours(orders["age_s"]),
     })
-    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING, column_config={
+    st.dataframe(tick_prices(shown, shown["Symbol"], ["Trigger price"]), hide_index=True,
+                 width="stretch", placeholder=MISSING, column_config={
         "Qty": number_column("Qty", QTY),
-        "Trigger price": number_column("Trigger price", price_format(shown["Trigger price"])),
+        "Trigger price": price_column("Trigger price"),
         "Age": number_column("Age (h)", HOURS, help="Hours since the order was placed")})
 
 
@@ -310,16 +314,16 @@ def trade_table(frame: pd.DataFrame) -> Any:
         "Gross PnL": frame["realized_pnl"], "Fees": frame["fees"], "Funding": frame["funding"],
         "Opened (UTC)": frame["opened_at"], "Trade #": frame["trade_id"],
     })
-    return (shown.style.map(_pnl_style, subset=["Gross PnL", "Net PnL"])
-            .map(_side_style, subset=["Side"]))
+    styled = (shown.style.map(_pnl_style, subset=["Gross PnL", "Net PnL"])
+              .map(_side_style, subset=["Side"]))
+    return tick_prices(styled, shown["Symbol"], ["Entry", "Exit"])
 
 
 def trade_columns(frame: pd.DataFrame) -> dict[str, Any]:
     """Headers with units and number formats for ``trade_table``."""
-    prices = price_format(frame["entry_price"], frame["exit_price"])
     return {
         "Leverage": number_column("Leverage", LEVERAGE),
-        "Entry": number_column("Entry", prices), "Exit": number_column("Exit", prices),
+        "Entry": price_column("Entry"), "Exit": price_column("Exit"),
         "Net PnL": number_column("Net PnL (USDT)", SIGNED_MONEY, help=NET_HELP),
         "Held": number_column("Held (h)", HOURS, help="Hours from entry to close"),
         "Qty": number_column("Qty", QTY), "Margin": number_column("Margin (USDT)", MONEY),
@@ -428,22 +432,23 @@ def _call_panel(title: str, call: dict[str, Any] | None, empty: str) -> None:
             st.json(call["parsed"])
 
 
-def fills_table(fills: pd.DataFrame) -> None:
+def fills_table(fills: pd.DataFrame, symbol: str) -> None:
     shown = pd.DataFrame({
         "Time (UTC)": fills["at"], "Side": fills["side"], "Qty": fills["qty"],
         "Price": fills["price"], "Fee": fills["fee"], "Gross PnL": fills["realized_pnl"],
         "Liquidation": fills["liquidation"].map({True: "yes", False: "no"}),
         "Venue trade id": fills["venue_trade_id"], "Client order id": fills["client_order_id"],
     })
-    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING, column_config={
-        "Qty": number_column("Qty", QTY), "Price": number_column("Price", price_format(shown["Price"])),
+    st.dataframe(tick_prices(shown, symbol, ["Price"]), hide_index=True, width="stretch",
+                 placeholder=MISSING, column_config={
+        "Qty": number_column("Qty", QTY), "Price": price_column("Price"),
         "Fee": number_column("Fee (USDT)", MONEY),
         "Gross PnL": number_column("Gross PnL (USDT)", SIGNED_MONEY,
                                    help="What the fill closed on price, before fees and funding"),
     })
 
 
-def orders_table(orders: pd.DataFrame) -> None:
+def orders_table(orders: pd.DataFrame, symbol: str) -> None:
     shown = pd.DataFrame({
         "Placed (UTC)": orders["at"], "Purpose": orders["purpose"].map(purpose),
         "Side": orders["side"], "Type": orders["type"].str.replace("_", " ").str.lower(),
@@ -451,12 +456,11 @@ def orders_table(orders: pd.DataFrame) -> None:
         "Filled qty": orders["executed_qty"], "Average fill": orders["avg_price"],
         "Error": orders["error"], "Order #": orders["id"], "Client order id": orders["client_order_id"],
     })
-    prices = price_format(shown["Trigger price"], shown["Average fill"])
-    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING, column_config={
+    st.dataframe(tick_prices(shown, symbol, ["Trigger price", "Average fill"]), hide_index=True,
+                 width="stretch", placeholder=MISSING, column_config={
         "Qty": number_column("Qty", QTY), "Filled qty": number_column("Filled qty", QTY),
-        "Trigger price": number_column("Trigger price", prices,
-                                       help="Where a stop-loss or take-profit fires"),
-        "Average fill": number_column("Average fill price", prices),
+        "Trigger price": price_column("Trigger price", help="Where a stop-loss or take-profit fires"),
+        "Average fill": price_column("Average fill price"),
     })
 
 
@@ -508,18 +512,20 @@ def trade_detail(session_id: int, trade_id: int, key: str = "row") -> None:
         st.info(f"No trade #{trade_id} in this session.")
         return
     pos = chain["position"]
+    sym = pos["symbol"]
     net = pos["realized_pnl"] - pos["fees"] + pos["funding"]
     st.markdown(
         f"**Trade #{pos['id']}** · {pos['agent']} · {side(pos['side'])} {pos['symbol']} · "
-        f"{pos['leverage']}x · entry {price(pos['entry_price'])} → exit {price(pos['exit_price'])} · "
-        f"stop {price(pos['stop_price'])} · take-profit {price(pos['take_profit'])} · "
+        f"{pos['leverage']}x · entry {price_text(pos['entry_price'], sym)} → exit "
+        f"{price_text(pos['exit_price'], sym)} · stop {price_text(pos['stop_price'], sym)} · "
+        f"take-profit {price_text(pos['take_profit'], sym)} · "
         f"net PnL {colored(money(net, signed=True), net)} · {pos['status']}"
         + (f" ({REASON_LABEL.get(pos['close_reason'], pos['close_reason'])})" if pos["close_reason"] else ""))
     trade_candles(session_id, trade_id, key)
     st.markdown("**Fills**")
-    fills_table(chain["fills"])
+    fills_table(chain["fills"], sym)
     st.markdown("**Orders**")
-    orders_table(chain["orders"])
+    orders_table(chain["orders"], sym)
     d = chain["decision"]
     st.markdown("**CEO verdict**")
     if d is None:
@@ -540,8 +546,8 @@ def trade_detail(session_id: int, trade_id: int, key: str = "row") -> None:
         st.caption("No proposal recorded.")
     else:
         st.markdown(f"{p['action']} {p['symbol']} at {p['at']} · {p['leverage']}x · margin "
-                    f"{pct((p['margin_fraction'] or 0) * 100)} of equity · stop {price(p['stop_price'])} "
-                    f"· take-profit {price(p['take_profit'])} · confidence {p['confidence']:.2f}")
+                    f"{pct((p['margin_fraction'] or 0) * 100)} of equity · stop {price_text(p['stop_price'], p['symbol'])} "
+                    f"· take-profit {price_text(p['take_profit'], p['symbol'])} · confidence {p['confidence']:.2f}")
         st.caption(p["reasoning"] or "")
     _call_panel("LLM call", chain["llm_call"],
                 "Rule-based proposal: no model call behind this trade.")
