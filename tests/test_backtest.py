@@ -16,7 +16,18 @@ from sqlalchemy import Engine, create_engine, func, select, text
 
 from core import queries, service
 from core.backtest.params import build_params
-from core.backtest.report import MIN_CAGR_DAYS, Decision, Trade, cagr, halt_check
+from core.backtest.report import (
+    MIN_ANNUAL_DAYS,
+    CurvePoint,
+    Decision,
+    Trade,
+    annualised,
+    cagr,
+    halt_check,
+    portfolio,
+    sharpe,
+    sortino,
+)
 from core.backtest.service import BacktestResult, run_backtest
 from core.config import PROJECT_ROOT, Settings
 from core.desk.scheduler import latest_active_session
@@ -91,8 +102,6 @@ def test_report_numbers_match_a_hand_computation(store: tuple[Engine, Settings],
         "final_equity": equity[-1],
         "total_return": equity[-1] / CAPITAL - 1,
         "max_drawdown": float(np.max(1 - equity / np.maximum.accumulate(equity))),
-        "sharpe": returns.mean() / returns.std(ddof=1) * math.sqrt(per_year),
-        "sortino": returns.mean() / downside * math.sqrt(per_year),
         "trades": len(trades),
         "win_rate": (net > 0).sum() / len(net),
         "profit_factor": net[net > 0].sum() / -net[net < 0].sum(),
@@ -103,15 +112,25 @@ def test_report_numbers_match_a_hand_computation(store: tuple[Engine, Settings],
         "avg_gross_exposure": (curve["gross_notional"] / curve["equity"]).mean(),
     }
     assert s["trades"] >= 5 and 0 < s["max_drawdown"] < 0.15
-    assert s["cagr"] is None  # four days: no annual figure
+    # four days: no annual figure, and the report says why
+    assert s["cagr"] is None and s["sharpe"] is None and s["sortino"] is None
+    assert not report["annualised"]["shown"] and "90 days" in report["annualised"]["why"]
+    assert all(a["sharpe"] is None and a["cagr"] is None for a in report["agents"])
     for key, value in expected.items():
         assert s[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
-    # the CAGR of a range of 30 days or more, by hand
-    assert years < MIN_CAGR_DAYS / 365
-    span = MIN_CAGR_DAYS * 86_400_000
+    # the annual figures of a range of 90 days or more, by hand
+    assert years < MIN_ANNUAL_DAYS / 365
+    span = MIN_ANNUAL_DAYS * 86_400_000
     assert cagr(CAPITAL, equity[-1], span) == pytest.approx(
-        (equity[-1] / CAPITAL) ** (365 / MIN_CAGR_DAYS) - 1, rel=1e-12)
+        (equity[-1] / CAPITAL) ** (365 / MIN_ANNUAL_DAYS) - 1, rel=1e-12)
     assert cagr(CAPITAL, equity[-1], span - 1) is None
+    assert sharpe(list(returns), per_year) == pytest.approx(
+        returns.mean() / returns.std(ddof=1) * math.sqrt(per_year), rel=1e-9)
+    assert sortino(list(returns), per_year) == pytest.approx(
+        returns.mean() / downside * math.sqrt(per_year), rel=1e-9)
+    assert annualised(span)["shown"] and not annualised(span - 1)["shown"]
+    longer = portfolio(CAPITAL, 0, span, 900_000, [CurvePoint(int(t), float(e), float(g)) for t, e, g in curve.itertuples(index=False)], [])
+    assert longer["sharpe"] == pytest.approx(sharpe(list(returns), per_year), rel=1e-9)
     # every position is closed, so the books balance: final equity = capital + net results
     assert s["final_equity"] == pytest.approx(CAPITAL + net.sum(), abs=1e-6)
 

@@ -31,20 +31,30 @@ LAYOUT: dict[str, Any] = {"height": 340, "margin": {"l": 10, "r": 10, "t": 40, "
                           "hovermode": "x unified",  # the legend goes under the plot, clear of the title
                           "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0}}
 CANDLE_INTERVALS = ("1m", "15m", "1h", "4h", "1d")
-PERCENT = st.column_config.NumberColumn(format="percent")
 EQUITY_LINE = "#4c8dff"
 BH_COLORS = ["#f2a93b", "#9b59b6", "#1abc9c", "#e67e22", "#7f8c8d"]
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:+.2%}"
+def _pct(v: float | None, signed: bool = True) -> str:
+    """Every percentage of the report with two decimals ("+1.31%", "44.00%")."""
+    return "–" if v is None else f"{v:+.2%}" if signed else f"{v:.2%}"
 
 
-def _pct_short(v: float | None) -> str:
-    """A percentage that fits a metric: whole percents from ±100%, capped at +999%."""
-    if v is None or abs(v) < 1:
-        return _pct(v)
-    return f"{v:+.0%}" if v < 10 else ">+999%"
+PERCENT = "%.2f%%"  # tables hold percents ×100 so every percentage reads with two decimals
+PERCENT_FIGURES = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure_time")
+
+
+def _times_100(v: float | None) -> float | None:
+    return None if v is None else v * 100
+
+
+def _in_percent(frame: pd.DataFrame) -> pd.DataFrame:
+    """The report's fractions as percents, for ``PERCENT`` columns."""
+    shown = frame.copy()
+    for column in PERCENT_FIGURES:
+        if column in shown:
+            shown[column] = shown[column] * 100
+    return shown
 
 
 def _num(v: float | None) -> str:
@@ -186,24 +196,26 @@ def show_run(run: dict[str, Any]) -> None:
                f"CEO {'on' if p['ceo'] else 'off'} · data {p['data_dir']} · "
                f"{report['run']['ticks']:,} ticks in {report['run']['seconds']:.1f} s · "
                f"session {run['session_id']}")
+    annual = report.get("annualised") or {"shown": True, "why": ""}
+    absent = annual["why"] or None
     cols = st.columns(6)
     cols[0].metric("Total return", _pct(s["total_return"]))
-    cols[1].metric("CAGR", _pct_short(s["cagr"]),
-                   help="only for ranges of 30 days or more" if s["cagr"] is None
-                   else f"{_pct(s['cagr'])} a year: a short range annualises to a large figure")
-    cols[2].metric("Max drawdown", f"{s['max_drawdown']:.2%}")
-    cols[3].metric("Sharpe", _num(s["sharpe"]))
-    cols[4].metric("Sortino", _num(s["sortino"]))
+    cols[1].metric("CAGR", _pct(s["cagr"]), help=absent or "Annualised over 365-day years")
+    cols[2].metric("Max drawdown", _pct(s["max_drawdown"], signed=False))
+    cols[3].metric("Sharpe", _num(s["sharpe"]), help=absent or "Annualised, zero risk-free rate")
+    cols[4].metric("Sortino", _num(s["sortino"]), help=absent or "Annualised, zero risk-free rate")
     cols[5].metric("Profit factor", _num(s["profit_factor"]))
     cols = st.columns(6)
     cols[0].metric("Trades", f"{s['trades']:,}")
-    cols[1].metric("Win rate", "–" if s["win_rate"] is None else f"{s['win_rate']:.1%}")
+    cols[1].metric("Win rate", _pct(s["win_rate"], signed=False))
     cols[2].metric("Fees", f"{s['fees']:,.2f}")
     cols[3].metric("Funding paid", f"{s['funding_paid']:,.2f}")
-    cols[4].metric("Exposure", f"{s['exposure_time']:.0%}",
+    cols[4].metric("Exposure", _pct(s["exposure_time"], signed=False),
                    help="Share of bars with a position open")
     cols[5].metric("Final equity", f"{s['final_equity']:,.0f}",
                    help=f"{s['final_equity']:,.2f} USDT")
+    if absent:
+        st.caption(f"No annualised figures: {absent}")
     halt = report["drawdown_halt"]
     if not halt["applies"]:
         st.info(halt["statement"], icon=":material/info:")
@@ -220,7 +232,7 @@ def show_run(run: dict[str, Any]) -> None:
     st.plotly_chart(agents_chart(report), width="stretch", config={"displayModeBar": False})
 
     st.markdown("**Per agent**")
-    st.dataframe(queries.agent_table(report), hide_index=True, width="stretch",
+    st.dataframe(_in_percent(queries.agent_table(report)), hide_index=True, width="stretch",
                  column_config=AGENT_COLUMNS, placeholder=MISSING)
     c = report["ceo_stats"]
     st.markdown(
@@ -230,7 +242,7 @@ def show_run(run: dict[str, Any]) -> None:
     if c["rejections_by_rule"]:
         st.caption("Rejections by rule: " + ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()))
     st.markdown("**Buy and hold** (whole capital in one symbol, no fees)")
-    st.dataframe(queries.buy_and_hold_table(report), width="stretch",
+    st.dataframe(_in_percent(queries.buy_and_hold_table(report)), width="stretch",
                  column_config=BUY_AND_HOLD_COLUMNS, placeholder=MISSING)
 
     candles(run)
@@ -246,20 +258,20 @@ def show_run(run: dict[str, Any]) -> None:
 
 
 CAGR_COLUMN = st.column_config.NumberColumn(
-    "CAGR", format="percent", help="Annualised over 365-day years; only for ranges of 30 days or more")
+    "CAGR", format=PERCENT, help="Annualised over 365-day years; only for ranges of 90 days or more")
 AGENT_COLUMNS: dict[str, Any] = {
     "agent": st.column_config.TextColumn("Agent"),
-    "total_return": st.column_config.NumberColumn("Return", format="percent"),
+    "total_return": st.column_config.NumberColumn("Return", format=PERCENT),
     "cagr": CAGR_COLUMN,
-    "max_drawdown": st.column_config.NumberColumn("Max DD", format="percent"),
+    "max_drawdown": st.column_config.NumberColumn("Max DD", format=PERCENT),
     "sharpe": st.column_config.NumberColumn("Sharpe", format="%.2f"),
     "sortino": st.column_config.NumberColumn("Sortino", format="%.2f"),
     "profit_factor": st.column_config.NumberColumn("Profit factor", format="%.2f"),
-    "win_rate": st.column_config.NumberColumn("Win rate", format="percent"),
+    "win_rate": st.column_config.NumberColumn("Win rate", format=PERCENT),
     "trades": st.column_config.NumberColumn("Trades"),
     "fees": st.column_config.NumberColumn("Fees", format="%.2f"),
     "funding_paid": st.column_config.NumberColumn("Funding paid", format="%.2f"),
-    "exposure_time": st.column_config.NumberColumn("Exposure", format="percent",
+    "exposure_time": st.column_config.NumberColumn("Exposure", format=PERCENT,
                                                    help="Share of bars with a position open"),
     "net_pnl": st.column_config.NumberColumn("Net PnL", format="%.2f"),
 }
@@ -268,13 +280,12 @@ AGENT_COLUMNS: dict[str, Any] = {
 BUY_AND_HOLD_COLUMNS: dict[str, Any] = {
     "start_price": st.column_config.NumberColumn("Start price", format="%.2f"),
     "end_price": st.column_config.NumberColumn("End price", format="%.2f"),
-    "total_return": st.column_config.NumberColumn("Return", format="percent"),
+    "total_return": st.column_config.NumberColumn("Return", format=PERCENT),
     "cagr": CAGR_COLUMN,
-    "max_drawdown": st.column_config.NumberColumn("Max drawdown", format="percent"),
+    "max_drawdown": st.column_config.NumberColumn("Max drawdown", format=PERCENT),
 }
 
-COMPARE_FORMATS = {"total_return": "percent", "max_drawdown": "percent", "win_rate": "percent",
-                   "exposure_time": "percent", "trades": "%,d"}  # the others: "%,.2f"
+COMPARE_FORMATS = {**dict.fromkeys(PERCENT_FIGURES, PERCENT), "trades": "%,d"}  # the others: "%,.2f"
 COMPARE_COLUMNS: dict[str, Any] = {
     "run": st.column_config.TextColumn("Run"),
     **{key: st.column_config.NumberColumn(label, format=COMPARE_FORMATS.get(key, "%,.2f"))
@@ -316,7 +327,7 @@ def compare(runs: list[dict[str, Any]]) -> None:
     picked = [r for r in runs if r["id"] in chosen]
     if len(picked) < 1:
         return
-    st.dataframe(queries.compare_runs(picked), hide_index=True, width="stretch",
+    st.dataframe(_in_percent(queries.compare_runs(picked)), hide_index=True, width="stretch",
                  column_config=COMPARE_COLUMNS, placeholder=MISSING)
     fig = go.Figure()
     for r in picked:
@@ -345,14 +356,16 @@ if not runs:
 st.subheader("Runs")
 table = pd.DataFrame([{
     "run": r["id"], "name": r["name"], "status": r["status"],
-    "return": (r["report"] or {}).get("summary", {}).get("total_return"),
-    "max drawdown": (r["report"] or {}).get("summary", {}).get("max_drawdown"),
+    "return": _times_100((r["report"] or {}).get("summary", {}).get("total_return")),
+    "max drawdown": _times_100((r["report"] or {}).get("summary", {}).get("max_drawdown")),
     "trades": (r["report"] or {}).get("summary", {}).get("trades"),
     "CEO": "on" if r["params"].get("ceo", True) else "off",
     "error": r["error"] or "",
 } for r in runs])
 st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING,
-             column_config={"return": PERCENT, "max drawdown": PERCENT})
+             column_config={"return": st.column_config.NumberColumn("return", format=PERCENT),
+                            "max drawdown": st.column_config.NumberColumn("max drawdown",
+                                                                          format=PERCENT)})
 if not done:
     st.stop()
 names = {r["id"]: f"#{r['id']} {r['name']}" for r in done}

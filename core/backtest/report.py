@@ -4,8 +4,7 @@ symbols' closes. No I/O, so a test can recompute every figure by hand.
 Conventions (stated in the report itself, ``CONVENTIONS``):
 - returns are simple; total return = final equity / initial capital − 1;
 - CAGR = (final / initial) ** (1 / years) − 1 with years = range length / 365 days (crypto trades
-  every day), given only for ranges of at least 30 days (a week's gain annualises to absurd
-  figures);
+  every day);
 - max drawdown = the largest fall of equity below its running peak, on the equity curve (one point
   per bar, after the bar's orders, starting from the initial capital);
 - Sharpe = mean / standard deviation (sample, ddof=1) of the per-bar returns of the equity curve,
@@ -15,6 +14,9 @@ Conventions (stated in the report itself, ``CONVENTIONS``):
   = gross winning / gross losing results (None without losses); win rate = winners / trades;
 - exposure = the share of bars ending with at least one open position, and the average gross
   notional / equity;
+- the annualised figures (CAGR, Sharpe, Sortino) are given only for ranges of at least 90 days
+  (``MIN_ANNUAL_DAYS``): a week's gain or a month's noise annualises to absurd figures, so a
+  shorter report leaves them out and says why (``annualised``);
 - per agent the same from its own closed trades (capital moved by rebalances is not a result):
   return = its net result / its initial capital, max drawdown on its closed-trade curve (initial
   capital + cumulative results in closing order), Sharpe and Sortino from daily results / initial
@@ -39,7 +41,8 @@ DAY_MS = 86_400_000
 CURVE_POINTS = 500
 
 CONVENTIONS = (
-    "Simple returns. CAGR over 365-day years, for ranges of 30 days or more. Max drawdown on the "
+    "Simple returns. CAGR over 365-day years. CAGR, Sharpe and Sortino only for ranges of 90 days "
+    "or more. Max drawdown on the "
     "per-bar equity curve. Sharpe and Sortino from per-bar returns, annualised by √(bars in 365 days of 24 h), zero risk-free rate "
     "(per agent: daily results on its initial capital, × √365). Trade results are net of fees "
     "and funding. Exposure: share of bars with a position open; average gross notional / equity."
@@ -92,11 +95,20 @@ def max_drawdown(values: Sequence[float]) -> float:
     return worst
 
 
-MIN_CAGR_DAYS = 30
+MIN_ANNUAL_DAYS = 90
+
+
+def annualised(span_ms: int) -> dict[str, Any]:
+    """Whether a range is long enough for annual figures, and the sentence that says so."""
+    days = span_ms / DAY_MS
+    shown = days >= MIN_ANNUAL_DAYS
+    why = ("" if shown else f"CAGR, Sharpe and Sortino need a range of {MIN_ANNUAL_DAYS} days or "
+           f"more; this one covers {days:,.1f} days, which would annualise to misleading figures.")
+    return {"shown": shown, "days": days, "min_days": MIN_ANNUAL_DAYS, "why": why}
 
 
 def cagr(initial: float, final: float, span_ms: int) -> float | None:
-    if initial <= 0 or span_ms < MIN_CAGR_DAYS * DAY_MS:
+    if initial <= 0 or span_ms < MIN_ANNUAL_DAYS * DAY_MS:
         return None
     if final <= 0:
         return -1.0
@@ -149,14 +161,15 @@ def portfolio(initial: float, start_ms: int, end_ms: int, interval_ms: int,
     per_year = YEAR_MS / interval_ms
     final = equity[-1]
     exposed = [p for p in curve if p.gross_notional > 0]
+    annual = annualised(end_ms - start_ms)["shown"]
     out = {
         "initial_capital": initial,
         "final_equity": final,
         "total_return": final / initial - 1,
         "cagr": cagr(initial, final, end_ms - start_ms),
         "max_drawdown": max_drawdown(equity),
-        "sharpe": sharpe(returns, per_year),
-        "sortino": sortino(returns, per_year),
+        "sharpe": sharpe(returns, per_year) if annual else None,
+        "sortino": sortino(returns, per_year) if annual else None,
         "exposure_time": len(exposed) / len(curve) if curve else 0.0,
         "avg_gross_exposure": (sum(p.gross_notional / p.equity for p in curve if p.equity > 0)
                                / len(curve)) if curve else 0.0,
@@ -178,14 +191,15 @@ def agent_figures(name: str, initial: float, start_ms: int, end_ms: int,
         daily[min(days - 1, max(0, (t.closed_ms - start_ms) // DAY_MS))] += t.net
     daily_returns = [d / initial for d in daily] if initial > 0 else []
     held = _union_ms([(max(t.opened_ms, start_ms), min(t.closed_ms, end_ms)) for t in mine])
+    annual = annualised(end_ms - start_ms)["shown"]
     return {
         "agent": name,
         "initial_capital": initial,
         "total_return": stats["net_pnl"] / initial if initial > 0 else None,
         "cagr": cagr(initial, initial + stats["net_pnl"], end_ms - start_ms),
         "max_drawdown": max_drawdown(curve),
-        "sharpe": sharpe(daily_returns, 365),
-        "sortino": sortino(daily_returns, 365),
+        "sharpe": sharpe(daily_returns, 365) if annual else None,
+        "sortino": sortino(daily_returns, 365) if annual else None,
         "exposure_time": held / (end_ms - start_ms) if end_ms > start_ms else 0.0,
         **stats,
     }
@@ -330,6 +344,7 @@ def build_report(*, initial: float, start_ms: int, end_ms: int, interval_ms: int
         "agents_model": agents_note,
         "ceo": ceo,
         "summary": summary,
+        "annualised": annualised(end_ms - start_ms),
         "agents": [agent_figures(name, cap, start_ms, end_ms, trades) for name, cap in agents],
         "ceo_stats": ceo_stats(decisions),
         "drawdown_halt": halt_check(ceo=ceo, limit=halt_limit, max_dd=summary["max_drawdown"],

@@ -149,6 +149,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"exposure {s['exposure_time']:.0%} of bars (avg {s['avg_gross_exposure']:.2f}x)",
         f"  {report['drawdown_halt']['statement']}",
     ]
+    why = (report.get("annualised") or {}).get("why")
+    if why:
+        lines.insert(2, f"  no annualised figures: {why}")
     c = report["ceo_stats"]
     rules = ", ".join(f"{k} {v}" for k, v in c["rejections_by_rule"].items()) or "none"
     lines.append(f"  CEO: {c['approvals']} approved, {c['modifications']} modified, "
