@@ -169,6 +169,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Desk:
     ok(d.outputs["engine"])
     reads = {
         "status": ("session", "status", "--json"),
+        "status_text": ("session", "status"),
         "trades": ("trades", "--csv", "-"),
         "ceo_log": ("ceo-log", "--csv", str(d.root / "ceo.csv")),
         "agents": ("agents", "--json"),
@@ -230,6 +231,27 @@ def test_session_status_json_has_design_keys(desk: Desk) -> None:
     for agent in status["agents"]:
         assert set(agent) >= DESIGN_AGENT_KEYS, (agent.get("name"), DESIGN_AGENT_KEYS - set(agent))
     assert {a["name"] for a in status["agents"]} == ROSTER_NAMES
+
+
+def test_session_status_reads_as_the_dashboard_does(desk: Desk) -> None:
+    """Win rate and utilization in %, the average hold in hours, fees as the amount paid, and a
+    line that splits the PnL into the parts the trade history reconciles with."""
+    out = ok(desk.outputs["status_text"])
+    status = json.loads(desk.outputs["status"].stdout)
+    s = status["session"]
+    assert (f"PnL = gross {s['realized_pnl']:+,.2f} on closed trades − fees paid {s['fees']:,.2f} "
+            f"+ funding {s['funding']:+,.2f} + unrealized {s['unrealized_pnl']:+,.2f}") in out
+    assert math.isclose(s["realized_pnl"] - s["fees"] + s["funding"] + s["unrealized_pnl"],
+                        s["total_pnl"], abs_tol=0.05)
+    header = next(line for line in out.splitlines() if line.startswith("agent "))
+    assert "win rate" in header and "avg held" in header and "fees paid" in header
+    assert "avg dur s" not in header
+    traded = [a for a in status["agents"] if a["trades"]]
+    assert traded, "nobody traded in 60 ticks"
+    for a in traded:
+        line = next(x for x in out.splitlines() if x.startswith(a["name"]))
+        assert f"{a['win_rate'] * 100:.1f}%" in line
+        assert f"{a['avg_duration_s'] / 3600:.1f} h" in line
 
 
 def test_trades_csv_to_stdout_has_the_design_columns(desk: Desk) -> None:

@@ -111,6 +111,12 @@ def test_seeded_session_page_shows_kpis_charts_and_controls(seeded: int, db: Eng
     assert all(name in allocation.proto.spec for name in NAMES)  # names, not ids
     assert "Engine time (UTC)" in charts[0].proto.spec and "USDT" in charts[0].proto.spec
     assert labels(at)[:2] == ["Pause", "Stop"] and "Resume" not in labels(at)
+    split = next(c.value for c in at.caption if c.value.startswith("Total PnL "))
+    assert split.startswith(f"Total PnL {s['total_pnl']:+,.2f} = gross {s['realized_pnl']:+,.2f} "
+                            f"on closed trades − fees paid {s['fees']:,.2f} + funding "
+                            f"{s['funding']:+,.2f} + unrealized {s['unrealized_pnl']:+,.2f}")
+    assert split.endswith(f"as of engine time {s['engine_time']} UTC")
+    assert s["open_positions"] and s["unrealized_pnl"] != 0 and s["fees"] > 0
     no_raw_values(at)
 
 
@@ -130,6 +136,7 @@ def test_seeded_agents_page_shows_one_card_per_agent(seeded: int, db: Engine) ->
     assert f"{traded['pnl']:+,.2f} USDT" in shown  # PnL in USDT, signed
     assert f"Gross {traded['realized_pnl']:+,.2f} · unrealized" in shown  # before fees, as the CLI
     assert "Realized" not in shown
+    assert f"fees paid {traded['fees']:,.2f} ·" in shown and "fees -" not in shown  # one sign
     gross = next(c for c in at.caption if c.value.startswith("Gross "))
     assert "before fees and funding" in gross.help
     assert (":green[" in shown) or (":red[" in shown)  # coloured profit / loss

@@ -118,7 +118,7 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool,
                          "capital in or out never moves the %; only trades do")
         st.caption(f"Gross {_money(a['realized_pnl'], signed=True)} "
                    f"· unrealized {_money(a['unrealized_pnl'], signed=True)} "
-                   f"· fees {_money(-a['fees'], signed=True)} "
+                   f"· fees paid {_money(a['fees'])} "
                    f"· funding {_money(a['funding'], signed=True)} USDT",
                    help=f"{GROSS_HELP} Total PnL = gross + unrealized − fees + funding.")
         _cells([
@@ -129,7 +129,7 @@ def card(agent: dict[str, Any], session_id: int, can_act: bool,
              ("Avg trade duration", duration(a["avg_duration_s"]))],
             [("Open positions", f"{a['open_positions']}"),
              ("Capital utilization", _fraction(a["utilization"])),
-             ("Fees (USDT)", _money(a["fees"]))],
+             ("Fees paid (USDT)", _money(a["fees"]))],
         ])
         llm_lines(a, llm)
         if a["llm_failures"]:

@@ -212,8 +212,8 @@ def kpis(s: dict[str, Any], curve: pd.DataFrame) -> None:
                        "engine time.")
     row[1].metric("Total PnL (USDT)", colored(_money(s["total_pnl"], signed=True), s["total_pnl"]),
                   pct(s["total_pnl_pct"], signed=True), border=True, height="stretch",
-                  help="Gross PnL of closed trades (before fees and funding) − fees ± funding "
-                       "+ unrealized PnL at the latest marks")
+                  help="Gross PnL of closed trades (before fees and funding) − fees paid ± "
+                       "funding + unrealized PnL at the latest marks; the line below splits it")
     limit = settings.drawdown_halt_pct * 100
     row[2].metric("Drawdown from peak", pct(s["drawdown_pct"]),
                   f"halt at {limit:.0f}%", delta_color="off", delta_arrow="off", border=True,
@@ -233,6 +233,19 @@ def kpis(s: dict[str, Any], curve: pd.DataFrame) -> None:
                   delta_color="off", delta_arrow="off", border=True, height="stretch",
                   help="Every proposal is approved, modified (e.g. leverage lowered to fit the "
                        "stop rule) or rejected under the hard risk rules.")
+    st.caption(pnl_split(s))
+
+
+def pnl_split(s: dict[str, Any]) -> str:
+    """Total PnL in the parts a trader reconciles with the trade history, at the engine time
+    the figures are from (the sidebar refreshes on its own, so it can be a tick apart)."""
+    if "realized_pnl" not in s:
+        return ""
+    return (f"Total PnL {_money(s['total_pnl'], signed=True)} = gross "
+            f"{_money(s['realized_pnl'], signed=True)} on closed trades − fees paid "
+            f"{_money(s['fees'])} + funding {_money(s['funding'], signed=True)} + unrealized "
+            f"{_money(s['unrealized_pnl'], signed=True)} on open positions (USDT) · as of engine "
+            f"time {s['engine_time']} UTC")
 
 
 def allocation_chart(agents: list[dict[str, Any]]) -> None:

@@ -112,8 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
 AGENT_COLUMNS = [("name", "agent"), ("strategy", "strategy"), ("model", "model"),
                  ("risk_level", "risk"), ("max_leverage", "max lev"), ("status", "status"),
                  ("capital", "capital"), ("pnl", "PnL $"), ("pnl_pct", "PnL %"),
-                 ("win_rate", "win rate"), ("trades", "trades"), ("open_positions", "open"),
-                 ("avg_duration_s", "avg dur s"), ("utilization", "util"), ("fees", "fees")]
+                 ("win_rate_pct", "win rate"), ("trades", "trades"), ("open_positions", "open"),
+                 ("avg_duration_h", "avg held"), ("utilization_pct", "util"),
+                 ("fees", "fees paid")]
+
+
+def _agent_row(a: dict[str, Any]) -> dict[str, Any]:
+    """An agent as the table shows it: percentages as "44.0%", durations in hours, as the
+    dashboard does (``--json`` keeps the raw fractions and seconds)."""
+    def percent(v: float | None) -> str | None:
+        return None if v is None else f"{v * 100:.1f}%"
+    held = a["avg_duration_s"]
+    return {**a, "pnl_pct": f"{a['pnl_pct']:+.2f}%", "win_rate_pct": percent(a["win_rate"]),
+            "utilization_pct": percent(a["utilization"]),
+            "avg_duration_h": None if held is None else f"{held / 3600:.1f} h"}
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -127,13 +139,15 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"  engine {level}: {health}")
     print(f"  equity {s['equity']:,.2f} USDT · PnL {s['total_pnl']:+,.2f} ({s['total_pnl_pct']:+.2f}%) · "
           f"drawdown {s['drawdown_pct']:.2f}% (max {s['max_drawdown_pct']:.2f}%)")
+    print(f"  PnL = gross {s['realized_pnl']:+,.2f} on closed trades − fees paid {s['fees']:,.2f} "
+          f"+ funding {s['funding']:+,.2f} + unrealized {s['unrealized_pnl']:+,.2f} on open positions")
     print(f"  open positions {s['open_positions']} · closed trades {s['closed_trades']} · "
           f"orders {s['orders']} · fills {s['fills']}")
     print(f"  CEO verdicts: {v['approve']} approved, {v['modify']} modified, {v['reject']} rejected")
     if s["last_error"] and level != "failing":
         print(f"  last engine message: {s['last_error']}")
     print()
-    print(table(status["agents"], AGENT_COLUMNS))
+    print(table([_agent_row(a) for a in status["agents"]], AGENT_COLUMNS))
     paused = [a for a in status["agents"] if a["pause_reason"]]
     for a in paused:
         print(f"  {a['name']}: {a['status']} — {a['pause_reason']}")
@@ -197,7 +211,7 @@ def _cmd_agents(args: argparse.Namespace, engine: Engine) -> int:
         print_json({"result": outcome}) if args.json else print(outcome)
         return 0
     agents = queries.agent_stats(engine, row.id)
-    print_json(agents) if args.json else print(table(agents, AGENT_COLUMNS))
+    print_json(agents) if args.json else print(table([_agent_row(a) for a in agents], AGENT_COLUMNS))
     return 0
 
 

@@ -133,17 +133,19 @@ def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
     marks = _marks(s.marks)
     with engine.connect() as conn:
         heartbeat = conn.scalar(select(EngineLeaseRow.heartbeat_ms).where(EngineLeaseRow.session_id == session_id))
-        cash = conn.scalar(
-            select(func.sum(AgentRow.capital + AgentRow.realized_pnl - AgentRow.fees + AgentRow.funding))
+        books = conn.execute(
+            select(func.sum(AgentRow.capital), func.sum(AgentRow.realized_pnl),
+                   func.sum(AgentRow.fees), func.sum(AgentRow.funding))
             .where(AgentRow.session_id == session_id)
-        ) or 0.0
+        ).one()
         held = conn.execute(
             select(PositionRow.symbol, PositionRow.side, PositionRow.quantity, PositionRow.entry_price)
             .where(PositionRow.session_id == session_id, PositionRow.status == "open")
         ).all()
     unrealized = sum((marks.get(p.symbol, p.entry_price) - p.entry_price) * p.quantity
                      * (1 if p.side == "LONG" else -1) for p in held)
-    equity = cash + unrealized
+    capital, gross, fees, funding = (float(v or 0.0) for v in books)
+    equity = capital + gross - fees + funding + unrealized
     peak = max(s.peak_equity, equity)
     return {
         "id": s.id, "name": s.name, "status": s.status, "status_reason": s.status_reason,
@@ -151,6 +153,9 @@ def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
         "initial_capital": s.initial_capital, "equity": round(equity, 2),
         "total_pnl": round(equity - s.initial_capital, 2),
         "total_pnl_pct": round((equity / s.initial_capital - 1) * 100, 3),
+        # total PnL = gross (closed trades, on price) − fees + funding + unrealized (open, at marks)
+        "realized_pnl": round(gross, 2), "fees": round(fees, 2), "funding": round(funding, 2),
+        "unrealized_pnl": round(unrealized, 2),
         "drawdown_pct": round(max(0.0, (peak - equity) / peak) * 100, 3) if peak > 0 else 0.0,
         "max_drawdown_pct": round(s.max_drawdown_pct * 100, 3),
         "peak_equity": round(peak, 2),
