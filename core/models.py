@@ -48,6 +48,20 @@ def validate_capital(capital: float) -> float:
     return float(capital)
 
 
+def parse_capital(text: str) -> float:
+    """Capital as a person types it ("100000", "100,000", "250_000.50"), validated as
+    ``validate_capital``; anything else is refused in words (ConfigError), never replaced."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    if not cleaned or not cleaned.isascii():
+        raise ConfigError(f"capital must be a number of USDT, got {text.strip()!r}"
+                          if cleaned else "capital is empty: type a number of USDT, e.g. 100000")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise ConfigError(f"capital must be a number of USDT, got {text.strip()[:40]!r}") from None
+    return validate_capital(value)
+
+
 def ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

@@ -27,7 +27,7 @@ from core.desk.runtime import agent_model_label, paper_account_id
 from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
-from core.models import ms_to_dt, validate_capital
+from core.models import ms_to_dt, parse_capital, validate_capital
 from core.queries.session import manual_order, resolve_session
 from core.store.tables import (
     AgentRow,
@@ -327,6 +327,12 @@ def manual_outcome(engine: Engine, order_id: int) -> ManualOutcome:
 
 
 # --- backtests ------------------------------------------------------------------------
+def read_capital(text: str) -> float:
+    """Capital as typed in a form ("100,000"), refused in words (ConfigError) unless it is a
+    valid amount: the dashboard says why and creates nothing, never substitutes a default."""
+    return parse_capital(text)
+
+
 def start_backtest(engine: Engine, settings: Settings, **request: object) -> int:
     """Validate a backtest request and run it in the background (see core/backtest/jobs.py)."""
     from core.backtest.jobs import start_backtest as start  # local: the backtest imports the desk

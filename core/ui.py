@@ -270,9 +270,11 @@ def session_picker(db: Engine) -> None:
 
 
 def session_choice_label(s: dict[str, Any]) -> str:
-    """"#12 Paper desk #3 · stopped · 2025-10-08" (the day it started, engine time UTC): what
-    tells sessions apart comes first, as a narrow sidebar cuts the end of the closed box."""
-    return f"#{s['id']} {s['name']} · {s['status']} · {ms_to_dt(s['created_ms']):%Y-%m-%d}"
+    """"Paper desk #3 · stopped · 2025-10-08 · id 12" (the day it started, engine time UTC):
+    desk sessions are numbered apart from backtests in their names, so the name leads and the
+    store's id (what ``--session`` and ``?session=`` take) comes last."""
+    return (f"{s['name']} · {s['status']} · {ms_to_dt(s['created_ms']):%Y-%m-%d} · "
+            f"id {s['id']}")
 
 
 def session_or_stop(db: Engine, what_shows_here: str) -> dict[str, Any]:

@@ -52,7 +52,11 @@ def form(at: AppTest, **values: Any) -> None:
         if key in fields:
             fields[key].set_value(value)
         elif key == "symbols":
-            next(t for t in at.text_input if t.label == "Symbols").set_value(value)
+            at.multiselect(key="bt_symbols").set_value(value)
+        elif key == "capital":
+            at.text_input(key="bt_capital").set_value(value)
+        elif key == "name":
+            at.text_input(key="bt_name").set_value(value)
         elif key == "interval":
             at.selectbox[0].set_value(value)
         elif key == "ceo":
@@ -74,7 +78,7 @@ def test_a_run_from_the_form_shows_progress_then_its_report(db: Engine, app_env:
     earlier = seed(db, app_env, ceo=True)
     at = page()
     assert any(s.value.startswith(f"Run {earlier}") for s in at.subheader)
-    form(at, **{"from": date(2025, 10, 9), "to": date(2025, 10, 10), "symbols": "BTCUSDT,ETHUSDT"})
+    form(at, **{"from": date(2025, 10, 9), "to": date(2025, 10, 10), "symbols": ["BTCUSDT", "ETHUSDT"]})
     at.run()
     clean(at)
     runs = queries.backtest_runs(db)
@@ -108,6 +112,33 @@ def test_a_bad_request_is_refused_on_the_page(db: Engine) -> None:
     clean(at)
     assert any("must be after" in e.value for e in at.error)
     assert queries.backtest_runs(db) == []
+
+
+def test_the_form_refuses_bad_capital_in_words_and_starts_only_from_its_button(db: Engine) -> None:
+    at = page()
+    form_proto = at.get("form")[0].proto
+    assert form_proto.form.enter_to_submit is False  # Enter in a field never starts a run
+    symbols = at.multiselect(key="bt_symbols")
+    assert symbols.options[:3] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]  # the bundled data's symbols
+    for typed, said in (("abc", "capital must be a number of USDT, got 'abc'"),
+                        ("99", "at least 100 USDT")):
+        form(at, capital=typed)
+        at.run()
+        assert any(said in e.value for e in at.error), [e.value for e in at.error]
+        assert queries.backtest_runs(db) == []  # refused, never replaced by a default
+
+
+def test_two_runs_cannot_share_a_name(db: Engine, app_env: str) -> None:
+    first = seed(db, app_env, ceo=True)
+    again = seed(db, app_env, ceo=True)  # a generated name is numbered
+    names = {r["id"]: r["name"] for r in queries.backtest_runs(db)}
+    assert names[again] == f"{names[first]} (2)"
+    at = page()
+    form(at, **{"from": date(2025, 10, 9), "to": date(2025, 10, 10), "name": names[first]})
+    at.run()
+    assert any(f"already named {names[first]!r}" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert len(queries.backtest_runs(db)) == 2
 
 
 def test_runs_are_listed_and_compared_side_by_side(db: Engine, app_env: str) -> None:

@@ -151,8 +151,19 @@ def test_create_session_from_the_form(app_env: str, db: Engine) -> None:
     assert any("Choose at least one symbol" in e.value for e in at.error)
     assert queries.list_sessions(db) == []
 
-    at.number_input[0].set_value(50_000.0)
-    at.text_input[0].set_value("September desk")
+    for typed, said in (("abc", "capital must be a number of USDT, got 'abc'"),
+                        ("50", "at least 100 USDT"), ("", "capital is empty"),
+                        ("１００００", "must be a number of USDT"),
+                        ("1e30", "at most")):
+        at.text_input(key="session_capital").set_value(typed)
+        at.multiselect[0].set_value(["BTCUSDT"])
+        button(at, "Create session").click().run()
+        errors = [e.value for e in at.error]
+        assert any(e.startswith("Nothing created: ") and said in e for e in errors), (typed, errors)
+        assert queries.list_sessions(db) == []  # refused in words, never replaced by a default
+
+    at.text_input(key="session_capital").set_value("50,000")
+    at.text_input(key="session_name").set_value("September desk")
     at.multiselect[0].set_value(["BTCUSDT", "ETHUSDT"])
     button(at, "Create session").click().run()
     assert not at.exception

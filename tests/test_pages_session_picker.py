@@ -106,8 +106,9 @@ def test_picker_lists_the_desk_sessions_newest_first_and_defaults_to_the_running
     at = app()
     shown = picker(at)
     assert shown is not None, "no session picker in the sidebar"
-    assert shown.options == [f"#{desk.running} October desk · running · 2025-10-01",
-                             f"#{desk.stopped} September desk · stopped · 2025-09-01"]
+    # the name leads (desk sessions are numbered apart from backtests), the store's id last
+    assert shown.options == [f"October desk · running · 2025-10-01 · id {desk.running}",
+                             f"September desk · stopped · 2025-09-01 · id {desk.stopped}"]
     assert shown.value == desk.running
     assert at.title[0].value == "October desk"
     assert {"Pause", "Stop"} <= {b.label for b in at.button}

@@ -63,7 +63,8 @@ def _num(v: float | None) -> str:
 
 # ---------------------------------------------------------------------- the request form
 def request_form() -> None:
-    with st.form("backtest_form"):
+    known = sorted({*queries.recorded_symbols(settings.replay_data_dir), *settings.symbol_list})
+    with st.form("backtest_form", enter_to_submit=False):  # a run starts from its button only
         data_dir = st.text_input("Data folder", value=str(settings.replay_data_dir),
                                  help="Any folder of SYMBOL-INTERVAL.csv files with columns "
                                       "open_time_ms,open,high,low,close,volume.")
@@ -72,15 +73,20 @@ def request_form() -> None:
         end = mid.date_input("To (inclusive)", value=date(2025, 10, 31), format="YYYY-MM-DD")
         interval = right.selectbox("Interval", ["15m", "1h", "1m"], index=0)
         left, mid, right = st.columns(3)
-        symbols = left.text_input("Symbols", value=",".join(settings.symbol_list),
-                                  help="Comma-separated; each needs SYMBOL-INTERVAL.csv in the folder.")
-        capital = mid.number_input("Capital (USDT)", min_value=100.0, max_value=MAX_CAPITAL,
-                                   value=float(settings.default_capital), step=1_000.0)
+        symbols = left.multiselect("Symbols", known, default=list(settings.symbol_list),
+                                   accept_new_options=True, key="bt_symbols",
+                                   help="Perpetuals the agents may trade; each needs "
+                                        "SYMBOL-INTERVAL.csv in the data folder (type another "
+                                        "symbol for a folder of your own).")
+        capital = mid.text_input("Capital (USDT)", value=f"{settings.default_capital:,.2f}",
+                                 max_chars=40, key="bt_capital",
+                                 help=f"From 100 to {MAX_CAPITAL:,.0f} USDT.")
         ceo = right.toggle("CEO on", value=True,
                            help="Off: the agents trade under the venue's limits only (no per-trade "
                                 "caps, pauses, rebalances or drawdown halt), to measure the CEO.")
         left, right = st.columns([2, 1])
-        name = left.text_input("Name (optional)", max_chars=120)
+        name = left.text_input("Name (optional)", max_chars=120, key="bt_name",
+                               help="Tells the run apart in the lists; two runs cannot share one.")
         llm_cache = right.toggle("Recorded model replies", value=False,
                                  help="Agents answer from model replies already recorded for the "
                                       "same prompt (the LLM audit log), rules otherwise; a "
@@ -93,8 +99,8 @@ def request_form() -> None:
     def start_run() -> int:
         run_id = service.start_backtest(
             db, settings, start=str(start), end=str(end), data_dir=data_dir.strip() or None,
-            interval=interval, symbols=[s for s in symbols.split(",") if s.strip()],
-            capital=float(capital), ceo=bool(ceo), name=name.strip() or None,
+            interval=interval, symbols=[s.strip().upper() for s in symbols if s.strip()],
+            capital=service.read_capital(capital), ceo=bool(ceo), name=name.strip() or None,
             llm_cache=bool(llm_cache))
         ok["run"] = run_id
         return run_id

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import queries, service
+from core.errors import DeskError
 from core.models import MAX_CAPITAL
 from core.ui import (
     ACTIVE,
@@ -66,15 +67,15 @@ def create_form() -> None:
     mode = st.radio("Mode", ["paper", "live"], index=0, horizontal=True, key="session_mode",
                     format_func={"paper": "Paper (simulated venue)",
                                  "live": "Live (AsterDex, real money)"}.get)
-    with st.form("create_session"):
+    with st.form("create_session", enter_to_submit=False):
         left, right = st.columns(2)
-        capital = left.number_input(
-            "Capital (USDT)", min_value=100.0, max_value=MAX_CAPITAL,
-            value=float(settings.default_capital), step=1_000.0, format="%.2f",
-            help="Paper money for the whole desk; at least 100 USDT so every agent can meet "
-                 "the venue's minimum order size.")
+        capital = left.text_input(
+            "Capital (USDT)", value=f"{settings.default_capital:,.2f}", max_chars=40,
+            key="session_capital",
+            help=f"Paper money for the whole desk, from 100 USDT (so every agent can meet the "
+                 f"venue's minimum order size) to {MAX_CAPITAL:,.0f}.")
         name = right.text_input("Name (optional)", placeholder="e.g. Paper desk — September",
-                                max_chars=120)
+                                max_chars=120, key="session_name")
         symbols = st.multiselect("Symbols", list(settings.symbol_list),
                                  default=list(settings.symbol_list),
                                  help="Perpetuals the agents may trade.")
@@ -93,7 +94,11 @@ def create_form() -> None:
         if mode == "live" and not confirmed:
             st.error("Tick the confirmation to create a live session: it trades real money.")
             return
-        amount = None if mode == "live" and whole else float(capital)
+        try:
+            amount = None if mode == "live" and whole else service.read_capital(capital)
+        except DeskError as exc:
+            st.error(f"Nothing created: {exc}.")
+            return
         if run_action(service.create_session, db, settings, capital=amount,
                       symbols=list(symbols), mode=mode or "paper", name=name.strip() or None,
                       done="Session created — the engine starts trading on its next tick"):

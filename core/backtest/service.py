@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
 from core.agents.base import Strategy
 from core.agents.strategies import build_strategies
@@ -29,6 +29,7 @@ from core.backtest.transfer import copy_session
 from core.ceo.rules import RiskLimits
 from core.config import Settings
 from core.desk.lease import wall_ms
+from core.errors import ConfigError
 from core.feeds.replay import ReplayData
 from core.store.tables import BacktestRunRow
 
@@ -47,9 +48,20 @@ class BacktestResult:
 
 
 def create_run(engine: Engine, params: BacktestParams, total: int) -> int:
+    """Record a new run. Names tell runs apart: a name the user chose that another run already
+    has is refused; a generated one gets " (2)", " (3)", ... appended."""
     with engine.begin() as conn:
+        taken = {str(n) for n in conn.execute(select(RUNS.c.name).where(
+            RUNS.c.name.like(f"{params.label[:100]}%"))).scalars()}
+        name = params.label
+        if name in taken and params.name:
+            raise ConfigError(f"a backtest run is already named {name!r}; choose another name")
+        copy = 2
+        while name in taken:
+            name = f"{params.label[:110]} ({copy})"
+            copy += 1
         return int(conn.execute(insert(RUNS).values(
-            name=params.label, status="running", params=json.dumps(params.as_json()),
+            name=name, status="running", params=json.dumps(params.as_json()),
             progress=0.0, ticks_done=0, ticks_total=total, started_ms=wall_ms(),
             updated_ms=wall_ms(),
         )).inserted_primary_key[0])

@@ -22,6 +22,7 @@ from core import queries, service
 from core.cli.output import print_json, table, write_frame
 from core.config import Settings, load_settings
 from core.errors import ConfigError, DeskError
+from core.models import parse_capital
 from core.store.db import open_database
 
 EXIT_ERROR = 2
@@ -44,11 +45,7 @@ def _positive_int(text: str) -> int:
 
 def _capital(text: str) -> float:
     try:
-        value = float(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"capital must be a number of USDT, got {text!r}") from None
-    try:
-        return service.validate_capital(value)
+        return parse_capital(text)
     except DeskError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -34,6 +34,7 @@ from core.queries.backtests import (
     backtest_runs,
     buy_and_hold_table,
     compare_runs,
+    recorded_symbols,
     report_rows,
     run_range,
 )
@@ -194,6 +195,7 @@ __all__ = [
     "market_overview",
     "open_orders",
     "open_positions",
+    "recorded_symbols",
     "report_rows",
     "run_range",
     "session_llm",

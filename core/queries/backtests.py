@@ -198,3 +198,15 @@ def backtest_candles(engine: Engine, run: dict[str, Any], symbol: str, interval:
     frame = pd.DataFrame(marks, columns=MARKER_COLUMNS[1:])
     frame.insert(0, "time", pd.to_datetime(frame["ts_ms"].astype("int64"), unit="ms", utc=True))
     return candles, frame.sort_values("ts_ms", kind="stable").reset_index(drop=True)
+
+
+def recorded_symbols(data_dir: str | Path) -> list[str]:
+    """The symbols a data folder has candles for (files named SYMBOL-INTERVAL.csv), sorted; an
+    unreadable or missing folder has none."""
+    try:
+        names = [p.name for p in Path(data_dir).iterdir()]
+    except OSError:
+        return []
+    found = {n.split("-", 1)[0].upper() for n in names
+             if n.endswith(".csv") and "-" in n and not n.endswith("-funding.csv")}
+    return sorted(found)
