@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,9 @@ def test_trades_csv_to_stdout_has_the_design_columns(desk: Desk) -> None:
         assert row["side"] in ("LONG", "SHORT")
         assert float(row["entry_price"]) > 0 and float(row["exit_price"]) > 0
         assert float(row["duration_s"]) >= 0
+        opened, closed = (datetime.fromisoformat(row[c]) for c in ("opened_at", "closed_at"))
+        assert opened.utcoffset() == closed.utcoffset() == timedelta(0)  # the CSV says UTC
+        assert (closed - opened).total_seconds() == pytest.approx(float(row["duration_s"]), abs=1)
         net = float(row["realized_pnl"]) - float(row["fees"]) + float(row["funding"])
         assert float(row["net_pnl"]) == pytest.approx(net, abs=1e-6)  # realized_pnl is gross
 

@@ -8,7 +8,7 @@ import io
 import json
 import random
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -122,8 +122,10 @@ def test_ceo_pages_tile_the_log(seeded: Seeded) -> None:
 def test_ceo_csv_values_match_the_rows(seeded: Seeded) -> None:
     rows = queries.ceo_log(seeded.engine, seeded.id, verdict="modify", limit=None)
     csv = _csv(queries.ceo_log_csv(seeded.engine, seeded.id, verdict="modify"))
-    for col in ("ts", "agent", "symbol", "kind", "verdict", "reason"):
+    for col in ("agent", "symbol", "kind", "verdict", "reason"):
         assert csv[col].tolist() == rows[col].tolist(), col
+    assert csv["ts"].tolist() == [f"{t}+00:00" for t in rows["ts"]]  # a CSV's times say UTC
+    assert all(datetime.fromisoformat(t).utcoffset() == timedelta(0) for t in csv["ts"])
     assert csv["final_leverage"].tolist() == rows["final_leverage"].astype(int).tolist()
     assert (csv["final_leverage"] <= csv["proposed_leverage"]).all()  # the CEO only tightens
     assert csv["final_margin"].round(6).tolist() == rows["final_margin"].round(6).tolist()

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import ConfigError
+from core.queries import utc_stamped
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
@@ -47,13 +48,13 @@ def print_json(data: Any) -> None:
 
 def write_frame(frame: pd.DataFrame, target: str | None, columns: Sequence[tuple[str, str]]) -> None:
     if target == "-":
-        frame.to_csv(sys.stdout, index=False)
+        utc_stamped(frame).to_csv(sys.stdout, index=False)
     elif target:
         path = user_path(target)
         if not path.parent.is_dir():
             raise ConfigError(f"cannot write {target}: the folder {path.parent} does not exist")
         try:
-            frame.to_csv(path, index=False)
+            utc_stamped(frame).to_csv(path, index=False)
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
         print(f"wrote {len(frame)} rows to {path}")

@@ -75,6 +75,7 @@ from core.queries.common import (
     _marks,
     _records,
     _stream_csv,
+    utc_stamped,
 )
 from core.queries.live import venue_account
 from core.queries.llm import agent_llm_stats, session_llm, trade_chain
@@ -210,5 +211,6 @@ __all__ = [
     "trades",
     "trades_count",
     "trades_csv",
+    "utc_stamped",
     "venue_account",
 ]

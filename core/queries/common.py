@@ -49,15 +49,33 @@ def _agent_ids(session_id: int, name: str) -> Any:
     return select(AgentRow.id).where(AgentRow.session_id == session_id, AgentRow.name == name)
 
 
+TIME_COLUMNS = frozenset({"ts", "at", "opened_at", "closed_at", "created_at", "updated_at"})
+
+
+def utc_stamped(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for a CSV: its engine-time columns say they are UTC ("2025-09-02 14:00:00+00:00",
+    ISO 8601, read back as UTC by spreadsheets, pandas and ``datetime.fromisoformat``)."""
+    times = [c for c in frame.columns if c in TIME_COLUMNS]
+    if not times:
+        return frame
+    out = frame.copy()
+    for column in times:
+        known = out[column].notna()
+        out[column] = out[column].astype(object)
+        out.loc[known, column] = out.loc[known, column].astype(str) + "+00:00"
+    return out
+
+
 def _stream_csv(engine: Engine, stmt: Any, to_frame: Callable[[Sequence[Any]], pd.DataFrame],
                 columns: list[str]) -> str:
-    """CSV of every row of ``stmt``, fetched and formatted ``CSV_CHUNK`` rows at a time."""
+    """CSV of every row of ``stmt``, fetched and formatted ``CSV_CHUNK`` rows at a time; times
+    in UTC and saying so (``utc_stamped``)."""
     out = io.StringIO()
     header = True
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=CSV_CHUNK).execute(stmt)
         for part in result.partitions(CSV_CHUNK):
-            to_frame(part).to_csv(out, index=False, header=header)
+            utc_stamped(to_frame(part)).to_csv(out, index=False, header=header)
             header = False
     if header:
         pd.DataFrame(columns=columns).to_csv(out, index=False)
