@@ -93,6 +93,9 @@ class Settings(BaseSettings):
 
     # Dashboard
     dashboard_password: SecretStr | None = None
+    # The time zone the dashboard shows times in (an IANA name such as Europe/Paris); the store,
+    # the CLI and every CSV stay in UTC
+    display_timezone: str = "UTC"
 
     # Agents: "none" runs the rule strategies directly; "offline" sends every decision through the
     # model path with the deterministic offline provider; "auto" puts each agent on its
@@ -156,6 +159,19 @@ class Settings(BaseSettings):
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("DATABASE_URL must be sqlite:///... or postgresql://...")
         return v
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _check_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        name = v.strip() or "UTC"
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"DISPLAY_TIMEZONE {v!r} is not a time zone; use an IANA name such "
+                             "as UTC, Europe/London or America/New_York") from None
+        return name
 
     @field_validator("symbols")
     @classmethod

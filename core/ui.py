@@ -189,6 +189,39 @@ def tick_prices(data: pd.DataFrame | Styler, symbols: pd.Series | str,
     return styler
 
 
+# ---------------------------------------------------------------------- display time zone
+def zone_name() -> str:
+    """The time zone the pages show times in (DISPLAY_TIMEZONE; UTC by default, as stored)."""
+    return get_runtime().settings.display_timezone
+
+
+def zoned(label: str) -> str:
+    """A time column's header with its zone: "Time (UTC)", "Closed (Europe/Paris)"."""
+    return f"{label} ({zone_name()})"
+
+
+def shown_times(values: Any) -> Any:
+    """UTC times (strings as the queries give them, or datetimes; a Series or one value) as
+    strings in the display zone, same layout; missing stays missing."""
+    zone = zone_name()
+    if zone == "UTC" or values is None:
+        return values
+    if isinstance(values, pd.Series):
+        stamps = pd.to_datetime(values, utc=True, errors="coerce")
+        text = stamps.dt.tz_convert(zone).dt.strftime("%Y-%m-%d %H:%M:%S")
+        return text.astype(object).where(stamps.notna(), values)
+    stamp = pd.to_datetime(values, utc=True, errors="coerce")
+    return values if pd.isna(stamp) else stamp.tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def chart_times(values: pd.Series) -> pd.Series:
+    """UTC times for a chart's x axis, as wall-clock times of the display zone."""
+    zone = zone_name()
+    if zone == "UTC":
+        return values
+    return pd.to_datetime(values, utc=True).dt.tz_convert(zone).dt.tz_localize(None)
+
+
 def hours(seconds: Any) -> Any:
     """Durations in seconds (a number or a pandas Series) as hours, for an "(h)" column."""
     return seconds / 3600
@@ -423,7 +456,7 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
                 hovertemplate="<b>%{customdata[0]}</b> · trade #%{customdata[8]}<br>%{customdata[1]} "
                               "entry at %{customdata[2]} USDT · %{customdata[3]}x<br>stop "
                               "%{customdata[4]} · take-profit %{customdata[5]} · CEO "
-                              "%{customdata[6]}<br>%{x|%Y-%m-%d %H:%M} UTC<br><br>"
+                              "%{customdata[6]}<br>%{x|%Y-%m-%d %H:%M} " + zone_name() + "<br><br>"
                               "%{customdata[7]}<extra></extra>"))
         exits = part[(part["status"] == "closed") & part["closed_ms"].between(lo, hi)
                      & part["exit_price"].notna()]
@@ -439,7 +472,8 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
                     exits["trade_id"], strict=True)],
                 hovertemplate="<b>%{customdata[0]}</b> · trade #%{customdata[5]}<br>%{customdata[1]} "
                               "exit at %{customdata[2]} USDT (%{customdata[3]})<br>net PnL "
-                              "%{customdata[4]} USDT<br>%{x|%Y-%m-%d %H:%M} UTC<extra></extra>"))
+                              "%{customdata[4]} USDT<br>%{x|%Y-%m-%d %H:%M} " + zone_name()
+                              + "<extra></extra>"))
         levels = chart.levels[chart.levels["trade_id"].isin(part["trade_id"])]
         for kind, line_color, word in (("stop_loss", LOSS, "stop"), ("take_profit", PROFIT, "take-profit")):
             seg = levels[levels["kind"] == kind]
@@ -457,12 +491,32 @@ def _agent_marks(fig: Any, chart: Any, agents: list[str] | None) -> None:
                            line={"color": line_color, "width": 1.5, "dash": "dash"}))
 
 
+def _in_display_zone(chart: Any) -> Any:
+    """The chart with every time as wall-clock time of the display zone (a copy; UTC: as is)."""
+    if zone_name() == "UTC":
+        return chart
+    import dataclasses
+
+    def shifted(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+        out = frame.copy()
+        for column in columns:
+            if column in out:
+                out[column] = chart_times(out[column])
+        return out
+
+    return dataclasses.replace(
+        chart, candles=shifted(chart.candles, ("time",)),
+        trades=shifted(chart.trades, ("entry_time", "exit_time")),
+        levels=shifted(chart.levels, ("from_time", "to_time")))
+
+
 def analysis_figure(chart: Any, studies: list[str], agents: list[str] | None = None) -> Any:
     """The chart of a ``queries.Chart``: candles (with the chosen overlay studies and the agents'
     marks) over volume, then one panel per chosen panel study with its threshold levels."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    chart = _in_display_zone(chart)
     chosen = [v.study for v in chart.studies if v.study.key in studies]
     panels = [s for s in chosen if s.panel]
     heights = [PRICE_HEIGHT] + [PANEL_HEIGHT] * (1 + len(panels))
@@ -509,7 +563,7 @@ def analysis_figure(chart: Any, studies: list[str], agents: list[str] | None = N
         xaxis_rangeslider_visible=False, hovermode="closest",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0})
     fig.update_xaxes(gridcolor="rgba(128,128,128,0.15)")
-    fig.update_xaxes(title_text="engine time (UTC)", row=len(heights), col=1)
+    fig.update_xaxes(title_text=f"engine time ({zone_name()})", row=len(heights), col=1)
     fig.update_yaxes(gridcolor="rgba(128,128,128,0.15)")
     fig.update_yaxes(title_text="USDT", tickformat=",", row=1, col=1)
     return fig

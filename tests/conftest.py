@@ -118,6 +118,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> Iterator[str]:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("ENGINE_IN_APP", "false")
     monkeypatch.delenv("DASHBOARD_PASSWORD", raising=False)
+    monkeypatch.delenv("DISPLAY_TIMEZONE", raising=False)
     get_settings.cache_clear()
     st.cache_resource.clear()
     yield sqlite_url

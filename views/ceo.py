@@ -26,6 +26,9 @@ from core.ui import (
     pager,
     refresh_every,
     session_or_stop,
+    shown_times,
+    zone_name,
+    zoned,
 )
 
 runtime = get_runtime()
@@ -88,7 +91,7 @@ def log_table(frame: pd.DataFrame) -> Any:
     lev = list(zip(frame["proposed_leverage"], frame["final_leverage"], changed, strict=True))
     margin = list(zip(frame["proposed_margin"], frame["final_margin"], changed, strict=True))
     shown = pd.DataFrame({
-        "Time (UTC)": frame["ts"],
+        zoned("Time"): shown_times(frame["ts"]),
         "Agent": frame["agent"].fillna("Desk"),
         "Verdict": frame["verdict"].map(lambda v: VERDICT_LABEL.get(v, v) if isinstance(v, str) else "–"),
         "Reason": frame["reason"],
@@ -166,7 +169,7 @@ def decision_detail(row: pd.Series) -> None:
     verdict = VERDICT_LABEL.get(row["verdict"], "") if isinstance(row["verdict"], str) else ""
     symbol = f" · {row['symbol']}" if isinstance(row["symbol"], str) else ""
     with st.container(border=True):
-        st.markdown(f"**{row['ts']} UTC · {who}{symbol} · "
+        st.markdown(f"**{shown_times(row['ts'])} {zone_name()} · {who}{symbol} · "
                     f"{KIND_LABEL.get(row['kind'], row['kind'])}** {verdict}")
         st.markdown(str(row["reason"]))
         st.caption(f"Rules fired: {_rules(row['rules'])}")
@@ -192,14 +195,14 @@ def allocations(session_id: int) -> None:
                 "trades, and shifts free capital toward better agents once enough trades exist.")
         return
     shares = [
-        {"Time (UTC)": e["ts"], "Agent": agent, "Before": old * 100, "After": new * 100,
+        {zoned("Time"): shown_times(e["ts"]), "Agent": agent, "Before": old * 100, "After": new * 100,
          "Change": (new - old) * 100}
         for e in events if e["kind"] == "rebalance"
         for agent, (old, new) in e["changes"].items()
         if isinstance(old, int | float) and isinstance(new, int | float)
     ]
     status = [
-        {"Time (UTC)": e["ts"], "Agent": e["agent"] or "Desk",
+        {zoned("Time"): shown_times(e["ts"]), "Agent": e["agent"] or "Desk",
          "Change": " → ".join(e["changes"].get("status", [])) or KIND_LABEL.get(e["kind"], e["kind"]),
          "Rule": (e["rules"] or "–").replace(",", ", "), "Reason": e["reason"]}
         for e in events if e["kind"] in ("pause", "resume")
@@ -233,7 +236,7 @@ session = session_or_stop(
 
 sid = int(session["id"])
 st.caption(f"{session['name']} · every proposal is approved, modified or rejected under the hard "
-           "risk rules; times are the session's engine time (UTC).")
+           f"risk rules; times are the session's engine time, in {zone_name()}.")
 header(sid)
 
 st.subheader("Decisions")

@@ -24,6 +24,7 @@ from core.ui import (
     MISSING,
     SIGNED_MONEY,
     analysis_figure,
+    chart_times,
     get_runtime,
     number_column,
     pnl_color,
@@ -31,7 +32,10 @@ from core.ui import (
     price_text,
     refresh_every,
     session_or_stop,
+    shown_times,
     tick_prices,
+    zone_name,
+    zoned,
 )
 
 runtime = get_runtime()
@@ -110,8 +114,8 @@ def reading_guide(chart: queries.Chart, shown: list[str]) -> None:
 
 
 def _minute(times: pd.Series, missing: str = MISSING) -> pd.Series:
-    """UTC times to the minute, ``missing`` where there is none."""
-    return times.dt.strftime("%Y-%m-%d %H:%M").astype(object).where(times.notna(), missing)
+    """UTC times to the minute in the display zone, ``missing`` where there is none."""
+    return chart_times(times).dt.strftime("%Y-%m-%d %H:%M").astype(object).where(times.notna(), missing)
 
 
 def trades_table(chart: queries.Chart, agents: list[str]) -> None:
@@ -122,9 +126,9 @@ def trades_table(chart: queries.Chart, agents: list[str]) -> None:
     shown = pd.DataFrame({
         "Trade #": t["trade_id"], "Agent": t["agent"],
         "Side": t["side"].map({"LONG": "▲ LONG", "SHORT": "▼ SHORT"}),
-        "Opened (UTC)": _minute(t["entry_time"]), "Entry": t["entry_price"],
+        zoned("Opened"): _minute(t["entry_time"]), "Entry": t["entry_price"],
         "Stop": t["stop_price"], "Take-profit": t["take_profit"],
-        "Closed (UTC)": _minute(t["exit_time"], "open"), "Exit": t["exit_price"],
+        zoned("Closed"): _minute(t["exit_time"], "open"), "Exit": t["exit_price"],
         "Close reason": t["close_reason"].map(
             lambda r: CLOSE_REASON_LABEL.get(r, r) if isinstance(r, str) and r else MISSING),
         "Net PnL": t["net_pnl"],
@@ -149,7 +153,7 @@ def market(session_id: int) -> None:
     except DeskError as exc:
         st.error(f"Market data unavailable: {exc}")
         return
-    st.caption(f"Market time **{frame['time'].iloc[0]} UTC** — the session's engine time. This "
+    st.caption(f"Market time **{shown_times(frame['time'].iloc[0])} {zone_name()}** — the session's engine time. This "
                "paper session replays recorded real candles, so prices move as the engine ticks, "
                "not with the wall clock.")
     for col, row in zip(st.columns(len(frame)), frame.itertuples(), strict=True):

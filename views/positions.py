@@ -35,6 +35,7 @@ from core.ui import (
     SIGNED_MONEY,
     agent_color,
     analysis_figure,
+    chart_times,
     colored,
     get_runtime,
     hours,
@@ -46,8 +47,11 @@ from core.ui import (
     price_text,
     refresh_every,
     session_or_stop,
+    shown_times,
     tick_prices,
     usd,
+    zone_name,
+    zoned,
 )
 
 runtime = get_runtime()
@@ -202,7 +206,7 @@ def manual_control(session_id: int, status: str) -> None:
             "#": recent["id"], "Order": recent["kind"], "Target": recent["target_id"],
             "Status": recent["status"].map(lambda s: MANUAL_STATUS.get(s, s)),
             "What happened": recent["note"].fillna("waiting for the engine's next tick"),
-            "Asked (UTC)": recent["created_at"],
+            zoned("Asked"): shown_times(recent["created_at"]),
         }), hide_index=True, width="stretch", placeholder=MISSING)
 
 
@@ -225,7 +229,7 @@ def holdings(session_id: int) -> None:
             "Unrealized PnL": frame["unrealized_pnl"], "Leverage": frame["leverage"],
             "Margin": frame["margin"], "Stop": frame["stop_price"],
             "Take-profit": frame["take_profit"], "Liquidation": frame["liquidation_price"],
-            "Opened (UTC)": frame["opened_at"],
+            zoned("Opened"): shown_times(frame["opened_at"]),
         })
         styled = (shown.style.map(_pnl_style, subset=["Unrealized PnL"])
                   .map(_side_style, subset=["Side"]))
@@ -254,7 +258,7 @@ def holdings(session_id: int) -> None:
         "Type": orders["type"].str.replace("_", " ").str.lower(),
         "Qty": orders["qty"], "Trigger price": orders["stop_price"],
         "Reduce-only": orders["reduce_only"].map({True: "yes", False: "no"}),
-        "Status": orders["status"], "Placed (UTC)": orders["created_at"],
+        "Status": orders["status"], zoned("Placed"): shown_times(orders["created_at"]),
         "Age": hours(orders["age_s"]),
     })
     st.dataframe(tick_prices(shown, shown["Symbol"], ["Trigger price"]), hide_index=True,
@@ -305,14 +309,14 @@ def summary_row(s: dict[str, Any]) -> None:
 def trade_table(frame: pd.DataFrame) -> Any:
     """The page of trades as numbers (formatted by ``trade_columns``), PnL and sides coloured."""
     shown = pd.DataFrame({
-        "Closed (UTC)": frame["closed_at"], "Agent": frame["agent"], "Symbol": frame["symbol"],
+        zoned("Closed"): shown_times(frame["closed_at"]), "Agent": frame["agent"], "Symbol": frame["symbol"],
         "Side": frame["side"].map(side), "Leverage": frame["leverage"],
         "Entry": frame["entry_price"], "Exit": frame["exit_price"],
         "Net PnL": frame["net_pnl"],
         "Close reason": frame["close_reason"].map(lambda r: REASON_LABEL.get(r, r or "–")),
         "Held": hours(frame["duration_s"]), "Qty": frame["qty"], "Margin": frame["margin"],
         "Gross PnL": frame["realized_pnl"], "Fees": frame["fees"], "Funding": frame["funding"],
-        "Opened (UTC)": frame["opened_at"], "Trade #": frame["trade_id"],
+        zoned("Opened"): shown_times(frame["opened_at"]), "Trade #": frame["trade_id"],
     })
     styled = (shown.style.map(_pnl_style, subset=["Gross PnL", "Net PnL"])
               .map(_side_style, subset=["Side"]))
@@ -346,22 +350,23 @@ def agent_equity(session_id: int, agent: str | None) -> None:
     fig = go.Figure()
     for (name, key), part in curves.groupby(["agent", "agent_key"], sort=False):
         fig.add_trace(go.Scatter(
-            x=part["ts"], y=part["equity"], mode="lines", name=name,
+            x=chart_times(part["ts"]), y=part["equity"], mode="lines", name=name,
             line={"color": agent_color(key), "width": 1.8},
             customdata=list(zip(part["unrealized"], part["margin_used"], strict=True)),
             hovertemplate=f"<b>{name}</b><br>equity %{{y:,.2f}} USDT<br>unrealized "
                           "%{customdata[0]:+,.2f} · margin in use %{customdata[1]:,.2f}"
-                          "<br>%{x|%Y-%m-%d %H:%M} UTC<extra></extra>"))
+                          "<br>%{x|%Y-%m-%d %H:%M} " + zone_name() + "<extra></extra>"))
     if data["rebalances"]:
         lo, hi = float(curves["equity"].min()), float(curves["equity"].max())
-        times = pd.to_datetime(pd.Series(data["rebalances"]), unit="ms", utc=True)
+        times = chart_times(pd.to_datetime(pd.Series(data["rebalances"]), unit="ms", utc=True))
         xs: list[Any] = [v for t in times for v in (t, t, None)]
         ys: list[Any] = [v for _ in times for v in (lo, hi, None)]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Rebalance",
                                  line={"color": NEUTRAL, "width": 1, "dash": "dot"},
-                                 hovertemplate="rebalance %{x|%Y-%m-%d %H:%M} UTC<extra></extra>"))
+                                 hovertemplate="rebalance %{x|%Y-%m-%d %H:%M} " + zone_name()
+                                 + "<extra></extra>"))
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
-                      yaxis_title="equity (USDT)", xaxis_title="engine time (UTC)",
+                      yaxis_title="equity (USDT)", xaxis_title=f"engine time ({zone_name()})",
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0})
     fig.update_yaxes(tickformat=",")
     st.markdown("**Equity by agent**" + (f" · {agent}" if agent else ""))
@@ -434,7 +439,7 @@ def _call_panel(title: str, call: dict[str, Any] | None, empty: str) -> None:
 
 def fills_table(fills: pd.DataFrame, symbol: str) -> None:
     shown = pd.DataFrame({
-        "Time (UTC)": fills["at"], "Side": fills["side"], "Qty": fills["qty"],
+        zoned("Time"): shown_times(fills["at"]), "Side": fills["side"], "Qty": fills["qty"],
         "Price": fills["price"], "Fee": fills["fee"], "Gross PnL": fills["realized_pnl"],
         "Liquidation": fills["liquidation"].map({True: "yes", False: "no"}),
         "Venue trade id": fills["venue_trade_id"], "Client order id": fills["client_order_id"],
@@ -450,7 +455,7 @@ def fills_table(fills: pd.DataFrame, symbol: str) -> None:
 
 def orders_table(orders: pd.DataFrame, symbol: str) -> None:
     shown = pd.DataFrame({
-        "Placed (UTC)": orders["at"], "Purpose": orders["purpose"].map(purpose),
+        zoned("Placed"): shown_times(orders["at"]), "Purpose": orders["purpose"].map(purpose),
         "Side": orders["side"], "Type": orders["type"].str.replace("_", " ").str.lower(),
         "Qty": orders["qty"], "Trigger price": orders["stop_price"], "Status": orders["status"],
         "Filled qty": orders["executed_qty"], "Average fill": orders["avg_price"],
@@ -567,7 +572,8 @@ session = session_or_stop(
     db, "its positions, resting orders and trade history will show here.")
 
 sid = int(session["id"])
-st.caption(f"{session['name']} · prices in USDT, times are the session's engine time (UTC).")
+st.caption(f"{session['name']} · prices in USDT, times are the session's engine time, in "
+           f"{zone_name()}.")
 holdings(sid)
 manual_control(sid, str(session["status"]))
 venue_holdings(sid)

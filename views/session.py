@@ -24,6 +24,7 @@ from core.ui import (
     MISSING,
     MONEY,
     SIGNED_MONEY,
+    chart_times,
     colored,
     current_session,
     engine_status,
@@ -34,7 +35,9 @@ from core.ui import (
     pnl_color,
     refresh_every,
     run_action,
+    shown_times,
     usd,
+    zone_name,
 )
 
 runtime = get_runtime()
@@ -115,8 +118,9 @@ def previous_sessions(sessions: list[dict[str, Any]]) -> None:
         figures = queries.session_status(db, s["id"])["session"]
         rows.append({
             "Session": s["name"], "Status": s["status"].capitalize(), "Mode": s["mode"].upper(),
-            "Started (engine time, UTC)": pd.to_datetime(s["created_ms"], unit="ms", utc=True)
-            .strftime("%Y-%m-%d %H:%M"),
+            f"Started (engine time, {zone_name()})": str(shown_times(
+                pd.to_datetime(s["created_ms"], unit="ms", utc=True)
+                .strftime("%Y-%m-%d %H:%M:%S")))[:16],
             "Capital (USDT)": s["initial_capital"], "Final equity (USDT)": figures["equity"],
             "PnL (USDT)": figures["total_pnl"], "PnL (%)": figures["total_pnl_pct"],
             "Closed trades": figures["closed_trades"],
@@ -250,7 +254,7 @@ def pnl_split(s: dict[str, Any]) -> str:
             f"{_money(s['realized_pnl'], signed=True)} on closed trades − fees paid "
             f"{_money(s['fees'])} + funding {_money(s['funding'], signed=True)} + unrealized "
             f"{_money(s['unrealized_pnl'], signed=True)} on open positions (USDT) · as of engine "
-            f"time {s['engine_time']} UTC")
+            f"time {shown_times(s['engine_time'])} {zone_name()}")
 
 
 def allocation_chart(agents: list[dict[str, Any]]) -> None:
@@ -275,11 +279,11 @@ def equity_charts(s: dict[str, Any], curve: pd.DataFrame) -> None:
         st.info("Equity snapshots appear after the first engine hour.", icon=":material/show_chart:")
         return
     fig = go.Figure(go.Scatter(
-        x=curve["ts"], y=curve["equity"], mode="lines", line={"color": EQUITY_LINE, "width": 2},
+        x=chart_times(curve["ts"]), y=curve["equity"], mode="lines", line={"color": EQUITY_LINE, "width": 2},
         hovertemplate="%{y:,.2f} USDT<extra></extra>", name="Equity"))
     fig.add_hline(y=s["initial_capital"], line_dash="dot", line_color="#8a8f98",
                   annotation_text="initial capital", annotation_position="top left")
-    fig.update_layout(title="Equity", xaxis_title="Engine time (UTC)",
+    fig.update_layout(title="Equity", xaxis_title=f"Engine time ({zone_name()})",
                       yaxis_title="Equity (USDT)", yaxis_tickformat=",.0f", **CHART_LAYOUT)
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
@@ -290,11 +294,11 @@ def drawdown_chart(curve: pd.DataFrame) -> None:
     limit = settings.drawdown_halt_pct * 100
     dd = -curve["drawdown_pct"]  # percent, drawn below zero
     fig = go.Figure(go.Scatter(
-        x=curve["ts"], y=dd, mode="lines", fill="tozeroy", line={"color": LOSS, "width": 1.5},
+        x=chart_times(curve["ts"]), y=dd, mode="lines", fill="tozeroy", line={"color": LOSS, "width": 1.5},
         hovertemplate="%{y:.2f}%<extra></extra>", name="Drawdown"))
     fig.add_hline(y=-limit, line_dash="dash", line_color=LOSS,
                   annotation_text=f"halt at −{limit:.0f}%", annotation_position="bottom left")
-    fig.update_layout(title="Drawdown from peak", xaxis_title="Engine time (UTC)",
+    fig.update_layout(title="Drawdown from peak", xaxis_title=f"Engine time ({zone_name()})",
                       yaxis_title="Drawdown (%)", yaxis_ticksuffix="%",
                       yaxis_range=[-(limit * 1.15), 0.5], **CHART_LAYOUT)
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
@@ -354,7 +358,8 @@ def header_line(session_id: int) -> None:
     label, color, icon = BADGE.get(s["status"], (s["status"], "gray", None))
     with st.container(horizontal=True, vertical_alignment="center"):
         st.badge(label, color=color, icon=icon)  # type: ignore[arg-type]
-        st.caption(f"{s['mode'].upper()} · engine time {s['engine_time'] or '–'} UTC · "
+        st.caption(f"{s['mode'].upper()} · engine time {shown_times(s['engine_time']) or '–'} "
+                   f"{zone_name()} · "
                    f"{', '.join(s['symbols'])} · started with {usd(s['initial_capital'])}"
                    + (f" · market data: {s['feed_status']}" if s.get("feed_status") else ""))
 
