@@ -340,6 +340,15 @@ def start_backtest(engine: Engine, settings: Settings, **request: object) -> int
     return start(engine, settings, **request)  # type: ignore[arg-type]
 
 
+def record_dead_backtests(engine: Engine) -> list[int]:
+    """Mark as interrupted the runs whose process died mid-run or mid-save (see
+    ``core.backtest.service.record_dead_runs``); the run this process is running is alive."""
+    from core.backtest.jobs import running_run
+    from core.backtest.service import record_dead_runs
+
+    return record_dead_runs(engine, running_run())
+
+
 def running_backtest() -> int | None:
     """The run id of the backtest this process is running, if any."""
     from core.backtest.jobs import running_run

@@ -626,6 +626,32 @@ def test_a_failed_run_is_recorded_and_a_dead_one_shows_as_interrupted(
     assert queries.backtest_run(engine, dead)["status"] == "interrupted"
 
 
+def test_a_run_killed_while_saving_is_written_down_as_interrupted_on_the_next_list_or_start(
+        store: tuple[Engine, Settings]) -> None:
+    from core import service
+    from core.backtest.service import create_run
+
+    engine, _ = store
+    params, _ = build_params(start="2025-10-08", end="2025-10-08", data_dir=DATA,
+                             interval="15m", symbols=["BTCUSDT"], capital=CAPITAL)
+    saving, running, fresh = (create_run(engine, params, 96) for _ in range(3))
+    with engine.begin() as conn:  # two processes died 10 minutes ago, one mid-save
+        conn.execute(text("update backtest_runs set status = 'saving' where id = :r"), {"r": saving})
+        conn.execute(text("update backtest_runs set updated_ms = updated_ms - 600000 "
+                          "where id in (:a, :b)"), {"a": saving, "b": running})
+    written = set(service.record_dead_backtests(engine))  # the store is shared with other tests
+    assert {saving, running} <= written and fresh not in written
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(text(
+            "select id, status, error from backtest_runs where id in (:a, :b, :c)"),
+            {"a": saving, "b": running, "c": fresh})}
+    assert rows[saving].status == rows[running].status == "interrupted"  # stored, not only read
+    assert "while saving its results" in rows[saving].error
+    assert "before the end of its range" in rows[running].error
+    assert rows[fresh].status == "running" and rows[fresh].error is None  # still writing progress
+    assert service.record_dead_backtests(engine) == []  # once
+
+
 def test_private_stores_of_dead_runs_are_swept_and_live_ones_kept(tmp_path, monkeypatch) -> None:
     """A run's private store lives in a temporary folder removed when it ends, marked with the
     process that runs it; a later run removes the folders of processes that are gone (a pid now

@@ -354,6 +354,7 @@ running = st.session_state.get(RUN_KEY) or service.running_backtest()
 if running:
     progress_panel(int(running))
 
+service.record_dead_backtests(db)  # a run whose process died reads, and stays, interrupted
 runs = queries.backtest_runs(db)
 done = [r for r in runs if r["status"] == "done" and r["report"]]
 if not runs:

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from core.backtest.params import build_params, ticks_in
-from core.backtest.service import create_run, run_backtest
+from core.backtest.service import create_run, record_dead_runs, run_backtest
 from core.config import Settings
 from core.errors import InvalidTransition
 
@@ -40,6 +40,7 @@ def start_backtest(engine: Engine, settings: Settings, *, start: str, end: str,
     busy = running_run()
     if busy is not None:
         raise InvalidTransition(f"backtest run {busy} is still running; wait for it to finish")
+    record_dead_runs(engine)
     params, data = build_params(start=start, end=end, data_dir=data_dir or settings.replay_data_dir,
                                 interval=interval, symbols=symbols, capital=capital, ceo=ceo,
                                 name=name, llm_cache=llm_cache)

@@ -26,6 +26,11 @@ DAY = timedelta(days=1)
 DAY_MS = 86_400_000
 
 
+# A run marked running or saving that has written nothing for this long has lost its process
+# (progress is written every 0.5% of the range, and the save is one transaction).
+STALE_MS = 120_000
+
+
 @dataclass(frozen=True, slots=True)
 class BacktestParams:
     start_ms: int

@@ -24,7 +24,7 @@ from core.agents.strategies import build_strategies
 from core.backtest import runner
 from core.backtest.inputs import compute_report
 from core.backtest.llm_cache import CachedAgent, ReplyCache
-from core.backtest.params import BacktestParams, ticks_in
+from core.backtest.params import STALE_MS, BacktestParams, ticks_in
 from core.backtest.transfer import copy_session
 from core.ceo.rules import RiskLimits
 from core.config import Settings
@@ -123,6 +123,26 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
         _fail(engine, run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
         raise
     return BacktestResult(run_id, session_id, finished.ticks, time.perf_counter() - started, report)
+
+
+def record_dead_runs(engine: Engine, alive: int | None = None) -> list[int]:
+    """Write down as interrupted every run still marked running or saving whose process has
+    written nothing for ``STALE_MS`` (killed, crashed or restarted mid-run or mid-save), with
+    the stage it died in; ``alive`` (the run this process is running) is left alone. Returns
+    the ids written."""
+    cutoff = wall_ms() - STALE_MS
+    with engine.begin() as conn:
+        dead = conn.execute(select(RUNS.c.id, RUNS.c.status).where(
+            RUNS.c.status.in_(("running", "saving")), RUNS.c.updated_ms < cutoff)).all()
+        for run_id, stage in dead:
+            if run_id == alive:
+                continue
+            what = "while saving its results" if stage == "saving" else "before the end of its range"
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == stage).values(
+                status="interrupted", finished_ms=wall_ms(),
+                error=f"its process stopped {what} (nothing written for over "
+                      f"{STALE_MS // 60_000} min); nothing of it was kept: run it again"))
+    return [r for r, _ in dead if r != alive]
 
 
 def _fail(engine: Engine, run_id: int, message: str, seconds: float, *,

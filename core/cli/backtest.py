@@ -51,6 +51,9 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core.cli.output import user_path
 
     if args.list:
+        from core import service
+
+        service.record_dead_backtests(engine)
         runs = queries.backtest_runs(engine)
         if args.json:  # headline figures; a run's equity curve is in --show RUN --json
             listed = [{**r, "report": {k: v for k, v in r["report"].items() if k != "curve"}}
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
 def _interrupted(engine: Engine, run_id: int) -> str:
     """What Ctrl-C left in the store, read back rather than assumed (recording it can fail)."""
     from core import queries
-    from core.queries.backtests import STALE_MS
+    from core.backtest.params import STALE_MS
 
     try:
         found = queries.backtest_progress(engine, run_id)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from core.backtest.params import day_of
+from core.backtest.params import STALE_MS, day_of
 from core.desk.lease import wall_ms
 from core.models import INTERVAL_MS
 from core.queries.common import PRICE_DIGITS
@@ -39,7 +39,6 @@ COMPARE_SETUP = [("ceo", "CEO"), ("range", "Range"), ("symbols", "Symbols"),
 AGENT_FIGURES = ("total_return", "cagr", "max_drawdown", "sharpe", "sortino", "profit_factor",
                  "win_rate", "trades", "fees", "funding_paid", "exposure_time", "net_pnl")
 BUY_AND_HOLD_FIGURES = ("start_price", "end_price", "total_return", "cagr", "max_drawdown")
-STALE_MS = 120_000  # a running run that has not written progress for this long has died
 MAX_CANDLES = 2_000  # candles one chart draws
 
 
