@@ -10,11 +10,21 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import get_settings
+from core.errors import DeskError
 from core.ui import get_runtime, password_gate, sidebar
 
 st.set_page_config(page_title="AsterDex agent desk", page_icon=":material/candlestick_chart:", layout="wide")
-password_gate(get_settings())
-runtime = get_runtime()
+try:
+    settings = get_settings()
+except DeskError as exc:  # a bad setting: say which and why, start nothing
+    st.error(f"The desk cannot start: {exc}. Fix it in .env or the environment and reload.")
+    st.stop()
+password_gate(settings)
+try:
+    runtime = get_runtime()
+except DeskError as exc:  # e.g. the database cannot be opened
+    st.error(f"The desk cannot start: {exc}.")
+    st.stop()
 sidebar(runtime)
 
 navigation = st.navigation([

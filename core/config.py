@@ -41,6 +41,21 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+def check_sqlite_path(database: str | None) -> None:
+    """A SQLite store in a folder that does not exist would be a new, empty store (a typo would
+    hide a live desk's open positions), so it is refused (ValueError); so is a URL that names no
+    file (``sqlite:///``). In-memory stores (``sqlite://``, ``:memory:``) are for tests."""
+    if database is None or database == ":memory:" or database.startswith("file::memory:"):
+        return
+    if not database.strip():
+        raise ValueError("DATABASE_URL sqlite:/// names no file; use sqlite:///path/to/desk.db")
+    folder = Path(database.removeprefix("file:").split("?", 1)[0]).expanduser().parent
+    if not folder.is_dir():
+        raise ValueError(f"DATABASE_URL points at a SQLite file in {folder}, a folder that does "
+                         "not exist; create it or fix the path (a new, empty store would hide "
+                         "the desk's history)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=ENV_FILE,
@@ -158,6 +173,8 @@ class Settings(BaseSettings):
             raise ValueError(f"DATABASE_URL is not a valid database URL ({exc})") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("DATABASE_URL must be sqlite:///... or postgresql://...")
+        if url.get_backend_name() == "sqlite":
+            check_sqlite_path(url.database)
         return v
 
     @field_validator("display_timezone")
@@ -200,7 +217,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        raise ConfigError(f"invalid setting {where.upper()}: {first.get('msg')}") from None
+        message = str(first.get("msg", "")).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where.upper()}: {message}") from None
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.config import check_sqlite_path
 from core.errors import ConfigError, StoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -41,8 +42,10 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"DATABASE_URL is not a valid database URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            check_sqlite_path(parsed.database)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
