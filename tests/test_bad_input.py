@@ -3,6 +3,7 @@ the CLI, a message on the dashboard), and a refused command creates and changes 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,52 @@ def test_the_dashboard_says_why_it_cannot_start(tmp_path: Path,
     assert [e.value for e in at.error] and "The desk cannot start: invalid setting DATABASE_URL" \
         in at.error[0].value and "does not exist" in at.error[0].value
     assert not at.sidebar.markdown  # nothing else is drawn
+
+
+# ---------------------------------------------------------------------- the engine command
+@pytest.fixture
+def cli_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A store with one paper session, for CLI runs in this process and in subprocesses."""
+    from core.config import get_settings
+
+    env = cli_env(f"sqlite:///{tmp_path / 'desk.db'}")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    from core.cli import main
+
+    assert main(["session", "create"]) == 0
+    yield env
+    get_settings.cache_clear()  # the next test reads its own environment
+
+
+def test_engine_ticks_that_fail_exit_non_zero_with_the_cause(
+        cli_store: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli import main
+    from core.desk import scheduler
+
+    real = scheduler.run_cycle
+    calls = {"n": 0}
+
+    def fails_after_three(desk):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(28, "No space left on device")
+        return real(desk)
+
+    monkeypatch.setattr(scheduler, "run_cycle", fails_after_three)
+    capsys.readouterr()
+    assert main(["engine", "--ticks", "10"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("ran 3 ticks") and "stopped early: None" not in out
+    assert err.strip() == ("error: stopped after 3 of 10 ticks: tick failed: OSError: [Errno 28] "
+                           "No space left on device")
+
+
+def test_engine_refuses_a_session_that_is_missing_or_ended(cli_store: dict[str, str]) -> None:
+    refused(run_cli(cli_store, "engine", "--session", "100"), "no session 100")
+    refused(run_cli(cli_store, "engine", "--session", "100", "--ticks", "5"), "no session 100")
+    assert run_cli(cli_store, "session", "stop").returncode == 0
+    line = refused(run_cli(cli_store, "engine", "--session", "1"), "session 1 is stopped")
+    assert "nothing to trade" in line

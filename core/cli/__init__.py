@@ -21,7 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from core import queries, service
 from core.cli.output import print_json, table, write_frame
 from core.config import Settings, load_settings
-from core.errors import ConfigError, DeskError
+from core.desk.context import ACTIVE_SESSION
+from core.errors import ConfigError, DeskError, InvalidTransition
 from core.models import parse_capital
 from core.store.db import open_database
 
@@ -281,6 +282,11 @@ def _cmd_market(args: argparse.Namespace, settings: Settings, engine: Engine) ->
 def _cmd_engine(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core.desk.scheduler import EngineDriver
 
+    if args.session is not None:  # a session that cannot trade is refused, never idled on
+        row = service.resolve_session(engine, args.session)
+        if row.status not in ACTIVE_SESSION:
+            raise InvalidTransition(f"session {row.id} is {row.status}: there is nothing to trade; "
+                                    "create a new session (python -m core session create)")
     driver = EngineDriver(settings, engine, session_id=args.session)
     if args.ticks:
         verdicts = {"approve": 0, "modify": 0, "reject": 0}
@@ -297,11 +303,16 @@ def _cmd_engine(args: argparse.Namespace, settings: Settings, engine: Engine) ->
         finally:
             driver.stop()
         if done == 0:
-            raise DeskError(f"engine did not tick: {driver.idle_reason or 'unknown reason'}")
+            raise DeskError(f"engine did not tick: {driver.idle_reason or 'no active session'}")
+        failure = driver.tick_failure if done < args.ticks else None
         print(f"ran {done} ticks; engine time {queries._iso(last.tick_ms)} UTC; status {last.status}; "
               f"equity {last.equity:,.2f} USDT; verdicts {verdicts['approve']} approved, "
               f"{verdicts['modify']} modified, {verdicts['reject']} rejected"
-              + (f"; stopped early: {driver.idle_reason}" if done < args.ticks else ""))
+              + (f"; stopped early: {driver.idle_reason or 'the session ended'}"
+                 if done < args.ticks and failure is None else ""))
+        if failure is not None:
+            print(f"error: stopped after {done} of {args.ticks} ticks: {failure}", file=sys.stderr)
+            return 1
         return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

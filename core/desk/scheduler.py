@@ -55,6 +55,7 @@ class EngineDriver:
         self.desk: Desk | None = None
         self.lease: Lease | None = None
         self.idle_reason: str | None = None
+        self.tick_failure: str | None = None  # why the last tick failed; None once one completes
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
         self._finished: set[int] = set()
@@ -191,7 +192,9 @@ class EngineDriver:
                 desk.db.rollback()
                 self._record_error(session_id, f"{type(exc).__name__}: {exc}")
                 self._drop_desk(release=False)
+                self.idle_reason = self.tick_failure = f"tick failed: {type(exc).__name__}: {exc}"
                 return None
+            self.tick_failure = None
             self._stamp_tick(session_id)
             if report.status not in ACTIVE_SESSION:
                 self._drop_desk(release=True)
