@@ -9,6 +9,8 @@ exchanges speak to each other. Money that crosses the exchange boundary (prices,
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
@@ -46,6 +48,24 @@ def validate_capital(capital: float) -> float:
         shown = f"{capital:,.0f}" if capital < 1e15 else f"{capital:.3g}"  # not 300 digits of 1e308
         raise ConfigError(f"capital must be at most {MAX_CAPITAL:,.0f} USDT, got {shown}")
     return float(capital)
+
+
+SYMBOL = re.compile(r"[A-Z0-9]{2,30}")  # a perpetual's name as the venues spell it: BTCUSDT
+
+
+def symbol_list(given: Iterable[str]) -> tuple[str, ...]:
+    """Symbols as asked ("btcusdt, ETHUSDT"), upper-cased; refused in words (ConfigError) when
+    none is left, one is listed twice or one is not a symbol's name."""
+    chosen = tuple(s.strip().upper() for s in given if s.strip())
+    if not chosen:
+        raise ConfigError("choose at least one symbol")
+    for symbol in chosen:
+        if not SYMBOL.fullmatch(symbol):
+            shown = symbol if len(symbol) <= 40 else f"{symbol[:20]}…({len(symbol):,} characters)"
+            raise ConfigError(f"{shown!r} is not a symbol (2 to 30 letters and digits, e.g. BTCUSDT)")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError("a symbol is listed twice")
+    return chosen
 
 
 def parse_capital(text: str) -> float:

@@ -27,7 +27,7 @@ from core.desk.runtime import agent_model_label, paper_account_id
 from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
-from core.models import ms_to_dt, parse_capital, validate_capital
+from core.models import ms_to_dt, parse_capital, symbol_list, validate_capital
 from core.queries.session import manual_order, resolve_session
 from core.store.tables import (
     AgentRow,
@@ -74,12 +74,7 @@ def create_session(
     source = "asterdex" if mode == "live" else settings.market_source
     if mode == "paper":
         capital = validate_capital(settings.default_capital if capital is None else capital)
-    chosen = tuple(s.strip().upper() for s in (settings.symbol_list if symbols is None else symbols)
-                   if s.strip())
-    if not chosen:
-        raise ConfigError("choose at least one symbol")
-    if len(set(chosen)) != len(chosen):
-        raise ConfigError("a symbol is listed twice")
+    chosen = symbol_list(settings.symbol_list if symbols is None else symbols)
     if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
         capital = validate_capital(live_capital if live_capital is not None

@@ -106,3 +106,52 @@ def test_engine_refuses_a_session_that_is_missing_or_ended(cli_store: dict[str, 
     assert run_cli(cli_store, "session", "stop").returncode == 0
     line = refused(run_cli(cli_store, "engine", "--session", "1"), "session 1 is stopped")
     assert "nothing to trade" in line
+
+
+# ---------------------------------------------------------------------- ids, long and odd input
+HUGE = "9223372036854775808"  # 2**63: one past what a signed 64-bit id column holds
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize("args", [
+    ("session", "status", "--session", HUGE), ("engine", "--session", HUGE),
+    ("trades", "--session", HUGE), ("ceo-log", "--limit", HUGE), ("close", HUGE),
+    ("cancel", HUGE), ("flatten", "momentum", "--session", HUGE), ("backtest", "--show", HUGE),
+    ("engine", "--ticks", HUGE),
+])
+def test_an_id_past_64_bits_is_refused_in_words(tmp_path: Path, args: tuple[str, ...]) -> None:
+    line = refused(run_cli(cli_env(f"sqlite:///{tmp_path / 'd.db'}"), *args), "too large")
+    assert "9,223,372,036,854,775,807" in line and "internal" not in line
+
+
+@pytest.mark.parametrize("given", ["１２", "1_000", "-3", "12abc", " "])
+def test_only_ascii_digits_are_an_id(tmp_path: Path, given: str) -> None:
+    refused(run_cli(cli_env(f"sqlite:///{tmp_path / 'd.db'}"), "session", "status", "--session",
+                    given), "is not a whole number")
+
+
+@pytest.mark.parametrize("args", [
+    ("session", "status", "--session", LONG), ("trades", "--csv", LONG), ("trades", "--agent", LONG),
+    ("ceo-log", "--rule", LONG), ("session", "create", "--symbols", LONG),
+    ("backtest", "--from", "2025-10-01", "--to", "2025-10-02", "--data", LONG),
+    ("backtest", "--from", "2025-10-01", "--to", "2025-10-02", "--symbols", LONG),
+    ("backtest", "--from", LONG, "--to", "2025-10-02"),
+])
+def test_a_100000_character_argument_gets_one_short_line(cli_store: dict[str, str],
+                                                         args: tuple[str, ...]) -> None:
+    line = refused(run_cli(cli_store, *args))
+    assert "internal" not in line and "OSError" not in line and "LIKE" not in line
+    assert len(line) < 400 and "(100,0" in line  # what was typed, by its start and its length
+
+
+def test_a_candle_time_that_is_no_time_is_refused_as_such(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[1] / "data" / "klines" / "BTCUSDT-15m.csv"
+    lines = source.read_text(encoding="utf-8").splitlines()[:200]
+    cells = lines[50].split(",")
+    lines[50] = ",".join(["1e23", *cells[1:]])
+    (tmp_path / "BTCUSDT-15m.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    line = refused(run_cli(cli_env(f"sqlite:///{tmp_path / 'd.db'}"), "backtest", "--from",
+                           "2020-01-01", "--to", "2030-01-01", "--data", str(tmp_path),
+                           "--symbols", "BTCUSDT"))
+    assert "row 51: open_time_ms 1e+23 is not a candle time" in line, line
+    assert "earlier than the row before" not in line

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.errors import ConfigError, FeedError
 from core.feeds.replay import ReplayData, load_replay_data
-from core.models import INTERVAL_MS, ms_to_dt, validate_capital
+from core.models import INTERVAL_MS, ms_to_dt, symbol_list, validate_capital
 
 INTERVALS = ("1m", "15m", "1h")
 DAY = timedelta(days=1)
@@ -58,6 +58,10 @@ class BacktestParams:
                 f"{self.interval} {_fmt(self.start_ms)[:10]} → {last_day} {ceo}")[:120]
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 120 else f"{text[:60]}…({len(text):,} characters)"
+
+
 def parse_time(text: str, *, end: bool) -> int:
     """``YYYY-MM-DD`` (a whole day; the end of it when ``end``) or an ISO timestamp, in UTC ms."""
     raw = text.strip()
@@ -88,14 +92,14 @@ def build_params(
     if interval not in INTERVALS:
         raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     validate_capital(capital)
-    chosen = tuple(s.strip().upper() for s in symbols if s.strip())
-    if not chosen:
-        raise ConfigError("choose at least one symbol")
-    if len(set(chosen)) != len(chosen):
-        raise ConfigError("a symbol is listed twice")
+    chosen = symbol_list(symbols)
     folder = Path(data_dir).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(f"data folder {folder}: not a folder")
+    try:
+        is_folder = folder.is_dir()
+    except OSError as exc:  # a name too long for the file system, a folder we may not read
+        raise ConfigError(f"data folder {_short(str(folder))}: {exc.strerror or exc}") from None
+    if not is_folder:
+        raise ConfigError(f"data folder {_short(str(folder))}: not a folder")
     start_ms, end_ms = parse_time(start, end=False), parse_time(end, end=True)
     asked = f"from {start.strip()} to {end.strip()}"
     if end_ms <= start_ms:

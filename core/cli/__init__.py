@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -29,18 +30,32 @@ from core.store.db import open_database
 EXIT_ERROR = 2
 
 
+def _shorten(text: str) -> str:
+    """An error line that quotes what was typed stays one readable line: a word longer than 400
+    characters (no real path or name is) shows its start and its length."""
+    return re.sub(r"\S{401,}", lambda m: f"{m.group()[:30]}…({len(m.group()):,} characters)", text)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_ERROR, f"error: {message} (see `python -m core --help`)\n")
+        self.exit(EXIT_ERROR, f"error: {_shorten(message)} (see `python -m core --help`)\n")
+
+
+MAX_ID = 2**63 - 1  # ids and counts live in signed 64-bit columns
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    """An id or a count: ASCII digits only (Python's int() would read "１２" or "1_000"), from 1
+    to 2**63 − 1; anything else is refused in words, quoted short."""
+    shown = text if len(text) <= 40 else f"{text[:20]}…({len(text):,} characters)"
+    digits = text.strip()
+    if not digits.isascii() or not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a whole number (digits 0-9 only)")
+    value = int(digits) if len(digits) <= 20 else MAX_ID + 1
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    if value > MAX_ID:
+        raise argparse.ArgumentTypeError(f"{shown!r} is too large (at most {MAX_ID:,})")
     return value
 
 
@@ -94,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--session", type=_positive_int)
 
     from core.cli.backtest import add_parser as add_backtest
-    add_backtest(sub, capital_type=_capital)
+    add_backtest(sub, capital_type=_capital, id_type=_positive_int)
 
     from core.cli.manual import add_parsers as add_manual
     add_manual(sub, id_type=_positive_int)
@@ -218,6 +233,9 @@ def _cmd_log(args: argparse.Namespace, engine: Engine) -> int:
     limit = args.limit if args.limit else (None if args.csv else 50)
     agent = _agent_name(args.agent)
     if args.command == "ceo-log":
+        if args.rule is not None and not re.fullmatch(r"[a-z_]{1,40}", args.rule):
+            raise ConfigError(f"{_shorten(repr(args.rule))} is not a rule id (e.g. margin_cap, "
+                              "stop_width; see the CEO log's rules column)")
         filters = {"agent": agent, "verdict": args.verdict, "kind": args.kind, "rule": args.rule}
         frame = queries.ceo_log(engine, row.id, limit=limit, **filters)
         count = queries.ceo_log_count
@@ -361,10 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             engine.dispose()
     except DeskError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_shorten(str(exc))}", file=sys.stderr)
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"error: database: {first}", file=sys.stderr)
+        print(f"error: database: {_shorten(first)}", file=sys.stderr)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
@@ -372,6 +390,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last resort: one line, the traceback only on request
         if os.environ.get("DESK_DEBUG"):
             raise
-        print(f"error: internal {type(exc).__name__}: {exc} (set DESK_DEBUG=1 for details)",
-              file=sys.stderr)
+        print(f"error: internal {type(exc).__name__}: {_shorten(str(exc))} (set DESK_DEBUG=1 "
+              "for details)", file=sys.stderr)
     return EXIT_ERROR

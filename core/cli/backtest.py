@@ -25,8 +25,10 @@ from core.config import Settings
 from core.errors import ConfigError, NotFound
 
 
-def add_parser(sub: Any, *, capital_type: Callable[[str], float] = float) -> None:
-    """``capital_type``: the CLI's own parser of amounts (``100,000`` as well as ``100000``)."""
+def add_parser(sub: Any, *, capital_type: Callable[[str], float] = float,
+               id_type: Callable[[str], int] = int) -> None:
+    """``capital_type`` and ``id_type``: the CLI's own parsers of amounts (``100,000`` as well as
+    ``100000``) and of ids (ASCII digits, 64-bit)."""
     b = sub.add_parser("backtest", help="run the desk over recorded history; list or show runs")
     b.add_argument("--from", dest="start", metavar="DATE", help="first day (UTC), e.g. 2025-10-01")
     b.add_argument("--to", dest="end", metavar="DATE", help="last day (UTC, inclusive)")
@@ -42,7 +44,7 @@ def add_parser(sub: Any, *, capital_type: Callable[[str], float] = float) -> Non
                         "matches, rules otherwise; never a live model call")
     b.add_argument("--name", help="a name for the run")
     b.add_argument("--list", action="store_true", help="list earlier runs")
-    b.add_argument("--show", type=int, metavar="RUN", help="print the report of run RUN")
+    b.add_argument("--show", type=id_type, metavar="RUN", help="print the report of run RUN")
     b.add_argument("--json", action="store_true")
 
 

@@ -22,12 +22,17 @@ from core.indicators import Features
 from core.models import INTERVAL_MS, Bar, MarketStep
 
 CSV_COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
+EARLIEST_MS, LATEST_MS = 1_230_768_000_000, 4_102_444_800_000  # 2009-01-01 and 2100-01-01, UTC
 DAY_MS = 86_400_000
 
 
 def read_candles(path: Path, interval: str) -> pd.DataFrame:
     """Read and validate one ``SYMBOL-INTERVAL.csv``; FeedError names the file and the row."""
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise FeedError(f"cannot read {str(path)[:120]}: {exc.strerror or exc}") from None
+    if not found:
         raise FeedError(f"{path}: file not found")
     try:
         frame = pd.read_csv(path)
@@ -51,6 +56,12 @@ def read_candles(path: Path, interval: str) -> pd.DataFrame:
             raise FeedError(f"{path}: row {at + 2}: {col} {what}")  # 1-based plus the header
         frame[col] = numeric
     _check_candles(path, frame)
+    raw_times = frame["open_time_ms"].to_numpy(dtype=float)
+    odd = (raw_times < EARLIEST_MS) | (raw_times > LATEST_MS) | (raw_times != np.floor(raw_times))
+    if odd.any():
+        at = int(odd.argmax())
+        raise FeedError(f"{path}: row {at + 2}: open_time_ms {raw_times[at]:.15g} is "
+                        "not a candle time (whole epoch milliseconds between 2009 and 2100)")
     times = frame["open_time_ms"].astype("int64")
     steps = times.diff().iloc[1:]
     if (steps <= 0).any():
