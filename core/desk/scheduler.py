@@ -16,8 +16,9 @@ import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
+from core.alerts import events as alerts
 from core.config import Settings
 from core.desk.context import ACTIVE_SESSION, CycleReport, Desk
 from core.desk.engine import run_cycle
@@ -126,11 +127,17 @@ class EngineDriver:
         if failing:
             self._failed_ticks += 1
             self._settle_errors = True
-        since = func.coalesce(SessionRow.error_since_ms, wall_ms()) if failing else None
         try:
             with self.engine.begin() as conn:
+                since = conn.scalar(select(SessionRow.error_since_ms)
+                                    .where(SessionRow.id == session_id))
+                if failing and since is None:  # a run of failures starts: alert it once
+                    since = wall_ms()
+                    alerts.engine_failing(conn, session_id=session_id, since_ms=since,
+                                          error=message)
                 conn.execute(update(SessionRow).where(SessionRow.id == session_id)
-                             .values(last_error=message[:2000], error_since_ms=since))
+                             .values(last_error=message[:2000],
+                                     error_since_ms=since if failing else None))
         except Exception:
             log.exception("could not record the engine error of session %s", session_id)
 
@@ -148,10 +155,14 @@ class EngineDriver:
                                               SessionRow.clock_ms)
                                        .where(SessionRow.id == session_id)).one()
                     if row.error_since_ms is not None:
-                        conn.execute(insert(CeoDecisionRow).values(
+                        note = recovery_note(row.error_since_ms, now, self._failed_ticks,
+                                             row.last_error)
+                        decision_id = conn.execute(insert(CeoDecisionRow).values(
                             session_id=session_id, ts_ms=row.clock_ms, kind="engine", rules="",
-                            reason=recovery_note(row.error_since_ms, now, self._failed_ticks,
-                                                 row.last_error)))
+                            reason=note)).inserted_primary_key[0]
+                        alerts.engine_recovered(conn, session_id=session_id,
+                                                decision_id=int(decision_id), ts_ms=row.clock_ms,
+                                                note=note)
                     values.update(last_error=None, error_since_ms=None)
                 conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
         except Exception:
