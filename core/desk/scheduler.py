@@ -7,6 +7,8 @@ failures) for the UI, and the desk is rebuilt from the store before the next tic
 makes the driver stand down; a finished replay stops ticking. Each completed tick stamps
 ``tick_wall_ms`` (at most once a second), because the lease's heartbeat also beats while ticks
 fail; the first good tick after failures clears the error and writes the recovery to the CEO log.
+In background mode the alerts sender (core/alerts/sender.py) runs beside the scheduler, in its
+own thread, when ALERT_URLS names targets.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, insert, select, update
 
 from core.alerts import events as alerts
+from core.alerts.sender import AlertSender, start_sender
 from core.config import Settings
 from core.desk.context import ACTIVE_SESSION, CycleReport, Desk
 from core.desk.engine import run_cycle
@@ -58,6 +61,7 @@ class EngineDriver:
         self.idle_reason: str | None = None
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
+        self.alerts: AlertSender | None = None  # sends the outbox beside the scheduler
         self._finished: set[int] = set()
         self._failed_ticks = 0  # since the last good tick, in this process
         self._settle_errors = True  # the next good tick clears what earlier failures recorded
@@ -232,11 +236,15 @@ class EngineDriver:
                           misfire_grace_time=None)
         scheduler.start()
         self._scheduler = scheduler
+        self.alerts = start_sender(self.settings, self.engine)  # its own thread, never the tick's
 
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts = None
         with self._lock:
             session_id = self.desk.ledger.session.id if self.desk is not None else None
             self._drop_desk(release=True)
