@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from core.agents.base import AgentSpec
 from core.agents.roster import ROSTER, find_spec
 from core.alerts import events as alerts
+from core.alerts.sender import AlertSender, TestResult, send_test
+from core.alerts.targets import AlertConfig
 from core.config import Settings
 from core.desk.context import ACTIVE_SESSION
 from core.desk.lease import holder, new_owner_id, wall_ms
@@ -350,3 +352,28 @@ def running_backtest() -> int | None:
     from core.backtest.jobs import running_run
 
     return running_run()
+
+
+# --- alerts ---------------------------------------------------------------------------
+def _alert_config(settings: Settings) -> AlertConfig:
+    config = AlertConfig.from_settings(settings)
+    if not config.targets:
+        raise ConfigError("no alert target: set ALERT_URLS (see .env.example)")
+    return config
+
+
+def send_test_alerts(settings: Settings) -> list[TestResult]:
+    """Send a test message to every ALERT_URLS target; each result says whether it went out
+    (or why not, secrets masked)."""
+    return send_test(_alert_config(settings))
+
+
+def send_pending_alerts(engine: Engine, settings: Settings, *, timeout_s: float = 60.0) -> int:
+    """Deliver what the outbox holds now, as a running engine's sender would (for a desk run
+    from the terminal without one); returns how many are still due when the time ran out
+    (a delivery that failed and waits for its retry is not due until then)."""
+    sender = AlertSender(engine, _alert_config(settings))
+    try:
+        return sender.drain(timeout_s)
+    finally:
+        sender.stop()
