@@ -232,6 +232,9 @@ def test_an_event_recorded_twice_is_one_alert_and_a_rollback_takes_its_alert(
     assert [a.event_id for a in alerts_of(engine)] == ["e-1"]
     with pytest.raises(ValueError, match="unknown alert kind"), engine.begin() as conn:
         outbox.record(conn, kind="no_such_kind", event_id="e-3", title="t", body="b")
+    with pytest.raises(ValueError, match="unknown alert severity"), engine.begin() as conn:
+        outbox.record(conn, kind="engine_failing", event_id="e-4", title="t", body="b",
+                      severity="loud")
 
 
 def test_a_liquidation_reads_as_a_critical_alert(sqlite_url: str) -> None:

@@ -20,6 +20,7 @@ from core.alerts import outbox
 from core.alerts.kinds import KINDS
 from core.alerts.sender import AlertSender, send_test
 from core.alerts.targets import CLAIM_STALE_MS, AlertConfig, parse_targets
+from core.config import PROJECT_ROOT, Settings
 from core.desk.scheduler import EngineDriver
 from core.errors import ConfigError
 from core.store.db import open_database
@@ -147,6 +148,20 @@ def test_settings_read_alert_urls_as_a_secret_and_check_the_kinds_switched_off()
                                                 alert_kinds_off="trade"))
     assert cfg.backoff_ms(1) == 10_000 and cfg.backoff_ms(3) == 40_000
     assert cfg.backoff_ms(20) == 900_000
+
+
+def test_every_alert_setting_and_kind_is_documented_and_the_example_parses() -> None:
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    for name in (n.upper() for n in Settings.model_fields if n.startswith("alert_")):
+        assert re.search(rf"^#? ?{name}=", example, re.MULTILINE), name
+    for kind in KINDS:
+        assert kind in example, kind
+    found = re.search(r'^# ALERT_URLS="(.+)"$', example, re.MULTILINE)
+    assert found is not None
+    phone, mail = parse_targets(found.group(1))
+    assert (phone.name, phone.scheme, phone.min_severity) == ("phone", "tgram", "warning")
+    assert mail.kinds >= {"session_halted", "trade_stopped", "backtest_finished"}
+    assert not mail.wants("trade_opened", "critical")
 
 
 def test_a_url_apprise_cannot_use_is_a_config_error_naming_the_target(store: Engine) -> None:

@@ -14,7 +14,7 @@ import time
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.alerts.kinds import KINDS
+from core.alerts.kinds import KINDS, SEVERITIES
 from core.store.tables import ALERTS
 
 TITLE_MAX = 300
@@ -30,6 +30,8 @@ def record(conn: Connection, *, kind: str, event_id: str, title: str, body: str,
     """Add one alert to the outbox on ``conn`` (committed with the caller's transaction)."""
     if kind not in KINDS:
         raise ValueError(f"unknown alert kind {kind!r}")
+    if severity is not None and severity not in SEVERITIES:
+        raise ValueError(f"unknown alert severity {severity!r}")
     now = wall_ms()
     values = {
         "event_id": event_id[:96], "session_id": session_id, "kind": kind,
