@@ -52,6 +52,8 @@ def test_alerts_test_send_and_list_report_each_target_with_secrets_masked(
     sent = ok(run_cli(env, "alerts", "send", "--wait", "30"))
     assert "1 waiting for a target" in sent
     assert good.titles()[1:] == ["[AsterDesk · PAPER Paper desk #1] Session 1 created"]
+    ok(run_cli(env, "alerts", "send", "--wait", "5"))  # another process: nothing goes twice
+    assert len(good.received) == 2 and len(down.received) == 2
     problems = ok(run_cli(env, "alerts", "--problems"))
     assert "good (json://…) info and worse, session_created" in problems
     assert "good: sent; down: pending after 1 try, retry at " in problems

@@ -23,7 +23,14 @@ from core.store.db import open_database
 from core.store.tables import AlertRow, CeoDecisionRow, PositionRow, SessionRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create, run_ticks
-from tests.test_live_engine import Live, live, open_positions  # noqa: F401  (the live fixture)
+from tests.test_live_engine import (  # noqa: F401  (the live fixture)
+    M15,
+    Live,
+    cancel_stops_at_venue,
+    live,
+    open_positions,
+    run_until_open,
+)
 
 START = "2025-10-08"  # through the October 2025 crash: stops, take-profits and agent closes
 
@@ -268,3 +275,18 @@ def test_a_live_restart_that_reconciles_alerts_what_changed(live: Live) -> None:
     assert "no agent owns" in got[0].body and symbol in got[0].body
     assert got[0].severity == "warning"
 
+
+
+def test_a_live_position_found_naked_is_alerted_with_how_long(live: Live) -> None:  # noqa: F811
+    pos = run_until_open(live)
+    got = alerts_of(live.engine, live.session_id)
+    assert f"trade-opened-{pos.id}" in {a.event_id for a in got}  # live entries alert too
+    live.driver.stop()
+    cancel_stops_at_venue(live, pos.symbol)  # someone cancels the stop while the engine is down
+    live.venue.advance_market(M15)
+    live.restart()
+    live.tick(advance=False)
+    naked = [a for a in alerts_of(live.engine, live.session_id) if a.kind == "position_naked"]
+    assert len(naked) == 1 and naked[0].severity == "warning"
+    assert naked[0].title == f"Stop coverage: {pos.symbol}"
+    assert "stop re-placed over the whole" in naked[0].body and "naked for" in naked[0].body
