@@ -312,6 +312,21 @@ def test_what_a_crash_left_unsent_or_half_sent_goes_out_after_the_restart_once(
     assert sorted(event_ids(hook.messages())) == sorted([unsent, half_sent])
 
 
+def test_a_target_taken_out_of_alert_urls_fails_what_it_had_left(
+        store: Engine, hooks: Callable[..., Webhook]) -> None:
+    hook = hooks()
+    add_alerts(store, 1, kind="session_created")
+    AlertSender(store, config(f"old={hook.url()} new={hook.url()}"))._route(outbox.wall_ms())
+    sender = AlertSender(store, config(f"new={hook.url()}"))
+    try:
+        assert sender.drain(10) == 0
+    finally:
+        sender.stop()
+    assert [(d.target, d.status, d.error) for d in deliveries(store)] == [
+        ("old", "failed", "this target is no longer in ALERT_URLS"), ("new", "sent", None)]
+    assert alert_rows(store)[0].status == "failed" and len(hook.received) == 1
+
+
 def test_alerts_nobody_wants_are_muted_and_old_ones_expire(
         store: Engine, hooks: Callable[..., Webhook]) -> None:
     hook = hooks()

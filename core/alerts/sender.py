@@ -12,7 +12,8 @@ One pass (``pump``), every ALERT_POLL_SECONDS:
    row per alert and target, so an event reaches a target once whatever the number of senders);
    an alert no target wants, or of a kind switched off, is muted; one older than
    ALERT_MAX_AGE_HOURS is expired instead of sent late;
-2. take back deliveries claimed by a sender that died mid-send (``CLAIM_STALE_MS``);
+2. take back deliveries claimed by a sender that died mid-send (``CLAIM_STALE_MS``), and fail
+   those to a target no longer in ALERT_URLS;
 3. per target whose thread is free: claim its due deliveries and send them. Within the target's
    rate limit (ALERT_RATE_PER_MINUTE messages a minute) each goes as its own message; a burst
    beyond it goes as one digest. A failure is retried after a back-off that doubles
@@ -168,10 +169,24 @@ class AlertSender:
                              .values(status=status, note=note, updated_ms=now))
 
     def _take_back(self, now: int) -> None:
+        """Claims of a sender that died mid-send go back to pending; deliveries to a target no
+        longer in ALERT_URLS end as failed. Written only when there is something to write, so
+        an idle sender never takes SQLite's write lock."""
+        stale = (_D.c.status == "sending") & (_D.c.claimed_ms < now - CLAIM_STALE_MS)
+        gone = _D.c.status.in_(("pending", "sending")) & _D.c.target.not_in(
+            [t.name for t in self.config.targets])
+        with self.engine.connect() as conn:
+            if conn.scalar(select(func.count()).select_from(_D).where(stale | gone)) == 0:
+                return
         with self.engine.begin() as conn:
-            conn.execute(update(_D).where(_D.c.status == "sending",
-                                          _D.c.claimed_ms < now - CLAIM_STALE_MS)
-                         .values(status="pending", claimed_by=None, claimed_ms=None))
+            conn.execute(update(_D).where(stale).values(status="pending", claimed_by=None,
+                                                        claimed_ms=None))
+            orphans = list(conn.scalars(select(_D.c.alert_id).where(gone).distinct()))
+            conn.execute(update(_D).where(gone).values(
+                status="failed", claimed_by=None, claimed_ms=None,
+                error="this target is no longer in ALERT_URLS"))
+            for alert_id in orphans:
+                _refresh_alert(conn, alert_id, now)
 
     def _budget(self, name: str, now: int) -> int:
         with self._guard:
