@@ -156,6 +156,17 @@ class Settings(BaseSettings):
     ceo_llm_provider: Literal["offline", "gemini", "grok"] = "gemini"
     shadow_baseline: bool = False
 
+    # --- alerts (core/alerts/): targets are secrets (apprise URLs with tokens and passwords)
+    alert_urls: SecretStr | None = None
+    alert_kinds_off: str = ""  # kinds never sent, comma-separated (core/alerts/kinds.py)
+    alert_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    alert_max_attempts: int = Field(default=8, ge=1, le=100)
+    alert_retry_seconds: float = Field(default=10.0, ge=0, le=3600)
+    alert_retry_max_seconds: float = Field(default=900.0, ge=0, le=86_400)
+    alert_rate_per_minute: int = Field(default=10, ge=1, le=1000)
+    alert_max_age_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+    alert_poll_seconds: float = Field(default=1.0, gt=0, le=600)
+
     # Engine
     engine_in_app: bool = True
     engine_lease_stale_seconds: float = Field(default=30.0, gt=0)

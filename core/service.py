@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec
 from core.agents.roster import ROSTER, find_spec
+from core.alerts import events as alerts
+from core.alerts.sender import AlertSender, TestResult, send_test
+from core.alerts.targets import AlertConfig
 from core.config import Settings
 from core.desk.context import ACTIVE_SESSION
 from core.desk.lease import holder, new_owner_id, wall_ms
@@ -31,6 +34,8 @@ from core.models import ms_to_dt, parse_capital, symbol_list, validate_capital
 from core.queries.session import manual_order, resolve_session
 from core.store.tables import (
     AgentRow,
+    AlertDeliveryRow,
+    AlertRow,
     CeoDecisionRow,
     ManualOrderRow,
     OrderRow,
@@ -52,11 +57,12 @@ class SessionRef:
     status: str
 
 
-def _log(conn, session_id: int, ts_ms: int, kind: str, reason: str, *,  # type: ignore[no-untyped-def]
-         agent_id: int | None = None, changes: dict | None = None) -> None:
-    conn.execute(insert(CeoDecisionRow).values(
+def _log(conn: Connection, session_id: int, ts_ms: int, kind: str, reason: str, *,
+         agent_id: int | None = None, changes: dict | None = None) -> int:
+    """Write one CEO log row; returns its id (the event id of an alert that tells it)."""
+    return int(conn.execute(insert(CeoDecisionRow).values(
         session_id=session_id, agent_id=agent_id, ts_ms=ts_ms, kind=kind, rules="",
-        reason=reason, changes=json.dumps(changes) if changes else None))
+        reason=reason, changes=json.dumps(changes) if changes else None)).inserted_primary_key[0])
 
 
 def create_session(
@@ -104,16 +110,21 @@ def create_session(
             conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
             interval=settings.replay_interval, start_ms=start_ms,
             model_of=lambda spec: agent_model_label(settings, spec))
-        _log(conn, session_id, start_ms, "session",
-             f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
-             f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
-             f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
+        reason = (f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
+                  f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
+                  f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
+        alerts.session_changed(conn, session_id=session_id, status="created", reason=reason,
+                               decision_id=_log(conn, session_id, start_ms, "session", reason),
+                               ts_ms=start_ms)
     if mode == "paper":  # live: a live session's money is the venue account
         try:
             PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))
         except BaseException:  # no session is left behind without its account
             with engine.begin() as conn:
-                for table, key in ((CeoDecisionRow, CeoDecisionRow.session_id),
+                conn.execute(delete(AlertDeliveryRow).where(AlertDeliveryRow.alert_id.in_(
+                    select(AlertRow.id).where(AlertRow.session_id == session_id))))
+                for table, key in ((AlertRow, AlertRow.session_id),
+                                   (CeoDecisionRow, CeoDecisionRow.session_id),
                                    (AgentRow, AgentRow.session_id), (SessionRow, SessionRow.id)):
                     conn.execute(delete(table).where(key == session_id))
             raise
@@ -151,7 +162,9 @@ def change_session(engine: Engine, session_id: int | None, action: str) -> Sessi
                          .values(stopped_ms=row.clock_ms))
             conn.execute(update(AgentRow).where(AgentRow.session_id == row.id)
                          .values(status="stopped", pause_reason="session stopped"))
-        _log(conn, row.id, row.clock_ms, "session", reason)
+        alerts.session_changed(conn, session_id=row.id, status=new, reason=reason,
+                               decision_id=_log(conn, row.id, row.clock_ms, "session", reason),
+                               ts_ms=row.clock_ms)  # stopping: the engine alerts "stopped"
     return SessionRef(row.id, row.name, new)
 
 
@@ -349,3 +362,28 @@ def running_backtest() -> int | None:
     from core.backtest.jobs import running_run
 
     return running_run()
+
+
+# --- alerts ---------------------------------------------------------------------------
+def _alert_config(settings: Settings) -> AlertConfig:
+    config = AlertConfig.from_settings(settings)
+    if not config.targets:
+        raise ConfigError("no alert target: set ALERT_URLS (see .env.example)")
+    return config
+
+
+def send_test_alerts(settings: Settings) -> list[TestResult]:
+    """Send a test message to every ALERT_URLS target; each result says whether it went out
+    (or why not, secrets masked)."""
+    return send_test(_alert_config(settings))
+
+
+def send_pending_alerts(engine: Engine, settings: Settings, *, timeout_s: float = 60.0) -> int:
+    """Deliver what the outbox holds now, as a running engine's sender would (for a desk run
+    from the terminal without one); returns how many are still due when the time ran out
+    (a delivery that failed and waits for its retry is not due until then)."""
+    sender = AlertSender(engine, _alert_config(settings))
+    try:
+        return sender.drain(timeout_s)
+    finally:
+        sender.stop()

@@ -21,10 +21,10 @@ from sqlalchemy.exc import OperationalError
 
 # No test may reach an outside address or a developer's account: the suite reads no .env (the
 # settings file is an empty one, for this process and every subprocess it starts) and no key or
-# credential from the environment. Set before core.config is imported.
+# credential from the environment (alert targets included). Set before core.config is imported.
 os.environ["DESK_ENV_FILE"] = os.devnull
 for _name in list(os.environ):
-    if _name.upper().startswith(("GEMINI_", "XAI_", "ASTERDEX_", "OPENAI_", "GOOGLE_")):
+    if _name.upper().startswith(("GEMINI_", "XAI_", "ASTERDEX_", "OPENAI_", "GOOGLE_", "ALERT_")):
         del os.environ[_name]
 
 # ...and nothing may connect anywhere but loopback, here or in a Python subprocess.

@@ -1,7 +1,8 @@
 """Session control: create a paper or live session (live asks for an explicit confirmation),
 pause / resume / stop it, acknowledge a drawdown halt, and watch the portfolio (KPIs, allocation,
 equity and drawdown over engine time; on a live session also the AsterDex account's real balance
-and positions).
+and positions); the alerts section shows the targets (masked), the deliveries that failed and a
+button that sends a test alert.
 
 A thin page: it reads through ``core.queries`` and sends intents through ``core.service`` via
 ``core.ui.run_action``, so a refused intent shows as one readable message, never a traceback.
@@ -353,6 +354,64 @@ def venue_panel(session_id: int) -> None:
         st.dataframe(account["positions"], hide_index=True, width="stretch", placeholder=MISSING)
 
 
+# --- alerts: where they go, and what failed to get there ----------------------------------
+ALERT_TEST = "session_alert_test"
+
+
+def _send_test_alerts() -> None:
+    """Button callback: one test message per target; the results show under the button."""
+    try:
+        st.session_state[ALERT_TEST] = [
+            (r.target, r.service, r.error, r.seconds) for r in service.send_test_alerts(settings)]
+    except DeskError as exc:
+        st.session_state[ALERT_TEST] = str(exc)
+
+
+def alerts_panel(session_id: int) -> None:
+    """The alert targets (masked), this session's alert tally, the deliveries failing or waiting
+    for a retry, and a button that sends a test alert to every target."""
+    targets = queries.alert_targets(settings)
+    problems = queries.recent_alerts(db, session_id=session_id, limit=10, problems_only=True)
+    failing = sum(1 for a in problems if a["status"] == "failed")
+    title = "Alerts" + (f" — {len(problems)} with a failed delivery" if problems else "")
+    with st.expander(title, expanded=bool(problems or targets["error"]),
+                     icon=":material/notifications:"):
+        if targets["error"]:
+            st.error(f"ALERT_URLS is not usable: {targets['error']}. Alerts wait in the outbox "
+                     "until it is fixed.")
+        elif not targets["targets"]:
+            st.caption("No alert targets: set ALERT_URLS in .env (see .env.example) to get halts, "
+                       "stops, trades and engine trouble on your phone or by email.")
+        else:
+            st.caption("Targets: " + "; ".join(
+                f"**{t['target']}** ({t['min_severity']} and worse, {t['kinds']})"
+                for t in targets["targets"]))
+        counts = queries.alert_counts(db, session_id=session_id)
+        st.caption(f"This session's alerts: {counts['sent']:,} sent · {counts['routed']:,} "
+                   f"waiting for a target · {counts['failed']:,} failed · {counts['muted']:,} "
+                   f"muted · {counts['pending']:,} not yet sent"
+                   + (f" · {counts['expired']:,} expired" if counts["expired"] else ""))
+        if problems:
+            (st.error if failing else st.warning)(
+                f"{failing} alert(s) could not be delivered; {len(problems) - failing} wait for a "
+                "retry. `./desk alerts --problems` lists them all.")
+            st.dataframe(pd.DataFrame([{
+                "Written (UTC)": a["created_at"], "Kind": a["kind"], "Alert": a["title"],
+                "Deliveries": queries.delivery_summary(a)} for a in problems]),
+                hide_index=True, width="stretch")
+        if targets["targets"]:
+            st.button("Send test alert", icon=":material/send:", on_click=_send_test_alerts,
+                      help="Sends a test message to every target and shows how each went.")
+        shown = st.session_state.pop(ALERT_TEST, None)
+        if isinstance(shown, str):
+            st.error(shown)
+        for target, service_name, error, seconds in shown or []:
+            if error is None:
+                st.success(f"Test alert sent to {target} ({service_name}) in {seconds:.1f} s")
+            else:
+                st.error(f"Test alert to {target} ({service_name}) failed: {error}")
+
+
 def header_line(session_id: int) -> None:
     s = queries.session_summary(db, session_id)
     label, color, icon = BADGE.get(s["status"], (s["status"], "gray", None))
@@ -379,6 +438,7 @@ def ended_view(session_id: int) -> None:
     curve = queries.equity_curve(db, session_id)
     kpis(s, curve)
     charts(s, status["agents"], curve)
+    alerts_panel(session_id)
 
 
 def charts(s: dict[str, Any], agents: list[dict[str, Any]], curve: pd.DataFrame) -> None:
@@ -421,3 +481,4 @@ else:
     controls(queries.session_summary(db, session["id"]))
     live = st.fragment(run_every=refresh_every())(live_view)
     live(session["id"], session["status"])
+    st.fragment(run_every=refresh_every())(alerts_panel)(session["id"])

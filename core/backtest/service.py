@@ -21,6 +21,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from core.agents.base import Strategy
 from core.agents.strategies import build_strategies
+from core.alerts import events as alerts
 from core.backtest import runner
 from core.backtest.inputs import compute_report
 from core.backtest.llm_cache import CachedAgent, ReplyCache
@@ -115,6 +116,8 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
                 status="done", session_id=session_id, progress=1.0, ticks_done=finished.ticks,
                 report=json.dumps(report, default=_json_default), finished_ms=wall_ms(),
                 wall_seconds=time.perf_counter() - started))
+            alerts.backtest_finished(conn, run_id=run_id, name=params.label, status="done",
+                                     session_id=session_id, summary=_summary(report))
     except KeyboardInterrupt:
         _fail(engine, run_id, "stopped by the user (Ctrl-C) before the end of the range; nothing "
               "of it was kept", time.perf_counter() - started, status="interrupted")
@@ -151,8 +154,34 @@ def _fail(engine: Engine, run_id: int, message: str, seconds: float, *,
         with engine.begin() as conn:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(
                 status=status, error=message[:2000], finished_ms=wall_ms(), wall_seconds=seconds))
+            name = conn.scalar(select(RUNS.c.name).where(RUNS.c.id == run_id)) or f"run {run_id}"
+            alerts.backtest_finished(conn, run_id=run_id, name=name, status=status,
+                                     session_id=None, summary=f"{message[:1500]}\nAfter "
+                                     f"{seconds:,.1f} s; nothing of the run was kept.")
     except Exception:  # the original error matters more than recording it
         log.exception("could not record the failure of backtest run %s", run_id)
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """The alert's lines for a finished run: its return, drawdown, trades and the halt."""
+    s = report.get("summary", {})
+
+    def pct(key: str) -> str:
+        value = s.get(key)
+        return f"{value:+.2%}" if isinstance(value, (int, float)) else "–"
+
+    lines = [f"Total return {pct('total_return')} · max drawdown "
+             f"{pct('max_drawdown').lstrip('+')} · final equity "
+             f"{s.get('final_equity', 0.0):,.2f} USDT",
+             f"{s.get('trades', 0)} trades · win rate {pct('win_rate').lstrip('+')} · CEO "
+             f"{'on' if report.get('ceo') else 'off'}"]
+    halt = report.get("drawdown_halt") or {}
+    if halt.get("halted"):
+        lines.append(f"Drawdown halt fired: {halt.get('statement', '')}".rstrip(": "))
+    run = report.get("run") or {}
+    if run.get("seconds") is not None:
+        lines.append(f"{run.get('ticks', 0):,} ticks in {run['seconds']:,.1f} s")
+    return "\n".join(lines)
 
 
 def _json_default(value: object) -> object:

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.manual import add_parsers as add_manual
     add_manual(sub, id_type=_positive_int)
 
+    from core.cli.alerts import add_parser as add_alerts
+    add_alerts(sub, id_type=_positive_int)
+
     # AsterDex connectivity checks (core/exchanges/check.py)
     x = sub.add_parser("check-exchange", help="check the AsterDex connection, keys and account")
     x.add_argument("--symbol", default="BTCUSDT", help="symbol for the price check")
@@ -375,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in ("close", "cancel", "flatten"):
                 from core.cli.manual import run as run_manual
                 return run_manual(args, settings, engine)
+            if args.command == "alerts":
+                from core.cli.alerts import run as run_alerts
+                return run_alerts(args, settings, engine)
             return _cmd_engine(args, settings, engine)
         finally:
             engine.dispose()

@@ -76,7 +76,8 @@ class Desk:
 
     def __post_init__(self) -> None:
         self.execution = Execution(
-            self.db, self.ledger, self.exchange, commit=self.commit, now_ms=self.clock.now_ms
+            self.db, self.ledger, self.exchange, commit=self.commit, now_ms=self.clock.now_ms,
+            alerts=not self.private_store,  # a backtest alerts once, when it finishes
         )
         self.stopped_while_idle = self.ledger.session.status == "stopping"
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from core.alerts import events as alerts
 from core.desk.ledger import OpenPosition
 from core.desk.protection import QTY_EPS, OrderInfo, Protection, to_quantity
 from core.models import OrderStatus
@@ -108,12 +109,14 @@ class Coverage(Protection):
         if self.last_refused:
             note = (f"{pos.symbol}: stop over {need} refused by the venue; closing the position "
                     "rather than leaving it naked")
-            self.log_event("coverage", note, agent_id=pos.agent_id, symbol=pos.symbol)
+            self._alert_naked(self.log_event("coverage", note, agent_id=pos.agent_id,
+                                             symbol=pos.symbol), note)
             if self.close_position(pos, "ceo"):
                 self._clear_naked(pos, "closed", log=False)
             return note
         note = f"{pos.symbol}: still without a stop over {need}; retrying next tick"
-        self.log_event("coverage", note, agent_id=pos.agent_id, symbol=pos.symbol)
+        self._alert_naked(self.log_event("coverage", note, agent_id=pos.agent_id,
+                                         symbol=pos.symbol), note)
         return note
 
     def _clear_naked(self, pos: OpenPosition, what: str, *, log: bool = True) -> str:
@@ -125,6 +128,14 @@ class Coverage(Protection):
         )
         note = f"{pos.symbol}: {what}; naked for {duration / 1000:.1f} s"
         if log:
-            self.log_event("coverage", note, agent_id=pos.agent_id, symbol=pos.symbol,
-                         changes={"naked_ms": [None, duration]})
+            self._alert_naked(self.log_event("coverage", note, agent_id=pos.agent_id,
+                                             symbol=pos.symbol,
+                                             changes={"naked_ms": [None, duration]}), note)
         return note
+
+    def _alert_naked(self, decision_id: int, note: str) -> None:
+        """The outbox row of a naked position's repair (or failure to repair), with its CEO log
+        row's id as the event id."""
+        if self.alerts:
+            alerts.position_naked(self.db.connection(), session_id=self.ledger.session.id,
+                                  decision_id=decision_id, ts_ms=self._now_ms(), note=note)

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, case, insert, select, update
 
+from core.alerts import events as alerts
 from core.desk import manual, review
 from core.desk.agent_runner import build_view, is_due, run_agents
 from core.desk.context import PRIVATE_FLUSH_TICKS, CycleReport, Desk
@@ -166,7 +167,12 @@ def _set_status(desk: Desk, new: str, expected: str, reason: str) -> None:
         .values(status=new, status_reason=reason)
     )
     session.status = new
-    desk.execution.log_event("session", f"{expected} → {new}: {reason}")
+    text = f"{expected} → {new}: {reason}"
+    decision_id = desk.execution.log_event("session", text)
+    if new == "stopped" and not desk.private_store:  # paused, resumed: the user's, in the service
+        alerts.session_changed(desk.db.connection(), session_id=session.id,
+                               decision_id=decision_id, status=new, reason=text,
+                               ts_ms=desk.clock.now_ms())
 
 
 def _save_session(desk: Desk) -> None:
@@ -218,12 +224,17 @@ def _halt(desk: Desk, equity: float, drawdown: float, tick_ms: int, *, at_venue:
     reason = (f"equity {equity:,.2f} USDT is {drawdown:.2%} below the peak "
               f"{session.peak_equity:,.2f} (limit {desk.settings.drawdown_halt_pct:.0%}): {where}"
               "orders cancelled, every position closed, agents stopped")
-    desk.db.execute(
+    decision_id = desk.db.execute(
         insert(CEO_DECISIONS).values(
             session_id=session.id, ts_ms=tick_ms, kind="halt", rules="drawdown_halt",
             reason=reason, changes=json.dumps({"equity": [session.peak_equity, round(equity, 2)]}),
         )
-    )
+    ).inserted_primary_key[0]
+    if not desk.private_store:  # committed below with the halt itself
+        alerts.session_halted(desk.db.connection(), session_id=session.id,
+                              decision_id=int(decision_id), ts_ms=tick_ms, equity=equity,
+                              peak=session.peak_equity, drawdown=drawdown,
+                              limit=desk.settings.drawdown_halt_pct, at_venue=at_venue)
     expected = session.status
     _set_status(desk, "halted", expected, "drawdown halt")
     desk.commit()

@@ -21,6 +21,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.alerts import events as alerts
 from core.desk.client_ids import client_order_id, install_prefix
 from core.desk.coverage import Coverage
 from core.desk.ledger import AgentLedger, Ledger, OpenPosition
@@ -94,8 +95,12 @@ class Execution(Coverage):
         *,
         commit: Callable[[], None],
         now_ms: Callable[[], int],
+        alerts: bool = True,
     ) -> None:
         self.db = db
+        # write the outbox rows of trades, stops and repairs (off in a backtest's private store,
+        # whose run alerts once, when it finishes)
+        self.alerts = alerts
         self.ledger = ledger
         self.exchange = exchange
         self.commit = commit
@@ -241,6 +246,8 @@ class Execution(Coverage):
         })
         for fill in result.fills:
             self.book_fill(fill)
+        if info.purpose == "entry" and result.status is OrderStatus.FILLED:
+            self._alert_opened(info)
         if result.status.final:
             self.open_orders.pop(info.client_order_id, None)
             if result.status is not OrderStatus.FILLED and info.purpose == "entry":
@@ -320,8 +327,31 @@ class Execution(Coverage):
                                      {"pid": pos.id, **{f"v_{k}": v for k, v in values.items()}})
         self._save_agent(agent)
         if closed:
+            if self.alerts:
+                alerts.trade_closed(
+                    self.db.connection(), session_id=self.session_id, position_id=pos.id,
+                    ts_ms=fill.ts_ms, agent=agent.name, symbol=pos.symbol, side=pos.side.value,
+                    quantity=pos.exit_qty, entry=pos.entry_price,
+                    exit_price=values["exit_price"],  # type: ignore[arg-type]
+                    gross=pos.realized_pnl, fees=pos.fees, funding=pos.funding,
+                    reason=str(values["close_reason"]))
             self.after_close(agent, pos)
         return pos.id
+
+    def _alert_opened(self, info: OrderInfo) -> None:
+        """The outbox row of a position whose entry filled (once: its event id is the position)."""
+        if not self.alerts or info.agent_id is None:
+            return
+        agent = self.ledger.agents.get(info.agent_id)
+        pos = next((p for p in agent.positions.values() if p.id == info.position_id), None) \
+            if agent is not None else None
+        if agent is None or pos is None or pos.quantity <= QTY_EPS:
+            return
+        alerts.trade_opened(
+            self.db.connection(), session_id=self.session_id, position_id=pos.id,
+            ts_ms=self._now_ms(), agent=agent.name, symbol=pos.symbol, side=pos.side.value,
+            quantity=pos.quantity, price=pos.entry_price, leverage=pos.leverage,
+            margin=pos.margin, stop=pos.stop_price)
 
     def _liquidation_price(self, pos: OpenPosition) -> float:
         mmr = float(self.exchange.filters(pos.symbol).maint_margin_rate)
@@ -408,12 +438,13 @@ class Execution(Coverage):
                                    agent_id=agent.id, symbol=symbol)
 
     def log_event(self, kind: str, reason: str, *, agent_id: int | None = None,
-                  symbol: str | None = None, changes: dict | None = None) -> None:
-        self.db.connection().execute(insert(CEO_DECISIONS), {
+                  symbol: str | None = None, changes: dict | None = None) -> int:
+        """Write one CEO log row; returns its id (the event id of an alert that tells it)."""
+        return int(self.db.connection().execute(insert(CEO_DECISIONS), {
             "session_id": self.session_id, "agent_id": agent_id, "ts_ms": self._now_ms(),
             "kind": kind, "symbol": symbol, "rules": "", "reason": reason,
             "changes": json.dumps(changes) if changes else None,
-        })
+        }).inserted_primary_key[0])
 
     # ------------------------------------------------------------------ positions
     def open_position(self, pos: OpenPosition, quantity: Decimal) -> None:

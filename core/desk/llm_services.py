@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import insert
 
 from core.agents.llm_agent import LLMAgent
+from core.alerts import events as alerts
 from core.ceo.model_reviewer import REVIEW_FAILED, CEOReviewer, failed_verdict
 from core.ceo.rules import RiskLimits
 from core.desk.parts import DeskParts
@@ -101,7 +102,10 @@ class LLMServices:
         """Log a spent budget once per day; book the rule twins' proposals in the shadow book."""
         if self.budget.exhausted and not self.budget.logged:
             note = self.budget.exhaustion_note()
-            desk.execution.log_event(BUDGET_KIND, note)
+            decision_id = desk.execution.log_event(BUDGET_KIND, note)
+            if desk.execution.alerts:  # none in a backtest
+                alerts.llm_budget_spent(desk.db.connection(), session_id=desk.ledger.session.id,
+                                        decision_id=decision_id, ts_ms=tick_ms, note=note)
             log.warning("session %s: %s", desk.ledger.session.id, note)
             self.budget.logged = True
         if self.shadow is None:

@@ -7,7 +7,7 @@ the venue no longer holds are closed in the store, a size the venue holds differ
 a position no agent owns on one of the session's symbols is closed (elsewhere left alone), resting
 orders of this install the store holds finished are cancelled; each open position ends with a
 resting stop over its whole quantity (core/desk/coverage.py). Everything that changed is returned and
-written to the CEO log. It runs before the first tick of every engine start and again after any
+written to the CEO log (and, live, to the alerts outbox as one alert). It runs before the first tick of every engine start and again after any
 tick error (the driver rebuilds the desk from the store), so an error that left state unknown is
 settled by the venue's truth before anything else is sent.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
+from core.alerts import events as alerts
 from core.desk.client_ids import is_ours
 from core.desk.execution import OPEN_STATUSES, QTY_EPS, Execution
 from core.desk.ledger import OpenPosition
@@ -64,10 +65,16 @@ def reconcile(ex: Execution) -> list[str]:
             if len(changes) == before and found.fills:
                 changes.append(f"{info.symbol} order {info.client_order_id}: fills checked")
     changes += _reconcile_positions(ex)
+    first: int | None = None
     for text in changes:  # every note starts with its symbol
         symbol = text.split(" ", 1)[0].rstrip(":")
-        ex.log_event("reconcile", text,
-                     symbol=symbol if symbol in ex.ledger.session.symbols or symbol.isupper() else None)
+        decision_id = ex.log_event(
+            "reconcile", text,
+            symbol=symbol if symbol in ex.ledger.session.symbols or symbol.isupper() else None)
+        first = decision_id if first is None else first
+    if first is not None and ex.alerts and ex.ledger.session.mode == "live":
+        alerts.reconciled(ex.db.connection(), session_id=ex.session_id, first_decision_id=first,
+                          ts_ms=ex._now_ms(), changes=changes)
     ex.commit()
     return changes + ex.ensure_covered()  # coverage writes its own CEO log entries
 

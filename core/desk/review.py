@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, case, insert, select, update
 
+from core.alerts import events as alerts
 from core.ceo.portfolio import (
     AgentAllocation,
     AgentPerformance,
@@ -79,14 +80,16 @@ def _review_agents(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
         agent.status, agent.pause_reason = "paused", pause.reason
         agent.paused_ms, agent.paused_by = tick_ms, "ceo"
         agent.ceo_pauses += 1
-        desk.db.execute(
+        reason = (f"{agent.name} paused: {pause.reason}; its open positions keep their stops"
+                  f"{_cooldown_note(desk, agent.ceo_pauses)}")
+        decision_id = desk.db.execute(
             insert(CEO_DECISIONS).values(
                 session_id=desk.ledger.session.id, agent_id=agent.id, ts_ms=tick_ms, kind="pause",
-                rules=pause.rule, reason=f"{agent.name} paused: {pause.reason}; its open positions "
-                f"keep their stops{_cooldown_note(desk, agent.ceo_pauses)}",
+                rules=pause.rule, reason=reason,
                 changes=json.dumps({"status": ["active", "paused"]}),
             )
-        )
+        ).inserted_primary_key[0]
+        _alert_agent(desk, int(decision_id), tick_ms, agent.name, paused=True, reason=reason)
     _resume_rested(desk, prices, tick_ms)
     changed = [a for a in desk.ledger.agents.values()
                if a.saved_peak != (a.peak_equity, a.llm_failures)]
@@ -131,17 +134,28 @@ def _resume_rested(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:
         ).rowcount
         if not changed:
             continue
-        desk.db.execute(
+        reason = (f"{agent.name} resumed after a {hours:g} h cooldown (was paused: "
+                  f"{agent.pause_reason}); its record starts afresh")
+        decision_id = desk.db.execute(
             insert(CEO_DECISIONS).values(
                 session_id=desk.ledger.session.id, agent_id=agent.id, ts_ms=tick_ms, kind="resume",
-                rules="cooldown", reason=f"{agent.name} resumed after a {hours:g} h cooldown "
-                f"(was paused: {agent.pause_reason}); its record starts afresh",
+                rules="cooldown", reason=reason,
                 changes=json.dumps({"status": ["paused", "active"]}),
             )
-        )
+        ).inserted_primary_key[0]
+        _alert_agent(desk, int(decision_id), tick_ms, agent.name, paused=False, reason=reason)
         agent.status, agent.pause_reason, agent.paused_ms, agent.paused_by = "active", None, None, None
         agent.review_from_ms, agent.peak_equity = tick_ms, equity
         agent.recent_results.clear()
+
+
+def _alert_agent(desk: Desk, decision_id: int, tick_ms: int, name: str, *, paused: bool,
+                 reason: str) -> None:
+    """The outbox row of a CEO pause or resume, committed with the tick (none in a backtest)."""
+    if not desk.private_store:
+        alerts.agent_changed(desk.db.connection(), session_id=desk.ledger.session.id,
+                             decision_id=decision_id, ts_ms=tick_ms, agent=name, paused=paused,
+                             reason=reason)
 
 
 def _rebalance(desk: Desk, prices: dict[str, float], tick_ms: int) -> None:

@@ -7,6 +7,8 @@ failures) for the UI, and the desk is rebuilt from the store before the next tic
 makes the driver stand down; a finished replay stops ticking. Each completed tick stamps
 ``tick_wall_ms`` (at most once a second), because the lease's heartbeat also beats while ticks
 fail; the first good tick after failures clears the error and writes the recovery to the CEO log.
+In background mode the alerts sender (core/alerts/sender.py) runs beside the scheduler, in its
+own thread, when ALERT_URLS names targets.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
+from core.alerts import events as alerts
+from core.alerts.sender import AlertSender, start_sender
 from core.config import Settings
 from core.desk.context import ACTIVE_SESSION, CycleReport, Desk
 from core.desk.engine import run_cycle
@@ -58,6 +62,7 @@ class EngineDriver:
         self.tick_failure: str | None = None  # why the last tick failed; None once one completes
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
+        self.alerts: AlertSender | None = None  # sends the outbox beside the scheduler
         self._finished: set[int] = set()
         self._failed_ticks = 0  # since the last good tick, in this process
         self._settle_errors = True  # the next good tick clears what earlier failures recorded
@@ -127,11 +132,17 @@ class EngineDriver:
         if failing:
             self._failed_ticks += 1
             self._settle_errors = True
-        since = func.coalesce(SessionRow.error_since_ms, wall_ms()) if failing else None
         try:
             with self.engine.begin() as conn:
+                since = conn.scalar(select(SessionRow.error_since_ms)
+                                    .where(SessionRow.id == session_id))
+                if failing and since is None:  # a run of failures starts: alert it once
+                    since = wall_ms()
+                    alerts.engine_failing(conn, session_id=session_id, since_ms=since,
+                                          error=message)
                 conn.execute(update(SessionRow).where(SessionRow.id == session_id)
-                             .values(last_error=message[:2000], error_since_ms=since))
+                             .values(last_error=message[:2000],
+                                     error_since_ms=since if failing else None))
         except Exception:
             log.exception("could not record the engine error of session %s", session_id)
 
@@ -149,10 +160,14 @@ class EngineDriver:
                                               SessionRow.clock_ms)
                                        .where(SessionRow.id == session_id)).one()
                     if row.error_since_ms is not None:
-                        conn.execute(insert(CeoDecisionRow).values(
+                        note = recovery_note(row.error_since_ms, now, self._failed_ticks,
+                                             row.last_error)
+                        decision_id = conn.execute(insert(CeoDecisionRow).values(
                             session_id=session_id, ts_ms=row.clock_ms, kind="engine", rules="",
-                            reason=recovery_note(row.error_since_ms, now, self._failed_ticks,
-                                                 row.last_error)))
+                            reason=note)).inserted_primary_key[0]
+                        alerts.engine_recovered(conn, session_id=session_id,
+                                                decision_id=int(decision_id), ts_ms=row.clock_ms,
+                                                note=note)
                     values.update(last_error=None, error_since_ms=None)
                 conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
         except Exception:
@@ -224,11 +239,15 @@ class EngineDriver:
                           misfire_grace_time=None)
         scheduler.start()
         self._scheduler = scheduler
+        self.alerts = start_sender(self.settings, self.engine)  # its own thread, never the tick's
 
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts = None
         with self._lock:
             session_id = self.desk.ledger.session.id if self.desk is not None else None
             self._drop_desk(release=True)

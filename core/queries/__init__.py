@@ -11,7 +11,8 @@ Callers use this package as one module (``from core import queries``; ``queries.
 the code lives in ``common`` (shared helpers and constants), ``session`` (session and agent
 state), ``ceo`` (the CEO log), ``trade_history`` (closed trades), ``market`` (the session's
 feed) and ``chart`` (candles with the agents' indicators and marks; ``studies`` says which
-indicators each agent reads) and ``agent_equity`` (per-agent equity curves). Every name is re-exported here, the private helpers other modules use included (the CLI
+indicators each agent reads) and ``agent_equity`` (per-agent equity curves) and ``alerts``
+(the alert targets, masked, and the outbox with each delivery's outcome). Every name is re-exported here, the private helpers other modules use included (the CLI
 formats times with ``queries._iso``). Re-exported constants are copies: to change one for a test,
 patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 """
@@ -19,6 +20,13 @@ patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 from __future__ import annotations
 
 from core.queries.agent_equity import AGENT_EQUITY_COLUMNS, agent_equity_curves
+from core.queries.alerts import (
+    ALERT_STATUSES,
+    alert_counts,
+    alert_targets,
+    delivery_summary,
+    recent_alerts,
+)
 
 # --- backtests
 from core.queries.backtests import (
@@ -125,6 +133,7 @@ from core.queries.trade_history import (
 __all__ = [
     "AGENT_EQUITY_COLUMNS",
     "AGENT_FIGURES",
+    "ALERT_STATUSES",
     "ALLOCATION_KINDS",
     "BUY_AND_HOLD_FIGURES",
     "CANDLE_COLUMNS",
@@ -167,6 +176,8 @@ __all__ = [
     "agent_names",
     "agent_stats",
     "agent_table",
+    "alert_counts",
+    "alert_targets",
     "allocation_changes",
     "backtest_candles",
     "backtest_progress",
@@ -185,6 +196,7 @@ __all__ = [
     "chart_analysis",
     "compare_runs",
     "day_start_ms",
+    "delivery_summary",
     "desk_session",
     "engine_health",
     "equity_curve",
@@ -196,6 +208,7 @@ __all__ = [
     "market_overview",
     "open_orders",
     "open_positions",
+    "recent_alerts",
     "recorded_symbols",
     "report_rows",
     "run_range",

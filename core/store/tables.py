@@ -1,5 +1,5 @@
 """The desk's tables: sessions, agents, proposals, CEO decisions, orders, fills, positions, funding,
-equity snapshots and the engine lease.
+equity snapshots, the engine lease and the alerts outbox.
 
 The paper venue keeps its own ``paper_*`` tables (core/exchanges/paper_store.py) because it plays a
 remote exchange. Desk money columns are floats (analytics); exact Decimals live at the exchange
@@ -393,6 +393,61 @@ class InstallRow(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
+# --- alerts
+class AlertRow(Base):
+    """The alerts outbox: one row per event worth telling the trader (core/alerts/kinds.py),
+    written in the transaction of the event itself, so an alert exists exactly when its event
+    does. ``event_id`` is derived from the event (unique: an event is alerted once). The sender
+    (core/alerts/sender.py) routes it to the subscribed targets: ``status`` pending → routed (one
+    ``alert_deliveries`` row per target) → sent or failed; muted when no target wants it or its
+    kind is switched off, expired when it waited too long to be worth sending. No target URL is
+    ever stored here: targets are secrets that live in the environment."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_status_id", "status", "id"),
+        Index("ix_alerts_session_id", "session_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(96), unique=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8))  # info | warning | critical
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    event_ms: Mapped[int | None] = mapped_column(BigInteger)  # engine time of the event
+    created_ms: Mapped[int] = mapped_column(BigInteger)  # wall time
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    note: Mapped[str | None] = mapped_column(Text)  # why muted or expired, or the last failure
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertDeliveryRow(Base):
+    """One alert to one target (named in ALERT_URLS, never its URL): sent once, retried with
+    back-off while it fails. ``claimed_by`` marks the sender process that is sending it, so two
+    senders never send the same delivery; a claim older than the sender's stale limit (a
+    process that died mid-send) is taken back."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "target"),
+        Index("ix_alert_deliveries_due", "status", "target", "next_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    target: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_ms: Mapped[int] = mapped_column(BigInteger)  # wall time it may be tried (again)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    sent_ms: Mapped[int | None] = mapped_column(BigInteger)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)  # went out inside a digest
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure, secrets masked
+
+
 # Core tables for the engine's hot paths: statements on these skip the ORM's bulk-persistence
 # machinery, which costs several times more than the SQL itself.
 SESSIONS = SessionRow.__table__
@@ -407,3 +462,5 @@ EQUITY_SNAPSHOTS = EquitySnapshotRow.__table__
 ENGINE_LEASE = EngineLeaseRow.__table__
 INSTALL = InstallRow.__table__
 MANUAL_ORDERS = ManualOrderRow.__table__
+ALERTS = AlertRow.__table__
+ALERT_DELIVERIES = AlertDeliveryRow.__table__
