@@ -1,0 +1,302 @@
+"""The HTTP API (core/api/) as a client sees it: every route, its authentication and its errors.
+
+Most tests drive the application in process with FastAPI's TestClient over a real store (SQLite
+and PostgreSQL through ``db_url``); one serves it with uvicorn on a free loopback port and calls it
+with httpx, and one starts ``python -m core api`` itself. A refusal is JSON ``{"error": ...}``
+with the status the desk's error maps to, and never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from core import queries, service
+from core.api import create_app
+from core.api.auth import MAX_FAILURES, WINDOW_S, FailureLimiter
+from core.cli import main as cli_main
+from core.config import PROJECT_ROOT, Settings
+from core.errors import ConfigError
+from core.store.db import open_database
+from tests.conftest import make_settings
+
+TOKENS = ("token-alpha-0123456789", "token-beta-9876543210")
+GOOD = {"Authorization": f"Bearer {TOKENS[0]}"}
+OTHER = {"Authorization": f"Bearer {TOKENS[1]}"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def api_settings(url: str, **overrides: object) -> Settings:
+    return make_settings(database_url=url, api_tokens=",".join(TOKENS), agent_llm="none",
+                         **overrides)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return api_settings(db_url)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Engine]:
+    engine = open_database(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(settings: Settings, store: Engine, clock: FakeClock) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, store, clock=clock)) as c:
+        yield c
+
+
+@pytest.fixture
+def session_id(settings: Settings, store: Engine) -> int:
+    return service.create_session(store, settings).id
+
+
+def refused(response: httpx.Response, status: int, *expected: str) -> str:
+    """The API's error contract: the status, a JSON ``error`` line, no traceback."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    message = response.json()["error"]
+    assert isinstance(message, str) and message
+    assert "Traceback" not in response.text
+    for text in expected:
+        assert text.lower() in message.lower(), message
+    return message
+
+
+# ---------------------------------------------------------------------- authentication
+def test_a_request_without_a_token_is_refused(client: TestClient, session_id: int) -> None:
+    response = client.get("/api/agentic/session")
+    refused(response, 401, "missing bearer token")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer wrong-token", f"Bearer {TOKENS[0]}x", f"Basic {TOKENS[0]}", TOKENS[0],
+    f"Bearer {TOKENS[0][:-1]}", "Bearer ", f"Bearer {TOKENS[0]},{TOKENS[1]}",
+])
+def test_a_wrong_token_is_refused(client: TestClient, session_id: int, header: str) -> None:
+    refused(client.get("/api/agentic/session", headers={"Authorization": header}), 401,
+            "invalid token")
+
+
+def test_each_configured_token_is_accepted(client: TestClient, session_id: int) -> None:
+    for headers in (GOOD, OTHER, {"Authorization": f"bearer {TOKENS[1]}"}):
+        response = client.get("/api/agentic/session", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["session"]["id"] == session_id
+
+
+def test_repeated_failures_lock_the_client_out_for_a_minute(
+        client: TestClient, clock: FakeClock, session_id: int) -> None:
+    wrong = {"Authorization": "Bearer guess"}
+    for _ in range(MAX_FAILURES):
+        refused(client.get("/api/agentic/session", headers=wrong), 401)
+        clock.now += 1.0
+    # locked out: even the right token waits, and the answer says how long
+    locked = client.get("/api/agentic/session", headers=GOOD)
+    refused(locked, 429, "too many failed")
+    assert int(locked.headers["retry-after"]) == WINDOW_S - MAX_FAILURES
+    # another client is not locked out by this one's failures
+    with TestClient(client.app, client=("10.1.2.3", 4000)) as elsewhere:
+        assert elsewhere.get("/api/agentic/session", headers=GOOD).status_code == 200
+    # once the first failure is a minute old, one more try is allowed
+    clock.now += WINDOW_S - MAX_FAILURES
+    assert client.get("/api/agentic/session", headers=GOOD).status_code == 200
+    refused(client.get("/api/agentic/session", headers=wrong), 401)
+    refused(client.get("/api/agentic/session", headers=GOOD), 429)
+
+
+def test_the_limiter_counts_failures_inside_its_window_only() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(max_failures=3, window_s=10.0, clock=clock)
+    for _ in range(2):
+        limiter.failed("a")
+    assert limiter.retry_after("a") is None
+    clock.now += 10.0  # both failures have left the window
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") is None
+    clock.now += 4.0
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 6  # the oldest of the three leaves in 6 s
+    assert limiter.retry_after("b") is None
+
+
+def test_nothing_under_the_api_is_answered_without_a_token(client: TestClient) -> None:
+    """Not even whether a route exists or a body parses."""
+    refused(client.get("/api/agentic/no-such-route"), 401)
+    refused(client.post("/api/agentic/session", content=b"{not json",
+                        headers={"content-type": "application/json"}), 401)
+    refused(client.get("/api/agentic/no-such-route", headers=GOOD), 404)
+
+
+def test_an_application_without_tokens_is_refused(sqlite_url: str) -> None:
+    for tokens in (None, "", " , ,"):
+        settings = make_settings(database_url=sqlite_url, api_tokens=tokens)
+        assert settings.api_token_list == ()
+        with pytest.raises(ConfigError, match="API_TOKENS is empty"):
+            create_app(settings)
+
+
+def test_the_tokens_are_a_secret(settings: Settings) -> None:
+    assert settings.api_token_list == TOKENS
+    assert TOKENS[0] not in repr(settings) and TOKENS[0] not in str(settings.model_dump())
+    example = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8")
+    assert "\n# API_TOKENS=\n" in example  # documented, and no token shipped in the example
+
+
+def test_the_openapi_schema_is_published(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert "/api/agentic/session" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/api/agentic/session"]["get"]["security"] == [{"HTTPBearer": []}]
+
+
+# ---------------------------------------------------------------------- errors
+def test_an_unknown_session_is_404(client: TestClient, session_id: int) -> None:
+    refused(client.get("/api/agentic/session", params={"session": session_id + 1}, headers=GOOD),
+            404, f"no session {session_id + 1}")
+
+
+def test_no_session_yet_says_how_to_start(client: TestClient) -> None:
+    refused(client.get("/api/agentic/session", headers=GOOD), 404, "no session yet")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", str(2**31), "9" * 400])
+def test_a_bad_session_parameter_names_the_field(client: TestClient, value: str) -> None:
+    response = client.get("/api/agentic/session", params={"session": value}, headers=GOOD)
+    message = refused(response, 422, "session")
+    assert message.startswith("query.session:")
+    assert response.json()["fields"][0]["field"] == "query.session"
+
+
+def test_an_unexpected_error_is_500_without_its_detail(
+        settings: Settings, store: Engine, session_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(queries, "session_status", broken)
+    with TestClient(create_app(settings, store), raise_server_exceptions=False) as c:
+        response = c.get("/api/agentic/session", headers=GOOD)
+    refused(response, 500, "internal error")
+    assert "secret internal detail" not in response.text
+
+
+def test_a_database_that_cannot_answer_is_503(sqlite_url: str, tmp_path: Any) -> None:
+    settings = api_settings(sqlite_url)
+    store = open_database(sqlite_url)
+    with TestClient(create_app(settings, store)) as c:
+        store.dispose()
+        os.remove(sqlite_url.removeprefix("sqlite:///"))
+        os.mkdir(sqlite_url.removeprefix("sqlite:///"))  # a folder where the file was
+        refused(c.get("/api/agentic/session", headers=GOOD), 503, "database")
+
+
+# ---------------------------------------------------------------------- serving
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(settings: Settings, store: Engine) -> Iterator[str]:
+    """The application served by uvicorn on a free loopback port, in a thread."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_uvicorn_serves_the_api_over_loopback(served: str, session_id: int) -> None:
+    with httpx.Client(base_url=served, timeout=30) as http:
+        refused(http.get("/api/agentic/session"), 401)
+        response = http.get("/api/agentic/session", headers=GOOD)
+        assert response.status_code == 200, response.text
+        assert response.json()["session"]["id"] == session_id
+
+
+def test_desk_api_refuses_to_start_without_tokens(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sqlite_url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("API_TOKENS", " ")
+    assert cli_main(["api", "--port", str(free_port())]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines() == [err.strip()]
+    assert err.startswith("error: API_TOKENS is empty")
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "http"])
+def test_desk_api_refuses_a_bad_port(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["api", "--port", port])
+    assert exited.value.code == 2
+    assert "port" in capsys.readouterr().err
+
+
+def test_desk_api_serves_until_stopped(sqlite_url: str) -> None:
+    """``python -m core api`` as a user starts it: settings from the environment, loopback."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("DESK_", "API_"))}
+    env.update(DATABASE_URL=sqlite_url, API_TOKENS=",".join(TOKENS), DESK_ENV_FILE=os.devnull,
+               PYTHONIOENCODING="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "core", "api", "--port", str(port)],
+                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            while True:
+                assert proc.poll() is None, proc.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "the API did not start"
+                try:
+                    response = http.get("/api/agentic/session", headers=GOOD)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            refused(response, 404, "no session yet")
+            refused(http.get("/api/agentic/session"), 401)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err[-2000:]
+    assert f"http://127.0.0.1:{port}/api/agentic" in err
