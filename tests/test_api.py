@@ -31,6 +31,7 @@ from core.config import PROJECT_ROOT, Settings
 from core.errors import ConfigError
 from core.store.db import open_database
 from tests.conftest import make_settings
+from tests.desk_helpers import run_ticks
 
 TOKENS = ("token-alpha-0123456789", "token-beta-9876543210")
 GOOD = {"Authorization": f"Bearer {TOKENS[0]}"}
@@ -218,6 +219,123 @@ def test_a_database_that_cannot_answer_is_503(sqlite_url: str, tmp_path: Any) ->
         os.remove(sqlite_url.removeprefix("sqlite:///"))
         os.mkdir(sqlite_url.removeprefix("sqlite:///"))  # a folder where the file was
         refused(c.get("/api/agentic/session", headers=GOOD), 503, "database")
+
+
+# ---------------------------------------------------------------------- session
+def test_create_a_session(client: TestClient, store: Engine) -> None:
+    response = client.post("/api/agentic/session", headers=GOOD, json={
+        "capital": "50,000", "symbols": ["btcusdt", "ETHUSDT"], "name": "api desk"})
+    assert response.status_code == 201, response.text
+    s = response.json()["session"]
+    assert (s["name"], s["status"], s["mode"], s["initial_capital"]) == (
+        "api desk", "created", "paper", 50_000.0)
+    assert s["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    assert len(response.json()["agents"]) == 5
+    assert response.json()["engine"]["level"] == "starting"
+    assert [r["id"] for r in queries.list_sessions(store)] == [s["id"]]
+    # one active session at a time, as from the CLI (symbols as a comma-separated text here)
+    refused(client.post("/api/agentic/session", headers=GOOD, json={"symbols": "SOLUSDT"}),
+            409, f"session {s['id']} (api desk) is still created")
+
+
+def test_create_takes_the_defaults(client: TestClient, settings: Settings) -> None:
+    response = client.post("/api/agentic/session", headers=GOOD, json={})
+    assert response.status_code == 201, response.text
+    s = response.json()["session"]
+    assert s["initial_capital"] == settings.default_capital
+    assert s["symbols"] == list(settings.symbol_list)
+
+
+@pytest.mark.parametrize(("body", "status", "expected"), [
+    ({"capital": "abc"}, 422, "capital must be a number"),
+    ({"capital": 10}, 422, "at least 100"),
+    ({"capital": 1e13}, 422, "at most"),
+    ({"capital": "1e400"}, 422, "capital"),
+    ({"capital": True}, 422, "capital"),
+    ({"capital": [1]}, 422, "capital"),
+    ({"capitol": 5000}, 422, "capitol"),
+    ({"symbols": ["FOOUSDT"]}, 422, "no market data"),
+    ({"symbols": ["BTCUSDT", "btcusdt"]}, 422, "listed twice"),
+    ({"symbols": []}, 422, "at least one symbol"),
+    ({"symbols": ["X"] * 21}, 422, "symbols"),
+    ({"name": "n" * 121}, 422, "name"),
+    ({"mode": "demo"}, 422, "mode"),
+    ({"mode": "live"}, 400, "real money"),
+    ({"mode": "live", "confirm": "yes"}, 422, "confirm"),
+    # confirmed, but the settings do not allow live: no keys, as `session create --mode live`
+    ({"mode": "live", "confirm": True}, 422, "asterdex"),
+])
+def test_a_refused_create_creates_nothing(client: TestClient, store: Engine,
+                                          body: dict[str, Any], status: int, expected: str) -> None:
+    refused(client.post("/api/agentic/session", headers=GOOD, json=body), status, expected)
+    assert queries.list_sessions(store) == []
+
+
+def test_pause_resume_and_stop(client: TestClient, settings: Settings, store: Engine,
+                               session_id: int) -> None:
+    def put(**body: Any) -> httpx.Response:
+        return client.put("/api/agentic/session", headers=GOOD, json=body)
+
+    refused(put(action="pause"), 409, f"cannot pause session {session_id}: it is created")
+    assert run_ticks(store, settings, 2) == 2
+    assert put(action="pause").json() == {"id": session_id, "name": "Paper desk #1",
+                                          "status": "paused"}
+    refused(put(action="pause", session=session_id), 409, "it is paused")
+    assert put(action="resume", session=session_id).json()["status"] == "running"
+    # a stop closes every position: refused without the confirmation, and nothing changes
+    refused(put(action="stop"), 400, '"confirm": true')
+    refused(put(action="stop", confirm=1), 422, "confirm")
+    assert service.resolve_session(store, session_id).status == "running"
+    assert put(action="stop", confirm=True).json()["status"] == "stopped"
+    assert queries.open_positions(store, session_id).empty
+    refused(put(action="resume"), 409, "it is stopped")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"action": "halt"}, "action"), ({}, "action"), ({"action": "pause", "session": 0}, "session"),
+    ({"action": "pause", "extra": 1}, "extra"),
+])
+def test_a_malformed_change_names_the_field(client: TestClient, session_id: int,
+                                            body: dict[str, Any], expected: str) -> None:
+    refused(client.put("/api/agentic/session", headers=GOOD, json=body), 422, expected)
+
+
+def test_a_change_of_an_unknown_session_is_404(client: TestClient, session_id: int) -> None:
+    refused(client.put("/api/agentic/session", headers=GOOD,
+                       json={"action": "stop", "session": session_id + 5, "confirm": True}),
+            404, f"no session {session_id + 5}")
+
+
+# ---------------------------------------------------------------------- agents
+def test_agents_list_their_figures(client: TestClient, session_id: int) -> None:
+    response = client.get("/api/agentic/agents", headers=GOOD)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["session"] == session_id
+    assert {a["key"] for a in body["agents"]} == {
+        "trend", "momentum", "mean_reversion", "scalper", "arbitrage"}
+    assert all(a["status"] == "active" and a["trades"] == 0 for a in body["agents"])
+    refused(client.get("/api/agentic/agents", params={"session": session_id + 1}, headers=GOOD),
+            404)
+
+
+def test_pause_and_resume_an_agent(client: TestClient, store: Engine, session_id: int) -> None:
+    def put(name: str, **body: Any) -> httpx.Response:
+        return client.put(f"/api/agentic/agents/{name}", headers=GOOD, json=body)
+
+    def status(key: str) -> str:
+        return next(a["status"] for a in queries.agent_stats(store, session_id) if a["key"] == key)
+
+    assert put("momentum", action="pause").json() == {
+        "session": session_id, "result": "Momentum Hunter: active → paused"}
+    assert status("momentum") == "paused"
+    refused(put("Momentum Hunter", action="pause"), 409, "is paused, not active")
+    assert put("MOMENTUM HUNTER", action="resume", session=session_id).json()["result"] == (
+        "Momentum Hunter: paused → active")
+    refused(put("nobody", action="pause"), 404, "no agent 'nobody'")
+    refused(put("momentum", action="flatten"), 422, "action")
+    refused(put("m" * 61, action="pause"), 422, "name")
+    assert status("momentum") == "active"
 
 
 # ---------------------------------------------------------------------- serving
