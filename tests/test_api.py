@@ -8,6 +8,8 @@ with the status the desk's error maps to, and never shows a traceback.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import subprocess
@@ -336,6 +338,146 @@ def test_pause_and_resume_an_agent(client: TestClient, store: Engine, session_id
     refused(put("momentum", action="flatten"), 422, "action")
     refused(put("m" * 61, action="pause"), 422, "name")
     assert status("momentum") == "active"
+
+
+# ---------------------------------------------------------------------- market, CEO log, trades
+class Traded:
+    """A session that traded for a while, shared by the read-only tests below."""
+
+    def __init__(self, settings: Settings, engine: Engine, session_id: int) -> None:
+        self.settings, self.engine, self.session_id = settings, engine, session_id
+
+
+@pytest.fixture(scope="module")
+def traded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traded]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('api_traded') / 'desk.db'}"
+    settings = api_settings(url, bars_per_tick=4)
+    engine = open_database(url)
+    session_id = service.create_session(engine, settings).id
+    assert run_ticks(engine, settings, 80) == 80
+    assert queries.trades_count(engine, session_id) >= 5, "the fixture needs closed trades"
+    assert not queries.open_positions(engine, session_id).empty
+    yield Traded(settings, engine, session_id)
+    engine.dispose()
+
+
+@pytest.fixture
+def reader(traded: Traded) -> Iterator[TestClient]:
+    with TestClient(create_app(traded.settings, traded.engine), headers=GOOD) as c:
+        yield c
+
+
+def test_market_shows_prices_account_and_positions(reader: TestClient, traded: Traded) -> None:
+    response = reader.get("/api/agentic/market")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    status = queries.session_status(traded.engine, traded.session_id)["session"]
+    assert (body["session"], body["mode"], body["market_source"]) == (
+        traded.session_id, "paper", "replay")
+    assert [p["symbol"] for p in body["prices"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert all(p["price"] > 0 and p["time"] == body["engine_time"] for p in body["prices"])
+    assert body["account"]["equity"] == status["equity"]
+    assert body["account"]["open_positions"] == len(body["positions"]) > 0
+    assert [p["id"] for p in body["positions"]] == list(
+        queries.open_positions(traded.engine, traded.session_id)["id"])
+    assert {"mark_price", "unrealized_pnl", "stop_price", "liquidation_price"} <= set(
+        body["positions"][0])
+    assert {o["id"] for o in body["orders"]} == set(
+        queries.open_orders(traded.engine, traded.session_id)["id"])
+    assert body["venue"] is None  # a paper session asks no venue
+    refused(reader.get("/api/agentic/market", params={"session": traded.session_id + 1}), 404)
+
+
+def test_ceo_decisions_page_through_everything(reader: TestClient, traded: Traded) -> None:
+    def page(**params: Any) -> dict[str, Any]:
+        response = reader.get("/api/agentic/ceo-decisions", params=params)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    total = queries.ceo_log_count(traded.engine, traded.session_id)
+    first = page()
+    assert (first["total"], first["limit"], first["offset"]) == (total, 50, 0)
+    assert len(first["decisions"]) == min(total, 50)
+    ids = [d["id"] for d in first["decisions"]]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    both = page(limit=10)["decisions"]
+    assert page(limit=5)["decisions"] + page(limit=5, offset=5)["decisions"] == both
+    assert page(offset=total)["decisions"] == []
+    trade = next(d for d in first["decisions"] if d["verdict"] == "modify")
+    assert isinstance(trade["changes"], dict) and all(
+        isinstance(v, list) and len(v) == 2 for v in trade["changes"].values())
+    assert set(trade) == set(queries.CEO_COLUMNS)
+
+
+@pytest.mark.parametrize(("params", "check"), [
+    ({"verdict": "modify"}, lambda d: d["verdict"] == "modify"),
+    ({"verdict": "REJECT"}, lambda d: d["verdict"] == "reject"),
+    ({"agent": "momentum"}, lambda d: d["agent"] == "Momentum Hunter"),
+    ({"agent": "mean reversion pro"}, lambda d: d["agent"] == "Mean Reversion Pro"),
+    ({"kind": "session"}, lambda d: d["kind"] == "session"),
+    ({"rule": "stop_width"}, lambda d: "stop_width" in d["rules"].split(",")),
+])
+def test_ceo_decisions_filter_as_the_cli(reader: TestClient, traded: Traded,
+                                         params: dict[str, str], check: Any) -> None:
+    body = reader.get("/api/agentic/ceo-decisions", params={**params, "limit": 1000}).json()
+    wanted = queries.ceo_filters(
+        agent=service.agent_name(params.get("agent")),
+        verdict=params.get("verdict", "").lower() or None, rule=params.get("rule"),
+        kind=params.get("kind"))
+    assert body["total"] == queries.ceo_log_count(traded.engine, traded.session_id, **wanted) > 0
+    assert len(body["decisions"]) == body["total"]
+    assert all(check(d) for d in body["decisions"])
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"verdict": "maybe"}, "verdict must be one of approve, modify, reject"),
+    ({"kind": "gossip"}, "kind must be one of"),
+    ({"agent": "nobody"}, "no agent 'nobody'"),
+    ({"limit": 0}, "query.limit"), ({"limit": 1001}, "query.limit"),
+    ({"offset": -1}, "query.offset"), ({"rule": "r" * 121}, "query.rule"),
+])
+def test_bad_ceo_filters_are_refused(reader: TestClient, params: dict[str, Any],
+                                     expected: str) -> None:
+    refused(reader.get("/api/agentic/ceo-decisions", params=params), 422, expected)
+
+
+def test_trades_as_json(reader: TestClient, traded: Traded) -> None:
+    body = reader.get("/api/agentic/trades", params={"limit": 1000}).json()
+    rows = queries.trades(traded.engine, traded.session_id, limit=None)
+    assert body["total"] == len(rows) == len(body["trades"])
+    assert [t["trade_id"] for t in body["trades"]] == list(rows["trade_id"])
+    assert list(body["trades"][0]) == queries.TRADE_COLUMNS
+    first = body["trades"][0]
+    assert first["net_pnl"] == pytest.approx(first["realized_pnl"] - first["fees"]
+                                             + first["funding"], abs=1e-6)
+    agent, symbol = first["agent"], first["symbol"]
+    mine = reader.get("/api/agentic/trades", params={"agent": agent, "symbol": symbol.lower()})
+    assert mine.json()["total"] == queries.trades_count(
+        traded.engine, traded.session_id, agent=agent, symbol=symbol)
+    assert all(t["agent"] == agent and t["symbol"] == symbol for t in mine.json()["trades"])
+    paged = reader.get("/api/agentic/trades", params={"limit": 2, "offset": 1}).json()
+    assert [t["trade_id"] for t in paged["trades"]] == list(rows["trade_id"][1:3])
+    refused(reader.get("/api/agentic/trades", params={"symbol": "DOGEUSDT"}), 422,
+            "trades BTCUSDT, ETHUSDT, SOLUSDT, not DOGEUSDT")
+    refused(reader.get("/api/agentic/trades", params={"agent": "x"}), 422, "no agent")
+
+
+def test_trades_as_csv(reader: TestClient, traded: Traded) -> None:
+    response = reader.get("/api/agentic/trades.csv")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert f"session-{traded.session_id}-trades.csv" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0]) == queries.TRADE_COLUMNS
+    assert len(rows) == queries.trades_count(traded.engine, traded.session_id)
+    assert all(r["closed_at"].endswith("+00:00") for r in rows)
+    assert response.text == queries.trades_csv(traded.engine, traded.session_id)
+    agent = rows[0]["agent"]
+    only = list(csv.DictReader(io.StringIO(
+        reader.get("/api/agentic/trades.csv", params={"agent": agent}).text)))
+    assert 0 < len(only) < len(rows) and {r["agent"] for r in only} == {agent}
+    refused(reader.get("/api/agentic/trades.csv", headers={"Authorization": "Bearer no"}), 401)
+    refused(reader.get("/api/agentic/trades.csv", params={"symbol": "XRPUSDT"}), 422, "not XRPUSDT")
 
 
 # ---------------------------------------------------------------------- serving

@@ -32,7 +32,7 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, np.ndarray | pd.Series):
         return [plain(v) for v in value.tolist()]
-    if value is pd.NaT:
+    if value is pd.NaT or value is pd.NA:
         return None
     if isinstance(value, np.generic):
         return plain(value.item())
