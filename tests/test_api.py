@@ -30,6 +30,7 @@ from core.api import create_app
 from core.api.auth import MAX_FAILURES, WINDOW_S, FailureLimiter
 from core.cli import main as cli_main
 from core.config import PROJECT_ROOT, Settings
+from core.desk.scheduler import EngineDriver
 from core.errors import ConfigError
 from core.store.db import open_database
 from tests.conftest import make_settings
@@ -49,8 +50,8 @@ class FakeClock:
 
 
 def api_settings(url: str, **overrides: object) -> Settings:
-    return make_settings(database_url=url, api_tokens=",".join(TOKENS), agent_llm="none",
-                         **overrides)
+    return make_settings(**{"database_url": url, "api_tokens": ",".join(TOKENS),
+                            "agent_llm": "none", "bars_per_tick": 4, **overrides})
 
 
 @pytest.fixture
@@ -351,7 +352,7 @@ class Traded:
 @pytest.fixture(scope="module")
 def traded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traded]:
     url = f"sqlite:///{tmp_path_factory.mktemp('api_traded') / 'desk.db'}"
-    settings = api_settings(url, bars_per_tick=4)
+    settings = api_settings(url)
     engine = open_database(url)
     session_id = service.create_session(engine, settings).id
     assert run_ticks(engine, settings, 80) == 80
@@ -478,6 +479,110 @@ def test_trades_as_csv(reader: TestClient, traded: Traded) -> None:
     assert 0 < len(only) < len(rows) and {r["agent"] for r in only} == {agent}
     refused(reader.get("/api/agentic/trades.csv", headers={"Authorization": "Bearer no"}), 401)
     refused(reader.get("/api/agentic/trades.csv", params={"symbol": "XRPUSDT"}), 422, "not XRPUSDT")
+
+
+# ---------------------------------------------------------------------- a trader's orders
+@pytest.fixture
+def trading(settings: Settings, store: Engine, session_id: int) -> int:
+    """``session_id`` after 80 ticks: open positions, their stops and a take-profit."""
+    assert run_ticks(store, settings, 80) == 80
+    assert not queries.open_positions(store, session_id).empty
+    return session_id
+
+
+def take_profit(store: Engine, session_id: int) -> int:
+    orders = queries.open_orders(store, session_id)
+    return int(orders[orders["purpose"] == "take_profit"]["id"].iloc[0])
+
+
+def test_close_a_position(client: TestClient, store: Engine, trading: int) -> None:
+    position = int(queries.open_positions(store, trading)["id"].iloc[0])
+    url = f"/api/agentic/positions/{position}/close"
+    refused(client.post(url, headers=GOOD, json={}), 400, '"confirm": true')
+    refused(client.post(url, headers=GOOD, json={"confirm": "true"}), 422, "confirm")
+    assert position in set(queries.open_positions(store, trading)["id"])
+    response = client.post(url, headers=GOOD, json={"confirm": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["session"], body["kind"], body["status"]) == (trading, "close", "done")
+    assert f"(position {position}) at market" in body["note"] and "error" not in body
+    assert position not in set(queries.open_positions(store, trading)["id"])
+    closed = queries.trades(store, trading, limit=None)
+    assert closed[closed["trade_id"] == position]["close_reason"].tolist() == ["user"]
+    refused(client.post(url, headers=GOOD, json={"confirm": True}), 409, "is closed, not open")
+    refused(client.post("/api/agentic/positions/999999/close", headers=GOOD,
+                        json={"confirm": True}), 404, "no position 999999")
+    refused(client.post("/api/agentic/positions/0/close", headers=GOOD,
+                        json={"confirm": True}), 422, "position_id")
+    assert client.get(f"/api/agentic/manual-orders/{body['id']}", headers=GOOD).json() == body
+
+
+def test_cancel_an_order(client: TestClient, store: Engine, trading: int) -> None:
+    order = take_profit(store, trading)
+    response = client.post(f"/api/agentic/orders/{order}/cancel", headers=GOOD)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "done"
+    assert order not in set(queries.open_orders(store, trading)["id"])
+    # a position's only stop is refused: the outcome says why, as `./desk cancel` does
+    orders = queries.open_orders(store, trading)
+    stop = int(orders[orders["purpose"] == "stop_loss"]["id"].iloc[0])
+    response = client.post(f"/api/agentic/orders/{stop}/cancel", headers=GOOD, json={"wait": 0})
+    message = refused(response, 409, "only stop", "close the position instead")
+    assert response.json()["status"] == "refused" and message.startswith("refused: ")
+    assert stop in set(queries.open_orders(store, trading)["id"])
+    refused(client.post(f"/api/agentic/orders/{order}/cancel", headers=GOOD), 409, "not resting")
+    refused(client.post("/api/agentic/orders/424242/cancel", headers=GOOD), 404, "no order 424242")
+    refused(client.post(f"/api/agentic/orders/{stop}/cancel", headers=GOOD, json={"wait": 31}),
+            422, "wait")
+
+
+def test_flatten_an_agent(client: TestClient, store: Engine, trading: int) -> None:
+    agent = queries.open_positions(store, trading)["agent"].iloc[0]
+    url = f"/api/agentic/agents/{agent}/flatten"
+    refused(client.post(url, headers=GOOD, json={"session": trading}), 400, '"confirm": true')
+    assert agent in set(queries.open_positions(store, trading)["agent"])
+    response = client.post(url, headers=GOOD, json={"session": trading, "confirm": True})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "done"
+    assert f"{agent} flattened" in response.json()["note"]
+    assert agent not in set(queries.open_positions(store, trading)["agent"])
+    stats = {a["name"]: a for a in queries.agent_stats(store, trading)}
+    assert (stats[agent]["status"], stats[agent]["pause_reason"]) == ("paused",
+                                                                      "flattened by user")
+    refused(client.post("/api/agentic/agents/nobody/flatten", headers=GOOD,
+                        json={"confirm": True}), 404, "no agent 'nobody'")
+    refused(client.get("/api/agentic/manual-orders/999", headers=GOOD), 404, "no manual order 999")
+
+
+def test_a_running_engine_carries_the_order_out(client: TestClient, settings: Settings,
+                                                store: Engine, trading: int) -> None:
+    """With an engine holding the session, the order is queued (202) until its next tick; with
+    ``wait`` the route answers once the engine has carried it out."""
+    driver = EngineDriver(settings, store, session_id=trading)
+    try:
+        assert driver.tick() is not None  # the driver now holds the session's lease
+        later = threading.Timer(0.5, driver.tick)
+        later.start()
+        try:
+            waited = client.post(f"/api/agentic/orders/{take_profit(store, trading)}/cancel",
+                                 headers=GOOD, json={"wait": 20})
+        finally:
+            later.join()
+        assert waited.status_code == 200, waited.text
+        assert waited.json()["status"] == "done"
+
+        position = int(queries.open_positions(store, trading)["id"].iloc[0])
+        queued = client.post(f"/api/agentic/positions/{position}/close", headers=GOOD,
+                             json={"confirm": True})
+        assert queued.status_code == 202, queued.text
+        assert queued.json()["status"] == "pending"
+        poll = f"/api/agentic/manual-orders/{queued.json()['id']}"
+        assert client.get(poll, headers=GOOD).json()["status"] == "pending"
+        driver.tick()
+        assert client.get(poll, headers=GOOD).json()["status"] == "done"
+        assert position not in set(queries.open_positions(store, trading)["id"])
+    finally:
+        driver.stop()
 
 
 # ---------------------------------------------------------------------- serving

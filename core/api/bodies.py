@@ -45,3 +45,24 @@ class SessionChange(Body):
 class AgentChange(Body):
     action: Literal["pause", "resume"]
     session: SessionId | None = None
+
+
+Wait = Annotated[StrictFloat | StrictInt, Field(
+    ge=0, le=30, description="seconds to wait for a running engine to carry the order out "
+                             "(default 0: answer at once, 202 while it is queued)")]
+
+
+class CloseBody(Body):
+    confirm: StrictBool = Field(False, description="required: the position is closed at market")
+    wait: Wait = 0
+
+
+class CancelBody(Body):
+    wait: Wait = 0
+
+
+class FlattenBody(Body):
+    confirm: StrictBool = Field(False, description="required: every position of the agent is "
+                                                   "closed at market")
+    session: SessionId | None = None
+    wait: Wait = 0
