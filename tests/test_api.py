@@ -585,6 +585,74 @@ def test_a_running_engine_carries_the_order_out(client: TestClient, settings: Se
         driver.stop()
 
 
+# ---------------------------------------------------------------------- backtests
+def poll_run(client: TestClient, run_id: int, timeout_s: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = client.get(f"/api/agentic/backtests/{run_id}", headers=GOOD)
+        assert response.status_code == 200, response.text
+        body = dict(response.json())
+        if body["progress"]["status"] not in ("running", "saving"):
+            return body
+        assert body["run"] is None  # no report before the run is done
+        assert time.monotonic() < deadline, f"backtest run {run_id} did not finish"
+        time.sleep(0.2)
+
+
+def test_start_a_backtest_and_read_its_report(client: TestClient, store: Engine) -> None:
+    response = client.post("/api/agentic/backtests", headers=GOOD, json={
+        "start": "2025-10-08", "end": "2025-10-09", "symbols": "BTCUSDT,ETHUSDT",
+        "capital": "20,000", "name": "api run"})
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    assert response.json()["progress"]["id"] == run_id
+    body = poll_run(client, run_id)
+    assert body["progress"]["status"] == "done", body["progress"]
+    assert body["progress"]["progress"] == 1.0
+    run = body["run"]
+    assert run["name"] == "api run" and run["params"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    summary = run["report"]["summary"]
+    assert summary["initial_capital"] == 20_000.0
+    assert summary["trades"] == queries.trades_count(store, run["session_id"])
+    assert len(run["report"]["curve"]) > 0
+    listed = client.get("/api/agentic/backtests", headers=GOOD).json()["runs"]
+    assert [r["id"] for r in listed] == [run_id]
+    assert "curve" not in listed[0]["report"] and listed[0]["report"]["summary"] == summary
+    # the run's trades are a session's like any other
+    trades = client.get("/api/agentic/trades", params={"session": run["session_id"]},
+                        headers=GOOD).json()
+    assert trades["total"] == summary["trades"]
+    refused(client.get(f"/api/agentic/backtests/{run_id + 1}", headers=GOOD), 404,
+            f"no backtest run {run_id + 1}")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"start": "2025-10-09", "end": "2025-10-08"}, "ends before it starts"),
+    ({"start": "1999-01-01", "end": "1999-01-02"}, "outside the data"),
+    ({"start": "someday", "end": "2025-10-08"}, "someday"),
+    ({"start": "2025-10-08", "end": "2025-10-09", "symbols": ["DOGEUSDT"]}, "DOGEUSDT"),
+    ({"start": "2025-10-08", "end": "2025-10-09", "capital": 5}, "at least 100"),
+    ({"start": "2025-10-08", "end": "2025-10-09", "interval": "5m"}, "interval"),
+    ({"start": "2025-10-08", "end": "2025-10-09", "data_dir": "/etc"}, "data_dir"),
+    ({"end": "2025-10-09"}, "start"),
+])
+def test_a_bad_backtest_request_stores_nothing(client: TestClient, store: Engine,
+                                              body: dict[str, Any], expected: str) -> None:
+    refused(client.post("/api/agentic/backtests", headers=GOOD, json=body), 422, expected)
+    assert queries.backtest_runs(store) == []
+
+
+def test_one_backtest_at_a_time(client: TestClient, store: Engine,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.backtest.jobs as jobs
+
+    monkeypatch.setattr(jobs, "running_run", lambda: 7)
+    refused(client.post("/api/agentic/backtests", headers=GOOD,
+                        json={"start": "2025-10-08", "end": "2025-10-09"}),
+            409, "backtest run 7 is still running")
+    assert queries.backtest_runs(store) == []
+
+
 # ---------------------------------------------------------------------- serving
 def free_port() -> int:
     with socket.socket() as s:

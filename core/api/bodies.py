@@ -52,6 +52,26 @@ Wait = Annotated[StrictFloat | StrictInt, Field(
                              "(default 0: answer at once, 202 while it is queued)")]
 
 
+Day = Annotated[StrictStr, Field(min_length=1, max_length=40,
+                                 description="a UTC day such as 2025-10-08 (or a time in it)")]
+
+
+class BacktestStart(Body):
+    start: Day = Field(description="first day (UTC)")
+    end: Day = Field(description="last day (UTC, inclusive)")
+    interval: Literal["1m", "15m", "1h"] | None = Field(
+        None, description="bar interval (default REPLAY_INTERVAL)")
+    symbols: Annotated[list[Symbol], Field(max_length=20)] | Annotated[
+        StrictStr, Field(max_length=400)] | None = Field(
+        None, description="a list or a comma-separated text (default SYMBOLS)")
+    capital: Capital | None = Field(None, description="starting capital (default "
+                                                      "DEFAULT_CAPITAL)")
+    ceo: StrictBool = Field(True, description="false: the agents under the venue's limits only")
+    llm_cache: StrictBool = Field(False, description="agents answer from recorded model replies "
+                                                     "where the prompt matches, rules otherwise")
+    name: Annotated[StrictStr, Field(max_length=120)] | None = None
+
+
 class CloseBody(Body):
     confirm: StrictBool = Field(False, description="required: the position is closed at market")
     wait: Wait = 0
