@@ -687,6 +687,55 @@ def test_uvicorn_serves_the_api_over_loopback(served: str, session_id: int) -> N
         assert response.json()["session"]["id"] == session_id
 
 
+def test_end_to_end_over_http(served: str, settings: Settings, store: Engine) -> None:
+    """Create a session over HTTP, let the engine trade, read its trades and the CEO's decisions
+    over HTTP, close one of its positions over HTTP."""
+    with httpx.Client(base_url=served, headers=GOOD, timeout=60) as http:
+        created = http.post("/api/agentic/session", json={"capital": 100_000})
+        assert created.status_code == 201, created.text
+        session_id = created.json()["session"]["id"]
+        assert run_ticks(store, settings, 80, session_id) == 80
+
+        status = http.get("/api/agentic/session").json()["session"]
+        assert (status["id"], status["status"], status["ticks"]) == (session_id, "running", 80)
+        trades = http.get("/api/agentic/trades", params={"limit": 1000}).json()
+        assert trades["total"] == len(trades["trades"]) == status["closed_trades"] > 0
+        decisions = http.get("/api/agentic/ceo-decisions", params={"kind": "trade"}).json()
+        assert decisions["total"] == sum(status["verdicts"].values()) > 0
+        assert {d["verdict"] for d in decisions["decisions"]} <= {"approve", "modify", "reject"}
+
+        positions = http.get("/api/agentic/market").json()["positions"]
+        assert positions, "the engine left no open position to close"
+        target = positions[0]
+        closed = http.post(f"/api/agentic/positions/{target['id']}/close",
+                           json={"confirm": True})
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["status"] == "done"
+        after = http.get("/api/agentic/market").json()["positions"]
+        assert target["id"] not in {p["id"] for p in after}
+        mine = http.get("/api/agentic/trades", params={"symbol": target["symbol"],
+                                                      "agent": target["agent"]}).json()
+        assert mine["trades"][0]["trade_id"] == target["id"]
+        assert mine["trades"][0]["close_reason"] == "user"
+        manual = http.get("/api/agentic/ceo-decisions", params={"kind": "manual"}).json()
+        assert manual["total"] >= 1
+        assert str(target["id"]) in manual["decisions"][0]["reason"]
+
+
+def test_the_api_imports_only_the_service_queries_and_their_types() -> None:
+    """What the contracts in pyproject.toml do not spell out: from the project the API imports
+    only core.service, core.queries, core.config, core.errors, core.models and open_database."""
+    from tests.test_architecture import _imports_of
+
+    allowed = ("core.api", "core.service", "core.queries", "core.config", "core.errors",
+               "core.models")
+    for path in sorted((PROJECT_ROOT / "core" / "api").glob("*.py")):
+        project = {m for m in _imports_of(path) if m.startswith("core.") or m == "core"} - {"core"}
+        outside = {m for m in project
+                   if not any(m == a or m.startswith(a + ".") for a in allowed)}
+        assert outside <= {"core.store.db", "core.store.db.open_database"}, (path.name, outside)
+
+
 def test_desk_api_refuses_to_start_without_tokens(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sqlite_url: str) -> None:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
