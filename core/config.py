@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # the CLI and every CSV stay in UTC
     display_timezone: str = "UTC"
 
+    # HTTP API (core/api/): the bearer tokens a client may send, comma-separated; empty refuses
+    # every request and `./desk api` does not start
+    api_tokens: SecretStr | None = None
+
     # Agents: "none" runs the rule strategies directly; "offline" sends every decision through the
     # model path with the deterministic offline provider; "auto" puts each agent on its
     # roster model (Gemini or Grok) where that model's key is set, and on its rules elsewhere
@@ -212,6 +216,12 @@ class Settings(BaseSettings):
     @property
     def symbol_list(self) -> tuple[str, ...]:
         return tuple(self.symbols.split(","))
+
+    @property
+    def api_token_list(self) -> tuple[str, ...]:
+        """The HTTP API's bearer tokens (``API_TOKENS`` split on commas, blanks dropped)."""
+        raw = self.api_tokens.get_secret_value() if self.api_tokens is not None else ""
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
 
     @property
     def replay_start_ms(self) -> int:

@@ -9,7 +9,8 @@ its message as one readable line. Nothing outside this tree should escape an eng
     │   └── LeaseError              another engine holds (or took) this session's lease
     ├── SessionError                invalid user intent on sessions and agents
     │   ├── NotFound                unknown session or agent
-    │   └── InvalidTransition       e.g. pausing a stopped session
+    │   ├── InvalidTransition       e.g. pausing a stopped session
+    │   └── ConfirmationRequired    a destructive intent (stop, close, flatten, live) not confirmed
     ├── FeedError                   market data unavailable
     │   └── FeedExhausted           a replay reached the end of its recorded data
     ├── ExchangeError               anything the venue (paper or live) says no to
@@ -56,6 +57,10 @@ class NotFound(SessionError):
 
 class InvalidTransition(SessionError):
     """The requested status change is not allowed from the current status."""
+
+
+class ConfirmationRequired(SessionError):
+    """A destructive intent came without its explicit confirmation; nothing was done."""
 
 
 class FeedError(DeskError):

@@ -202,6 +202,18 @@ def _spec(agent_name: str) -> AgentSpec:
     return spec
 
 
+def agent_name(given: str | None) -> str | None:
+    """The roster name of an agent named by its name or key in any case (a filter's value);
+    None stays None, an unknown one is refused (ConfigError) with the roster."""
+    if given is None or not given.strip():
+        return None
+    spec = find_spec(given.strip())
+    if spec is None:
+        raise ConfigError(f"no agent {given!r}; agents: " + ", ".join(
+            f"{s.name} ({s.key})" for s in ROSTER))
+    return spec.name
+
+
 def change_agent(engine: Engine, session_id: int | None, agent_name: str, action: str) -> str:
     """Pause or resume one agent by name or key; returns the readable outcome."""
     spec = _spec(agent_name)

@@ -117,6 +117,10 @@ def test_the_layer_contracts_hold() -> None:
         ("core/exchanges/paper.py", "from core.agents import trend", "Venues know nothing"),
         # a page reading the store directly
         ("views/ceo.py", "from core.store import tables", "Pages read through queries"),
+        # the HTTP API driving the kernel itself instead of the service
+        ("core/api/sessions.py", "from core.desk import engine", "The HTTP API reads through"),
+        # ...or reaching into another interface
+        ("core/api/app.py", "import core.cli", "The desk's layers"),
     ],
 )
 def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path, module: str, added: str,

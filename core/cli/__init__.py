@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.alerts import add_parser as add_alerts
     add_alerts(sub, id_type=_positive_int)
 
+    from core.cli.api import add_parser as add_api
+    add_api(sub)
+
     # AsterDex connectivity checks (core/exchanges/check.py)
     x = sub.add_parser("check-exchange", help="check the AsterDex connection, keys and account")
     x.add_argument("--symbol", default="BTCUSDT", help="symbol for the price check")
@@ -362,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from core.exchanges.check import check_exchange
 
             return check_exchange(settings, as_json=args.json, symbol=args.symbol)
+        if args.command == "api":  # the server opens its own store
+            from core.cli.api import run as run_api
+
+            return run_api(args, settings)
         engine = open_database(settings.database_url)
         try:
             if args.command == "session":
