@@ -88,6 +88,40 @@ def test_password_gate_shows_nothing_else_until_the_right_password(
     assert "Equity (USDT)" in [m.label for m in at.metric]
 
 
+def test_wrong_passwords_are_slowed_down_and_logged_without_the_guess(
+        seeded: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import core.ui
+
+    now = [1_000.0]
+    monkeypatch.setattr(core.ui, "_now", lambda: now[0])
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "s3cret")
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=30).run()
+
+    def guess(text: str) -> list[str]:
+        at.text_input[0].set_value(text)
+        at.button[0].click().run()
+        assert not at.exception
+        return [e.value for e in at.error]
+
+    assert guess("guess-1") == ["Wrong password."]
+    assert guess("guess-2") == ["Wrong password."]
+    assert guess("guess-3") == ["Wrong password. Wait 1 s before the next try."]
+    # locked: even the right password is not checked until the wait is over
+    assert guess("s3cret") == ["Too many wrong passwords: try again in 1 s."]
+    now[0] += 1.0
+    assert guess("guess-4") == ["Wrong password. Wait 2 s before the next try."]
+    now[0] += 1.0
+    assert guess("guess-5") == ["Too many wrong passwords: try again in 1 s."]
+    now[0] += 1.0
+    logged = [r.getMessage() for r in caplog.records if "wrong password" in r.getMessage()]
+    assert len(logged) == 4 and "(4 in the last 15 min)" in logged[-1]
+    assert not any("guess-" in line or "s3cret" in line for line in caplog.messages)
+    assert guess("s3cret") == []  # the wait is over: in
+    assert "Equity (USDT)" in [m.label for m in at.metric]
+
+
 def test_no_password_configured_means_no_gate(app_env: str) -> None:
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
