@@ -410,6 +410,35 @@ def run_action(action: Callable[..., Any], *args: Any, done: str | None = None, 
     return True
 
 
+OUTCOME = "ui_outcome"  # a button callback's result, shown by the next run of the page
+
+
+def act_in_callback(action: Callable[..., Any], *args: Any, done: str | None = None,
+                    **kwargs: Any) -> None:
+    """``run_action`` for a button callback: a callback may run in a fragment's rerun, where
+    drawing anything is not supported (Streamlit warns and draws it in the wrong place), so the
+    outcome is kept for ``show_outcome`` to draw in the page's own flow."""
+    try:
+        outcome = action(*args, **kwargs)
+    except DeskError as exc:
+        st.session_state[OUTCOME] = ("error", str(exc))
+        return
+    message = done or (getattr(outcome, "status", None) and f"Session is now {outcome.status}") or str(outcome)
+    st.session_state[OUTCOME] = ("done", message)
+
+
+def show_outcome() -> None:
+    """Draw what the last button callback did (a toast) or why it was refused (an error)."""
+    found = st.session_state.pop(OUTCOME, None)
+    if found is None:
+        return
+    kind, message = found
+    if kind == "error":
+        st.error(message)
+    else:
+        st.toast(message)
+
+
 def pager(total: int, *, page_size: int, key: str, noun: str, order: str) -> int:
     """A page selector with the total; returns the SQL offset of the chosen page."""
     pages = max(1, math.ceil(total / page_size))

@@ -9,11 +9,13 @@ clicks. The store is then checked through core.queries, as the pages themselves 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
+from streamlit import logger as st_logger
 from streamlit.testing.v1 import AppTest
 
 from core import queries, service
@@ -301,3 +303,37 @@ def test_refused_actions_show_a_message_not_a_traceback(seeded: int, db: Engine)
     button(at, key=f"pause_{key}").click().run()
     assert not at.exception
     assert any("not active" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("page", [AGENTS_PAGE, SESSION_PAGE])
+def test_pause_callbacks_draw_nothing_themselves(seeded: int, db: Engine, page: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A button callback may run in a fragment's rerun, where drawing is unsupported (Streamlit
+    warns "a fragment rerun was triggered with a callback that displays elements" and draws it
+    at the top of the app): the outcome is drawn by the page, in its place."""
+    from streamlit.runtime.scriptrunner_utils import script_run_context as ctx
+
+    # AppTest runs callbacks outside any fragment; count every callback as a fragment's here,
+    # so a callback that draws meets the warning it would meet in a browser
+    monkeypatch.setattr(ctx.FragmentThreadState, "in_fragment_callback",
+                        property(lambda self: self.run_location is ctx.RunLocation.CALLBACK))
+    warned: list[str] = []
+    catcher = logging.Handler()
+    catcher.emit = lambda record: warned.append(record.getMessage())  # type: ignore[method-assign]
+    streamlit_log = st_logger.get_logger("root")  # Streamlit's own, which does not propagate
+    streamlit_log.addHandler(catcher)
+    try:
+        at = app(page)
+        key = "pause_momentum" if page == AGENTS_PAGE else None
+        button(at, "Pause", key=key).click().run()
+    finally:
+        streamlit_log.removeHandler(catcher)
+    assert not at.exception
+    assert not any("callback that displays" in m for m in warned), warned
+    if page == AGENTS_PAGE:
+        assert agent_status(db, seeded, "momentum")["status"] == "paused"
+    else:
+        assert session_of(db, seeded)["status"] == "paused"
+    assert [t.value for t in at.toast]  # what it did, once, as a toast
+    at.run()
+    assert not at.toast  # not again on the next redraw

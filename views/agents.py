@@ -13,13 +13,14 @@ import streamlit as st
 from core import queries, service
 from core.ui import (
     GROSS_HELP,
+    act_in_callback,
     colored,
     current_session,
     duration,
     get_runtime,
     pct,
     refresh_every,
-    run_action,
+    show_outcome,
     usd,
 )
 
@@ -43,7 +44,7 @@ BADGE = {
 def _change(session_id: int, agent_key: str, action: str) -> None:
     """Button callback: runs before the page redraws, so the card shows the new status (or the
     refusal, e.g. the CEO paused the agent meanwhile) straight away."""
-    run_action(service.change_agent, db, session_id, agent_key, action)
+    act_in_callback(service.change_agent, db, session_id, agent_key, action)
 
 
 def _fraction(value: float | None) -> str:
@@ -143,6 +144,7 @@ def cards(session_id: int, shown_status: str) -> None:
     now = current_session(db)
     if now is None or (now["id"], now["status"]) != (session_id, shown_status):
         st.rerun(scope="app")  # a new session or a new status: redraw the whole page
+    show_outcome()
     can_act = shown_status not in ("stopped", "stopping")
     agents = queries.agent_stats(db, session_id)
     llm = queries.agent_llm_stats(db, session_id)

@@ -25,6 +25,7 @@ from core.ui import (
     MISSING,
     MONEY,
     SIGNED_MONEY,
+    act_in_callback,
     chart_times,
     colored,
     current_session,
@@ -36,6 +37,7 @@ from core.ui import (
     pnl_color,
     refresh_every,
     run_action,
+    show_outcome,
     shown_times,
     usd,
     zone_name,
@@ -148,7 +150,7 @@ def _forget_stop() -> None:
 def _change(session_id: int, action: str, done: str) -> None:
     """Button callback: runs before the page redraws, so the page shows the new status at once
     (and a refusal, e.g. the engine halted the session meanwhile, as a readable message)."""
-    run_action(service.change_session, db, session_id, action, done=done)
+    act_in_callback(service.change_session, db, session_id, action, done=done)
 
 
 @st.dialog("Stop the session?", on_dismiss=_forget_stop)
@@ -167,6 +169,7 @@ def confirm_stop(session_id: int, name: str) -> None:
 
 
 def controls(s: dict[str, Any]) -> None:
+    show_outcome()
     status, sid = s["status"], s["id"]
     if status == "halted":
         halt = queries.ceo_log(db, sid, kind="halt", limit=1)
