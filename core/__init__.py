@@ -12,5 +12,5 @@ Packages, from the interfaces down (each may import only what lies below it; the
 - ``store``: tables and the database; ``config``, ``clock``, ``indicators``, ``models``,
   ``errors``: the shapes and settings everything shares.
 
-Nothing here imports streamlit, bar ``core/ui.py``.
+Nothing here imports streamlit, bar ``core/ui/``.
 """
