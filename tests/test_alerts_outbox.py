@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from core.alerts import events, outbox
 from core.backtest.params import build_params
 from core.backtest.service import run_backtest
 from core.config import PROJECT_ROOT
-from core.desk import live_runtime, scheduler
+from core.desk import scheduler
 from core.desk.scheduler import EngineDriver
 from core.store.db import open_database
 from core.store.tables import AlertRow, CeoDecisionRow, PositionRow, SessionRow
@@ -30,6 +29,7 @@ from tests.test_live_engine import (  # noqa: F401  (the live fixture)
     live,
     open_positions,
     run_until_open,
+    trade_behind_the_desks_back,
 )
 
 START = "2025-10-08"  # through the October 2025 crash: stops, take-profits and agent closes
@@ -257,19 +257,7 @@ def test_a_liquidation_reads_as_a_critical_alert(sqlite_url: str) -> None:
 
 
 def test_a_live_restart_that_reconciles_alerts_what_changed(live: Live) -> None:  # noqa: F811
-    live.tick(2)
-    live.driver.stop()
-    held = {p.symbol for p in open_positions(live)}
-    symbol = next(s for s in ("SOLUSDT", "BTCUSDT", "ETHUSDT") if s not in held)
-    client = live_runtime.make_client(live.driver.settings)
-    from core.models import OrderRequest, OrderSide, OrderType
-
-    client.set_leverage(symbol, 5)
-    qty = client.filters(symbol).round_qty(Decimal(200) / client.price(symbol))
-    client.place_order(OrderRequest("manual-1", symbol, OrderSide.BUY, OrderType.MARKET, qty))
-    client.close()
-    live.restart()
-    live.tick(advance=False)
+    symbol = trade_behind_the_desks_back(live)
     got = [a for a in alerts_of(live.engine, live.session_id) if a.kind == "reconcile_changes"]
     assert len(got) == 1
     assert "no agent owns" in got[0].body and symbol in got[0].body

@@ -283,20 +283,25 @@ def test_a_stop_filled_while_the_engine_was_down_is_booked_once(live: Live) -> N
     assert problems(live) == []
 
 
-def test_a_restart_with_a_position_the_store_does_not_know(live: Live) -> None:
+def trade_behind_the_desks_back(live: Live) -> str:
+    """Stop the engine, open a position on the venue that no agent holds (someone trading the
+    account by hand), restart and tick once; returns the position's symbol."""
     live.tick(2)
     live.driver.stop()
     held = {p.symbol for p in open_positions(live)}
     symbol = next(s for s in ("SOLUSDT", "BTCUSDT", "ETHUSDT") if s not in held)
     client = live_runtime.make_client(live.driver.settings)
-    from core.models import OrderRequest, OrderSide, OrderType
-
     client.set_leverage(symbol, 5)
     qty = client.filters(symbol).round_qty(Decimal(200) / client.price(symbol))
     client.place_order(OrderRequest("manual-1", symbol, OrderSide.BUY, OrderType.MARKET, qty))
     client.close()
     live.restart()
     live.tick(advance=False)
+    return symbol
+
+
+def test_a_restart_with_a_position_the_store_does_not_know(live: Live) -> None:
+    symbol = trade_behind_the_desks_back(live)
     with live.venue.lock:
         assert live.venue.book.positions[symbol].amount == 0  # closed by reconciliation
     notes = [r for r in log_reasons(live, "reconcile") if "no agent owns" in r]
