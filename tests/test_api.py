@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from core import queries, service
-from core.api import create_app
+from core.api.app import create_app
 from core.api.auth import MAX_FAILURES, WINDOW_S, FailureLimiter
 from core.cli import main as cli_main
 from core.config import PROJECT_ROOT, Settings

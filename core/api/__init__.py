@@ -6,11 +6,6 @@ JSON answers, and the OpenAPI schema at ``/docs``. What it does not own: every r
 call into ``core.service`` (what a user may do) or ``core.queries`` (what a user may read),
 exactly as the CLI and the dashboard call them, so the API can do nothing they cannot. It imports
 only those two, ``core.config``, ``core.errors``, ``core.models`` and ``core.store.db``'s
-``open_database`` (contracts in pyproject.toml). ``./desk api`` serves it with uvicorn.
+``open_database`` (contracts in pyproject.toml). ``./desk api`` serves
+``core.api.app:create_app`` with uvicorn.
 """
-
-from __future__ import annotations
-
-from core.api.app import create_app
-
-__all__ = ["create_app"]
