@@ -127,3 +127,30 @@ def test_no_password_configured_means_no_gate(app_env: str) -> None:
     assert not at.exception
     assert "Enter" not in [b.label for b in at.button]
     assert "Password" not in [t.label for t in at.text_input]
+
+
+def test_the_sidebar_refreshes_on_the_pages_clock_and_pauses_with_them(
+        seeded: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sidebar and page body refresh together, so their equity never differs by a refresh;
+    pausing Live refresh freezes the sidebar too."""
+    import streamlit as st
+
+    asked: list[tuple[str, object]] = []
+    real = st.fragment
+
+    def spy(func=None, *, run_every=None, **kwargs):  # type: ignore[no-untyped-def]
+        if func is not None:
+            asked.append((getattr(func, "__name__", "?"), run_every))
+            return real(func, run_every=run_every, **kwargs)
+        return lambda f: spy(f, run_every=run_every, **kwargs)
+
+    monkeypatch.setattr(st, "fragment", spy)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    every = dict(asked)
+    assert every["_sidebar_status"] == 15 and every.get("header_line") == 15
+    asked.clear()
+    at.toggle(key="live_refresh").set_value(False).run()
+    assert not at.exception
+    every = dict(asked)
+    assert every["_sidebar_status"] is None and every.get("header_line") is None

@@ -173,11 +173,13 @@ def sidebar(runtime: Runtime) -> None:
     with st.sidebar:
         session_picker(runtime.db)
         st.toggle("Live refresh (15 s)", value=True, key="live_refresh",
-                  help="Pause this to read tables without them moving under you.")
-        _sidebar_status(runtime)
+                  help="Pause this to read tables (and the sidebar) without them moving under "
+                       "you.")
+        # on the pages' own clock: paused with them, so the sidebar's equity never runs ahead
+        # of a page the trader froze to read
+        st.fragment(run_every=refresh_every())(_sidebar_status)(runtime)
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
 def _sidebar_status(runtime: Runtime) -> None:
     # looked up on every refresh: a session created (or removed) from the CLI shows up by itself
     session = current_session(runtime.db)
