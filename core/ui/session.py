@@ -40,7 +40,8 @@ def _chosen_session_id() -> int | None:
         chosen: int | None = st.session_state[CHOSEN]
         return chosen
     raw = st.query_params.get(SESSION_PARAM, "")
-    return int(raw) if raw.isdigit() else None
+    # a link's id: ASCII digits within a 64-bit id, anything else is no choice
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) < 2**63 else None
 
 
 def follow_latest_session() -> None:
