@@ -308,3 +308,18 @@ def test_streams_can_be_dropped_and_refused(venue: FakeVenue) -> None:
     venue.streams.refuse = True  # type: ignore[union-attr]
     with connect(f"{venue.ws_url}/ws/btcusdt@markPrice") as ws, pytest.raises(ConnectionClosed):
         ws.recv(timeout=60)
+
+
+def test_a_market_connection_carries_at_most_200_streams(venue: FakeVenue) -> None:
+    names = [f"s{i}usdt@aggTrade" for i in range(201)]  # unlisted symbols: no greeting
+    with connect(f"{venue.ws_url}/stream?streams={'/'.join(names)}") as ws, \
+            pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=60)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert venue.streams is not None and venue.streams.too_many == 1
+    with connect(f"{venue.ws_url}/stream?streams={'/'.join(names[:200])}") as ws:
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1}))
+        assert _recv(ws, 1)[0]["code"] == 2  # refused: the connection already has 200
+        ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
+        assert len(_recv(ws, 1)[0]["result"]) == 200
+    assert venue.streams.stream_counts == [200]

@@ -16,7 +16,8 @@ Faults (``inject``; each hits the next ``count`` matching requests): ``429``/``4
 Retry-After), ``500``/``503`` and ``timeout`` (answer after ``delay_s``; ``execute`` says whether
 the request was carried out first), and any venue ``code`` (e.g. -1021, -2019) answered with 400
 without executing. ``ws_url`` serves the market and user-data websocket streams
-(``streams.StreamServer``): price moves, closed candles and the book's order/account events are
+(``streams.StreamServer``, at most 200 streams per connection): price moves, closed candles and
+the book's order/account events are
 pushed as they happen. No request ever leaves the machine.
 """
 
@@ -77,13 +78,14 @@ class FakeVenue:
         market_ms: int = DEFAULT_MARKET_MS,
         meter_clock: Callable[[], float] = time.time,
         testnet: bool = False,
+        candles_from: dict[str, str] | None = None,
     ) -> None:
         # the testnet documents /fapi/v3 only; ``removed`` takes more paths away in a test
         self.testnet = testnet
         self.removed: set[tuple[str, str, str]] = set()
         self.keys = Keys(api_key, api_secret, v3_user, v3_signer, chain_id)
         self.book = Book(default_filters(symbols), wallet=wallet)
-        self.market = Market(tuple(symbols), market_ms)
+        self.market = Market(tuple(symbols), market_ms, borrow=dict(candles_from or {}))
         self.weight_limit = weight_limit
         self.ban_s = ban_s
         self.meter_clock = meter_clock  # seconds; weight windows and bans (frozen in tests)
