@@ -323,3 +323,46 @@ def test_a_market_connection_carries_at_most_200_streams(venue: FakeVenue) -> No
         ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
         assert len(_recv(ws, 1)[0]["result"]) == 200
     assert venue.streams.stream_counts == [200]
+
+
+def _listen_key(venue: FakeVenue, method: str = "POST") -> httpx.Response:
+    return httpx.request(method, f"{venue.url}/fapi/v1/listenKey", headers={API_KEY_HEADER: KEY})
+
+
+def test_a_listen_key_lives_until_it_lapses_then_says_so_and_goes_quiet(venue: FakeVenue) -> None:
+    key = _listen_key(venue).json()["listenKey"]
+    assert _listen_key(venue).json()["listenKey"] == key  # POST again: the same key, extended
+    assert _listen_key(venue, "PUT").json() == {}
+    with connect(f"{venue.ws_url}/ws/{key}") as ws:
+        venue.expire_listen_key()
+        assert _recv(ws, 1)[0]["e"] == "listenKeyExpired"
+        post(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", newClientOrderId="q1")
+        with pytest.raises(TimeoutError):  # nothing more on an expired key
+            ws.recv(timeout=0.3)
+    assert _listen_key(venue, "PUT").json()["code"] == -1125
+    with connect(f"{venue.ws_url}/ws/{key}") as ws, pytest.raises(ConnectionClosed):
+        ws.recv(timeout=60)  # the old key is refused
+    fresh = _listen_key(venue).json()["listenKey"]
+    assert fresh != key
+    with connect(f"{venue.ws_url}/ws/{fresh}") as ws:
+        post(venue, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.01", newClientOrderId="q2")
+        assert _recv(ws, 1)[0]["o"]["c"] == "q2"
+    venue.listen_key_ttl_ms = 0  # a key nobody keeps alive lapses by itself
+    assert _listen_key(venue).json()["listenKey"] == fresh
+    assert _listen_key(venue, "PUT").json()["code"] == -1125
+
+
+def test_user_events_can_come_twice_or_out_of_order_and_the_stream_can_drop(venue: FakeVenue) -> None:
+    key = _listen_key(venue).json()["listenKey"]
+    with connect(f"{venue.ws_url}/ws/{key}") as ws:
+        venue.user_duplicate = 1
+        post(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", newClientOrderId="d1")
+        first, again, account = _recv(ws, 3)
+        assert first == again and first["e"] == "ORDER_TRADE_UPDATE" and account["e"] == "ACCOUNT_UPDATE"
+        venue.user_hold = 2
+        post(venue, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.01", newClientOrderId="d2")
+        late, early = _recv(ws, 2)
+        assert (late["e"], early["e"]) == ("ACCOUNT_UPDATE", "ORDER_TRADE_UPDATE")
+        assert venue.drop_user_stream() == 1
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=60)

@@ -8,7 +8,8 @@ real websocket server to be tested, including its failures. Served:
   ``markPriceUpdate`` whenever the test moves the price and a closed ``kline`` (``x`` true) for
   every bar the market clock passes. Messages are wrapped ``{"stream", "data"}`` on ``/stream``.
 - ``/ws/<listenKey>``: ``ORDER_TRADE_UPDATE`` and ``ACCOUNT_UPDATE`` events as the book makes them
-  (only while connected: like the real venue, events while nobody listens are not replayed).
+  (only while connected: like the real venue, events while nobody listens are not replayed);
+  a key that is not the active one is refused (closed with 1008).
 
 A connection listens to at most ``MAX_STREAMS`` (200, V3 document line 1650): one that asks
 for more in its URL is closed at once (policy violation), a ``SUBSCRIBE`` past it is answered
@@ -104,10 +105,13 @@ class StreamServer:
             sub = Subscriber(conn, streams, combined=True)
         elif split.path.startswith("/ws/"):
             name = split.path[len("/ws/"):]
-            if name and name == self._listen_key():
+            if "@" in name:  # a raw market stream
+                sub = Subscriber(conn, {name}, combined=False)
+            elif name and name == self._listen_key():
                 sub = Subscriber(conn, set(), combined=False, listen_key=name)
             else:
-                sub = Subscriber(conn, {name}, combined=False)
+                conn.close(1008, "invalid listenKey")
+                return
         else:
             conn.close(1008, "unknown path")
             return
@@ -171,8 +175,20 @@ class StreamServer:
                 if name in sub.streams:
                     sub.send(name, data)
 
-    def publish_user(self, event: dict[str, Any]) -> None:
-        key = self._listen_key()
+    def drop_user(self) -> int:
+        """Close the user-data connections only; returns how many."""
+        with self._lock:
+            hit = [sub for sub in self._subs if sub.listen_key is not None]
+            self._subs = [sub for sub in self._subs if sub not in hit]
+        for sub in hit:
+            sub.conn.close()
+        return len(hit)
+
+    def publish_user(self, event: dict[str, Any], *, key: str | None = None) -> None:
+        """Send ``event`` to the listeners of ``key`` (default: the active key)."""
+        key = key if key is not None else self._listen_key()
+        if key is None:
+            return
         with self._lock:
             subs = [s for s in self._subs if s.listen_key is not None and s.listen_key == key]
         for sub in subs:
