@@ -22,7 +22,8 @@ pushed as they happen. The user data stream follows the documents: a listenKey l
 minutes (``listen_key_ttl_ms``) from its POST or last PUT, then its listeners get
 ``listenKeyExpired`` and nothing more; ``expire_listen_key()`` lapses it now,
 ``drop_user_stream()`` closes the user connections, ``user_duplicate``/``user_hold`` send the
-next events twice or hold them and send them in reverse order. No request ever leaves the
+next events twice or hold them and send them in reverse order, ``user_lose`` loses the next
+order events. No request ever leaves the
 machine.
 """
 
@@ -107,6 +108,7 @@ class FakeVenue:
         self.listen_keys_made = 0
         self.user_duplicate = 0  # the next N user events are sent twice
         self.user_hold = 0  # the next N user events are held, then sent in reverse order
+        self.user_lose = 0  # the next N ORDER_TRADE_UPDATE events are never sent
         self._held: list[dict[str, Any]] = []
         self.countdowns: dict[str, int] = {}  # symbol -> deadline (server ms)
         self.user_events: list[dict[str, Any]] = []  # every user-data event the book made
@@ -277,6 +279,9 @@ class FakeVenue:
             self.user_events.extend(events)
             sent: list[dict[str, Any]] = []
             for event in events:
+                if self.user_lose > 0 and event["e"] == "ORDER_TRADE_UPDATE":
+                    self.user_lose -= 1
+                    continue
                 if self.user_hold > 0:
                     self._held.append(event)
                     self.user_hold -= 1
