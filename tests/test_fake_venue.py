@@ -359,7 +359,7 @@ def test_user_events_can_come_twice_or_out_of_order_and_the_stream_can_drop(venu
         post(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", newClientOrderId="d1")
         first, again, account = _recv(ws, 3)
         assert first == again and first["e"] == "ORDER_TRADE_UPDATE" and account["e"] == "ACCOUNT_UPDATE"
-        venue.user_hold = 2
+        venue.user_reverse = 1
         post(venue, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.01", newClientOrderId="d2")
         late, early = _recv(ws, 2)
         assert (late["e"], early["e"]) == ("ACCOUNT_UPDATE", "ORDER_TRADE_UPDATE")

@@ -173,7 +173,7 @@ def test_duplicated_and_reordered_events_are_reported_once_in_order(rig: Rig) ->
     rig.client.place_order(OrderRequest("e1-e", "BTCUSDT", OrderSide.BUY, OrderType.MARKET,
                                         Decimal("0.03")))  # not through the adapter: unseen
     rig.sync_until(lambda: len(rig.trade_ids()) == 3, "the entry's three fills")
-    rig.venue.user_hold = 4  # three trades and the account update, sent newest first
+    rig.venue.user_reverse = 1  # three trades and the account update, sent newest first
     rig.client.place_order(OrderRequest("e2-x", "BTCUSDT", OrderSide.SELL, OrderType.MARKET,
                                         Decimal("0.03")))
     rig.sync_until(lambda: len(rig.trade_ids()) == 6, "the exit's three fills")

@@ -7,6 +7,9 @@ failures) for the UI, and the desk is rebuilt from the store before the next tic
 makes the driver stand down; a finished replay stops ticking. Each completed tick stamps
 ``tick_wall_ms`` (at most once a second), because the lease's heartbeat also beats while ticks
 fail; the first good tick after failures clears the error and writes the recovery to the CEO log.
+In background mode a venue that pushes events (``PushesEvents``: AsterDex's user data stream)
+wakes the driver, which ticks at once, so a fill made at the venue is booked within a second
+instead of at the next interval; the tick is the same ``run_cycle``, one at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from core.desk.live_runtime import release_session
 from core.desk.reconcile import reconcile
 from core.desk.runtime import build_desk
 from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
+from core.exchanges.base import PushesEvents
 from core.store.tables import CeoDecisionRow, SessionRow
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,9 @@ class EngineDriver:
         self._failed_ticks = 0  # since the last good tick, in this process
         self._settle_errors = True  # the next good tick clears what earlier failures recorded
         self._stamped_ms = 0
+        self._wake = threading.Event()  # set by a venue with something to book
+        self._waker: threading.Thread | None = None  # background mode: ticks when woken
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ desk lifecycle
     def _target(self) -> int | None:
@@ -105,6 +112,8 @@ class EngineDriver:
             raise
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
+        if self._waker is not None and isinstance(desk.exchange, PushesEvents):
+            desk.exchange.wake_on_events(self._wake.set)
         self.desk = desk
         self._settle_errors = True  # a message left by an earlier desk (or process) is settled
         self.idle_reason = None
@@ -112,6 +121,8 @@ class EngineDriver:
 
     def _drop_desk(self, *, release: bool) -> None:
         if self.desk is not None:
+            if isinstance(self.desk.exchange, PushesEvents):
+                self.desk.exchange.wake_on_events(None)  # the venue outlives this desk
             self.desk.db.close()
             self.desk = None
         if release and self.lease is not None:
@@ -224,8 +235,33 @@ class EngineDriver:
                           misfire_grace_time=None)
         scheduler.start()
         self._scheduler = scheduler
+        self._stopping.clear()
+        self._waker = threading.Thread(target=self._tick_when_woken, name="engine-waker",
+                                       daemon=True)
+        self._waker.start()
+        with self._lock:  # a desk built by earlier ticks wakes the driver too from now on
+            if self.desk is not None and isinstance(self.desk.exchange, PushesEvents):
+                self.desk.exchange.wake_on_events(self._wake.set)
+
+    def _tick_when_woken(self) -> None:
+        """Tick whenever the venue has pushed something to book (between interval ticks)."""
+        while True:
+            self._wake.wait()
+            if self._stopping.is_set():
+                return
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # tick() names its own failures; this thread must outlive any
+                log.exception("woken tick failed")
 
     def stop(self) -> None:
+        if self._waker is not None:
+            self._stopping.set()
+            self._wake.set()
+            self._waker.join(timeout=60)
+            self._waker = None
+            self._wake.clear()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

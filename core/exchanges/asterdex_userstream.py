@@ -26,8 +26,10 @@ fallback and the reconciliation. Promises:
   ``GRACE_S`` of its arrival) is reported, so the adapter asks REST about that symbol (should the
   venue stamp the two differently, this costs one REST read per fill, never a missed fill); a
   ``FUNDING_FEE`` reason asks for the funding income now.
-- ``wake`` (if set) is called after every event the desk should act on, from the reader thread:
-  the engine ticks at once instead of at its next interval.
+- ``wake`` (if set) is called from the reader thread after every event the desk should act on,
+  when a position change has waited ``GRACE_S`` for its trade, and whenever a connection opens
+  or ends (the adapter polls REST then): the engine ticks at once instead of at its next
+  interval.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class UserStream:
         # transaction times of recent trades per symbol, and position changes waiting for theirs
         self._trade_times: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._pending: dict[tuple[str, int], float] = {}  # (symbol, T) -> monotonic arrival
+        self._overdue_woken: set[tuple[str, int]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -136,7 +139,18 @@ class UserStream:
                 if now - seen >= GRACE_S:
                     out.unexplained.add(key[0])
                     del self._pending[key]
+                    self._overdue_woken.discard(key)
             return out
+
+    def _wake_if_overdue(self) -> None:
+        """Wake the desk once for each position change that waited its grace in vain."""
+        now = time.monotonic()
+        with self._lock:
+            overdue = {k for k, seen in self._pending.items() if now - seen >= GRACE_S}
+            fresh = overdue - self._overdue_woken
+            self._overdue_woken = overdue
+        if fresh and self.wake is not None:
+            self.wake()
 
     def _take(self, event: dict[str, Any], out: StreamEvents) -> None:
         kind = event.get("e")
@@ -200,6 +214,7 @@ class UserStream:
                 key = (str(event["o"]["s"]).upper(), int(event.get("T") or event["o"]["T"]))
                 _remember(self._trade_times, key, None)
                 self._pending.pop(key, None)
+                self._overdue_woken.discard(key)
             elif kind == "ACCOUNT_UPDATE" and event["a"].get("m") != "FUNDING_FEE":
                 when = int(event["T"])
                 for row in event["a"].get("P") or []:
@@ -223,6 +238,8 @@ class UserStream:
                     with self._lock:
                         self.generation += 1
                     self.connected, self.problem = True, ""
+                    if self.wake is not None:
+                        self.wake()  # the adapter polls REST once for what the gap held
                     reason = self._listen(sock)
             except ExchangeError as exc:
                 reason = f"listenKey: {exc}"[:200]
@@ -251,6 +268,7 @@ class UserStream:
                 message = None
             if message is not None and not self._receive(message):
                 return "listenKey expired"
+            self._wake_if_overdue()
             if time.monotonic() >= due:
                 try:
                     self.client.keepalive_listen_key()

@@ -21,9 +21,9 @@ the book's order/account events are
 pushed as they happen. The user data stream follows the documents: a listenKey lives 60
 minutes (``listen_key_ttl_ms``) from its POST or last PUT, then its listeners get
 ``listenKeyExpired`` and nothing more; ``expire_listen_key()`` lapses it now,
-``drop_user_stream()`` closes the user connections, ``user_duplicate``/``user_hold`` send the
-next events twice or hold them and send them in reverse order, ``user_lose`` loses the next
-order events. No request ever leaves the
+``drop_user_stream()`` closes the user connections, ``user_duplicate`` sends the next events
+twice, ``user_reverse`` sends the next batches newest first, ``user_lose`` loses the next order
+events. No request ever leaves the
 machine.
 """
 
@@ -107,9 +107,8 @@ class FakeVenue:
         self.listen_key_expires_ms = 0
         self.listen_keys_made = 0
         self.user_duplicate = 0  # the next N user events are sent twice
-        self.user_hold = 0  # the next N user events are held, then sent in reverse order
+        self.user_reverse = 0  # the next N batches of user events are each sent newest first
         self.user_lose = 0  # the next N ORDER_TRADE_UPDATE events are never sent
-        self._held: list[dict[str, Any]] = []
         self.countdowns: dict[str, int] = {}  # symbol -> deadline (server ms)
         self.user_events: list[dict[str, Any]] = []  # every user-data event the book made
         self._window = -1
@@ -282,17 +281,13 @@ class FakeVenue:
                 if self.user_lose > 0 and event["e"] == "ORDER_TRADE_UPDATE":
                     self.user_lose -= 1
                     continue
-                if self.user_hold > 0:
-                    self._held.append(event)
-                    self.user_hold -= 1
-                    if self.user_hold == 0:
-                        sent.extend(reversed(self._held))
-                        self._held = []
-                    continue
                 sent.append(event)
                 if self.user_duplicate > 0:
                     self.user_duplicate -= 1
                     sent.append(event)
+            if sent and self.user_reverse > 0:
+                self.user_reverse -= 1
+                sent.reverse()
         if self.streams:
             for event in sent:
                 self.streams.publish_user(event)
