@@ -2,7 +2,7 @@
 
 Why it exists: polling ``userTrades`` books a venue-side stop fill only at the next tick and costs
 weight 5 per symbol per tick; the venue pushes the same facts on the user data stream (V3 doc
-lines 4721-4733, V1 3661-3670). This reader keeps that stream up and buffers what it says; the
+lines 4722-4732, V1 3660-3670). This reader keeps that stream up and buffers what it says; the
 venue adapter (``core.exchanges.asterdex``) drains it on every sync and keeps REST polling as the
 fallback and the reconciliation. Promises:
 
@@ -18,10 +18,10 @@ fallback and the reconciliation. Promises:
 - **Events, in the venue's order, once.** ``ORDER_TRADE_UPDATE`` with execution type ``TRADE``
   is a fill (trade id ``t``, client order id ``c``, last quantity ``l`` and price ``L``,
   commission ``n``, realized profit ``rp``, trade time ``T``); every ``ORDER_TRADE_UPDATE`` is the
-  order's state (``X``, ``z``, ``ap``), NEW, CANCELED and EXPIRED included (V3 4932-5030).
+  order's state (``X``, ``z``, ``ap``), NEW, CANCELED and EXPIRED included (V3 4932-5026).
   Payloads may arrive out of order (V3 4731): a drain returns them sorted by event time ``E``,
   each trade once, and an order's state only when it is further along (final, or more filled)
-  than the last one returned. ``ACCOUNT_UPDATE`` (V3 4840-4930) names the symbols whose position
+  than the last one returned. ``ACCOUNT_UPDATE`` (V3 4840-4931) names the symbols whose position
   changed: a change whose transaction time ``T`` no trade event on that symbol shares (within
   ``GRACE_S`` of its arrival) is reported, so the adapter asks REST about that symbol (should the
   venue stamp the two differently, this costs one REST read per fill, never a missed fill); a

@@ -17,14 +17,13 @@ Retry-After), ``500``/``503`` and ``timeout`` (answer after ``delay_s``; ``execu
 the request was carried out first), and any venue ``code`` (e.g. -1021, -2019) answered with 400
 without executing. ``ws_url`` serves the market and user-data websocket streams
 (``streams.StreamServer``, at most 200 streams per connection): price moves, closed candles and
-the book's order/account events are
-pushed as they happen. The user data stream follows the documents: a listenKey lives 60
-minutes (``listen_key_ttl_ms``) from its POST or last PUT, then its listeners get
-``listenKeyExpired`` and nothing more; ``expire_listen_key()`` lapses it now,
+the book's order/account events are pushed as they happen. The user data stream follows the
+documents: a listenKey lives 60 minutes (``listen_key_ttl_ms``) from its POST or last PUT, then
+its listeners get ``listenKeyExpired`` and nothing more; ``expire_listen_key()`` lapses it now,
 ``drop_user_stream()`` closes the user connections, ``user_duplicate`` sends the next events
 twice, ``user_reverse`` sends the next batches newest first, ``user_lose`` loses the next order
-events. No request ever leaves the
-machine.
+events. ``candles_from`` lets symbols without bundled files serve another symbol's candles. No
+request ever leaves the machine.
 """
 
 from __future__ import annotations
