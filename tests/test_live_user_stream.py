@@ -129,8 +129,8 @@ def test_cancels_and_expiries_come_from_the_stream(rig: Rig) -> None:
 def test_the_listen_key_is_kept_alive_then_renewed_when_it_expires(auth: str) -> None:
     rig = Rig(auth=auth, keepalive_s=0.1)
     try:
-        wait_for(lambda: rig.venue.count("PUT listenKey") >= 3, "three keepalives")
-        assert rig.stream.keepalives >= 3 and rig.stream.keys_made == 1
+        wait_for(lambda: rig.stream.keepalives >= 3, "three keepalives")
+        assert rig.venue.count("PUT listenKey") >= 3 and rig.stream.keys_made == 1
         first = rig.venue.listen_key
         rig.venue.expire_listen_key()
         wait_for(lambda: rig.stream.generation == 2 and rig.stream.connected, "a new key")

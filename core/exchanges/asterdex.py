@@ -291,7 +291,8 @@ class AsterdexExchange:
             if fill.trade_id not in self._seen:
                 self._seen[fill.trade_id] = fill.ts_ms
                 events.fills.append(fill)
-        stated = {order.client_order_id for order in pushed.orders}
+        # orders whose final state the stream gave: a REST fill of theirs needs no order query
+        stated = {order.client_order_id for order in pushed.orders if order.status.final}
         events.order_updates.extend(OrderUpdate(order=order, ts_ms=step.now_ms)
                                     for order in pushed.orders)
         if pushed.funding:
