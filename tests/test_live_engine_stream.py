@@ -83,6 +83,9 @@ def stream_in_use(live: Live) -> None:
         live.tick(advance=False)
         return status_line(live).endswith("fills: user-data stream")
     wait_for(up, "the session to report the user data stream")
+    streams = live.venue.streams
+    assert streams is not None
+    wait_for(lambda: streams.user_listeners() == 1, "the venue to register the listener")
     live.tick(advance=False)
 
 

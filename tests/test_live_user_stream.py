@@ -48,8 +48,16 @@ class Rig:
         self.reported: list[ExchangeEvents] = []
         assert self.exchange.user_stream is not None
         self.stream = self.exchange.user_stream
-        wait_for(lambda: self.stream.connected, "the user stream to connect")
+        self.listening()
         self.sync()  # the poll after the connection opened
+
+    def listening(self) -> None:
+        """The stream is up at both ends: the client connected and the venue counts its listener
+        (the client's handshake completes a moment before the venue registers it)."""
+        streams = self.venue.streams
+        assert streams is not None
+        wait_for(lambda: self.stream.connected and streams.user_listeners() == 1,
+                 "the user stream to connect")
 
     def sync(self) -> ExchangeEvents:
         events = self.exchange.sync(MarketStep(now_ms=self.venue.now_ms(), bars={}, prices={},
@@ -133,7 +141,8 @@ def test_the_listen_key_is_kept_alive_then_renewed_when_it_expires(auth: str) ->
         assert rig.venue.count("PUT listenKey") >= 3 and rig.stream.keys_made == 1
         first = rig.venue.listen_key
         rig.venue.expire_listen_key()
-        wait_for(lambda: rig.stream.generation == 2 and rig.stream.connected, "a new key")
+        wait_for(lambda: rig.stream.generation == 2, "a new key")
+        rig.listening()
         assert rig.venue.listen_key not in (None, first) and rig.stream.keys_made == 2
         polls = rig.venue.count("userTrades")
         rig.sync()  # the poll after the new connection covers what the gap may hold
@@ -160,7 +169,7 @@ def test_a_dropped_stream_falls_back_to_polling_and_misses_nothing(rig: Rig) -> 
     assert rig.venue.count("userTrades") > polls
     assert [f.client_order_id for e in rig.reported for f in e.fills] == ["d1-s"]
     rig.venue.streams.refuse = False  # type: ignore[union-attr]
-    wait_for(lambda: rig.stream.connected, "the reconnection")
+    rig.listening()
     assert rig.exchange.fills_status == "user-data stream"
     rig.sync()  # the poll after the reconnection finds the fill again: not reported twice
     assert len(rig.trade_ids()) == len(set(rig.trade_ids())) == 1

@@ -175,6 +175,11 @@ class StreamServer:
                 if name in sub.streams:
                     sub.send(name, data)
 
+    def user_listeners(self) -> int:
+        """User-data connections registered (a client's handshake completes a moment before)."""
+        with self._lock:
+            return sum(1 for sub in self._subs if sub.listen_key is not None)
+
     def drop_user(self) -> int:
         """Close the user-data connections only; returns how many."""
         with self._lock:
