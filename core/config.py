@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     # live execution and feed (core/exchanges/asterdex.py, core/feeds/asterdex.py)
     asterdex_deadman_seconds: float = Field(default=0.0, ge=0, le=86_400)
     asterdex_streams: bool = True
+    # the user data stream (core/exchanges/asterdex_userstream.py): live fills as they happen;
+    # its listenKey lives 60 minutes from the last keepalive, so the keepalive must come sooner
+    asterdex_user_stream: bool = True
+    asterdex_listen_key_keepalive_s: float = Field(default=1800.0, gt=0, le=3300)
+    asterdex_reconcile_seconds: float = Field(default=60.0, ge=0, le=3600)
     asterdex_history_bars: int = Field(default=1500, ge=100, le=10_000)
 
     # --- LLM audit, cost, daily budget, CEO review, shadow baseline ----------

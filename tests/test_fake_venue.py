@@ -9,6 +9,7 @@ stops when the price moves and refuses duplicates and unfunded orders with the v
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -285,6 +286,7 @@ def test_market_streams_greet_then_push_prices_and_closed_klines(venue: FakeVenu
 def test_user_stream_pushes_order_and_account_events(venue: FakeVenue) -> None:
     key = httpx.post(f"{venue.url}/fapi/v1/listenKey", headers={API_KEY_HEADER: KEY}).json()["listenKey"]
     with connect(f"{venue.ws_url}/ws/{key}") as ws:
+        _listening(venue)
         post(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", newClientOrderId="w1")
         trade, account = _recv(ws, 2)
         assert trade["e"] == "ORDER_TRADE_UPDATE" and trade["o"]["x"] == "TRADE"
@@ -308,3 +310,73 @@ def test_streams_can_be_dropped_and_refused(venue: FakeVenue) -> None:
     venue.streams.refuse = True  # type: ignore[union-attr]
     with connect(f"{venue.ws_url}/ws/btcusdt@markPrice") as ws, pytest.raises(ConnectionClosed):
         ws.recv(timeout=60)
+
+
+def test_a_market_connection_carries_at_most_200_streams(venue: FakeVenue) -> None:
+    names = [f"s{i}usdt@aggTrade" for i in range(201)]  # unlisted symbols: no greeting
+    with connect(f"{venue.ws_url}/stream?streams={'/'.join(names)}") as ws, \
+            pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=60)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert venue.streams is not None and venue.streams.too_many == 1
+    with connect(f"{venue.ws_url}/stream?streams={'/'.join(names[:200])}") as ws:
+        ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s"], "id": 1}))
+        assert _recv(ws, 1)[0]["code"] == 2  # refused: the connection already has 200
+        ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
+        assert len(_recv(ws, 1)[0]["result"]) == 200
+    assert venue.streams.stream_counts == [200]
+
+
+def _listening(venue: FakeVenue, n: int = 1) -> None:
+    """Wait (generously) until the venue has registered ``n`` user-data connections: a client's
+    handshake completes a moment before the venue counts it as a listener."""
+    deadline = time.monotonic() + 60
+    while venue.streams is None or venue.streams.user_listeners() < n:
+        assert time.monotonic() < deadline, "the venue never registered the listener"
+        time.sleep(0.01)
+
+
+def _listen_key(venue: FakeVenue, method: str = "POST") -> httpx.Response:
+    return httpx.request(method, f"{venue.url}/fapi/v1/listenKey", headers={API_KEY_HEADER: KEY})
+
+
+def test_a_listen_key_lives_until_it_lapses_then_says_so_and_goes_quiet(venue: FakeVenue) -> None:
+    key = _listen_key(venue).json()["listenKey"]
+    assert _listen_key(venue).json()["listenKey"] == key  # POST again: the same key, extended
+    assert _listen_key(venue, "PUT").json() == {}
+    with connect(f"{venue.ws_url}/ws/{key}") as ws:
+        _listening(venue)
+        venue.expire_listen_key()
+        assert _recv(ws, 1)[0]["e"] == "listenKeyExpired"
+        post(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", newClientOrderId="q1")
+        with pytest.raises(TimeoutError):  # nothing more on an expired key
+            ws.recv(timeout=0.3)
+    assert _listen_key(venue, "PUT").json()["code"] == -1125
+    with connect(f"{venue.ws_url}/ws/{key}") as ws, pytest.raises(ConnectionClosed):
+        ws.recv(timeout=60)  # the old key is refused
+    fresh = _listen_key(venue).json()["listenKey"]
+    assert fresh != key
+    with connect(f"{venue.ws_url}/ws/{fresh}") as ws:
+        _listening(venue)
+        post(venue, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.01", newClientOrderId="q2")
+        assert _recv(ws, 1)[0]["o"]["c"] == "q2"
+    venue.listen_key_ttl_ms = 0  # a key nobody keeps alive lapses by itself
+    assert _listen_key(venue).json()["listenKey"] == fresh
+    assert _listen_key(venue, "PUT").json()["code"] == -1125
+
+
+def test_user_events_can_come_twice_or_out_of_order_and_the_stream_can_drop(venue: FakeVenue) -> None:
+    key = _listen_key(venue).json()["listenKey"]
+    with connect(f"{venue.ws_url}/ws/{key}") as ws:
+        _listening(venue)
+        venue.user_duplicate = 1
+        post(venue, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01", newClientOrderId="d1")
+        first, again, account = _recv(ws, 3)
+        assert first == again and first["e"] == "ORDER_TRADE_UPDATE" and account["e"] == "ACCOUNT_UPDATE"
+        venue.user_reverse = 1
+        post(venue, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.01", newClientOrderId="d2")
+        late, early = _recv(ws, 2)
+        assert (late["e"], early["e"]) == ("ACCOUNT_UPDATE", "ORDER_TRADE_UPDATE")
+        assert venue.drop_user_stream() == 1
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=60)

@@ -12,6 +12,7 @@ import pytest
 from websockets.sync.server import ServerConnection, serve
 
 from core.feeds.asterdex import AsterdexFeed
+from core.feeds.asterdex_ws import stream_groups
 from core.models import INTERVAL_MS
 from tests.conftest import make_settings
 from tests.fake_venue import FakeVenue
@@ -124,3 +125,59 @@ def test_stream_marks_and_candles_replace_polling_and_the_status_says_so(
         assert feed.stream is not None and feed.stream.reconnects >= 1
     finally:
         feed.close()
+
+
+def test_stream_groups_keep_a_symbol_together_and_never_pass_the_limit() -> None:
+    names = lambda s: [f"{s.lower()}@markPrice@1s", f"{s.lower()}@kline_15m"]  # noqa: E731
+    symbols = [f"S{i}USDT" for i in range(101)]
+    groups = stream_groups(symbols, names)
+    assert [len(g[1]) for g in groups] == [200, 2]
+    assert [s for g in groups for s in g[0]] == symbols
+    assert groups[1] == (("S100USDT",), ["s100usdt@markPrice@1s", "s100usdt@kline_15m"])
+    assert [len(g[1]) for g in stream_groups(symbols[:100], names)] == [200]
+    assert [len(g[1]) for g in stream_groups(symbols[:7], names, limit=5)] == [4, 4, 4, 2]
+    with pytest.raises(ValueError):
+        stream_groups(["BTCUSDT"], names, limit=1)
+
+
+def test_more_than_200_streams_are_split_over_connections_that_each_reconnect_on_their_own() -> None:
+    symbols = tuple(f"X{i:03d}USDT" for i in range(130))  # 260 streams: mark and 15m kline each
+    with FakeVenue(symbols=symbols, candles_from={s: "BTCUSDT" for s in symbols},
+                   weight_limit=1_000_000) as venue:
+        assert venue.streams is not None
+        settings = make_settings(asterdex_base_url=venue.url, asterdex_ws_url=venue.ws_url)
+        feed = AsterdexFeed(make_client(settings), symbols, "15m", history_bars=100,
+                            clock_ms=lambda: venue.market.now_ms)
+        feed.now_ms()  # every symbol's history over REST first
+        feed.start_streams()
+        try:
+            wait_for(lambda: feed.status == "websocket", "every connection to open")
+            assert venue.streams.too_many == 0
+            assert sorted(venue.streams.stream_counts) == [60, 200]
+            for i, symbol in enumerate(symbols):
+                venue.set_price(symbol, f"{100 + i}.5")
+            stream = feed.stream
+            assert stream is not None
+            want = {s: 100 + i + 0.5 for i, s in enumerate(symbols)}
+            wait_for(lambda: {s: p for s, (p, _) in stream.marks(60_000).items()} == want,
+                     "every symbol's streamed mark")
+            venue.advance_market(M15)
+            target = venue.market.now_ms
+            wait_for(lambda: all(stream.closed_klines(s, target - M15) for s in symbols),
+                     "every symbol's streamed candle")
+            polled = venue.count("klines")
+            step = feed.step()
+            assert {s: [b.open_time_ms for b in bars] for s, bars in step.bars.items()} == {
+                s: [target - M15] for s in symbols}
+            assert venue.count("klines") == polled  # every candle came over the streams
+            first, second = stream.readers
+            assert venue.streams.drop_carrying(f"{symbols[-1].lower()}@markPrice@1s") == 1
+            wait_for(lambda: not second.connected, "the second connection to notice its drop")
+            assert first.connected and first.reconnects == 0
+            assert feed.status.startswith("REST polling (1 of 2 websocket connections down")
+            assert stream.carries(symbols[0]) and not stream.carries(symbols[-1])
+            wait_for(lambda: feed.status == "websocket", "the second connection's reconnection")
+            assert second.reconnects >= 1 and first.reconnects == 0
+            assert max(venue.streams.stream_counts) == 200 and len(venue.streams.stream_counts) == 3
+        finally:
+            feed.close()

@@ -5,7 +5,8 @@ mode-agnostic, so everything that knows how a live or live-fed session is wired 
 building the signed client from the settings, the ``AsterdexExchange`` with its readiness checks
 (keys present, one-way position mode, isolated margin on the session's symbols), the live market
 feed (with websocket streams when the engine asks for them), the capital a live session may use,
-and writing the feed's status (websocket or REST polling, and why) to the session row for the UI.
+and writing the feed's status (websocket or REST polling, and why) and how fills arrive (the
+user data stream, or REST polling and why) to the session row for the UI.
 Every error here is a ``DeskError`` whose message says how to fix it; none quotes a secret.
 """
 
@@ -50,9 +51,13 @@ def build_live_feed(settings: Settings, symbols: tuple[str, ...], interval: str,
 
 def build_live_exchange(settings: Settings, symbols: tuple[str, ...], since_ms: int | None, *,
                         client: AsterDexClient | None = None) -> AsterdexExchange:
+    """The checked live venue, reading fills from the user data stream when streams are on."""
     exchange = AsterdexExchange(client or make_client(settings), symbols, since_ms=since_ms,
                                 deadman_seconds=settings.asterdex_deadman_seconds)
     check_live_account(exchange)
+    if settings.asterdex_streams and settings.asterdex_user_stream:
+        exchange.start_user_stream(keepalive_s=settings.asterdex_listen_key_keepalive_s,
+                                   reconcile_s=settings.asterdex_reconcile_seconds)
     return exchange
 
 
@@ -161,9 +166,14 @@ def live_session_start(settings: Settings, mode: str, capital: float | None,
         client.close()
 
 
-def report_feed_status(db: Session, session_id: int, feed: object, last: list[str]) -> None:
-    """Store the feed's status line on the session when it changed (``last`` remembers it)."""
+def report_feed_status(db: Session, session_id: int, feed: object, last: list[str],
+                       exchange: object = None) -> None:
+    """Store the feed's status line on the session when it changed (``last`` remembers it),
+    followed by how fills reach the desk when the venue says (live: user stream or polling)."""
     status = getattr(feed, "status", None)
+    fills = getattr(exchange, "fills_status", None)
+    if status is not None and fills is not None:
+        status = f"{status} · fills: {fills}"
     if status is None or (last and last[0] == status):
         return
     db.execute(update(SESSIONS).where(SESSIONS.c.id == session_id).values(feed_status=status))

@@ -92,7 +92,7 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
     def commit() -> None:
         if lease is not None:
             lease.renew(db)
-        report_feed_status(db, session_id, feed, feed_status)
+        report_feed_status(db, session_id, feed, feed_status, exchange)
         db.commit()
 
     strategies = build_agents(settings)

@@ -9,6 +9,9 @@ makes the driver stand down; a finished replay stops ticking. Each completed tic
 fail; the first good tick after failures clears the error and writes the recovery to the CEO log.
 In background mode the alerts sender (core/alerts/sender.py) runs beside the scheduler, in its
 own thread, when ALERT_URLS names targets.
+In background mode a venue that pushes events (``PushesEvents``: AsterDex's user data stream)
+wakes the driver, which ticks at once, so a fill made at the venue is booked within a second
+instead of at the next interval; the tick is the same ``run_cycle``, one at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from core.desk.live_runtime import release_session
 from core.desk.reconcile import reconcile
 from core.desk.runtime import build_desk
 from core.errors import DeskError, FeedExhausted, LeaseError, NotFound
+from core.exchanges.base import PushesEvents
 from core.store.tables import CeoDecisionRow, SessionRow
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,9 @@ class EngineDriver:
         self._failed_ticks = 0  # since the last good tick, in this process
         self._settle_errors = True  # the next good tick clears what earlier failures recorded
         self._stamped_ms = 0
+        self._wake = threading.Event()  # set by a venue with something to book
+        self._waker: threading.Thread | None = None  # background mode: ticks when woken
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ desk lifecycle
     def _target(self) -> int | None:
@@ -110,6 +117,8 @@ class EngineDriver:
             raise
         if changes:
             log.warning("reconciled session %s: %s", target, "; ".join(changes))
+        if self._waker is not None and isinstance(desk.exchange, PushesEvents):
+            desk.exchange.wake_on_events(self._wake.set)
         self.desk = desk
         self._settle_errors = True  # a message left by an earlier desk (or process) is settled
         self.idle_reason = None
@@ -117,6 +126,8 @@ class EngineDriver:
 
     def _drop_desk(self, *, release: bool) -> None:
         if self.desk is not None:
+            if isinstance(self.desk.exchange, PushesEvents):
+                self.desk.exchange.wake_on_events(None)  # the venue outlives this desk
             self.desk.db.close()
             self.desk = None
         if release and self.lease is not None:
@@ -240,8 +251,33 @@ class EngineDriver:
         scheduler.start()
         self._scheduler = scheduler
         self.alerts = start_sender(self.settings, self.engine)  # its own thread, never the tick's
+        self._stopping.clear()
+        self._waker = threading.Thread(target=self._tick_when_woken, name="engine-waker",
+                                       daemon=True)
+        self._waker.start()
+        with self._lock:  # a desk built by earlier ticks wakes the driver too from now on
+            if self.desk is not None and isinstance(self.desk.exchange, PushesEvents):
+                self.desk.exchange.wake_on_events(self._wake.set)
+
+    def _tick_when_woken(self) -> None:
+        """Tick whenever the venue has pushed something to book (between interval ticks)."""
+        while True:
+            self._wake.wait()
+            if self._stopping.is_set():
+                return
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # tick() names its own failures; this thread must outlive any
+                log.exception("woken tick failed")
 
     def stop(self) -> None:
+        if self._waker is not None:
+            self._stopping.set()
+            self._wake.set()
+            self._waker.join(timeout=60)
+            self._waker = None
+            self._wake.clear()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

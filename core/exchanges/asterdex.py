@@ -17,6 +17,13 @@ adds what the contract promises beyond single calls:
   session's symbols (each trade once, with the client order id of its order, so a stop fill is
   booked against the position that owns the stop), the status of the orders those trades filled,
   and funding income (``FUNDING_FEE``, one payment per ``tranId``).
+- **The user data stream** (``start_user_stream``, core/exchanges/asterdex_userstream.py) pushes
+  fills, cancels and expiries as they happen; sync() reports them first. REST polling stays as
+  the fallback and the reconciliation: every sync while the stream is down, once after every
+  connection the stream opens (the venue does not replay what it sent while nobody listened),
+  for a symbol whose position changed without a trade event, and otherwise every
+  ``reconcile_seconds``. A trade seen by both is reported once (the trade id), and the desk books
+  by trade id besides.
 - **Dead-man switch** (``deadman_seconds`` > 0): ``countdownCancelAll`` cancels *every* open order
   of a symbol when the countdown lapses, reduce-only stops included (as on Binance). The desk's only
   resting orders are the stops and take-profits that protect open positions, and a dead engine is
@@ -42,6 +49,7 @@ from core.errors import (
     UnknownOrderStatus,
 )
 from core.exchanges.asterdex_client import AsterDexClient
+from core.exchanges.asterdex_userstream import KEEPALIVE_S, StreamEvents, UserStream
 from core.models import (
     AccountBalance,
     ExchangeEvents,
@@ -96,6 +104,34 @@ class AsterdexExchange:
         self._armed: dict[str, int] = {}  # symbol -> wall ms of the last countdown refresh
         self._funding_every_ms = int(funding_every_s * 1000)
         self._funding_polled: int | None = None
+        self.user_stream: UserStream | None = None
+        self._reconcile_ms = 60_000
+        self._polled_generation = -1  # the stream's generation at the last full REST poll
+        self._polled_wall: int | None = None  # wall ms of the last full REST poll
+        self._backlog = StreamEvents()  # drained by a sync that failed: reported by the next
+
+    # ------------------------------------------------------------------ the user data stream
+    def start_user_stream(self, *, keepalive_s: float = KEEPALIVE_S, reconcile_s: float = 60.0,
+                          wake: Callable[[], None] | None = None) -> None:
+        """Read fills and order changes from the user data stream; REST polls every
+        ``reconcile_s`` while it is up (every sync while it is down)."""
+        if self.user_stream is not None:
+            return
+        self._reconcile_ms = int(reconcile_s * 1000)
+        self.user_stream = UserStream(self.client, keepalive_s=keepalive_s, wake=wake)
+        self.user_stream.start()
+
+    def wake_on_events(self, wake: Callable[[], None] | None) -> None:
+        """Have ``wake`` called whenever the venue pushes something to book (or the stream drops)."""
+        if self.user_stream is not None:
+            self.user_stream.wake = wake
+
+    @property
+    def fills_status(self) -> str:
+        """How fills reach the desk: the user data stream, or REST polling and why."""
+        if self.user_stream is None:
+            return "REST polling (user stream off)"
+        return self.user_stream.status
 
     # ------------------------------------------------------------------ readiness
     def check_ready(self) -> None:
@@ -207,12 +243,16 @@ class AsterdexExchange:
         only when the whole sync succeeded (a failure part way reports everything again next
         time; the desk books by trade and payment id)."""
         saved = (dict(self._seen), dict(self._cursor), dict(self._seen_funding),
-                 self._funding_cursor, self._funding_polled)
+                 self._funding_cursor, self._funding_polled, self._polled_generation,
+                 self._polled_wall)
+        pushed = self._pushed()
         try:
-            events = self._collect(step)
+            events = self._collect(step, pushed)
         except BaseException:
             (self._seen, self._cursor, self._seen_funding, self._funding_cursor,
-             self._funding_polled) = saved
+             self._funding_polled, self._polled_generation, self._polled_wall) = saved
+            self._backlog = pushed
+            self._polled_generation = -1  # poll REST next time whatever the stream says
             raise
         self._prune()
         try:
@@ -221,13 +261,49 @@ class AsterdexExchange:
             log.warning("dead-man countdown not refreshed: %s", exc)
         return events
 
-    def _collect(self, step: MarketStep) -> ExchangeEvents:
+    def _pushed(self) -> StreamEvents:
+        """What the stream pushed since the last sync, after what a failed sync left."""
+        backlog, self._backlog = self._backlog, StreamEvents()
+        if self.user_stream is None:
+            return backlog
+        fresh = self.user_stream.drain()
+        return StreamEvents(fills=backlog.fills + fresh.fills, orders=backlog.orders + fresh.orders,
+                            unexplained=backlog.unexplained | fresh.unexplained,
+                            funding=backlog.funding or fresh.funding)
+
+    def _poll_all(self) -> bool:
+        """Whether this sync polls every symbol's trades over REST (see the module docstring);
+        notes the stream's generation first, so a connection opened during the poll gets its own."""
+        stream = self.user_stream
+        now = self._wall_ms()
+        due = (stream is None or not stream.connected
+               or stream.generation != self._polled_generation
+               or self._polled_wall is None or now - self._polled_wall >= self._reconcile_ms)
+        if due:
+            self._polled_generation = stream.generation if stream is not None else -1
+            self._polled_wall = now
+        return due
+
+    def _collect(self, step: MarketStep, pushed: StreamEvents | None = None) -> ExchangeEvents:
+        pushed = pushed or StreamEvents()
         events = ExchangeEvents()
+        for fill in pushed.fills:
+            if fill.trade_id not in self._seen:
+                self._seen[fill.trade_id] = fill.ts_ms
+                events.fills.append(fill)
+        # orders whose final state the stream gave: a REST fill of theirs needs no order query
+        stated = {order.client_order_id for order in pushed.orders if order.status.final}
+        events.order_updates.extend(OrderUpdate(order=order, ts_ms=step.now_ms)
+                                    for order in pushed.orders)
+        if pushed.funding:
+            self._funding_polled = None  # a payment happened: read the income now
+        polled = self.symbols if self._poll_all() else tuple(
+            s for s in self.symbols if s in pushed.unexplained)
         touched: dict[str, str] = {}
-        for symbol in self.symbols:
+        for symbol in polled:
             for fill in self._new_trades(symbol):
                 events.fills.append(fill)
-                if fill.client_order_id:
+                if fill.client_order_id and fill.client_order_id not in stated:
                     touched[fill.client_order_id] = symbol
         for cid, symbol in touched.items():
             try:
@@ -301,6 +377,9 @@ class AsterdexExchange:
             self.client.countdown_cancel_all(symbol, 0)
 
     def close(self) -> None:
+        if self.user_stream is not None:
+            self.user_stream.stop()
+            self.user_stream = None
         for symbol in list(self._armed):
             try:
                 self._disarm(symbol)

@@ -7,8 +7,9 @@ against both. Every mutating call may raise ``OrderRejected`` (the venue said no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.models import (
     AccountBalance,
@@ -78,3 +79,12 @@ class Exchange(Protocol):
         """Catch up with the market: the paper simulator processes the step's bars (triggers,
         liquidations, funding); a live client collects what the venue did since the last sync."""
         ...
+
+
+@runtime_checkable
+class PushesEvents(Protocol):
+    """A venue that learns of fills between syncs (AsterDex's user data stream): ``wake`` is
+    called when something waits to be booked, so the engine syncs at once instead of at its next
+    interval. The paper venue has nothing to push and does not implement it."""
+
+    def wake_on_events(self, wake: Callable[[], None] | None) -> None: ...

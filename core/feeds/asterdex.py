@@ -12,9 +12,10 @@ replay gives, built from the venue instead of files. Promises:
   therefore never due on a bar they cannot see.
 - **Prices** are mark prices (premiumIndex over REST, or the ``markPrice@1s`` stream), funding
   the current rate of the premium index.
-- **Streams when available, REST otherwise, and it says which.** ``start_streams`` runs a websocket
-  reader (core/feeds/asterdex_ws.py) for mark prices and closed klines, reconnecting with back-off;
-  whatever the stream has not delivered is fetched over REST. ``status`` is one readable line
+- **Streams when available, REST otherwise, and it says which.** ``start_streams`` runs websocket
+  readers (core/feeds/asterdex_ws.py) for mark prices and closed klines, as many connections as
+  the venue's 200 streams per connection require, each reconnecting with back-off on its own;
+  whatever a stream has not delivered is fetched over REST. ``status`` is one readable line
   ("websocket" or "REST polling (...why...)") that the engine stores for the dashboard.
 - History is loaded lazily per symbol (``history_bars`` base candles over REST), so a page that
   only wants a ticker does not pull every candle.
@@ -31,7 +32,7 @@ import pandas as pd
 from core import indicators
 from core.errors import ExchangeError, FeedError
 from core.exchanges.asterdex_client import AsterDexClient
-from core.feeds.asterdex_ws import MarketStream
+from core.feeds.asterdex_ws import MarketStreams, stream_groups
 from core.feeds.base import Ticker
 from core.feeds.replay import CSV_COLUMNS, resample
 from core.indicators import Features
@@ -68,7 +69,7 @@ class AsterdexFeed:
         self._funding: dict[str, float | None] = {}
         self._now = 0  # set on first use: the venue's now, held short of a missing bar
         self._lock = threading.RLock()
-        self.stream: MarketStream | None = None
+        self.stream: MarketStreams | None = None
         self._rest_reason = "websocket not started"
 
     # ------------------------------------------------------------------ status and streams
@@ -80,13 +81,21 @@ class AsterdexFeed:
         return f"REST polling ({reason})"
 
     def start_streams(self, url: str | None = None) -> None:
-        """Stream mark prices and closed base candles; REST keeps covering what they miss."""
+        """Stream mark prices and closed base candles, over as many connections as the venue's
+        stream limit needs; REST keeps covering what they miss. ``url`` (tests) carries every
+        symbol on one given connection."""
         if self.stream is not None:
             return
-        names = [f"{s.lower()}@markPrice@1s" for s in self.symbols]
-        names += [f"{s.lower()}@kline_{self.base_interval}" for s in self.symbols]
-        self.stream = MarketStream(url or self.client.market_stream_url(names))
+        if url is not None:
+            connections = [(self.symbols, url)]
+        else:
+            connections = [(symbols, self.client.market_stream_url(names))
+                           for symbols, names in stream_groups(self.symbols, self._stream_names)]
+        self.stream = MarketStreams(connections)
         self.stream.start()
+
+    def _stream_names(self, symbol: str) -> list[str]:
+        return [f"{symbol.lower()}@markPrice@1s", f"{symbol.lower()}@kline_{self.base_interval}"]
 
     def close(self) -> None:
         if self.stream is not None:
@@ -152,7 +161,7 @@ class AsterdexFeed:
                 for r in rows]
 
     def _streamed(self, symbol: str, start: int, target: int) -> list[tuple[int, float, float, float, float, float]]:
-        if self.stream is None or not self.stream.connected:
+        if self.stream is None or not self.stream.carries(symbol):
             return []
         rows = self.stream.closed_klines(symbol, start)
         return [r for r in rows if r[0] + self._base_ms <= target]

@@ -164,7 +164,7 @@ def session_summary(engine: Engine, session_id: int) -> dict[str, Any]:
         "tick_age_s": _age_s(s.tick_wall_ms),  # the heartbeat beats on while ticks fail
         "last_error": s.last_error,
         "failing_for_s": _age_s(s.error_since_ms),  # None unless ticks fail since then
-        "feed_status": s.feed_status,  # live: websocket or REST polling, and why
+        "feed_status": s.feed_status,  # live: websocket or REST polling (and fills: stream or polling)
     }
 
 

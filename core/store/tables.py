@@ -54,7 +54,8 @@ class SessionRow(Base):
     # wall time of the last completed tick, and of the first failure of the failures since then
     tick_wall_ms: Mapped[int | None] = mapped_column(BigInteger)
     error_since_ms: Mapped[int | None] = mapped_column(BigInteger)
-    # --- live: the market feed's state for the UI ("websocket" / "REST polling (...)")
+    # --- live: the market feed's state for the UI ("websocket" / "REST polling (...)"), then
+    # on a live venue how fills arrive (" · fills: user-data stream" / "... REST polling (...)")
     feed_status: Mapped[str | None] = mapped_column(Text)
 
 

@@ -49,12 +49,13 @@ class Market:
     base_interval: str = "1m"
     funding_rate: Decimal = Decimal("0.0001")
     data_dir: Path = DATA_DIR
+    borrow: dict[str, str] = field(default_factory=dict)  # symbol -> bundled symbol whose candles it serves
     _cache: dict[tuple[str, str], Series | None] = field(default_factory=dict)
 
     def series(self, symbol: str, interval: str) -> Series | None:
         key = (symbol, interval)
         if key not in self._cache:
-            self._cache[key] = load(symbol, interval, self.data_dir)
+            self._cache[key] = load(self.borrow.get(symbol, symbol), interval, self.data_dir)
         return self._cache[key]
 
     def klines(self, symbol: str, interval: str, start: int | None, end: int | None,

@@ -227,19 +227,19 @@ def brackets(v: FakeVenue, q: dict[str, str]) -> Any:
 
 
 def listen_key_new(v: FakeVenue, q: dict[str, str]) -> dict[str, Any]:
-    if v.listen_key is None:
-        v.listen_key = f"fakeListenKey{v.now_ms()}"
-    return {"listenKey": v.listen_key}
+    """POST: the account's active key with 60 more minutes, or a new one (V3 doc 4744-4746)."""
+    return {"listenKey": v.listen_key_start()}
 
 
 def listen_key_keep(v: FakeVenue, q: dict[str, str]) -> dict[str, Any]:
-    if v.listen_key is None:
+    """PUT: 60 more minutes for the active key; -1125 when there is none (it expired)."""
+    if not v.listen_key_extend():
         raise VenueError(-1125, "This listenKey does not exist.")
     return {}
 
 
 def listen_key_close(v: FakeVenue, q: dict[str, str]) -> dict[str, Any]:
-    v.listen_key = None
+    v.listen_key_drop()
     return {}
 
 

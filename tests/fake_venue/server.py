@@ -16,8 +16,14 @@ Faults (``inject``; each hits the next ``count`` matching requests): ``429``/``4
 Retry-After), ``500``/``503`` and ``timeout`` (answer after ``delay_s``; ``execute`` says whether
 the request was carried out first), and any venue ``code`` (e.g. -1021, -2019) answered with 400
 without executing. ``ws_url`` serves the market and user-data websocket streams
-(``streams.StreamServer``): price moves, closed candles and the book's order/account events are
-pushed as they happen. No request ever leaves the machine.
+(``streams.StreamServer``, at most 200 streams per connection): price moves, closed candles and
+the book's order/account events are pushed as they happen. The user data stream follows the
+documents: a listenKey lives 60 minutes (``listen_key_ttl_ms``) from its POST or last PUT, then
+its listeners get ``listenKeyExpired`` and nothing more; ``expire_listen_key()`` lapses it now,
+``drop_user_stream()`` closes the user connections, ``user_duplicate`` sends the next events
+twice, ``user_reverse`` sends the next batches newest first, ``user_lose`` loses the next order
+events. ``candles_from`` lets symbols without bundled files serve another symbol's candles. No
+request ever leaves the machine.
 """
 
 from __future__ import annotations
@@ -77,13 +83,15 @@ class FakeVenue:
         market_ms: int = DEFAULT_MARKET_MS,
         meter_clock: Callable[[], float] = time.time,
         testnet: bool = False,
+        candles_from: dict[str, str] | None = None,
+        listen_key_ttl_ms: int = 3_600_000,
     ) -> None:
         # the testnet documents /fapi/v3 only; ``removed`` takes more paths away in a test
         self.testnet = testnet
         self.removed: set[tuple[str, str, str]] = set()
         self.keys = Keys(api_key, api_secret, v3_user, v3_signer, chain_id)
         self.book = Book(default_filters(symbols), wallet=wallet)
-        self.market = Market(tuple(symbols), market_ms)
+        self.market = Market(tuple(symbols), market_ms, borrow=dict(candles_from or {}))
         self.weight_limit = weight_limit
         self.ban_s = ban_s
         self.meter_clock = meter_clock  # seconds; weight windows and bans (frozen in tests)
@@ -91,7 +99,15 @@ class FakeVenue:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []  # (method, route, status)
+        # the user data stream (V3 doc 4723-4733): one key per account, valid ``listen_key_ttl_ms``
+        # (60 minutes) after its creation or its last keepalive
         self.listen_key: str | None = None
+        self.listen_key_ttl_ms = listen_key_ttl_ms
+        self.listen_key_expires_ms = 0
+        self.listen_keys_made = 0
+        self.user_duplicate = 0  # the next N user events are sent twice
+        self.user_reverse = 0  # the next N batches of user events are each sent newest first
+        self.user_lose = 0  # the next N ORDER_TRADE_UPDATE events are never sent
         self.countdowns: dict[str, int] = {}  # symbol -> deadline (server ms)
         self.user_events: list[dict[str, Any]] = []  # every user-data event the book made
         self._window = -1
@@ -119,7 +135,7 @@ class FakeVenue:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
-        self.streams = StreamServer(self._stream_snapshot, lambda: self.listen_key)
+        self.streams = StreamServer(self._stream_snapshot, self._live_listen_key)
         return self
 
     def close(self) -> None:
@@ -199,6 +215,51 @@ class FakeVenue:
         self._flush()
         return fired
 
+    # ------------------------------------------------------------------ the user data stream
+    def listen_key_start(self) -> str:
+        """POST listenKey: extend the active key, or make a new one."""
+        with self.lock:
+            self._lapse_listen_key()
+            if self.listen_key is None:
+                self.listen_keys_made += 1
+                self.listen_key = f"fakeListenKey{self.listen_keys_made}x{self.now_ms()}"
+            self.listen_key_expires_ms = self.now_ms() + self.listen_key_ttl_ms
+            return self.listen_key
+
+    def listen_key_extend(self) -> bool:
+        """PUT listenKey: False when there is no active key."""
+        with self.lock:
+            self._lapse_listen_key()
+            if self.listen_key is None:
+                return False
+            self.listen_key_expires_ms = self.now_ms() + self.listen_key_ttl_ms
+            return True
+
+    def listen_key_drop(self) -> None:
+        with self.lock:
+            self.listen_key = None
+
+    def expire_listen_key(self) -> None:
+        """The key lapses now: its listeners get ``listenKeyExpired`` and nothing after it."""
+        with self.lock:
+            self.listen_key_expires_ms = 0
+            self._lapse_listen_key()
+
+    def _lapse_listen_key(self) -> None:
+        if self.listen_key is not None and self.now_ms() >= self.listen_key_expires_ms:
+            key, self.listen_key = self.listen_key, None
+            if self.streams:
+                self.streams.publish_user({"e": "listenKeyExpired", "E": self.now_ms()}, key=key)
+
+    def _live_listen_key(self) -> str | None:
+        with self.lock:
+            self._lapse_listen_key()
+            return self.listen_key
+
+    def drop_user_stream(self) -> int:
+        """Close every user-data connection (market streams stay); returns how many."""
+        return self.streams.drop_user() if self.streams else 0
+
     def count(self, route: str) -> int:
         """How many requests reached ``route`` ("POST order" or "order")."""
         return sum(1 for m, r, _ in self.requests if route in (r, f"{m} {r}"))
@@ -211,10 +272,23 @@ class FakeVenue:
     def _flush(self) -> None:
         """Send the book's user-data events (outside the lock); dropped when nobody listens."""
         with self.lock:
+            self._lapse_listen_key()
             events, self.book.outbox = self.book.outbox, []
             self.user_events.extend(events)
-        if self.streams:
+            sent: list[dict[str, Any]] = []
             for event in events:
+                if self.user_lose > 0 and event["e"] == "ORDER_TRADE_UPDATE":
+                    self.user_lose -= 1
+                    continue
+                sent.append(event)
+                if self.user_duplicate > 0:
+                    self.user_duplicate -= 1
+                    sent.append(event)
+            if sent and self.user_reverse > 0:
+                self.user_reverse -= 1
+                sent.reverse()
+        if self.streams:
+            for event in sent:
                 self.streams.publish_user(event)
 
     def _publish(self, stream: str, data: dict[str, Any]) -> None:
@@ -304,6 +378,7 @@ class FakeVenue:
             route = None  # the documents list no such path here
         with self.lock:
             self._run_countdowns(self.now_ms())
+            self._lapse_listen_key()
             if route is None:
                 self.requests.append((method, name or path, 404))
                 return 404, {"code": -1000, "msg": f"Unknown route {method} {path}"}, {}, 0.0

@@ -8,9 +8,16 @@ real websocket server to be tested, including its failures. Served:
   ``markPriceUpdate`` whenever the test moves the price and a closed ``kline`` (``x`` true) for
   every bar the market clock passes. Messages are wrapped ``{"stream", "data"}`` on ``/stream``.
 - ``/ws/<listenKey>``: ``ORDER_TRADE_UPDATE`` and ``ACCOUNT_UPDATE`` events as the book makes them
-  (only while connected: like the real venue, events while nobody listens are not replayed).
+  (only while connected: like the real venue, events while nobody listens are not replayed);
+  a key that is not the active one is refused (closed with 1008).
 
-Controls: ``drop_all()`` closes every connection (clients must reconnect), ``refuse = True``
+A connection listens to at most ``MAX_STREAMS`` (200, V3 document line 1650): one that asks
+for more in its URL is closed at once (policy violation), a ``SUBSCRIBE`` past it is answered
+with an error and subscribes nothing. ``stream_counts`` records the most streams each
+connection ever carried.
+
+Controls: ``drop_all()`` closes every connection (clients must reconnect), ``drop_carrying(name)``
+only those carrying one stream, ``refuse = True``
 rejects new connections (clients must fall back to REST). ``SUBSCRIBE`` frames are answered.
 """
 
@@ -26,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+MAX_STREAMS = 200
+
 
 @dataclass
 class Subscriber:
@@ -33,6 +42,7 @@ class Subscriber:
     streams: set[str]
     combined: bool
     listen_key: str | None = None
+    index: int | None = None  # in StreamServer.stream_counts
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, stream: str, data: dict[str, Any]) -> None:
@@ -55,6 +65,8 @@ class StreamServer:
         self._lock = threading.Lock()
         self.refuse = False
         self.connections = 0
+        self.stream_counts: list[int] = []  # per accepted market connection, its most streams
+        self.too_many = 0  # connections closed for asking more than MAX_STREAMS
         self._server: Server = serve(self._handle, "127.0.0.1", 0)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -73,6 +85,15 @@ class StreamServer:
         for sub in subs:
             sub.conn.close()
 
+    def drop_carrying(self, stream: str) -> int:
+        """Close only the connections that carry ``stream``; returns how many."""
+        with self._lock:
+            hit = [sub for sub in self._subs if stream in sub.streams]
+            self._subs = [sub for sub in self._subs if sub not in hit]
+        for sub in hit:
+            sub.conn.close()
+        return len(hit)
+
     def _handle(self, conn: ServerConnection) -> None:
         if self.refuse:
             conn.close(1013, "try again later")
@@ -84,16 +105,26 @@ class StreamServer:
             sub = Subscriber(conn, streams, combined=True)
         elif split.path.startswith("/ws/"):
             name = split.path[len("/ws/"):]
-            if name and name == self._listen_key():
+            if "@" in name:  # a raw market stream
+                sub = Subscriber(conn, {name}, combined=False)
+            elif name and name == self._listen_key():
                 sub = Subscriber(conn, set(), combined=False, listen_key=name)
             else:
-                sub = Subscriber(conn, {name}, combined=False)
+                conn.close(1008, "invalid listenKey")
+                return
         else:
             conn.close(1008, "unknown path")
+            return
+        if len(sub.streams) > MAX_STREAMS:
+            self.too_many += 1
+            conn.close(1008, f"at most {MAX_STREAMS} streams per connection")
             return
         self.connections += 1
         with self._lock:
             self._subs.append(sub)
+            if sub.listen_key is None:
+                sub.index = len(self.stream_counts)
+                self.stream_counts.append(len(sub.streams))
         for stream in sorted(sub.streams):
             for data in self._snapshot(stream):
                 sub.send(stream, data)
@@ -114,7 +145,15 @@ class StreamServer:
             return
         method, params, rid = req.get("method"), req.get("params") or [], req.get("id")
         if method == "SUBSCRIBE":
+            if len(sub.streams | set(params)) > MAX_STREAMS:
+                with sub.lock:
+                    sub.conn.send(json.dumps({"code": 2, "msg": f"at most {MAX_STREAMS} streams",
+                                              "id": rid}))
+                return
             sub.streams |= set(params)
+            with self._lock:
+                if sub.index is not None:
+                    self.stream_counts[sub.index] = max(self.stream_counts[sub.index], len(sub.streams))
             reply: Any = None
         elif method == "UNSUBSCRIBE":
             sub.streams -= set(params)
@@ -136,8 +175,25 @@ class StreamServer:
                 if name in sub.streams:
                     sub.send(name, data)
 
-    def publish_user(self, event: dict[str, Any]) -> None:
-        key = self._listen_key()
+    def user_listeners(self) -> int:
+        """User-data connections registered (a client's handshake completes a moment before)."""
+        with self._lock:
+            return sum(1 for sub in self._subs if sub.listen_key is not None)
+
+    def drop_user(self) -> int:
+        """Close the user-data connections only; returns how many."""
+        with self._lock:
+            hit = [sub for sub in self._subs if sub.listen_key is not None]
+            self._subs = [sub for sub in self._subs if sub not in hit]
+        for sub in hit:
+            sub.conn.close()
+        return len(hit)
+
+    def publish_user(self, event: dict[str, Any], *, key: str | None = None) -> None:
+        """Send ``event`` to the listeners of ``key`` (default: the active key)."""
+        key = key if key is not None else self._listen_key()
+        if key is None:
+            return
         with self._lock:
             subs = [s for s in self._subs if s.listen_key is not None and s.listen_key == key]
         for sub in subs:
