@@ -159,9 +159,9 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
         assert downloaded_ids <= set(stored["trade_id"]) and len(rows) >= 3
         page.screenshot(path=str(SHOTS / "positions.png"), full_page=True)
 
-        # a trader's own close, asked first, carried out by the running engine on its next tick
-        held = _wait_for(lambda: set(queries.open_positions(engine, session_id).get("id", [])),
-                         timeout=300)
+        # a trader's own close, asked first, carried out by the running engine on its next tick.
+        # An agent may close the chosen position between the page drawing it and the click; the
+        # desk then refuses the user's close with its reason, and the trader picks another.
         picker = page.get_by_role("combobox", name="Position")
 
         def picker_shows_a_position() -> bool:
@@ -169,18 +169,34 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
             expect(picker).to_be_visible()
             return bool(re.match(r"^#\d+ ", picker.input_value()))
 
-        _wait_for(picker_shows_a_position, timeout=300)
-        chosen = int(picker.input_value().split()[0].lstrip("#"))
-        page.get_by_role("button", name="Close at market…").click()
-        dialog = page.get_by_role("dialog")
-        expect(dialog.get_by_text("reduce-only market order")).to_be_visible()
-        page.screenshot(path=str(SHOTS / "manual-close.png"), full_page=True)
-        dialog.get_by_role("button", name="Confirm").click()
-        _wait_for(lambda: chosen not in set(queries.open_positions(engine, session_id).get("id", [])),
-                  timeout=180)
-        assert chosen in held
+        outcomes: list[tuple[int, str, str]] = []
+        for attempt in range(5):
+            _wait_for(picker_shows_a_position, timeout=300)
+            chosen = int(picker.input_value().split()[0].lstrip("#"))
+            before = set(queries.manual_orders(engine, session_id)["id"])
+            page.get_by_role("button", name="Close at market…").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("reduce-only market order")).to_be_visible()
+            if attempt == 0:
+                page.screenshot(path=str(SHOTS / "manual-close.png"), full_page=True)
+            dialog.get_by_role("button", name="Confirm").click()
+
+            def finished() -> dict | None:  # type: ignore[type-arg]
+                orders = queries.manual_orders(engine, session_id)
+                new = orders[~orders["id"].isin(before)]
+                done = new[new["status"].isin(("done", "refused", "failed"))]
+                return done.iloc[0].to_dict() if len(done) else None
+
+            order = _wait_for(finished, timeout=180)
+            assert order["kind"] == "close" and int(order["target_id"]) == chosen
+            outcomes.append((chosen, order["status"], order["note"]))
+            if order["status"] == "done":
+                break
+            assert order["status"] == "refused" and "is not open" in order["note"], outcomes
+        assert outcomes[-1][1] == "done", outcomes
+        assert chosen not in set(queries.open_positions(engine, session_id).get("id", []))
         closed = queries.trades(engine, session_id, limit=None)
-        assert "user" in set(closed[closed["trade_id"] == chosen]["close_reason"])
+        assert "user" in set(closed[closed["trade_id"] == chosen]["close_reason"]), outcomes
 
         page.goto(f"{base}/market")
         expect(page.get_by_text("BTCUSDT").first).to_be_visible()

@@ -152,6 +152,8 @@ def test_more_than_200_streams_are_split_over_connections_that_each_reconnect_on
         feed.start_streams()
         try:
             wait_for(lambda: feed.status == "websocket", "every connection to open")
+            # the client's handshake completes a moment before the venue registers the connection
+            wait_for(lambda: len(venue.streams.stream_counts) == 2, "the venue to register both")
             assert venue.streams.too_many == 0
             assert sorted(venue.streams.stream_counts) == [60, 200]
             for i, symbol in enumerate(symbols):
@@ -177,6 +179,7 @@ def test_more_than_200_streams_are_split_over_connections_that_each_reconnect_on
             assert feed.status.startswith("REST polling (1 of 2 websocket connections down")
             assert stream.carries(symbols[0]) and not stream.carries(symbols[-1])
             wait_for(lambda: feed.status == "websocket", "the second connection's reconnection")
+            wait_for(lambda: len(venue.streams.stream_counts) == 3, "the venue to register it")
             assert second.reconnects >= 1 and first.reconnects == 0
             assert max(venue.streams.stream_counts) == 200 and len(venue.streams.stream_counts) == 3
         finally:

@@ -63,6 +63,10 @@ class StreamServer:
         self._listen_key = listen_key
         self._subs: list[Subscriber] = []
         self._lock = threading.Lock()
+        # A new connection's greeting (computed from the venue's state, then sent) and a market
+        # publish never interleave: otherwise a greeting computed before a price move could reach
+        # the client after the move's event and leave it on the old price.
+        self._market_order = threading.Lock()
         self.refuse = False
         self.connections = 0
         self.stream_counts: list[int] = []  # per accepted market connection, its most streams
@@ -125,9 +129,10 @@ class StreamServer:
             if sub.listen_key is None:
                 sub.index = len(self.stream_counts)
                 self.stream_counts.append(len(sub.streams))
-        for stream in sorted(sub.streams):
-            for data in self._snapshot(stream):
-                sub.send(stream, data)
+        with self._market_order:
+            for stream in sorted(sub.streams):
+                for data in self._snapshot(stream):
+                    sub.send(stream, data)
         try:
             for message in conn:
                 self._control(sub, message)
@@ -168,12 +173,13 @@ class StreamServer:
 
     def publish(self, stream: str, data: dict[str, Any]) -> None:
         """Send ``data`` to every subscriber of ``stream`` (also ``@markPrice@1s`` for ``@markPrice``)."""
-        with self._lock:
-            subs = list(self._subs)
-        for sub in subs:
-            for name in (stream, f"{stream}@1s") if stream.endswith("@markPrice") else (stream,):
-                if name in sub.streams:
-                    sub.send(name, data)
+        with self._market_order:
+            with self._lock:
+                subs = list(self._subs)
+            for sub in subs:
+                for name in (stream, f"{stream}@1s") if stream.endswith("@markPrice") else (stream,):
+                    if name in sub.streams:
+                        sub.send(name, data)
 
     def user_listeners(self) -> int:
         """User-data connections registered (a client's handshake completes a moment before)."""
