@@ -81,6 +81,10 @@ class Settings(BaseSettings):
 
     # Session
     default_capital: float = Field(default=100_000.0, gt=0)
+    # The sixth agent, "External signals", proposes the trade ideas sent to POST
+    # /api/agentic/signals; its share of a new session's capital (0: no such agent). The five
+    # strategy agents share the rest in their roster proportions.
+    external_signals_share: float = Field(default=0.0, ge=0, le=0.5)
 
     # Hard risk rules (DESIGN.md section 4)
     max_margin_fraction: float = Field(default=0.30, gt=0, le=1)

@@ -154,6 +154,24 @@ class PositionSide(StrEnum):
         return OrderSide.SELL if self is PositionSide.LONG else OrderSide.BUY
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalSignal:
+    """A trade idea sent from outside the desk, as the External signals agent reads it: ``side``
+    is long, short or close; the stop, take-profit, leverage and margin are the sender's wishes,
+    which the CEO's hard rules judge like any agent's."""
+
+    id: int
+    symbol: str
+    side: str
+    leverage: int
+    margin_fraction: float
+    stop_price: float | None
+    take_profit: float | None
+    confidence: float
+    note: str
+    source: str | None = None
+
+
 class Proposal(BaseModel):
     """A trade an agent wants. Validated, but not yet judged: the CEO's rules decide what happens.
 

@@ -9,6 +9,7 @@ the session's lease, ``stop_session`` runs the closing cycle itself.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec
-from core.agents.roster import ROSTER, find_spec
+from core.agents.roster import EXTERNAL, ROSTER, find_spec, session_roster
 from core.alerts import events as alerts
 from core.alerts.sender import AlertSender, TestResult, send_test
 from core.alerts.targets import AlertConfig
@@ -31,12 +32,13 @@ from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
 from core.models import ms_to_dt, parse_capital, symbol_list, validate_capital
-from core.queries.session import manual_order, resolve_session
+from core.queries.session import external_signal, manual_order, resolve_session
 from core.store.tables import (
     AgentRow,
     AlertDeliveryRow,
     AlertRow,
     CeoDecisionRow,
+    ExternalSignalRow,
     ManualOrderRow,
     OrderRow,
     PositionRow,
@@ -109,7 +111,8 @@ def create_session(
         session_id = insert_session(
             conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
             interval=settings.replay_interval, start_ms=start_ms,
-            model_of=lambda spec: agent_model_label(settings, spec))
+            model_of=lambda spec: agent_model_label(settings, spec),
+            roster=session_roster(settings.external_signals_share))
         reason = (f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
                   f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
                   f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
@@ -238,16 +241,21 @@ def change_agent(engine: Engine, session_id: int | None, agent_name: str, action
             "review_from_ms": row.clock_ms, "paused_ms": None, "paused_by": None})
         # a user's own pause needs no recalling ("was paused: paused by user")
         detail = "" if agent.paused_by == "user" else f" (was paused: {agent.pause_reason})"
-        _log(conn, row.id, row.clock_ms, "resume", f"{spec.name} resumed by user{detail}",
-             agent_id=agent.id, changes={"status": [agent.status, "active"]})
+        reason = f"{spec.name} resumed by user{detail}"
+        decision_id = _log(conn, row.id, row.clock_ms, "resume", reason, agent_id=agent.id,
+                           changes={"status": [agent.status, "active"]})
+        alerts.agent_changed(conn, session_id=row.id, decision_id=decision_id, ts_ms=row.clock_ms,
+                             agent=spec.name, paused=False, reason=reason, by="you")
     return f"{spec.name}: {agent.status} → active"
 
 
 def _pause(conn: Connection, row: SessionRow, agent: Any, name: str, reason: str) -> str:
     _set_agent(conn, row, agent, name, {"status": "paused", "pause_reason": reason,
                                         "paused_ms": row.clock_ms, "paused_by": "user"})
-    _log(conn, row.id, row.clock_ms, "pause", f"{name} {reason}", agent_id=agent.id,
-         changes={"status": [agent.status, "paused"]})
+    decision_id = _log(conn, row.id, row.clock_ms, "pause", f"{name} {reason}", agent_id=agent.id,
+                       changes={"status": [agent.status, "paused"]})
+    alerts.agent_changed(conn, session_id=row.id, decision_id=decision_id, ts_ms=row.clock_ms,
+                         agent=name, paused=True, reason=f"{name} {reason}", by="you")
     return f"{name}: {agent.status} → paused"
 
 
@@ -344,6 +352,83 @@ def manual_outcome(engine: Engine, order_id: int) -> ManualOutcome:
     return ManualOutcome(found["id"], found["session_id"], found["kind"], found["status"],
                          found["note"] or "queued: the running engine carries it out on its next "
                                           "tick")
+
+
+# --- external signals ------------------------------------------------------------------
+SIGNAL_SIDES = ("long", "short", "close")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOutcome:
+    """How an external signal stands: ``pending`` / ``working`` (the running engine proposes it on
+    its next tick), ``judged`` with the CEO's ``verdict`` (approve, modify or reject) and reason
+    in ``outcome``, or ``refused`` / ``expired`` / ``failed`` with the reason."""
+
+    id: int
+    session_id: int
+    symbol: str
+    side: str
+    status: str
+    verdict: str | None
+    decision_id: int | None
+    outcome: str | None
+
+
+def submit_signal(engine: Engine, settings: Settings, *, symbol: str, side: str,
+                  session_id: int | None = None, stop_price: float | None = None,
+                  take_profit: float | None = None, confidence: float = 0.5, leverage: int = 3,
+                  margin_fraction: float = 0.10, note: str = "",
+                  source: str | None = None) -> SignalOutcome:
+    """Queue a trade idea for the External signals agent of a running session; the engine
+    proposes it on its next tick and the CEO judges it under the hard rules. Refused in words
+    (ConfigError, InvalidTransition, NotFound) when it could not be proposed."""
+    (symbol,) = symbol_list([symbol])
+    if side not in SIGNAL_SIDES:
+        raise ConfigError(f"side must be one of {', '.join(SIGNAL_SIDES)}, got {side!r}")
+    for name, value in (("stop_price", stop_price), ("take_profit", take_profit)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive price, got {value!r}")
+    if not (math.isfinite(confidence) and 0 <= confidence <= 1):
+        raise ConfigError(f"confidence must be between 0 and 1, got {confidence!r}")
+    if not (math.isfinite(margin_fraction) and 0 < margin_fraction <= 1):
+        raise ConfigError(f"margin_fraction must be above 0 and at most 1, got {margin_fraction!r}")
+    if not 1 <= leverage <= 125:
+        raise ConfigError(f"leverage must be 1 to 125, got {leverage!r}")
+    row = resolve_session(engine, session_id)
+    if row.status not in ("running", "created"):
+        raise InvalidTransition(f"session {row.id} is {row.status}; a signal is proposed only "
+                                "while it runs")
+    if symbol not in row.symbols.split(","):
+        raise ConfigError(f"session {row.id} does not trade {symbol} (it trades {row.symbols})")
+    with engine.begin() as conn:
+        agent = conn.execute(select(AgentRow.status, AgentRow.pause_reason).where(
+            AgentRow.session_id == row.id, AgentRow.key == EXTERNAL.key)).first()
+        if agent is None:
+            raise ConfigError(f"session {row.id} has no {EXTERNAL.name} agent: set "
+                              "EXTERNAL_SIGNALS_SHARE (e.g. 0.1) and create a new session")
+        if agent.status != "active":
+            raise InvalidTransition(f"{EXTERNAL.name} is {agent.status}"
+                                    + (f" ({agent.pause_reason})" if agent.pause_reason else "")
+                                    + "; resume it first")
+        if holder(engine, row.id, settings.engine_lease_stale_seconds) is None:
+            raise InvalidTransition(f"no engine trades session {row.id}: start it (./desk start "
+                                    "or ./desk engine); a signal is proposed on its next tick")
+        signal_id = conn.execute(insert(ExternalSignalRow).values(
+            session_id=row.id, symbol=symbol, side=side, leverage=leverage,
+            margin_fraction=margin_fraction, stop_price=stop_price, take_profit=take_profit,
+            confidence=confidence, note=note.strip()[:500] or None,
+            source=(source or "").strip()[:60] or None, status="pending",
+            received_ms=wall_ms())).inserted_primary_key[0]
+    return signal_outcome(engine, int(signal_id))
+
+
+def signal_outcome(engine: Engine, signal_id: int) -> SignalOutcome:
+    found = external_signal(engine, signal_id)
+    outcome = found["outcome"]
+    if found["status"] in ("pending", "working"):
+        outcome = "queued: the running engine proposes it on its next tick"
+    return SignalOutcome(found["id"], found["session_id"], found["symbol"], found["side"],
+                         found["status"], found["verdict"], found["decision_id"], outcome)
 
 
 # --- backtests ------------------------------------------------------------------------

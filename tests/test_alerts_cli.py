@@ -66,3 +66,20 @@ def test_alerts_test_send_and_list_report_each_target_with_secrets_masked(
     everything = tested.stdout + sent + problems + json.dumps(listed)
     for secret in ("GOODTOKEN", "DOWNTOKEN", "s3cret"):
         assert secret not in everything
+
+
+def test_engine_ticks_sends_the_alerts_of_its_run(tmp_path: Path,
+                                                  hooks: tuple[Webhook, Webhook]) -> None:
+    good, _down = hooks
+    env = cli_env(f"sqlite:///{tmp_path / 'desk.db'}")
+    env["ALERT_URLS"] = f"good:info:session_*,trade_*={good.url('/hook/GOODTOKEN')}"
+    ok(run_cli(env, "session", "create"))
+    ran = run_cli(env, "engine", "--ticks", "40")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    listed = json.loads(ok(run_cli(env, "alerts", "--json")))
+    trades = [a for a in listed["alerts"] if a["kind"].startswith("trade_")]
+    assert trades, "the run opened no trade to alert"
+    # every alert of the run went out before the command returned (a burst goes as a digest)
+    assert {d["status"] for a in listed["alerts"] for d in a["deliveries"]} == {"sent"}
+    said = " ".join(good.titles() + good.messages())
+    assert "Session 1 created" in said and "Opened" in said, said[:500]

@@ -135,6 +135,23 @@ def test_the_ceo_pausing_and_resuming_an_agent_is_alerted_with_why(sqlite_url: s
         assert ("paused by the CEO" if row.kind == "pause" else "resumed by the CEO") in alert.title
 
 
+def test_a_user_pausing_and_resuming_an_agent_is_alerted_too(store: tuple[Engine, str]) -> None:
+    engine, url = store
+    session_id = create(engine, make_settings(database_url=url))
+    service.change_agent(engine, session_id, "momentum", "pause")
+    service.change_agent(engine, session_id, "Momentum Hunter", "resume")
+    got = [a for a in alerts_of(engine, session_id) if a.kind.startswith("agent_")]
+    assert [(a.kind, a.title) for a in got] == [
+        ("agent_paused", "Momentum Hunter paused by you"),
+        ("agent_resumed", "Momentum Hunter resumed by you")]
+    with engine.connect() as conn:
+        logged = conn.execute(select(CeoDecisionRow.id, CeoDecisionRow.reason).where(
+            CeoDecisionRow.session_id == session_id,
+            CeoDecisionRow.kind.in_(("pause", "resume"))).order_by(CeoDecisionRow.id)).all()
+    assert [a.event_id for a in got] == [f"ceo-{r.id}" for r in logged]
+    assert all(r.reason in a.body for r, a in zip(logged, got, strict=True))
+
+
 def test_session_created_paused_resumed_and_stopped_are_alerted_once_each(
         store: tuple[Engine, str]) -> None:
     engine, url = store

@@ -8,6 +8,7 @@ with the status the desk's error maps to, and never shows a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -662,6 +663,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def served(settings: Settings, store: Engine) -> Iterator[str]:
+    with serving(settings, store) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, store: Engine) -> Iterator[str]:
     """The application served by uvicorn on a free loopback port, in a thread."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1",
@@ -720,6 +727,71 @@ def test_end_to_end_over_http(served: str, settings: Settings, store: Engine) ->
         manual = http.get("/api/agentic/ceo-decisions", params={"kind": "manual"}).json()
         assert manual["total"] >= 1
         assert str(target["id"]) in manual["decisions"][0]["reason"]
+
+
+def test_a_signal_over_http_ends_as_a_ceo_verdict(db_url: str) -> None:
+    """A TradingView-style alert posted to the API is proposed by the External signals agent on
+    the running engine's next tick and answered with the CEO's verdict; refusals name the field."""
+    settings = api_settings(db_url, external_signals_share=0.1)
+    store = open_database(db_url)
+    session_id = service.create_session(store, settings).id
+    driver = EngineDriver(settings, store, session_id=session_id)
+    driver.tick()  # an engine runs the session
+    stop = threading.Event()
+
+    def engine_loop() -> None:
+        while not stop.is_set():
+            driver.tick()
+            stop.wait(0.2)
+
+    try:
+        with serving(settings, store) as url, httpx.Client(base_url=url, headers=GOOD,
+                                                            timeout=60) as http:
+            queued = http.post("/api/agentic/signals", json={"symbol": "BTCUSDT", "side": "long",
+                                                             "note": "4h breakout",
+                                                             "source": "tradingview"})
+            assert queued.status_code == 202, queued.text
+            assert queued.json()["status"] == "pending"
+            driver.tick()
+            judged = http.get(f"/api/agentic/signals/{queued.json()['id']}")
+            assert judged.status_code == 200 and judged.json()["status"] == "judged", judged.text
+            verdict = judged.json()
+            assert verdict["verdict"] in ("approve", "modify") and verdict["decision_id"]
+            log = http.get("/api/agentic/ceo-decisions",
+                           params={"agent": "External signals", "kind": "trade"}).json()
+            assert [d["id"] for d in log["decisions"]] == [verdict["decision_id"]]
+            assert log["decisions"][0]["reason"] == verdict["outcome"]
+
+            thread = threading.Thread(target=engine_loop, daemon=True)
+            thread.start()
+            waited = http.post("/api/agentic/signals", json={"symbol": "ETHUSDT",
+                                                             "side": "short", "wait": 30,
+                                                             "stop_price": 1e11})
+            assert waited.status_code == 200, waited.text
+            assert (waited.json()["status"], waited.json()["verdict"]) == ("judged", "reject")
+            assert "stop_width" in waited.json()["outcome"]  # a short stop far above: too wide
+            listed = http.get("/api/agentic/signals").json()
+            assert [s["id"] for s in listed] == [waited.json()["id"], verdict["id"]]
+
+            for body, field in (({"symbol": "BTCUSDT", "side": "buy"}, "side"),
+                                ({"symbol": "BTCUSDT", "side": "long", "leverage": 1000},
+                                 "leverage"),
+                                ({"symbol": "BTCUSDT", "side": "long", "stop_price": -1},
+                                 "stop_price"),
+                                ({"symbol": "BTCUSDT", "side": "long", "confidence": "high"},
+                                 "confidence"),
+                                ({"side": "long"}, "symbol"),
+                                ({"symbol": "BTCUSDT", "side": "long", "size": 1}, "size")):
+                refused(http.post("/api/agentic/signals", json=body), 422, field)
+            refused(http.post("/api/agentic/signals", json={"symbol": "DOGEUSDT",
+                                                            "side": "long"}), 422,
+                    "does not trade")
+            refused(http.get("/api/agentic/signals/99999"), 404, "no signal")
+            assert len(http.get("/api/agentic/signals").json()) == 2  # nothing more queued
+    finally:
+        stop.set()
+        driver.stop()
+        store.dispose()
 
 
 def test_the_api_imports_only_the_service_queries_and_their_types() -> None:

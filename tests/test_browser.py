@@ -181,7 +181,7 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
                 page.screenshot(path=str(SHOTS / "manual-close.png"), full_page=True)
             dialog.get_by_role("button", name="Confirm").click()
 
-            def finished() -> dict | None:  # type: ignore[type-arg]
+            def finished(before: set[int] = before) -> dict | None:  # type: ignore[type-arg]
                 orders = queries.manual_orders(engine, session_id)
                 new = orders[~orders["id"].isin(before)]
                 done = new[new["status"].isin(("done", "refused", "failed"))]

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from core.indicators import Features
-from core.models import INTERVAL_MS, AgentDecision, PositionSide, RiskLevel
+from core.models import INTERVAL_MS, AgentDecision, ExternalSignal, PositionSide, RiskLevel
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,7 @@ class AgentView:
     equity: float
     positions: dict[str, HeldPosition] = field(default_factory=dict)
     owned_elsewhere: frozenset[str] = frozenset()
+    signals: tuple[ExternalSignal, ...] = ()  # the External signals agent's input; empty for others
 
 
 class Strategy(Protocol):

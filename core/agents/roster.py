@@ -1,11 +1,15 @@
-"""The five agents of the product brief, with their capital shares, risk levels and leverage caps."""
+"""The five agents of the product brief, with their capital shares, risk levels and leverage caps,
+and the optional sixth, "External signals", which proposes the trade ideas a trader sends from
+outside the desk (``EXTERNAL_SIGNALS_SHARE`` of a new session's capital; none by default)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from core.agents.base import AgentSpec
 from core.models import RISK_LEVERAGE_CAP, RiskLevel
 
-__all__ = ["BY_KEY", "RISK_LEVERAGE_CAP", "ROSTER", "find_spec"]
+__all__ = ["BY_KEY", "EXTERNAL", "EXTERNAL_MODEL", "RISK_LEVERAGE_CAP", "ROSTER", "find_spec", "session_roster"]
 
 ROSTER: tuple[AgentSpec, ...] = (
     AgentSpec("trend", "TrendMaster Alpha", "trend following", "gemini", 0.25, RiskLevel.MEDIUM, 10, "1h"),
@@ -15,13 +19,31 @@ ROSTER: tuple[AgentSpec, ...] = (
     AgentSpec("arbitrage", "Arbitrage Scanner", "statistical arbitrage", "gemini", 0.20, RiskLevel.LOW, 5, "1h"),
 )
 
-BY_KEY: dict[str, AgentSpec] = {s.key: s for s in ROSTER}
+# Its timeframe is the base bar: a signal is proposed on the tick after it arrives.
+EXTERNAL = AgentSpec("signals", "External signals", "external signals", "external", 0.0,
+                     RiskLevel.MEDIUM, 10, "15m")
+
+EXTERNAL_MODEL = "external (API signals)"  # what the UI shows as its model
+
+BY_KEY: dict[str, AgentSpec] = {s.key: s for s in (*ROSTER, EXTERNAL)}
+
+
+def session_roster(external_share: float = 0.0) -> tuple[AgentSpec, ...]:
+    """The agents of a new session: the five, and the External signals agent when it has a share
+    (the five then share the rest in their roster proportions)."""
+    if not 0 <= external_share <= 0.5:
+        raise ValueError(f"the External signals share {external_share} is outside 0 .. 0.5")
+    if external_share == 0:
+        return ROSTER
+    rest = 1 - external_share
+    return (*(replace(s, capital_share=s.capital_share * rest) for s in ROSTER),
+            replace(EXTERNAL, capital_share=external_share))
 
 
 def find_spec(name_or_key: str) -> AgentSpec | None:
     """Look an agent up by its display name or key, case-insensitively."""
     wanted = name_or_key.strip().lower()
-    for spec in ROSTER:
+    for spec in (*ROSTER, EXTERNAL):
         if wanted in (spec.key.lower(), spec.name.lower()):
             return spec
     return None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from core.agents.arbitrage import ArbitrageStrategy
 from core.agents.base import AgentSpec, Strategy
+from core.agents.external import ExternalSignalsStrategy
 from core.agents.mean_reversion import MeanReversionStrategy
 from core.agents.momentum import MomentumStrategy
 from core.agents.roster import ROSTER
@@ -23,6 +24,7 @@ STRATEGIES: dict[str, Callable[[AgentSpec], Strategy]] = {
     "mean_reversion": MeanReversionStrategy,
     "scalper": ScalperStrategy,
     "arbitrage": ArbitrageStrategy,
+    "signals": ExternalSignalsStrategy,
 }
 
 

@@ -67,11 +67,12 @@ def session_halted(conn: Connection, *, session_id: int, decision_id: int, ts_ms
 
 
 def agent_changed(conn: Connection, *, session_id: int, decision_id: int, ts_ms: int,
-                  agent: str, paused: bool, reason: str) -> None:
-    """The CEO paused or resumed an agent; ``reason`` is the CEO log's."""
+                  agent: str, paused: bool, reason: str, by: str = "the CEO") -> None:
+    """An agent paused or resumed (by the CEO, or by ``by``: "you" from the dashboard, CLI or
+    API); ``reason`` is the CEO log's."""
     record(conn, kind="agent_paused" if paused else "agent_resumed",
            event_id=f"ceo-{decision_id}", session_id=session_id, event_ms=ts_ms,
-           title=f"{agent} {'paused' if paused else 'resumed'} by the CEO",
+           title=f"{agent} {'paused' if paused else 'resumed'} by {by}",
            body=f"{reason}.\nEngine time {_when(ts_ms)}.")
 
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Security
 from sqlalchemy import Engine
 
-from core.api import agents, auth, backtests, failures, history, market, orders, sessions
+from core.api import agents, auth, backtests, failures, history, market, orders, sessions, signals
 from core.api.state import ApiState
 from core.config import Settings, load_settings
 from core.errors import ConfigError
@@ -25,7 +25,7 @@ NO_TOKENS = ("API_TOKENS is empty: set one or more comma-separated tokens in .en
              "environment (see .env.example)")
 PREFIX = "/api/"
 ROUTERS = (sessions.router, agents.router, market.router, history.router,
-           orders.router, backtests.router)
+           orders.router, backtests.router, signals.router)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None, *,

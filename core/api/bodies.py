@@ -86,3 +86,27 @@ class FlattenBody(Body):
                                                    "closed at market")
     session: SessionId | None = None
     wait: Wait = 0
+
+
+Price = Annotated[StrictFloat | StrictInt, Field(gt=0, le=1e12)]
+
+
+class SignalBody(Body):
+    """A trade idea in the shape TradingView-style alerts send (symbol, side, optional bracket)."""
+
+    symbol: Symbol = Field(description="a symbol the session trades, e.g. BTCUSDT")
+    side: Literal["long", "short", "close"] = Field(
+        description="open long, open short, or close what the agent holds")
+    stop_price: Price | None = Field(None, description="absolute stop (default: 2×ATR(14) away)")
+    take_profit: Price | None = Field(None, description="absolute take-profit")
+    confidence: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] = 0.5
+    leverage: Annotated[StrictInt, Field(ge=1, le=125)] = Field(
+        3, description="asked for; the CEO caps it to the agent's risk level and the stop rule")
+    margin_fraction: Annotated[StrictFloat | StrictInt, Field(gt=0, le=1)] = Field(
+        0.10, description="share of the agent's equity as margin; the CEO caps it at 30%")
+    note: Annotated[StrictStr, Field(max_length=500)] = Field(
+        "", description="why, in the sender's words; quoted in the CEO log")
+    source: Annotated[StrictStr, Field(max_length=60)] | None = Field(
+        None, description="who sends it, e.g. tradingview")
+    session: SessionId | None = Field(None, description="default: the latest session")
+    wait: Wait = 0

@@ -303,7 +303,11 @@ def _cmd_market(args: argparse.Namespace, settings: Settings, engine: Engine) ->
     return 0
 
 
+TICKS_ALERT_DRAIN_S = 30.0  # after ``engine --ticks``, how long its alerts may take to go out
+
+
 def _cmd_engine(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.alerts.sender import start_sender
     from core.desk.scheduler import EngineDriver
 
     if args.session is not None:  # a session that cannot trade is refused, never idled on
@@ -322,10 +326,17 @@ def _cmd_engine(args: argparse.Namespace, settings: Settings, engine: Engine) ->
             for k, n in report.verdicts.items():
                 verdicts[k] += n
 
+        sender = start_sender(settings, engine)  # the run's alerts go out beside it, as live
         try:
             done = driver.run_ticks(args.ticks, on_tick)
         finally:
             driver.stop()
+            left = sender.drain(TICKS_ALERT_DRAIN_S) if sender is not None else 0
+            if sender is not None:
+                sender.stop()
+        if left:
+            print(f"{left} alert deliveries still due after {TICKS_ALERT_DRAIN_S:g} s: "
+                  "./desk alerts send (or a running engine) sends them", file=sys.stderr)
         if done == 0:
             raise DeskError(f"engine did not tick: {driver.idle_reason or 'no active session'}")
         failure = driver.tick_failure if done < args.ticks else None

@@ -16,13 +16,14 @@ from decimal import Decimal
 
 from sqlalchemy import and_, bindparam, case, insert, select, update
 
+from core.agents.roster import EXTERNAL
 from core.alerts import events as alerts
-from core.desk import manual, review
+from core.desk import manual, review, signals
 from core.desk.agent_runner import build_view, is_due, run_agents
 from core.desk.context import PRIVATE_FLUSH_TICKS, CycleReport, Desk
 from core.desk.judge import Judge
 from core.errors import FeedExhausted
-from core.models import MarketStep
+from core.models import ExternalSignal, MarketStep
 from core.store.tables import AGENTS, CEO_DECISIONS, SESSIONS
 
 log = logging.getLogger(__name__)
@@ -249,11 +250,19 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
     prev_ms = ledger.session.clock_ms
     base = desk.feed.base_interval
     jobs = []
+    taken: list[ExternalSignal] = []
     for agent in ledger.agents.values():
         strategy = desk.strategies.get(agent.spec.key)
-        if strategy is None or agent.status != "active" or not is_due(strategy, base, prev_ms, tick_ms):
+        if strategy is None:
             continue
-        jobs.append((strategy, build_view(agent, ledger, desk.feed, prices, tick_ms)))
+        if agent.spec.key == EXTERNAL.key:  # due when a signal came in, on no bar schedule
+            if desk.private_store or not (taken := signals.claim(desk, agent)):
+                continue
+        elif agent.status != "active" or not is_due(strategy, base, prev_ms, tick_ms):
+            continue
+        view = build_view(agent, ledger, desk.feed, prices, tick_ms)
+        view.signals = tuple(taken) if agent.spec.key == EXTERNAL.key else ()
+        jobs.append((strategy, view))
     if desk.llm is not None and jobs:  # the day's LLM budget, from the store
         desk.llm.before_agents(desk, tick_ms)
         desk.commit()  # no write lock is held while the models think
@@ -262,6 +271,9 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
     for decision in decisions:
         judge.record(decision)
     judge.write()
+    if taken:
+        said = next(d for d in decisions if d.agent == EXTERNAL.name)
+        signals.settle(desk, taken, said.proposals if said.failure is None else [], judge)
     report.proposals = judge.proposals
     for verdict, n in judge.counts.items():
         report.verdicts[verdict] += n

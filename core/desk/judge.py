@@ -48,6 +48,8 @@ class Judge:
         self.proposals = 0
         self.counts = {v.value: 0 for v in Verdict}
         self._ops: list[tuple] = []  # what ``write`` stores, in order
+        # id(proposal) -> (its CEO decision's id, the verdict), once ``write`` has stored them
+        self.decided: dict[int, tuple[int, RiskVerdict]] = {}
 
     # The account's figures, read when the first proposal of the tick is judged (most ticks have
     # none); approved plans then reserve from them.
@@ -223,6 +225,7 @@ class Judge:
             "final_margin": round(plan.margin, 2) if plan else None,
             "llm_call_id": review_id,  # the CEO reviewer's call
         }).inserted_primary_key[0]
+        self.decided[id(p)] = (int(decision_id), v)
         if pos is None:
             return
         pos.id = conn.execute(insert(POSITIONS), {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
@@ -202,7 +202,7 @@ def load_ledger(db: Session, session_id: int) -> Ledger:
     for a in db.scalars(select(AgentRow).where(AgentRow.session_id == session_id).order_by(AgentRow.id)):
         agents[a.id] = AgentLedger(
             id=a.id,
-            spec=BY_KEY[a.key],
+            spec=replace(BY_KEY[a.key], capital_share=a.base_share),  # this session's share
             status=a.status,
             pause_reason=a.pause_reason,
             capital=a.capital,
@@ -266,7 +266,8 @@ def position_from_row(p: PositionRow) -> OpenPosition:
 
 def insert_session(conn: Connection, *, name: str, mode: str, source: str,
                    symbols: Sequence[str], capital: float, interval: str, start_ms: int,
-                   model_of: Callable[[AgentSpec], str]) -> int:
+                   model_of: Callable[[AgentSpec], str],
+                   roster: Sequence[AgentSpec] = ROSTER) -> int:
     """Write a new session row and its roster (each agent with its share of ``capital``); returns
     the session id. Used by ``create_session`` and by backtests."""
     session_id = conn.execute(insert(SessionRow).values(
@@ -284,5 +285,5 @@ def insert_session(conn: Connection, *, name: str, mode: str, source: str,
         "realized_pnl": 0.0, "fees": 0.0, "funding": 0.0,
         "peak_equity": capital * s.capital_share, "status": "active", "pause_reason": None,
         "llm_failures": 0, "review_from_ms": 0, "ceo_pauses": 0, "return_index": 1.0,
-    } for s in ROSTER])
+    } for s in roster])
     return int(session_id)

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec, Strategy
 from core.agents.llm_agent import LLMAgent
-from core.agents.strategies import build_strategies
+from core.agents.roster import EXTERNAL, EXTERNAL_MODEL
+from core.agents.strategies import build_strategies, build_strategy
 from core.ceo.rules import RiskLimits
 from core.clock import FeedClock
 from core.config import Settings
@@ -118,9 +119,11 @@ def build_agents(settings: Settings) -> list[Strategy]:
     rules = build_strategies()
     providers = build_providers(settings, (s.spec for s in rules))
     limits = RiskLimits.from_settings(settings)
-    return [s if (p := providers[s.spec.key]) is None else LLMAgent(s, p, limits=limits)
-            for s in rules]
+    return [*(s if (p := providers[s.spec.key]) is None else LLMAgent(s, p, limits=limits)
+              for s in rules), build_strategy(EXTERNAL)]  # a session without it never asks it
 
 
 def agent_model_label(settings: Settings, spec: AgentSpec) -> str:
+    if spec.key == EXTERNAL.key:
+        return EXTERNAL_MODEL
     return model_label(settings, spec)  # per agent, e.g. "Gemini (...)", "rules (no key)"

@@ -23,6 +23,7 @@ from core.store.tables import (
     CeoDecisionRow,
     EngineLeaseRow,
     EquitySnapshotRow,
+    ExternalSignalRow,
     FillRow,
     ManualOrderRow,
     OrderRow,
@@ -350,3 +351,36 @@ def _manual_record(row: Any) -> dict[str, Any]:
     return {"id": row.id, "session_id": row.session_id, "kind": row.kind,
             "target_id": row.target_id, "status": row.status, "note": row.note,
             "created_at": _iso(row.created_ms), "done_at": _iso(row.done_ms)}
+
+
+SIGNAL_COLUMNS = ["id", "symbol", "side", "status", "verdict", "decision_id", "outcome",
+                  "leverage", "margin_fraction", "stop_price", "take_profit", "confidence",
+                  "note", "source", "received_at", "done_at"]
+
+
+def external_signal(engine: Engine, signal_id: int) -> dict[str, Any]:
+    """One external signal and how the CEO judged it; NotFound if there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(select(ExternalSignalRow).where(ExternalSignalRow.id == signal_id)).first()
+    if row is None:
+        raise NotFound(f"no signal {signal_id}")
+    return _signal_record(row)
+
+
+def external_signals(engine: Engine, session_id: int, limit: int = 50) -> pd.DataFrame:
+    """The session's newest external signals, newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(ExternalSignalRow)
+                            .where(ExternalSignalRow.session_id == session_id)
+                            .order_by(ExternalSignalRow.id.desc()).limit(limit)).all()
+    return pd.DataFrame([_signal_record(r) for r in rows], columns=["session_id", *SIGNAL_COLUMNS])
+
+
+def _signal_record(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "session_id": row.session_id, "symbol": row.symbol, "side": row.side,
+            "status": row.status, "verdict": row.verdict, "decision_id": row.decision_id,
+            "outcome": row.outcome, "leverage": row.leverage,
+            "margin_fraction": row.margin_fraction, "stop_price": row.stop_price,
+            "take_profit": row.take_profit, "confidence": row.confidence, "note": row.note,
+            "source": row.source, "received_at": _iso(row.received_ms),
+            "done_at": _iso(row.done_ms)}

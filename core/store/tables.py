@@ -294,6 +294,35 @@ class ManualOrderRow(Base):
     done_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class ExternalSignalRow(Base):
+    """A trade idea sent from outside the desk (``POST /api/agentic/signals``, e.g. a TradingView
+    alert), proposed by the "External signals" agent on the engine's next tick and judged by the
+    CEO like any proposal. ``status``: pending → working (committed before the proposal is
+    judged, so a crash never proposes it twice) → judged (``verdict``, ``decision_id``), or
+    refused / expired / failed with the reason in ``note``."""
+
+    __tablename__ = "external_signals"
+    __table_args__ = (Index("ix_external_signals_session_status", "session_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    symbol: Mapped[str] = mapped_column(String(30))
+    side: Mapped[str] = mapped_column(String(8))  # long | short | close
+    leverage: Mapped[int] = mapped_column(Integer)
+    margin_fraction: Mapped[float] = mapped_column(Float)
+    stop_price: Mapped[float | None] = mapped_column(Float)
+    take_profit: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)  # the sender's own words
+    source: Mapped[str | None] = mapped_column(String(60))  # e.g. "tradingview"
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    verdict: Mapped[str | None] = mapped_column(String(12))  # approve | modify | reject
+    decision_id: Mapped[int | None] = mapped_column(Integer)  # ceo_decisions.id
+    outcome: Mapped[str | None] = mapped_column(Text)  # the CEO's reason, or why it was not judged
+    received_ms: Mapped[int] = mapped_column(BigInteger)  # wall time
+    done_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
 # --- LLM audit -------------------------------------------------------------------------
 class LLMCallRow(Base):
     """Every model call: who asked (agent, or NULL for the CEO's reviewer), what was sent, what came
@@ -463,5 +492,6 @@ EQUITY_SNAPSHOTS = EquitySnapshotRow.__table__
 ENGINE_LEASE = EngineLeaseRow.__table__
 INSTALL = InstallRow.__table__
 MANUAL_ORDERS = ManualOrderRow.__table__
+EXTERNAL_SIGNALS = ExternalSignalRow.__table__
 ALERTS = AlertRow.__table__
 ALERT_DELIVERIES = AlertDeliveryRow.__table__
