@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.errors import DeskError
-from core.ui import get_runtime, password_gate, sidebar
+from dashboard import get_runtime, password_gate, sidebar
 
 st.set_page_config(page_title="AsterDex agent desk", page_icon=":material/candlestick_chart:", layout="wide")
 try:

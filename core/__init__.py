@@ -12,5 +12,6 @@ Packages, from the interfaces down (each may import only what lies below it; the
 - ``store``: tables and the database; ``config``, ``clock``, ``indicators``, ``models``,
   ``errors``: the shapes and settings everything shares.
 
-Nothing here imports streamlit, bar ``core/ui/``.
+Nothing here imports streamlit or the dashboard: the UI (``views/`` and its helper ``dashboard/``)
+lives outside ``core`` and depends on it, never the other way (a contract in pyproject.toml).
 """

@@ -400,19 +400,20 @@ def submit_signal(engine: Engine, settings: Settings, *, symbol: str, side: str,
                                 "while it runs")
     if symbol not in row.symbols.split(","):
         raise ConfigError(f"session {row.id} does not trade {symbol} (it trades {row.symbols})")
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         agent = conn.execute(select(AgentRow.status, AgentRow.pause_reason).where(
             AgentRow.session_id == row.id, AgentRow.key == EXTERNAL.key)).first()
-        if agent is None:
-            raise ConfigError(f"session {row.id} has no {EXTERNAL.name} agent: set "
-                              "EXTERNAL_SIGNALS_SHARE (e.g. 0.1) and create a new session")
-        if agent.status != "active":
-            raise InvalidTransition(f"{EXTERNAL.name} is {agent.status}"
-                                    + (f" ({agent.pause_reason})" if agent.pause_reason else "")
-                                    + "; resume it first")
-        if holder(engine, row.id, settings.engine_lease_stale_seconds) is None:
-            raise InvalidTransition(f"no engine trades session {row.id}: start it (./desk start "
-                                    "or ./desk engine); a signal is proposed on its next tick")
+    if agent is None:
+        raise ConfigError(f"session {row.id} has no {EXTERNAL.name} agent: set "
+                          "EXTERNAL_SIGNALS_SHARE (e.g. 0.1) and create a new session")
+    if agent.status != "active":
+        raise InvalidTransition(f"{EXTERNAL.name} is {agent.status}"
+                                + (f" ({agent.pause_reason})" if agent.pause_reason else "")
+                                + "; resume it first")
+    if holder(engine, row.id, settings.engine_lease_stale_seconds) is None:
+        raise InvalidTransition(f"no engine trades session {row.id}: start it (./desk start "
+                                "or ./desk engine); a signal is proposed on its next tick")
+    with engine.begin() as conn:
         signal_id = conn.execute(insert(ExternalSignalRow).values(
             session_id=row.id, symbol=symbol, side=side, leverage=leverage,
             margin_fraction=margin_fraction, stop_price=stop_price, take_profit=take_profit,

@@ -91,10 +91,10 @@ def test_password_gate_shows_nothing_else_until_the_right_password(
 def test_wrong_passwords_are_slowed_down_and_logged_without_the_guess(
         seeded: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    import core.ui.login
+    import dashboard.login
 
     now = [1_000.0]
-    monkeypatch.setattr(core.ui.login, "_now", lambda: now[0])
+    monkeypatch.setattr(dashboard.login, "_now", lambda: now[0])
     monkeypatch.setenv("DASHBOARD_PASSWORD", "s3cret")
     get_settings.cache_clear()
     at = AppTest.from_file(APP, default_timeout=30).run()

@@ -457,7 +457,7 @@ def test_a_live_session_charts_the_venues_bars_as_its_engine_reads_them(live: Li
 def test_an_adopted_position_draws_its_booked_levels_and_says_it_has_no_reasoning(tmp_path: Path) -> None:
     """A position the desk adopted in a reconciliation has no proposal and, before its first
     protective order, no order rows: its booked stop and take-profit are drawn over its life."""
-    from core.ui import analysis_figure
+    from dashboard import analysis_figure
 
     url = f"sqlite:///{tmp_path / 'adopted.db'}"
     engine = open_database(url)

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from core.ui import price_decimals, price_text, tick_prices
+from dashboard import price_decimals, price_text, tick_prices
 
 
 def test_known_symbols_use_their_tick_size() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from core import queries, service
-from core.ui import (
+from dashboard import (
     GROSS_HELP,
     act_in_callback,
     colored,

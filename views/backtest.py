@@ -19,7 +19,7 @@ import streamlit as st
 from core import queries, service
 from core.errors import FeedError
 from core.models import INTERVAL_MS, MAX_CAPITAL
-from core.ui import LOSS, MISSING, PROFIT, get_runtime, pnl_color, run_action
+from dashboard import LOSS, MISSING, PROFIT, get_runtime, pnl_color, run_action
 
 runtime = get_runtime()
 db = runtime.db

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import queries
-from core.ui import (
+from dashboard import (
     LEVERAGE,
     LOSS,
     MISSING,

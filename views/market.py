@@ -19,7 +19,7 @@ import streamlit as st
 
 from core import queries
 from core.errors import DeskError
-from core.ui import (
+from dashboard import (
     CLOSE_REASON_LABEL,
     MISSING,
     SIGNED_MONEY,

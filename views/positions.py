@@ -21,7 +21,7 @@ import streamlit as st
 
 from core import queries, service
 from core.errors import DeskError
-from core.ui import (
+from dashboard import (
     CLOSE_REASON_LABEL,
     GROSS_HELP,
     HOURS,

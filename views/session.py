@@ -5,7 +5,7 @@ and positions); the alerts section shows the targets (masked), the deliveries th
 button that sends a test alert.
 
 A thin page: it reads through ``core.queries`` and sends intents through ``core.service`` via
-``core.ui.run_action``, so a refused intent shows as one readable message, never a traceback.
+``dashboard.run_action``, so a refused intent shows as one readable message, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import streamlit as st
 from core import queries, service
 from core.errors import DeskError
 from core.models import MAX_CAPITAL
-from core.ui import (
+from dashboard import (
     ACTIVE,
     LOSS,
     MISSING,

@@ -7,9 +7,9 @@ turns each one into a ``Proposal`` and the CEO judges it under the same hard rul
 proposal, verdict and outcome land in the CEO log like any other.
 
 What it adds to the sender's idea, each said in the reasoning: a stop when none was sent (``STOP_ATR``
-× ATR(14) of the base bars from the price, so every position has one; the CEO may tighten it), and
-a close of a symbol it does not hold is answered as an abstention-like rejection by the CEO. It
-never invents a trade: with no signal it abstains.
+× ATR(14) of the base bars from the price, so every position has one; the CEO may tighten it). A
+close of a symbol it does not hold is the CEO's to reject (rule no_position). It never invents a
+trade: with no signal it abstains.
 """
 
 from __future__ import annotations

@@ -261,7 +261,8 @@ def _decide_and_execute(desk: Desk, prices: dict[str, float], tick_ms: int, repo
         elif agent.status != "active" or not is_due(strategy, base, prev_ms, tick_ms):
             continue
         view = build_view(agent, ledger, desk.feed, prices, tick_ms)
-        view.signals = tuple(taken) if agent.spec.key == EXTERNAL.key else ()
+        if agent.spec.key == EXTERNAL.key:
+            view.signals = tuple(taken)
         jobs.append((strategy, view))
     if desk.llm is not None and jobs:  # the day's LLM budget, from the store
         desk.llm.before_agents(desk, tick_ms)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.ui.formatting import (
+from dashboard.formatting import (
     CLOSE_REASON_LABEL,
     LOSS,
     NEUTRAL,

@@ -1,4 +1,8 @@
-"""The one package under core/ that knows Streamlit: what every page shares.
+"""What every dashboard page shares; beside ``views/``, the only package that knows Streamlit.
+
+It lives outside ``core`` so the engine never depends on the UI: it imports ``core``, nothing in
+``core`` imports it (a contract in pyproject.toml).
+
 
 - ``runtime``: the per-process runtime (settings, database, the in-app engine);
 - ``login``: the password gate, with its per-client throttle of wrong guesses;
@@ -9,13 +13,13 @@
 - ``charts``: the chart analysis figure.
 
 Pages import this package, ``core.queries`` and ``core.service`` only; this package may import
-anything below it (the import-linter contracts in pyproject.toml say which).
+anything in ``core`` (the import-linter contracts in pyproject.toml say which).
 """
 
 from __future__ import annotations
 
-from core.ui.charts import agent_color, analysis_figure
-from core.ui.formatting import (
+from dashboard.charts import agent_color, analysis_figure
+from dashboard.formatting import (
     CLOSE_REASON_LABEL,
     GROSS_HELP,
     HOURS,
@@ -44,9 +48,9 @@ from core.ui.formatting import (
     zone_name,
     zoned,
 )
-from core.ui.login import LoginThrottle, login_throttle, password_gate
-from core.ui.runtime import Runtime, get_runtime
-from core.ui.session import (
+from dashboard.login import LoginThrottle, login_throttle, password_gate
+from dashboard.runtime import Runtime, get_runtime
+from dashboard.session import (
     ACTIVE,
     act_in_callback,
     current_session,

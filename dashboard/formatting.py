@@ -12,7 +12,7 @@ import streamlit as st
 from pandas.io.formats.style import Styler
 
 from core.exchanges.symbols import KNOWN_FILTERS
-from core.ui.runtime import get_runtime
+from dashboard.runtime import get_runtime
 
 PROFIT = "#1f9d55"
 LOSS = "#e03e3e"

@@ -14,8 +14,8 @@ from core import queries
 from core.desk.context import ACTIVE_SESSION
 from core.errors import DeskError
 from core.models import ms_to_dt
-from core.ui.formatting import colored, status_label
-from core.ui.runtime import Runtime
+from dashboard.formatting import colored, status_label
+from dashboard.runtime import Runtime
 
 REFRESH_SECONDS = 15
 ACTIVE = ACTIVE_SESSION  # the statuses an engine still ticks
