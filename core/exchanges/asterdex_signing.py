@@ -39,9 +39,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import is_address
 from pydantic import SecretStr
 
 ParamValue = str | int | Decimal | bool
@@ -191,6 +188,9 @@ class V3Credentials:
     def __post_init__(self) -> None:
         if not isinstance(self.private_key, SecretStr):
             object.__setattr__(self, "private_key", SecretStr(str(self.private_key)))
+        from eth_account import Account  # loaded by the V3 signer only, never by paper or backtests
+        from eth_utils import is_address
+
         for name in ("user", "signer"):
             if not is_address(getattr(self, name)):
                 raise ValueError(f"V3 {name} is not a valid 0x address")
@@ -271,6 +271,9 @@ def v3_typed_data(msg: str, chain_id: int) -> dict[str, Any]:
 
 def sign_v3_msg(private_key: SecretStr | str, msg: str, chain_id: int) -> str:
     """``0x``-prefixed 65-byte (r, s, v) EIP-712 signature of ``msg``."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
     signable = encode_typed_data(full_message=v3_typed_data(msg, chain_id))
     try:
         signed = Account.sign_message(signable, private_key=_reveal(private_key))
@@ -281,6 +284,9 @@ def sign_v3_msg(private_key: SecretStr | str, msg: str, chain_id: int) -> str:
 
 def recover_v3_signer(msg: str, signature: str, chain_id: int) -> str:
     """Checksummed address that produced ``signature`` over ``msg`` on ``chain_id``."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
     signable = encode_typed_data(full_message=v3_typed_data(msg, chain_id))
     return str(Account.recover_message(signable, signature=signature))
 
