@@ -201,3 +201,19 @@ def test_every_core_module_has_a_docstring() -> None:
 def test_import_collector(source: str, module: str, expected: set[str]) -> None:
     """The checks above are only as good as this collector ."""
     assert expected <= imported_modules(ast.parse(source), module)
+
+
+def test_a_backtest_or_a_cli_command_never_loads_the_model_sdks_or_the_v3_signer() -> None:
+    """They cost about 1.5 s of CPU at every start and neither a backtest nor the CLI's own
+    commands call a model or sign with a V3 key; they load when a provider or signer is built."""
+    probe = ("import sys, core.cli, core.backtest.runner, core.desk.runtime\n"
+             "print(','.join(m for m in ('google.genai', 'openai', 'eth_account', 'eth_utils')"
+             " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True,
+                         text=True, timeout=300, check=True)
+    assert out.stdout.strip() == ""
+    built = ("import sys\nfrom core.exchanges.asterdex_signing import sign_v3_msg\n"
+             "sign_v3_msg('0x' + '11' * 32, 'm', 1666)\nprint('eth_account' in sys.modules)")
+    again = subprocess.run([sys.executable, "-c", built], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True, timeout=300, check=True)
+    assert again.stdout.strip() == "True"
