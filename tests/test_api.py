@@ -562,11 +562,20 @@ def test_a_running_engine_carries_the_order_out(client: TestClient, settings: Se
     driver = EngineDriver(settings, store, session_id=trading)
     try:
         assert driver.tick() is not None  # the driver now holds the session's lease
-        later = threading.Timer(0.5, driver.tick)
+
+        def tick_once_queued() -> None:  # the engine's next tick comes after the order is queued
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if (queries.manual_orders(store, trading)["status"] == "pending").any():
+                    driver.tick()
+                    return
+                time.sleep(0.05)
+
+        later = threading.Thread(target=tick_once_queued)
         later.start()
         try:
             waited = client.post(f"/api/agentic/orders/{take_profit(store, trading)}/cancel",
-                                 headers=GOOD, json={"wait": 20})
+                                 headers=GOOD, json={"wait": 30})
         finally:
             later.join()
         assert waited.status_code == 200, waited.text
