@@ -2,7 +2,8 @@
 valid by the schema or not, the answer is never a 5xx, and every refusal is the API's JSON error.
 
 Each operation the schema publishes is called with generated requests (positive: bodies and
-parameters the schema allows; negative: ones it does not) against a real store holding a session
+parameters the schema allows; negative: ones it does not) against a real store (SQLite and
+PostgreSQL, whose 64-bit columns and strict types refuse what SQLite lets through) holding a session
 that has traded, so ids sometimes name real positions, orders and agents. Starting a backtest is
 left out: each accepted start would run a year-long backtest in this process.
 """
@@ -29,8 +30,8 @@ EXAMPLES = 25  # per operation and mode
 
 
 @pytest.fixture
-def fuzz_settings(sqlite_url: str) -> Settings:
-    return make_settings(database_url=sqlite_url, api_tokens=TOKEN, agent_llm="none",
+def fuzz_settings(db_url: str) -> Settings:
+    return make_settings(database_url=db_url, api_tokens=TOKEN, agent_llm="none",
                          bars_per_tick=4, external_signals_share=0.1)
 
 
