@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.agents import strategy_file
 from core.agents.base import AgentSpec
 from core.agents.roster import EXTERNAL, ROSTER, find_spec, session_roster
 from core.alerts import events as alerts
@@ -83,6 +84,7 @@ def create_session(
     if mode == "paper":
         capital = validate_capital(settings.default_capital if capital is None else capital)
     chosen = symbol_list(settings.symbol_list if symbols is None else symbols)
+    params = strategy_file.load(settings.strategies_file)  # stored with the session: its engine
     if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
         capital = validate_capital(live_capital if live_capital is not None
@@ -112,7 +114,8 @@ def create_session(
             conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
             interval=settings.replay_interval, start_ms=start_ms,
             model_of=lambda spec: agent_model_label(settings, spec),
-            roster=session_roster(settings.external_signals_share))
+            roster=session_roster(settings.external_signals_share, params.specs()),
+            params=params)
         reason = (f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
                   f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
                   f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
