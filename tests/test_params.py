@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, func, inspect, select, text
 
-from core import queries
+from core import queries, service
 from core.agents import strategy_file
 from core.agents.desk_params import DeskParams, SearchParam, search_space
 from core.agents.params import STRATEGY_MODELS, TrendParams
@@ -28,7 +28,7 @@ from core.config import PROJECT_ROOT
 from core.desk.runtime import build_desk
 from core.errors import ConfigError, InvalidParams
 from core.store.db import MIGRATIONS_DIR, open_database
-from core.store.tables import PositionRow, SessionRow
+from core.store.tables import BacktestRunRow, PositionRow, SessionRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create
 from tests.test_cli import cli_env, ok, refused, run_cli
@@ -393,4 +393,24 @@ def test_stored_parameters_reproduce_a_backtest_and_a_change_changes_it(tmp_path
     assert got["value"].tolist() == [4]
     note = rows[(rows["section"] == "notes") & (rows["figure"] == "parameters")]["value"].item()
     assert note.startswith("defaults except ") and "scalper.time_stop_bars = 4" in note
+    engine.dispose()
+
+
+def test_a_broken_strategy_file_refuses_new_sessions_and_backtests_and_records_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "strategies.toml"
+    path.write_text("[arbitrage]\nz_exit = 2.5\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, strategies_file=path)
+    with pytest.raises(InvalidParams, match=r"line 2: arbitrage\.z_exit: z_exit \(2\.5\) must be "
+                                            r"below z_entry \(2\)"):
+        create(engine, settings)
+    with pytest.raises(InvalidParams, match=r"line 2: arbitrage\.z_exit"):
+        service.start_backtest(engine, settings, start="2025-10-08", end="2025-10-08",
+                               data_dir=None, interval="15m", symbols=["BTCUSDT", "ETHUSDT"],
+                               capital=10_000.0, ceo=True)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(SessionRow)) == 0
+        assert conn.scalar(select(func.count()).select_from(BacktestRunRow)) == 0
     engine.dispose()
