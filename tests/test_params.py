@@ -414,3 +414,24 @@ def test_a_broken_strategy_file_refuses_new_sessions_and_backtests_and_records_n
         assert conn.scalar(select(func.count()).select_from(SessionRow)) == 0
         assert conn.scalar(select(func.count()).select_from(BacktestRunRow)) == 0
     engine.dispose()
+
+
+def test_a_sessions_chart_draws_the_thresholds_its_agents_run_on(tmp_path: Path) -> None:
+    path = tmp_path / "strategies.toml"
+    strategy_file.write(path, DeskParams.defaults().with_values({
+        "mean_reversion.z_entry": 2.5, "trend.adx_min": 27.0, "momentum.volume_multiple": 3.0}))
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, strategies_file=path)
+    sid = create(engine, settings)
+    chart = queries.chart_analysis(settings, engine, sid, "BTCUSDT", "1h", 100)
+    by_key = {v.study.key: v.study for v in chart.studies}
+    assert by_key["bollinger"].label == "Bollinger 20 ±2.5σ"
+    assert [level for level, _ in by_key["adx"].levels] == [27.0]
+    assert {level for level, _ in by_key["zscore"].levels} == {2.5, 0.0, -2.5}
+    assert chart.volume.study.lines[1] == ("volume_breakout", "3× 20-bar average")
+    c = chart.candles.dropna(subset=["sma_20", "std_20", "vol_sma_20"])
+    assert len(c) > 50
+    assert (c["bb_upper"] == c["sma_20"] + 2.5 * c["std_20"]).all()
+    assert (c["volume_breakout"] == 3.0 * c["vol_sma_20"]).all()
+    engine.dispose()
