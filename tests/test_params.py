@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, inspect, select, text
 
 from core import queries, service
@@ -435,3 +438,31 @@ def test_a_sessions_chart_draws_the_thresholds_its_agents_run_on(tmp_path: Path)
     assert (c["bb_upper"] == c["sma_20"] + 2.5 * c["std_20"]).all()
     assert (c["volume_breakout"] == 3.0 * c["vol_sma_20"]).all()
     engine.dispose()
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_point_of_the_search_space_is_accepted_or_refused_in_words(data: st.DataObject) -> None:
+    """An optimiser samples inside the declared ranges: each point either builds the five
+    strategies on exactly those values or is refused as ``InvalidParams`` by a cross-field rule
+    (never a bare pydantic error, never a silent change)."""
+    values: dict[str, Any] = {}
+    for rows in search_space(list(STRATEGY_MODELS)).values():
+        for r in rows:
+            if r.kind == "choice":
+                assert r.choices is not None
+                values[r.name] = data.draw(st.sampled_from(r.choices))
+            elif r.kind == "int":
+                values[r.name] = data.draw(st.integers(int(r.low or 0), int(r.high or 0)))
+            else:
+                assert r.low is not None and r.high is not None
+                values[r.name] = data.draw(st.floats(r.low, r.high, allow_nan=False))
+    try:
+        params = DeskParams.defaults().with_values(values)
+    except InvalidParams as exc:
+        assert exc.parameter in ("trend.fast_ema", "arbitrage.z_exit"), exc
+        return
+    flat = params.flat()
+    assert all(flat[k] == v for k, v in values.items())
+    built = {s.spec.key: s for s in build_strategies(params=params)}
+    assert all(built[k].params == params.strategy(k) for k in STRATEGY_MODELS)  # type: ignore[attr-defined]
