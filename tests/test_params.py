@@ -466,3 +466,9 @@ def test_any_point_of_the_search_space_is_accepted_or_refused_in_words(data: st.
     assert all(flat[k] == v for k, v in values.items())
     built = {s.spec.key: s for s in build_strategies(params=params)}
     assert all(built[k].params == params.strategy(k) for k in STRATEGY_MODELS)  # type: ignore[attr-defined]
+
+
+def test_an_unwritable_strategy_file_is_refused_in_words(tmp_path: Path) -> None:
+    missing_dir = tmp_path / "nowhere" / "strategies.toml"
+    with pytest.raises(ConfigError, match="cannot be written"):
+        strategy_file.write(missing_dir, DeskParams.defaults())
