@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.agents import strategy_file
 from core.agents.base import AgentSpec
 from core.agents.roster import EXTERNAL, ROSTER, find_spec, session_roster
 from core.alerts import events as alerts
@@ -83,6 +84,7 @@ def create_session(
     if mode == "paper":
         capital = validate_capital(settings.default_capital if capital is None else capital)
     chosen = symbol_list(settings.symbol_list if symbols is None else symbols)
+    params = strategy_file.load(settings.strategies_file)  # stored with the session: its engine
     if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
         capital = validate_capital(live_capital if live_capital is not None
@@ -112,7 +114,8 @@ def create_session(
             conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
             interval=settings.replay_interval, start_ms=start_ms,
             model_of=lambda spec: agent_model_label(settings, spec),
-            roster=session_roster(settings.external_signals_share))
+            roster=session_roster(settings.external_signals_share, params.specs()),
+            params=params)
         reason = (f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
                   f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
                   f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
@@ -433,6 +436,22 @@ def signal_outcome(engine: Engine, signal_id: int) -> SignalOutcome:
 
 
 # --- backtests ------------------------------------------------------------------------
+def save_strategy_params(settings: Settings, values: dict[str, float | int | str]) -> str:
+    """Change parameters in the strategy file (new sessions and backtests start on it; a running
+    session keeps the copy it stored). Every value is validated through the same models as the
+    file; a refused one raises ``InvalidParams`` and the file stays as it was. Returns what
+    changed, in words."""
+    path = settings.strategies_file
+    current = strategy_file.load(path)
+    wanted = current.with_values(values)
+    changed = wanted.differences(current)
+    if not changed:
+        return f"nothing to save: {path.name} already has these values"
+    strategy_file.write(path, wanted)
+    said = ", ".join(f"{k} {old} → {new}" for k, (new, old) in changed.items())
+    return f"saved to {path.name} for new sessions and backtests: {said}"
+
+
 def read_capital(text: str) -> float:
     """Capital as typed in a form ("100,000"), refused in words (ConfigError) unless it is a
     valid amount: the dashboard says why and creates nothing, never substitutes a default."""
