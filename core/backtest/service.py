@@ -32,7 +32,7 @@ from core.config import Settings
 from core.desk.lease import wall_ms
 from core.errors import ConfigError
 from core.feeds.replay import ReplayData
-from core.store.tables import BacktestRunRow
+from core.store.tables import CEO_DECISIONS, SESSIONS, BacktestRunRow
 
 log = logging.getLogger(__name__)
 RUNS = BacktestRunRow.__table__
@@ -100,6 +100,7 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
             report = compute_report(finished.engine, finished.session_id, params, data, settings)
             if agents_note or cache is not None:
                 report["agents_model"] = agents_note or cache.note()  # type: ignore[union-attr]
+            _log_funding(finished.engine, finished.session_id, report)
             reported = time.perf_counter()
             session_id = copy_session(finished.engine, finished.session_id, engine, run_id)
             seconds = time.perf_counter() - started
@@ -126,6 +127,18 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
         _fail(engine, run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
         raise
     return BacktestResult(run_id, session_id, finished.ticks, time.perf_counter() - started, report)
+
+
+def _log_funding(engine: Engine, session_id: int, report: dict[str, Any]) -> None:
+    """The session's log says where its funding came from (recorded rates or the fallback)."""
+    funding = report.get("funding")
+    if not funding:
+        return
+    with engine.begin() as conn:
+        end_ms = conn.scalar(select(SESSIONS.c.clock_ms).where(SESSIONS.c.id == session_id))
+        conn.execute(insert(CEO_DECISIONS).values(
+            session_id=session_id, ts_ms=int(end_ms or 0), kind="session", rules="",
+            reason=funding["statement"][:2000]))
 
 
 def record_dead_runs(engine: Engine, alive: int | None = None) -> list[int]:
