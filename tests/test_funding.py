@@ -16,6 +16,7 @@ from core.config import PROJECT_ROOT
 from core.errors import ConfigError, FeedError
 from core.exchanges.paper import PaperExchange
 from core.exchanges.symbols import default_filters
+from core.feeds.replay import ReplayFeed, load_replay_data
 from core.funding import FundingHistory, load_funding, read_funding
 from core.models import Bar, MarketStep, OrderRequest, OrderSide, OrderType
 
@@ -164,3 +165,25 @@ def test_without_a_history_the_venue_settles_the_feeds_rate_on_its_grid() -> Non
     market(ex, "short", OrderSide.SELL, "1")
     paid = [p for i in range(9) for p in hour(ex, T0 + i * H, 2000.0)]
     assert paid == [(T0, 0.0042, D("8.4")), (T0 + 8 * H, 0.0042, D("8.4"))]
+
+
+# ------------------------------------------------------------------------------- the view
+def test_the_replay_shows_the_last_recorded_rate_and_the_feeds_own_where_there_is_none(
+        tmp_path: Path) -> None:
+    data = load_replay_data(DATA, "15m", ("BTCUSDT", "SOLUSDT"))
+    btc = read_funding(DATA / "BTCUSDT-funding.csv", "BTCUSDT")
+    at = btc.times.index(1_760_140_800_000)  # 2025-10-11 00:00
+    feed = ReplayFeed(data, start_ms=btc.times[at] + 2 * H)  # 02:00: the 00:00 rate is current
+    assert feed.funding_rate("BTCUSDT") == btc.rates[at]
+    assert feed.ticker("BTCUSDT").funding_rate == btc.rates[at]
+    assert feed.current().funding_rates["BTCUSDT"] == btc.rates[at]
+    feed.seek(btc.times[at + 1])  # 08:00 exactly: the rate settled at 08:00
+    assert feed.funding_rate("BTCUSDT") == btc.rates[at + 1]
+    # no SOL history before 2025-02-01 in the 1h data: nothing on record, or the feed's own rate
+    shutil.copy(DATA / "SOLUSDT-1h.csv", tmp_path / "SOLUSDT-1h.csv")
+    write(tmp_path, "SOLUSDT", f"funding_time_ms,rate\n{T0},0.0003\n")
+    early = load_replay_data(tmp_path, "1h", ("SOLUSDT",))
+    assert ReplayFeed(early, start_ms=T0 - H).funding_rate("SOLUSDT") is None
+    assert ReplayFeed(early, start_ms=T0 - H, funding_rate=CONSTANT).funding_rate("SOLUSDT") == CONSTANT
+    assert ReplayFeed(early, start_ms=T0 + H).funding_rate("SOLUSDT") == 0.0003
+    assert ReplayFeed(early, start_ms=T0 + 8 * H).funding_rate("SOLUSDT") is None  # no later row

@@ -285,7 +285,10 @@ class ReplayFeed:
         return float(self._base[symbol].cols["close"][self._index])
 
     def funding_rate(self, symbol: str) -> float | None:
-        return self._funding_rate
+        """The rate of the symbol's last recorded funding event at or before now; where it has
+        no history then, the rate this feed was given (None by default: nothing on record)."""
+        recorded = self._data.funding.latest(symbol, self.now_ms())
+        return self._funding_rate if recorded is None else recorded
 
     def candles(self, symbol: str, interval: str, limit: int) -> pd.DataFrame:
         found = self.features(symbol, interval)
