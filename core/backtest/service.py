@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.agents.base import Strategy
 from core.agents.strategies import build_strategies
@@ -100,7 +100,6 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
             report = compute_report(finished.engine, finished.session_id, params, data, settings)
             if agents_note or cache is not None:
                 report["agents_model"] = agents_note or cache.note()  # type: ignore[union-attr]
-            _log_funding(finished.engine, finished.session_id, report)
             reported = time.perf_counter()
             session_id = copy_session(finished.engine, finished.session_id, engine, run_id)
             seconds = time.perf_counter() - started
@@ -117,6 +116,7 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
                 status="done", session_id=session_id, progress=1.0, ticks_done=finished.ticks,
                 report=json.dumps(report, default=_json_default), finished_ms=wall_ms(),
                 wall_seconds=time.perf_counter() - started))
+            _log_funding(conn, session_id, report)
             alerts.backtest_finished(conn, run_id=run_id, name=params.label, status="done",
                                      session_id=session_id, summary=_summary(report))
     except KeyboardInterrupt:
@@ -129,16 +129,15 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
     return BacktestResult(run_id, session_id, finished.ticks, time.perf_counter() - started, report)
 
 
-def _log_funding(engine: Engine, session_id: int, report: dict[str, Any]) -> None:
+def _log_funding(conn: Connection, session_id: int, report: dict[str, Any]) -> None:
     """The session's log says where its funding came from (recorded rates or the fallback)."""
     funding = report.get("funding")
     if not funding:
         return
-    with engine.begin() as conn:
-        end_ms = conn.scalar(select(SESSIONS.c.clock_ms).where(SESSIONS.c.id == session_id))
-        conn.execute(insert(CEO_DECISIONS).values(
-            session_id=session_id, ts_ms=int(end_ms or 0), kind="session", rules="",
-            reason=funding["statement"][:2000]))
+    end_ms = conn.scalar(select(SESSIONS.c.clock_ms).where(SESSIONS.c.id == session_id))
+    conn.execute(insert(CEO_DECISIONS).values(
+        session_id=session_id, ts_ms=int(end_ms or 0), kind="session", rules="",
+        reason=funding["statement"][:2000]))
 
 
 def record_dead_runs(engine: Engine, alive: int | None = None) -> list[int]:
