@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import FeedError
+from core.models import ms_to_dt
 
 HOUR_MS = 3_600_000
 MAX_GAP_MS = 8 * HOUR_MS
@@ -216,3 +217,24 @@ def load_funding(data_dir: Path, symbols: Iterable[str]) -> FundingHistory:
                 _CACHE[key] = series
         found[symbol] = series
     return FundingHistory(found)
+
+
+def coverage_note(history: FundingHistory, symbols: Iterable[str], start_ms: int, end_ms: int,
+                  *, fallback_rate: float, interval_hours: int) -> str:
+    """One sentence for a session's log: which symbols settle recorded funding over
+    [start_ms, end_ms] and where the configured constant applies instead."""
+    def when(ms: int) -> str:
+        return f"{ms_to_dt(ms):%Y-%m-%d %H:%M} UTC"
+
+    recorded, fallback = [], []
+    for symbol in symbols:
+        gaps = history.uncovered(symbol, start_ms, end_ms)
+        if symbol in history.series and gaps != [(start_ms, end_ms)]:
+            recorded.append(symbol)
+        fallback += [f"{symbol} {when(lo)} → {when(hi)}" for lo, hi in gaps]
+    text = (f"funding: Binance's recorded rates for {', '.join(recorded)}" if recorded
+            else "funding: no recorded funding history in the data")
+    if fallback:
+        text += (f"; the configured {fallback_rate:.4%} every {interval_hours} h where there is "
+                 f"none: {'; '.join(fallback)}")
+    return text + "."

@@ -187,3 +187,19 @@ def test_the_replay_shows_the_last_recorded_rate_and_the_feeds_own_where_there_i
     assert ReplayFeed(early, start_ms=T0 - H, funding_rate=CONSTANT).funding_rate("SOLUSDT") == CONSTANT
     assert ReplayFeed(early, start_ms=T0 + H).funding_rate("SOLUSDT") == 0.0003
     assert ReplayFeed(early, start_ms=T0 + 8 * H).funding_rate("SOLUSDT") is None  # no later row
+
+
+def test_a_replay_sessions_log_says_where_funding_falls_back(tmp_path: Path) -> None:
+    from core import queries, service
+    from core.store.db import open_database
+    from tests.conftest import make_settings
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, replay_interval="1h", replay_start="2024-06-01")
+    sid = service.create_session(engine, settings).id
+    reasons = queries.ceo_log(engine, sid)["reason"].tolist()
+    assert ("funding: Binance's recorded rates for BTCUSDT, ETHUSDT, SOLUSDT; the configured "
+            "0.0100% every 8 h where there is none: SOLUSDT 2024-06-01 00:00 UTC → 2025-02-01 "
+            "00:00 UTC.") in reasons
+    engine.dispose()

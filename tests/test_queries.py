@@ -432,9 +432,10 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 def test_page_queries_on_a_big_store_return_only_a_page(big: Seeded) -> None:
     e, sid = big.engine, big.id
-    assert queries.ceo_log_count(e, sid) == BIG_DECISIONS + 1  # + "session created"
+    # + "session created" and the replay's funding coverage
+    assert queries.ceo_log_count(e, sid) == BIG_DECISIONS + 2
     assert len(queries.ceo_log(e, sid, limit=50)) == 50
-    assert len(queries.ceo_log(e, sid, limit=50, offset=BIG_DECISIONS - 20)) == 21
+    assert len(queries.ceo_log(e, sid, limit=50, offset=BIG_DECISIONS - 20)) == 22
     assert len(queries.ceo_log(e, sid, verdict="reject", rule="margin_cap", limit=50)) == 50
     assert queries.ceo_log(e, sid, limit=50)["reason"].iloc[0] == f"decision {BIG_DECISIONS - 1}"
     assert queries.ceo_kind_counts(e, sid)["rebalance"] == BIG_DECISIONS // 1000
