@@ -79,12 +79,12 @@ class FundingHistory:
         found = self.series.get(symbol)
         return found is not None and found.covers(ms)
 
-    def settlement(self, symbol: str, due_ms: int, *, on_grid: bool) -> tuple[float | None, bool]:
+    def settlement(self, symbol: str, due_ms: int) -> tuple[float | None, bool]:
         """Does funding settle for ``symbol`` at ``due_ms``, and at which rate?
 
         ``(rate, True)``: a recorded event; ``(None, True)``: inside the history but no event then
-        (no settlement); ``(None, False)``: outside the history, so the caller's fallback applies
-        where ``due_ms`` is on its configured grid (``on_grid``) and nothing happens otherwise."""
+        (no settlement); ``(None, False)``: outside the history, where the caller's fallback
+        applies."""
         found = self.series.get(symbol)
         if found is None or not found.covers(due_ms):
             return None, False

@@ -96,9 +96,9 @@ def test_coverage_splits_at_a_gap_and_names_what_it_does_not_cover(tmp_path: Pat
     assert history.uncovered(ETH, T0 - 10 * H, T0 + 40 * H) == [
         (T0 - 10 * H, T0), (T0 + 16 * H, T0 + 32 * H), (T0 + 32 * H, T0 + 40 * H)]
     assert history.uncovered("BTCUSDT", T0, T0 + H) == [(T0, T0 + H)]
-    assert history.settlement(ETH, T0 + 4 * H, on_grid=False) == (0.0001, True)
-    assert history.settlement(ETH, T0 + 12 * H, on_grid=False) == (None, True)  # covered, no event
-    assert history.settlement(ETH, T0 + 24 * H, on_grid=True) == (None, False)  # in the gap
+    assert history.settlement(ETH, T0 + 4 * H) == (0.0001, True)
+    assert history.settlement(ETH, T0 + 12 * H) == (None, True)  # covered, no event then
+    assert history.settlement(ETH, T0 + 24 * H) == (None, False)  # in the gap
 
 
 # ------------------------------------------------------------------------------ the settlement

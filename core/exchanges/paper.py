@@ -5,8 +5,9 @@ not: market orders pay slippage (rounded against the trader to the tick) and the
 isolated with a liquidation price from leverage and the maintenance margin rate; resting stop-market
 and take-profit-market orders trigger on each bar's high/low (a gap fills at the bar's open, and when
 a stop and a take-profit both fit in one bar the stop is assumed first); funding is booked at every
-funding time (the recorded times and rates of a funding history where it has one); and orders are refused with the real venue's error codes (filters, margin, min
-notional, reduce-only, duplicate client order id).
+funding time (the recorded times and rates of a funding history where it has one); and orders are
+refused with the real venue's error codes (filters, margin, min notional, reduce-only, duplicate
+client order id).
 
 It plays a *remote* exchange: its state lives in the ``paper_*`` tables and every change commits in
 its own short transaction before a call returns, so a restarted process sees exactly what the venue

@@ -1,9 +1,10 @@
 """The paper venue's market clock: what happens to an account as each bar goes by.
 
 Funding at every funding time (the recorded ones at their recorded rates where the venue has a
-funding history, core/funding.py; elsewhere its configured grid and rate), liquidation when a bar opens beyond the liquidation price, and the
-resting stop-market / take-profit-market orders triggered on the bar's high and low (a gap fills at
-the open; when a stop and a take-profit both fit in one bar the stop is assumed first). Kept apart
+funding history, core/funding.py; elsewhere its configured grid and rate), liquidation when a bar
+opens beyond the liquidation price, and the resting stop-market / take-profit-market orders
+triggered on the bar's high and low (a gap fills at the open; when a stop and a take-profit both
+fit in one bar the stop is assumed first). Kept apart
 from core/exchanges/paper.py, which holds the account, its orders and its persistence; this mixin
 works on that state through the same attributes.
 """
@@ -88,7 +89,7 @@ class BarProcessing:
         feed's rate (``given``), else the configured one."""
         on_grid = due % DAY_MS % self._funding_ms == 0
         if self._funding_history is not None:
-            recorded, covered = self._funding_history.settlement(symbol, due, on_grid=on_grid)
+            recorded, covered = self._funding_history.settlement(symbol, due)
             if covered:
                 return recorded
             return self._funding_rate if on_grid else None
