@@ -32,6 +32,7 @@ from core.desk.runtime import agent_model_label, paper_account_id
 from core.errors import ConfigError, FeedError, InvalidTransition, NotFound
 from core.exchanges.paper import PaperExchange
 from core.feeds.replay import ReplayFeed, load_replay_data
+from core.funding import coverage_note
 from core.models import ms_to_dt, parse_capital, symbol_list, validate_capital
 from core.queries.session import external_signal, manual_order, resolve_session
 from core.store.tables import (
@@ -85,6 +86,7 @@ def create_session(
         capital = validate_capital(settings.default_capital if capital is None else capital)
     chosen = symbol_list(settings.symbol_list if symbols is None else symbols)
     params = strategy_file.load(settings.strategies_file)  # stored with the session: its engine
+    funding_note: str | None = None
     if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
         capital = validate_capital(live_capital if live_capital is not None
@@ -97,6 +99,10 @@ def create_session(
         start_ms = settings.replay_start_ms
         feed = ReplayFeed(data, start_ms=start_ms)  # validates the start lies inside the data
         start_ms = feed.now_ms()
+        # where the replay settles recorded funding, and where it cannot
+        funding_note = coverage_note(data.funding, chosen, start_ms, feed.last_ms(),
+                                     fallback_rate=settings.paper_funding_rate,
+                                     interval_hours=settings.paper_funding_interval_hours)
     assert capital is not None
     with engine.begin() as conn:
         active = conn.execute(
@@ -122,6 +128,8 @@ def create_session(
         alerts.session_changed(conn, session_id=session_id, status="created", reason=reason,
                                decision_id=_log(conn, session_id, start_ms, "session", reason),
                                ts_ms=start_ms)
+        if funding_note is not None:
+            _log(conn, session_id, start_ms, "session", funding_note)
     if mode == "paper":  # live: a live session's money is the venue account
         try:
             PaperExchange.open_account(engine, paper_account_id(session_id), Decimal(repr(capital)))

@@ -302,9 +302,10 @@ def test_a_backtests_venue_in_memory_trades_exactly_like_one_on_a_stored_account
     stored_venues: list[PaperExchange] = []
 
     def on_a_stored_account(settings: Settings, _engine: Any, account: str, symbols: Any,
-                            interval: str, *, balance: Decimal) -> PaperExchange:
+                            interval: str, *, balance: Decimal, funding: Any) -> PaperExchange:
         PaperExchange.open_account(venue_store, account, balance)
-        stored_venues.append(original(settings, venue_store, account, symbols, interval))
+        stored_venues.append(original(settings, venue_store, account, symbols, interval,
+                                      funding=funding))
         return stored_venues[-1]
 
     url = f"sqlite:///{tmp_path / 'desk.db'}"

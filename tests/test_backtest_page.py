@@ -103,6 +103,11 @@ def test_a_run_from_the_form_shows_progress_then_its_report(db: Engine, app_env:
     assert float(figures[("portfolio", "desk", "total_return")]) == pytest.approx(
         run["report"]["summary"]["total_return"])
     assert figures[("notes", "agents", "model")].startswith("agents ran on rules")
+    statement = run["report"]["funding"]["statement"]  # BTC and ETH: recorded all along
+    assert statement.endswith("all at Binance's recorded rates (funding history covers the whole "
+                              "range).")
+    assert figures[("notes", "funding", "statement")] == statement
+    assert any(c.value == statement for c in at.caption)
 
 
 def test_a_bad_request_is_refused_on_the_page(db: Engine) -> None:

@@ -33,12 +33,14 @@ from tests.desk_helpers import count, create, fingerprint, run_ticks, venue_matc
 
 # 600 ticks of 15m bars from 2025-10-08 00:00 UTC (through the 2025-10-10 liquidation crash),
 # every agent on rules, default risk settings. Same figures on SQLite and PostgreSQL.
-# (101128.46 until an agent with fewer than 3 closed trades stopped taking part in rebalances.)
+# (101128.46 until an agent with fewer than 3 closed trades stopped taking part in rebalances;
+# 101103.50 until funding settled at Binance's recorded rates instead of a constant 0.01%: the 24
+# settlements then net −8.71 USDT, now +17.42, as SOL's rate went to −0.125% in the crash.)
 GOLDEN_START = "2025-10-08"
 GOLDEN = {
     "trades": 30,
-    "trades_sha": "3ede6ad5daa385b9",
-    "equity": 101103.5,
+    "trades_sha": "991eced9214bee36",
+    "equity": 101131.34,
     "verdicts": {"approve": 13, "modify": 26, "reject": 43},
 }
 

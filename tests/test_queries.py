@@ -323,11 +323,16 @@ def test_market_overview_at_engine_time(seeded: Seeded) -> None:
     assert list(frame.columns) == queries.MARKET_COLUMNS
     assert (frame["price"] > 0).all() and (frame["low_24h"] <= frame["price"]).all()
     assert (frame["price"] <= frame["high_24h"]).all() and frame["change_24h_pct"].notna().all()
-    assert frame["funding_rate"].isna().all()  # replay data has no funding history
     status = queries.session_status(e, sid)["session"]
     assert set(frame["time"]) == {status["engine_time"]}
     with e.connect() as conn:
         marks = json.loads(conn.scalar(select(SessionRow.marks).where(SessionRow.id == sid)))
+        now_ms = conn.scalar(select(SessionRow.clock_ms).where(SessionRow.id == sid))
+    recorded = {}  # the rate of each symbol's last funding event recorded beside the candles
+    for symbol in frame["symbol"]:
+        rows = pd.read_csv(seeded.settings.replay_data_dir / f"{symbol}-funding.csv")
+        recorded[symbol] = float(rows[rows["funding_time_ms"] <= now_ms]["rate"].iloc[-1])
+    assert dict(zip(frame["symbol"], frame["funding_rate"], strict=True)) == recorded
     assert dict(zip(frame["symbol"], frame["price"], strict=True)) == pytest.approx(marks)
 
 
@@ -427,9 +432,10 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 def test_page_queries_on_a_big_store_return_only_a_page(big: Seeded) -> None:
     e, sid = big.engine, big.id
-    assert queries.ceo_log_count(e, sid) == BIG_DECISIONS + 1  # + "session created"
+    # + "session created" and the replay's funding coverage
+    assert queries.ceo_log_count(e, sid) == BIG_DECISIONS + 2
     assert len(queries.ceo_log(e, sid, limit=50)) == 50
-    assert len(queries.ceo_log(e, sid, limit=50, offset=BIG_DECISIONS - 20)) == 21
+    assert len(queries.ceo_log(e, sid, limit=50, offset=BIG_DECISIONS - 20)) == 22
     assert len(queries.ceo_log(e, sid, verdict="reject", rule="margin_cap", limit=50)) == 50
     assert queries.ceo_log(e, sid, limit=50)["reason"].iloc[0] == f"decision {BIG_DECISIONS - 1}"
     assert queries.ceo_kind_counts(e, sid)["rebalance"] == BIG_DECISIONS // 1000

@@ -215,13 +215,19 @@ def show_run(run: dict[str, Any]) -> None:
     cols[0].metric("Trades", f"{s['trades']:,}")
     cols[1].metric("Win rate", _pct(s["win_rate"], signed=False))
     cols[2].metric("Fees", f"{s['fees']:,.2f}")
-    cols[3].metric("Funding paid", f"{s['funding_paid']:,.2f}")
+    funding = report.get("funding")  # runs saved before recorded funding have none
+    cols[3].metric("Funding paid", f"{s['funding_paid']:,.2f}",
+                   help=funding["statement"] if funding else None)
     cols[4].metric("Exposure", _pct(s["exposure_time"], signed=False),
                    help="Share of bars with a position open")
     cols[5].metric("Final equity", f"{s['final_equity']:,.0f}",
                    help=f"{s['final_equity']:,.2f} USDT")
     if absent:
         st.caption(f"No annualised figures: {absent}")
+    if funding and funding["from_fallback"]:
+        st.warning(funding["statement"], icon=":material/warning:")
+    elif funding:
+        st.caption(funding["statement"])
     halt = report["drawdown_halt"]
     if not halt["applies"]:
         st.info(halt["statement"], icon=":material/info:")

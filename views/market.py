@@ -70,8 +70,9 @@ def overview_columns(frame: pd.DataFrame) -> dict[str, Any]:
         "24h high": price_column("24h high"), "24h low": price_column("24h low"),
         "24h volume": number_column("24h volume", "%,.0f", help="In the symbol's base asset"),
         "Funding rate": number_column("Funding rate", "%+.4f%%",
-                                      help=f"Per funding interval; {MISSING} where the market "
-                                           "data has none (replayed candles)"),
+                                      help=f"Per funding interval: the last rate settled (on "
+                                           f"replay, Binance's recorded one); {MISSING} where "
+                                           "the market data has none"),
     }
 
 
@@ -164,11 +165,13 @@ def market(session_id: int) -> None:
                         f"{price_text(row.high_24h, row.symbol)} USDT")
     st.dataframe(overview_table(frame), hide_index=True, width="stretch",
                  column_config=overview_columns(frame), placeholder=MISSING)
-    if frame["funding_rate"].isna().all():
-        st.caption(f"Funding: recorded candles carry no funding history, so it shows {MISSING}. "
-                   f"The paper venue charges open positions a flat "
+    missing = frame.loc[frame["funding_rate"].isna(), "symbol"].tolist()
+    if missing:
+        st.caption(f"Funding: no recorded rate for {', '.join(missing)} at this time, so it shows "
+                   f"{MISSING}; the paper venue charges positions there a flat "
                    f"{settings.paper_funding_rate * 100:.4f}% every "
-                   f"{settings.paper_funding_interval_hours} h (longs pay when positive).")
+                   f"{settings.paper_funding_interval_hours} h (longs pay when positive). Replayed "
+                   "symbols with a funding history settle Binance's recorded rates.")
 
     left, right = st.columns([3, 2])
     symbols = frame["symbol"].tolist()

@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select
 
+from core.backtest.funding import Payment, funding_section
 from core.backtest.params import BacktestParams
 from core.backtest.report import CurvePoint, Decision, Trade, build_report
 from core.config import Settings
 from core.exchanges.symbols import default_filters
 from core.feeds.replay import ReplayData
+from core.funding import FundingHistory
 from core.models import INTERVAL_MS
-from core.store.tables import AGENTS, CEO_DECISIONS, EQUITY_SNAPSHOTS, POSITIONS, SESSIONS
+from core.store.tables import AGENTS, CEO_DECISIONS, EQUITY_SNAPSHOTS, FUNDING, POSITIONS, SESSIONS
 
 AGENTS_ON_RULES = ("agents ran on rules (this run did not replay recorded model replies: "
                    "--llm-cache, or 'Recorded model replies' on the Backtest page, does)")
@@ -48,6 +50,29 @@ def load_decisions(conn: Any, session_id: int) -> list[Decision]:
             for r in rows]
 
 
+def load_payments(conn: Any, session_id: int, history: FundingHistory) -> list[Payment]:
+    """The run's funding settlements, each marked recorded or fallback: the venue settles from
+    the history exactly where it covers the symbol (core/funding.py), the constant elsewhere."""
+    f, a = FUNDING, AGENTS
+    rows = conn.execute(select(a.c.name, f.c.symbol, f.c.amount, f.c.ts_ms)
+                        .outerjoin(a, a.c.id == f.c.agent_id)
+                        .where(f.c.session_id == session_id).order_by(f.c.ts_ms, f.c.id))
+    return [Payment(r[0], r[1], float(r[2]), int(r[3]), history.covers(r[1], int(r[3])))
+            for r in rows]
+
+
+def funding_report(conn: Any, session_id: int, params: BacktestParams, history: FundingHistory,
+                   settings: Settings, agents: list[str], end_ms: int) -> dict[str, Any]:
+    spans = {s: ((found.times[0], found.times[-1]) if (found := history.series.get(s)) else None)
+             for s in params.symbols}
+    return funding_section(
+        payments=load_payments(conn, session_id, history), agents=agents, symbols=params.symbols,
+        history=spans,
+        uncovered={s: history.uncovered(s, params.start_ms, end_ms) for s in params.symbols},
+        fallback_rate=settings.paper_funding_rate,
+        interval_hours=settings.paper_funding_interval_hours)
+
+
 def price_window(data: ReplayData, params: BacktestParams) -> tuple[list[int], dict[str, list[float]]]:
     """Close times and closes of each symbol from the range's start (the price at the start)
     through its end."""
@@ -72,8 +97,10 @@ def compute_report(engine: Engine, session_id: int, params: BacktestParams, data
         trades = load_trades(conn, session_id)
         curve = load_curve(conn, session_id)
         decisions = load_decisions(conn, session_id)
+        funding = funding_report(conn, session_id, params, data.funding, settings,
+                                 [name for name, _ in agents], int(session.clock_ms))
     price_ts, closes = price_window(data, params)
-    return build_report(
+    report = build_report(
         initial=params.capital, start_ms=int(session.start_ms), end_ms=int(session.clock_ms),
         interval_ms=INTERVAL_MS[params.interval], ceo=params.ceo,
         halt_limit=settings.drawdown_halt_pct,
@@ -82,3 +109,5 @@ def compute_report(engine: Engine, session_id: int, params: BacktestParams, data
         curve=curve, trades=trades, agents=agents, decisions=decisions, price_ts=price_ts,
         closes=closes, agents_note=AGENTS_ON_RULES,
     )
+    report["funding"] = funding
+    return report

@@ -258,7 +258,7 @@ def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: 
           session_id: int, strategies: list[Strategy]) -> Desk:
     feed = BoundedFeed(data, start_ms=params.start_ms, end_ms=params.end_ms)
     venue = paper_exchange(settings, None, ACCOUNT, tuple(params.symbols), params.interval,
-                           balance=Decimal(repr(params.capital)))
+                           balance=Decimal(repr(params.capital)), funding=data.funding)
     db = Session(engine, expire_on_commit=False)
     ledger = load_ledger(db, session_id)
     db.commit()

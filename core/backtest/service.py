@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.agents import strategy_file
 from core.agents.base import Strategy
@@ -34,7 +34,7 @@ from core.config import Settings
 from core.desk.lease import wall_ms
 from core.errors import ConfigError
 from core.feeds.replay import ReplayData
-from core.store.tables import SESSIONS, BacktestRunRow
+from core.store.tables import CEO_DECISIONS, SESSIONS, BacktestRunRow
 
 log = logging.getLogger(__name__)
 RUNS = BacktestRunRow.__table__
@@ -126,6 +126,7 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
                 status="done", session_id=session_id, progress=1.0, ticks_done=finished.ticks,
                 report=json.dumps(report, default=_json_default), finished_ms=wall_ms(),
                 wall_seconds=time.perf_counter() - started))
+            _log_funding(conn, session_id, report)
             alerts.backtest_finished(conn, run_id=run_id, name=params.label, status="done",
                                      session_id=session_id, summary=_summary(report))
     except KeyboardInterrupt:
@@ -143,6 +144,17 @@ def _stored_params(engine: Engine, session_id: int) -> DeskParams:
     with engine.connect() as conn:
         text = conn.scalar(select(SESSIONS.c.agent_params).where(SESSIONS.c.id == session_id))
     return stored_params(text)
+
+
+def _log_funding(conn: Connection, session_id: int, report: dict[str, Any]) -> None:
+    """The session's log says where its funding came from (recorded rates or the fallback)."""
+    funding = report.get("funding")
+    if not funding:
+        return
+    end_ms = conn.scalar(select(SESSIONS.c.clock_ms).where(SESSIONS.c.id == session_id))
+    conn.execute(insert(CEO_DECISIONS).values(
+        session_id=session_id, ts_ms=int(end_ms or 0), kind="session", rules="",
+        reason=funding["statement"][:2000]))
 
 
 def record_dead_runs(engine: Engine, alive: int | None = None) -> list[int]:

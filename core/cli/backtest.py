@@ -174,7 +174,15 @@ def format_report(report: dict[str, Any]) -> str:
     for a in report["agents"]:
         lines.append(f"    {a['agent']:<20} return {_pct(a['total_return']):>8} · max DD "
                      f"{a['max_drawdown']:.2%} · Sharpe {_num(a['sharpe'])} · trades {a['trades']}"
-                     f" · win rate {_pct(a['win_rate']).lstrip('+')} · PF {_num(a['profit_factor'])}")
+                     f" · win rate {_pct(a['win_rate']).lstrip('+')} · PF {_num(a['profit_factor'])}"
+                     f" · funding paid {a['funding_paid']:,.2f}")
+    funding = report.get("funding")
+    if funding:  # runs saved before the desk settled recorded funding have no such section
+        lines.append(f"  {funding['statement']}")
+        for a in funding["per_agent"]:
+            lines.append(f"    {a['agent']:<20} funding paid {a['paid']:,.2f} · received "
+                         f"{a['received']:,.2f} · net {a['net']:+,.2f} · {a['settlements']} "
+                         f"settlements ({a['from_history']} recorded, {a['from_fallback']} fallback)")
     bh = " · ".join(f"{sym} {_pct(v['total_return'])} (max DD {v['max_drawdown']:.2%})"
                     for sym, v in report["buy_and_hold"].items())
     lines.append(f"  buy and hold: {bh}")

@@ -28,6 +28,7 @@ from core.exchanges.paper import PaperExchange
 from core.exchanges.symbols import default_filters
 from core.feeds.base import MarketFeed
 from core.feeds.replay import ReplayFeed, load_replay_data
+from core.funding import FundingHistory, load_funding
 from core.llm.providers import build_providers, model_label  # provider per agent
 from core.models import INTERVAL_MS
 from core.store.tables import SessionRow
@@ -53,15 +54,21 @@ def build_exchange(settings: Settings, engine: Engine, row: SessionRow) -> Excha
     if row.mode != "paper":
         raise ConfigError(f"session {row.id} is a {row.mode} run: the engine trades only paper and "
                           "live sessions")
-    return paper_exchange(settings, engine, paper_account_id(row.id), tuple(row.symbols.split(",")),
-                          row.replay_interval or settings.replay_interval)
+    symbols = tuple(row.symbols.split(","))
+    # replayed candles settle the funding recorded beside them; AsterDex's market data has the
+    # venue's own rates in every step
+    history = load_funding(settings.replay_data_dir, symbols) if row.market_source == "replay" else None
+    return paper_exchange(settings, engine, paper_account_id(row.id), symbols,
+                          row.replay_interval or settings.replay_interval, funding=history)
 
 
 def paper_exchange(settings: Settings, engine: Engine | None, account_id: str,
                    symbols: tuple[str, ...], interval: str, *,
-                   balance: Decimal | None = None) -> PaperExchange:
+                   balance: Decimal | None = None,
+                   funding: FundingHistory | None = None) -> PaperExchange:
     """The paper venue with the configured fees, slippage and funding: on its stored account for a
-    session, or (no engine) opened with ``balance`` in memory only for a backtest."""
+    session, or (no engine) opened with ``balance`` in memory only for a backtest. ``funding``: the
+    recorded rates that settle wherever they cover a symbol (the configured rate elsewhere)."""
     return PaperExchange(
         engine,
         account_id,
@@ -72,6 +79,7 @@ def paper_exchange(settings: Settings, engine: Engine | None, account_id: str,
         funding_interval_hours=settings.paper_funding_interval_hours,
         interval_ms=INTERVAL_MS[interval],
         opening_balance=balance,
+        funding_history=funding,
     )
 
 

@@ -5,8 +5,9 @@ not: market orders pay slippage (rounded against the trader to the tick) and the
 isolated with a liquidation price from leverage and the maintenance margin rate; resting stop-market
 and take-profit-market orders trigger on each bar's high/low (a gap fills at the bar's open, and when
 a stop and a take-profit both fit in one bar the stop is assumed first); funding is booked at every
-funding time; and orders are refused with the real venue's error codes (filters, margin, min
-notional, reduce-only, duplicate client order id).
+funding time (the recorded times and rates of a funding history where it has one); and orders are
+refused with the real venue's error codes (filters, margin, min notional, reduce-only, duplicate
+client order id).
 
 It plays a *remote* exchange: its state lives in the ``paper_*`` tables and every change commits in
 its own short transaction before a call returns, so a restarted process sees exactly what the venue
@@ -70,6 +71,7 @@ from core.exchanges.paper_store import (
 )
 from core.exchanges.paper_store import quantize as _q
 from core.exchanges.symbols import generic_filters
+from core.funding import FundingHistory
 from core.models import (
     AccountBalance,
     ExchangeEvents,
@@ -107,9 +109,11 @@ class PaperExchange(BarProcessing, LossGuard):
         funding_interval_hours: int = 8,
         interval_ms: int = 900_000,
         opening_balance: Decimal | None = None,
+        funding_history: FundingHistory | None = None,
     ) -> None:
         """``engine`` None: the account lives in memory only and opens with ``opening_balance``
-        USDT (a backtest's venue)."""
+        USDT (a backtest's venue). ``funding_history``: the recorded funding (replay and
+        backtests) that settles instead of ``funding_rate`` wherever it covers a symbol."""
         if not 1 <= funding_interval_hours <= 24:
             raise ValueError("funding_interval_hours must be 1..24")
         self._engine = engine
@@ -119,6 +123,7 @@ class PaperExchange(BarProcessing, LossGuard):
         self._slip = as_decimal(slippage_bps) / 10_000
         self._funding_rate = funding_rate
         self._funding_ms = funding_interval_hours * HOUR_MS
+        self._funding_history = funding_history
         self._interval_ms = interval_ms
         self._prices: dict[str, float] = {}
         self._now_ms = 0

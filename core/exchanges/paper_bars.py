@@ -1,8 +1,10 @@
 """The paper venue's market clock: what happens to an account as each bar goes by.
 
-Funding at every funding time, liquidation when a bar opens beyond the liquidation price, and the
-resting stop-market / take-profit-market orders triggered on the bar's high and low (a gap fills at
-the open; when a stop and a take-profit both fit in one bar the stop is assumed first). Kept apart
+Funding at every funding time (the recorded ones at their recorded rates where the venue has a
+funding history, core/funding.py; elsewhere its configured grid and rate), liquidation when a bar
+opens beyond the liquidation price, and the resting stop-market / take-profit-market orders
+triggered on the bar's high and low (a gap fills at the open; when a stop and a take-profit both
+fit in one bar the stop is assumed first). Kept apart
 from core/exchanges/paper.py, which holds the account, its orders and its persistence; this mixin
 works on that state through the same attributes.
 """
@@ -54,16 +56,17 @@ class BarProcessing:
     def _due(self, symbol: str, bar: Bar) -> bool:
         """Cheap float test: can this bar change anything (funding, liquidation, a trigger)?"""
         pos = self._positions.get(symbol)
-        if pos is None or self._funding_times(bar.open_time_ms):
+        if pos is None or self._funding_times(bar.open_time_ms, (symbol,)):
             return True
         if (bar.low <= pos.liq_f) if pos.amount > 0 else (bar.high >= pos.liq_f):
             return True
         return any(o.touches(bar) for o in self._resting.get(symbol, []))
 
-    def _funding_times(self, open_ms: int) -> list[int]:
+    def _funding_times(self, open_ms: int, symbols: tuple[str, ...]) -> list[int]:
         """Unpaid funding times during the bar, [open, open + interval), oldest first: a position
         held when the bar opened was held then. Funding times are every ``funding_interval_hours``
-        counted from 00:00 UTC each day (so a 15m bar pays when it opens at one)."""
+        counted from 00:00 UTC each day (so a 15m bar pays when it opens at one), and the times
+        recorded in the funding history for ``symbols``."""
         floor = max(open_ms - 1, self._last_funding_ms or 0)
         times: list[int] = []
         t = open_ms + self._interval_ms - 1
@@ -71,9 +74,28 @@ class BarProcessing:
             day = t - t % DAY_MS
             due = day + (t - day) // self._funding_ms * self._funding_ms
             if due <= floor:
-                return times[::-1]
+                break
             times.append(due)
             t = due - 1
+        if self._funding_history is None:
+            return times[::-1]
+        recorded = self._funding_history.times_between(symbols, floor, open_ms + self._interval_ms)
+        return sorted({*times, *recorded})
+
+    def _funding_rate_at(self, symbol: str, due: int, given: float | None) -> float | None:
+        """The rate funding settles at for ``symbol`` at ``due``, None when it does not settle
+        then. With a history: its recorded rate inside the spans it covers (and nothing at other
+        times there); outside them, the configured rate on the configured grid. Without one: the
+        feed's rate (``given``), else the configured one."""
+        on_grid = due % DAY_MS % self._funding_ms == 0
+        if self._funding_history is not None:
+            recorded, covered = self._funding_history.settlement(symbol, due)
+            if covered:
+                return recorded
+            return self._funding_rate if on_grid else None
+        if not on_grid:
+            return None
+        return self._funding_rate if given is None else given
 
     def _replay(
         self,
@@ -84,7 +106,7 @@ class BarProcessing:
     ) -> None:
         for open_ms, group in groupby(timeline, key=lambda item: item[1].open_time_ms):
             bars = list(group)
-            for due in self._funding_times(open_ms):
+            for due in self._funding_times(open_ms, tuple(symbol for symbol, _ in bars)):
                 self._pay_funding(due, bars, rates, ch, events)
             if self._guard_fires(bars, ch, events):
                 continue
@@ -104,8 +126,9 @@ class BarProcessing:
             pos = self._positions.get(symbol)
             if pos is None or self._opened_ms.get(symbol, 0) > due:
                 continue  # not held at the funding time
-            given = rates.get(symbol)
-            rate = self._funding_rate if given is None else given
+            rate = self._funding_rate_at(symbol, due, rates.get(symbol))
+            if rate is None:
+                continue
             amount = _q(-pos.amount * as_decimal(bar.open) * as_decimal(rate))
             self._wallet = _q(self._wallet + amount)
             payment = FundingPayment(

@@ -18,6 +18,7 @@ import pandas as pd
 from core import indicators
 from core.errors import FeedError, FeedExhausted
 from core.feeds.base import Ticker
+from core.funding import FundingHistory, load_funding
 from core.indicators import Features
 from core.models import INTERVAL_MS, Bar, MarketStep
 
@@ -124,11 +125,13 @@ class _Series:
 
 @dataclass(slots=True)
 class ReplayData:
-    """Recorded candles of several symbols on a shared base timeline, with cached resamples."""
+    """Recorded candles of several symbols on a shared base timeline, with cached resamples, and
+    the funding rates recorded beside them (``SYMBOL-funding.csv``, where the folder has one)."""
 
     base_interval: str
     symbols: tuple[str, ...]
     frames: dict[str, pd.DataFrame]
+    funding: FundingHistory = field(default_factory=FundingHistory)
     series: dict[tuple[str, str], _Series] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -165,7 +168,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def load_replay_data(data_dir: Path, interval: str, symbols: tuple[str, ...]) -> ReplayData:
-    """Load (once per process) and align the recorded candles of ``symbols``."""
+    """Load (once per process) and align the recorded candles of ``symbols``, with their
+    recorded funding rates (core/funding.py)."""
     key = (str(Path(data_dir).resolve()), interval, symbols)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -180,7 +184,7 @@ def load_replay_data(data_dir: Path, interval: str, symbols: tuple[str, ...]) ->
         frames = {
             s: f[f["open_time_ms"].isin(common)].reset_index(drop=True) for s, f in frames.items()
         }
-        data = ReplayData(interval, symbols, frames)
+        data = ReplayData(interval, symbols, frames, load_funding(Path(data_dir), symbols))
         _CACHE[key] = data
         return data
 
@@ -245,13 +249,15 @@ class ReplayFeed:
                 for i in range(first, last + 1)
             ]
             prices[symbol] = float(c["close"][last])
-        funding = dict.fromkeys(self.symbols, self._funding_rate)
-        return MarketStep(self.now_ms(), bars, prices, funding)
+        return MarketStep(self.now_ms(), bars, prices, self._funding_rates())
 
     def current(self) -> MarketStep:
         prices = {s: self.price(s) for s in self.symbols}
         return MarketStep(self.now_ms(), {s: [] for s in self.symbols}, prices,
-                          dict.fromkeys(self.symbols, self._funding_rate))
+                          self._funding_rates())
+
+    def _funding_rates(self) -> dict[str, float | None]:
+        return {s: self.funding_rate(s) for s in self.symbols}
 
     # ---------------------------------------------------------------- MarketView
     def _closed_index(self, series: _Series) -> int:
@@ -279,7 +285,10 @@ class ReplayFeed:
         return float(self._base[symbol].cols["close"][self._index])
 
     def funding_rate(self, symbol: str) -> float | None:
-        return self._funding_rate
+        """The rate of the symbol's last recorded funding event at or before now; where it has
+        no history then, the rate this feed was given (None by default: nothing on record)."""
+        recorded = self._data.funding.latest(symbol, self.now_ms())
+        return self._funding_rate if recorded is None else recorded
 
     def candles(self, symbol: str, interval: str, limit: int) -> pd.DataFrame:
         found = self.features(symbol, interval)
@@ -307,7 +316,7 @@ class ReplayFeed:
             high_24h=float(series["high"][lo : self._index + 1].max()),
             low_24h=float(series["low"][lo : self._index + 1].min()),
             volume_24h=float(series["volume"][lo : self._index + 1].sum()),
-            funding_rate=self._funding_rate,
+            funding_rate=self.funding_rate(symbol),
             time_ms=self.now_ms(),
         )
 

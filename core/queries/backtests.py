@@ -161,12 +161,29 @@ def report_rows(report: dict[str, Any]) -> pd.DataFrame:
     for sym, figures in report["buy_and_hold"].items():
         for k, v in figures.items():
             rows.append({"section": "buy_and_hold", "name": sym, "figure": k, "value": v})
+    funding = report.get("funding") or {}
+    for k in ("paid", "received", "net", "settlements", "from_history", "from_fallback",
+              "fallback_rate", "interval_hours"):
+        if k in funding:
+            rows.append({"section": "funding", "name": "desk", "figure": k, "value": funding[k]})
+    for who, key in (("per_agent", "agent"), ("per_symbol", "symbol")):
+        for entry in funding.get(who, []):
+            for k, v in entry.items():
+                if k != key:
+                    rows.append({"section": f"funding_{key}", "name": entry[key], "figure": k,
+                                 "value": v})
+    for period in funding.get("fallback_periods", []):
+        rows.append({"section": "funding_fallback", "name": period["symbol"],
+                     "figure": f"{period['from']} → {period['to']}", "value": period["settlements"]})
     rows.append({"section": "notes", "name": "agents", "figure": "model", "value": report["agents_model"]})
     rows.append({"section": "notes", "name": "agents", "figure": "parameters",
                  "value": params_summary(report)})
     for key, value in (report.get("agent_params") or {}).items():  # what the agents ran on
         name, figure = key.rsplit(".", 1)
         rows.append({"section": "agent_params", "name": name, "figure": figure, "value": value})
+    if funding.get("statement"):
+        rows.append({"section": "notes", "name": "funding", "figure": "statement",
+                     "value": funding["statement"]})
     rows.append({"section": "notes", "name": "report", "figure": "conventions", "value": report["conventions"]})
     for row in rows:
         if isinstance(row["value"], float) and math.isfinite(row["value"]):
