@@ -1,0 +1,114 @@
+"""Where Optuna keeps the desk's studies: in the desk's own database.
+
+On PostgreSQL a study lives in the database ``DATABASE_URL`` names, in a schema of its own
+(``desk_research``): Optuna versions its tables with an ``alembic_version`` table just like the
+desk's migrations, and the two must never read each other's. Every process on every machine with
+the same ``DATABASE_URL`` therefore sees, and can join, the same studies.
+
+On SQLite the studies go to a file beside the desk's (``desk.db`` → ``desk.studies.db``), for the
+same reason; SQLite serves the worker processes of one machine (WAL, a busy timeout). An
+in-memory desk database has nowhere to put a study that several processes share, so it is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from core.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
+
+SCHEMA = "desk_research"
+SQLITE_SUFFIX = ".studies.db"
+SQLITE_TIMEOUT_S = 60
+_PG_SCHEMA_LOCK_KEY = 7_315_004_212
+_LOCK = threading.Lock()
+
+
+def studies_url(database_url: str) -> tuple[str, dict[str, Any]]:
+    """The URL Optuna opens for the desk at ``database_url`` and the engine options it needs."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError as exc:
+        raise ConfigError(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = _sqlite_studies_path(url)
+        return (f"sqlite:///{path}",
+                {"connect_args": {"timeout": SQLITE_TIMEOUT_S, "check_same_thread": False}})
+    if backend == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg2")
+        return (url.render_as_string(hide_password=False),
+                {"pool_pre_ping": True, "connect_args": {"options": f"-csearch_path={SCHEMA}"}})
+    raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_studies_path(url: URL) -> Path:
+    database = url.database
+    if not database or database == ":memory:":
+        raise ConfigError("studies need a database file or PostgreSQL: an in-memory desk "
+                          "database cannot be shared by worker processes")
+    desk = Path(database).expanduser()
+    if not desk.parent.is_dir():
+        raise ConfigError(f"the desk's database folder {desk.parent} does not exist")
+    return desk.with_name(f"{desk.stem}{SQLITE_SUFFIX}")
+
+
+def _prepare(url: str) -> None:
+    """The PostgreSQL schema exists (created once, under a lock, whoever comes first); a SQLite
+    file is in WAL mode so workers read while another writes."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=SQLITE_TIMEOUT_S)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    finally:
+        engine.dispose()
+
+
+def open_storage(database_url: str) -> RDBStorage:
+    """Optuna's storage for the desk's studies (tables created on first use); StoreError with
+    one line when the database cannot be reached."""
+    import optuna
+
+    url, engine_kwargs = studies_url(database_url)
+    try:
+        with _LOCK:
+            _prepare(url)
+            if url.startswith("postgresql"):  # two processes creating the tables: one waits
+                return _locked_pg_storage(url, engine_kwargs)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (OperationalError, sqlite3.OperationalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StoreError(f"cannot open the studies' database: {reason}") from None
+
+
+def _locked_pg_storage(url: str, engine_kwargs: dict[str, Any]) -> RDBStorage:
+    import optuna
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
