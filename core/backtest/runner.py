@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +33,7 @@ from sqlalchemy import Engine, create_engine, event, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from core.agents.base import Strategy
+from core.agents.base import AgentSpec, Strategy
 from core.agents.strategies import build_strategies
 from core.backtest.params import BacktestParams
 from core.ceo.rules import RiskLimits
@@ -200,12 +200,14 @@ def run_limits(settings: Settings, ceo: bool) -> RiskLimits:
                       stop_loss_margin_pct=math.inf, gross_exposure_cap=math.inf)
 
 
-def _create_session(engine: Engine, params: BacktestParams) -> int:
+def _create_session(engine: Engine, params: BacktestParams,
+                    roster: Sequence[AgentSpec] | None = None) -> int:
     capital = params.capital
     with engine.begin() as conn:
         sid = insert_session(conn, name=params.label, mode="backtest", source="replay",
                              symbols=params.symbols, capital=capital, interval=params.interval,
-                             start_ms=params.start_ms, model_of=lambda _spec: AGENT_MODEL)
+                             start_ms=params.start_ms, model_of=lambda _spec: AGENT_MODEL,
+                             **({} if roster is None else {"roster": roster}))
         ceo = "CEO on" if params.ceo else "CEO off (venue limits only)"
         conn.execute(insert(CEO_DECISIONS).values(
             session_id=sid, ts_ms=params.start_ms, kind="session", rules="",
@@ -215,14 +217,16 @@ def _create_session(engine: Engine, params: BacktestParams) -> int:
 
 
 def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: int,
-        progress: Progress | None = None, strategies: list[Strategy] | None = None) -> FinishedRun:
+        progress: Progress | None = None, strategies: list[Strategy] | None = None,
+        roster: Sequence[AgentSpec] | None = None) -> FinishedRun:
     """Tick the desk over the range, stop the session at its end; the caller disposes the run.
     ``strategies`` replaces the roster's rule agents (matched by ``spec.key``; agents without
-    one stay idle), e.g. for a benchmark's single strategy."""
+    one stay idle), e.g. for a benchmark's single strategy. ``roster`` replaces the session's
+    agents and their capital shares (a study's chosen agents, their shares summing to 1)."""
     desk_settings = run_settings(settings, params)
     store = PrivateStore.create()
     try:
-        session_id = _create_session(store.engine, params)
+        session_id = _create_session(store.engine, params, roster)
         desk = _desk(desk_settings, params, data, store.engine, session_id,
                      build_strategies() if strategies is None else strategies)
         every = max(1, total // 200)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 SCHEMA = "desk_research"
 SQLITE_SUFFIX = ".studies.db"
 SQLITE_TIMEOUT_S = 60
+# A worker beats every HEARTBEAT_S while it runs a trial; a trial whose worker has not beaten for
+# GRACE_S (killed, its machine gone) is marked failed by the next worker, never left running.
+HEARTBEAT_S = 10
+GRACE_S = 60
 _PG_SCHEMA_LOCK_KEY = 7_315_004_212
 _LOCK = threading.Lock()
 
@@ -82,32 +86,41 @@ def _prepare(url: str) -> None:
         engine.dispose()
 
 
-def open_storage(database_url: str) -> RDBStorage:
-    """Optuna's storage for the desk's studies (tables created on first use); StoreError with
-    one line when the database cannot be reached."""
-    import optuna
-
+def open_storage(database_url: str, *, heartbeat: bool = False) -> RDBStorage:
+    """Optuna's storage for the desk's studies (tables created on first use); ``heartbeat`` for
+    a worker that runs trials. StoreError with one line when the database cannot be reached."""
     url, engine_kwargs = studies_url(database_url)
+    beat: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S} \
+        if heartbeat else {}
     try:
         with _LOCK:
             _prepare(url)
             if url.startswith("postgresql"):  # two processes creating the tables: one waits
-                return _locked_pg_storage(url, engine_kwargs)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+                return _locked_pg_storage(url, engine_kwargs, beat)
+            return _storage(url, engine_kwargs, beat)
     except (OperationalError, sqlite3.OperationalError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StoreError(f"cannot open the studies' database: {reason}") from None
 
 
-def _locked_pg_storage(url: str, engine_kwargs: dict[str, Any]) -> RDBStorage:
+def _storage(url: str, engine_kwargs: dict[str, Any], beat: dict[str, Any]) -> RDBStorage:
+    import warnings
+
     import optuna
 
+    with warnings.catch_warnings():  # the heartbeat is flagged experimental; it is what we need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+
+
+def _locked_pg_storage(url: str, engine_kwargs: dict[str, Any],
+                       beat: dict[str, Any]) -> RDBStorage:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+                return _storage(url, engine_kwargs, beat)
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
     finally:
