@@ -5,6 +5,7 @@ its message as one readable line. Nothing outside this tree should escape an eng
 
     DeskError
     ├── ConfigError                 bad settings (malformed DATABASE_URL, unknown mode, ...)
+    │   └── InvalidParams           an agent parameter refused (names parameter, value, bound)
     ├── StoreError                  database unreachable or inconsistent
     │   └── LeaseError              another engine holds (or took) this session's lease
     ├── SessionError                invalid user intent on sessions and agents
@@ -37,6 +38,18 @@ class DeskError(Exception):
 
 class ConfigError(DeskError):
     """Settings are missing or malformed."""
+
+
+class InvalidParams(ConfigError):
+    """An agent parameter (strategy file, editor, optimiser, stored run) was refused.
+
+    ``parameter`` is the flat key (``trend.adx_min``), ``value`` what was given (None: missing or
+    unknown), ``bound`` what is accepted, in words; ``line`` the strategy file's line, if any."""
+
+    def __init__(self, message: str, *, parameter: str, value: object, bound: str,
+                 line: int | None = None) -> None:
+        super().__init__(message)
+        self.parameter, self.value, self.bound, self.line = parameter, value, bound, line
 
 
 class StoreError(DeskError):

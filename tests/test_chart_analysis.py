@@ -15,8 +15,9 @@ from sqlalchemy import Engine, or_, select
 
 from core import indicators, queries
 from core.agents import llm_prompts as prompts
-from core.agents import mean_reversion, momentum, scalper, trend
+from core.agents import trend
 from core.agents.common import num, pct
+from core.agents.params import MeanReversionParams, MomentumParams, ScalperParams, TrendParams
 from core.agents.roster import ROSTER
 from core.config import Settings
 from core.desk import live_runtime
@@ -154,8 +155,8 @@ def test_each_entry_quotes_the_values_its_chart_draws(seeded: Seeded) -> None:
                 assert trend.cross_side(before, gap) is not None  # the cross is on this bar
                 assert f"EMA20 {num(row['ema_20'])} vs EMA50 {num(row['ema_50'])}" in why
                 assert f"ATR14 {num(row['atr_14'])}" in why
-                slow = _signal_bar(bars(symbol, trend.FILTER_INTERVAL), trend.FILTER_INTERVAL, tick)
-                assert f"4h ADX {slow['adx_14']:.1f}" in why and slow["adx_14"] >= trend.ADX_MIN
+                slow = _signal_bar(bars(symbol, TrendParams().filter_interval), TrendParams().filter_interval, tick)
+                assert f"4h ADX {slow['adx_14']:.1f}" in why and slow["adx_14"] >= TrendParams().adx_min
             elif key == "momentum":
                 edge = "high" if row["close"] > row["hh_20"] else "low"
                 level = row["hh_20"] if edge == "high" else row["ll_20"]
@@ -204,16 +205,16 @@ def test_studies_start_on_where_an_agent_reads_them(seeded: Seeded, interval: st
 
 
 def test_threshold_lines_are_the_strategies_constants(seeded: Seeded) -> None:
-    z = mean_reversion.Z_ENTRY
+    z = MeanReversionParams().z_entry
     assert {v for v, _ in BY_STUDY["zscore"].levels} == {z, 0.0, -z}
-    assert {v for v, _ in BY_STUDY["rsi_14"].levels} == {mean_reversion.RSI_OVERSOLD,
-                                                        mean_reversion.RSI_OVERBOUGHT}
-    assert {v for v, _ in BY_STUDY["rsi_7"].levels} == {scalper.RSI_LONG_TRIGGER,
-                                                       scalper.RSI_SHORT_TRIGGER}
-    assert [v for v, _ in BY_STUDY["adx"].levels] == [trend.ADX_MIN]
+    assert {v for v, _ in BY_STUDY["rsi_14"].levels} == {MeanReversionParams().rsi_oversold,
+                                                        MeanReversionParams().rsi_overbought}
+    assert {v for v, _ in BY_STUDY["rsi_7"].levels} == {ScalperParams().rsi_long_trigger,
+                                                       ScalperParams().rsi_short_trigger}
+    assert [v for v, _ in BY_STUDY["adx"].levels] == [TrendParams().adx_min]
     c = queries.chart_analysis(seeded.settings, seeded.engine, seeded.id, "BTCUSDT", "1h", 300).candles
     np.testing.assert_allclose(c["bb_upper"], c["sma_20"] + z * c["std_20"])
-    np.testing.assert_allclose(c["volume_breakout"], momentum.VOLUME_MULTIPLE * c["vol_sma_20"])
+    np.testing.assert_allclose(c["volume_breakout"], MomentumParams().volume_multiple * c["vol_sma_20"])
     # a close beyond the band is exactly a z-score beyond the mean-reversion entry
     clear = c[(c["zscore_20"].abs() - z).abs() > 1e-6].dropna(subset=["zscore_20"])
     assert ((clear["close"] <= clear["bb_lower"]) == (clear["zscore_20"] <= -z)).all()

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
 from core import queries
-from core.agents import mean_reversion, trend
+from core.agents.params import MeanReversionParams, TrendParams
 from core.store.db import open_database
 from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
@@ -112,9 +112,9 @@ def test_market_chart_shows_volume_and_the_indicators_the_agents_read(app_env: s
     assert same(trace(spec, "SMA20 − 2σ")["y"], chart.candles["bb_lower"])
     assert same(trace(spec, "ROC 10")["y"], chart.candles["roc_10"] * 100)
     assert axis_titles(spec) == ["USDT", "Volume", "z-score 20", "RSI 14", "ATR 14", "ROC 10 (%)"]
-    z = mean_reversion.Z_ENTRY
-    assert {z, -z, mean_reversion.RSI_OVERSOLD, mean_reversion.RSI_OVERBOUGHT} <= hlines(spec)
-    assert trend.ADX_MIN not in hlines(spec)
+    z = MeanReversionParams().z_entry
+    assert {z, -z, MeanReversionParams().rsi_oversold, MeanReversionParams().rsi_overbought} <= hlines(spec)
+    assert TrendParams().adx_min not in hlines(spec)
 
     studies.set_value(["adx"]).run()  # one toggle: the candles, volume and ADX with its filter line
     ok(at)
@@ -122,7 +122,7 @@ def test_market_chart_shows_volume_and_the_indicators_the_agents_read(app_env: s
     assert "EMA 20" not in names(spec) and "RSI 14" not in names(spec)
     assert axis_titles(spec) == ["USDT", "Volume", "ADX 14"]
     assert same(trace(spec, "ADX 14")["y"], chart.candles["adx_14"])
-    assert hlines(spec) == {trend.ADX_MIN}
+    assert hlines(spec) == {TrendParams().adx_min}
 
     at.radio(key="mkt_interval").set_value("4h").run()  # each interval keeps its own choice
     ok(at)

@@ -16,12 +16,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.agents import arbitrage, mean_reversion, momentum, scalper, trend
 from core.agents.arbitrage import ArbitrageStrategy
 from core.agents.base import AgentView, HeldPosition, Strategy
 from core.agents.common import MAX_OPEN_POSITIONS, num, pct
 from core.agents.mean_reversion import MeanReversionStrategy
 from core.agents.momentum import MomentumStrategy
+from core.agents.params import (
+    ArbitrageParams,
+    MeanReversionParams,
+    MomentumParams,
+    ScalperParams,
+    TrendParams,
+)
 from core.agents.roster import BY_KEY, ROSTER
 from core.agents.scalper import ScalperStrategy
 from core.agents.strategies import build_strategies
@@ -387,8 +393,8 @@ def test_trend_filter_thresholds_and_bracket() -> None:
     assert not against.proposals and "not above the 4h EMA20 103.00" in against.note
     (p,) = strategy.decide(view(trend_stub(20.0, 95.0), START)).proposals
     assert p.action is Action.OPEN_LONG
-    assert p.stop_price == pytest.approx(102.0 - trend.STOP_ATR * 2.0)
-    assert p.take_profit == pytest.approx(102.0 + trend.TP_ATR * 2.0)
+    assert p.stop_price == pytest.approx(102.0 - TrendParams().stop_atr * 2.0)
+    assert p.take_profit == pytest.approx(102.0 + TrendParams().tp_atr * 2.0)
 
 
 # --------------------------------------------------------------------------------------- momentum
@@ -413,7 +419,7 @@ def test_momentum_breakout_enters_exactly_on_the_breakout_bar(side: PositionSide
     assert "volume 3.0× average" in p.reasoning
     f = market.at(close_of(60, Q)).features("ETHUSDT", "15m")
     assert f is not None
-    assert stop_distance(p) == pytest.approx(momentum.STOP_ATR * f["atr_14"])
+    assert stop_distance(p) == pytest.approx(MomentumParams().stop_atr * f["atr_14"])
 
 
 def test_momentum_needs_the_volume_surge() -> None:
@@ -462,7 +468,7 @@ def test_mean_reversion_enters_when_stretched_and_targets_the_mean(side: Positio
     assert f is not None
     assert p.side is side
     assert p.take_profit == pytest.approx(f["sma_20"])
-    assert stop_distance(p) == pytest.approx(mean_reversion.STOP_STD * f["std_20"])
+    assert stop_distance(p) == pytest.approx(MeanReversionParams().stop_std * f["std_20"])
     assert "standard deviations" in p.reasoning
 
 
@@ -508,8 +514,8 @@ def test_scalper_enters_on_the_pullback_turn(side: PositionSide) -> None:
     f = market.at(close_of(42, Q)).features("BTCUSDT", "15m")
     assert f is not None
     assert p.side is side
-    assert stop_distance(p) == pytest.approx(scalper.STOP_ATR * f["atr_14"])
-    assert tp_distance(p) == pytest.approx(scalper.TP_ATR * f["atr_14"])
+    assert stop_distance(p) == pytest.approx(ScalperParams().stop_atr * f["atr_14"])
+    assert tp_distance(p) == pytest.approx(ScalperParams().tp_atr * f["atr_14"])
 
 
 def test_scalper_runs_on_the_fastest_timeframe() -> None:
@@ -527,7 +533,7 @@ def test_scalper_time_stop_after_eight_bars() -> None:
     market = FakeMarket({"BTCUSDT": candles(scalp_path(), step=Q)}, 0)
     strategy = ScalperStrategy(BY_KEY["scalper"])
     opened = close_of(42, Q)
-    seven, eight = opened + 7 * Q, opened + scalper.TIME_STOP_BARS * Q
+    seven, eight = opened + 7 * Q, opened + ScalperParams().time_stop_bars * Q
     position = held("BTCUSDT", LONG, 108.7, opened)
     waiting = strategy.decide(view(market.at(seven), seven, [position]))
     assert not waiting.proposals and "7 of 8 15m bars" in waiting.note
@@ -559,7 +565,7 @@ def test_arbitrage_opens_two_opposite_legs_in_one_group() -> None:
     assert legs["ETHUSDT"].group == legs["BTCUSDT"].group == f"pair-BTCUSDT-ETHUSDT-{close_of(120)}"
     for p in legs.values():
         assert_well_formed(p, market)
-        assert p.margin_fraction == arbitrage.LEG_MARGIN
+        assert p.margin_fraction == ArbitrageParams().leg_margin
         assert "not risk-free" in p.reasoning
         assert "Funding" not in p.reasoning
 

@@ -12,6 +12,8 @@ between the legs, the reasoning says which way the pair's funding carry points.
 
 Exit: when |z| ≤ 0.5 for the held pair, close both legs. A leg left alone (its partner stopped out)
 is closed too: one leg on its own is a naked directional bet, not a pair trade.
+
+(These are the defaults; ``ArbitrageParams`` in core/agents/params.py declares every number.)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from core.agents.common import (
     MAX_OPEN_POSITIONS,
     Entry,
     bracket,
+    checked_params,
     close_proposal,
     confidence,
     decision,
@@ -40,15 +43,9 @@ from core.agents.common import (
     ready_features,
     side_word,
 )
+from core.agents.params import ArbitrageParams
 from core.models import AgentDecision, PositionSide, Proposal
 
-LOOKBACK = 100
-Z_ENTRY = 2.0
-Z_EXIT = 0.5
-STOP_ATR = 3.0
-LEG_MARGIN = 0.12
-BASE_CONFIDENCE = 0.40
-CONFIDENCE_PER_Z = 0.15  # per standard deviation beyond the entry threshold
 DISCLAIMER = "Statistical pair trade, not risk-free"
 
 
@@ -61,6 +58,7 @@ class Spread:
     z: float
     mean: float
     std: float
+    lookback: int
 
     @property
     def label(self) -> str:
@@ -68,7 +66,7 @@ class Spread:
 
     def text(self, interval: str) -> str:
         return (
-            f"log spread {self.label} z {self.z:+.2f} over {LOOKBACK} {interval} bars "
+            f"log spread {self.label} z {self.z:+.2f} over {self.lookback} {interval} bars "
             f"(mean {self.mean:+.4f}, std {self.std:.4f})"
         )
 
@@ -76,22 +74,22 @@ class Spread:
 class _LogCloses:
     """Per-decision cache of log closes, so each symbol's series is read and logged once."""
 
-    def __init__(self, market: MarketView, interval: str) -> None:
-        self._market, self._interval = market, interval
+    def __init__(self, market: MarketView, interval: str, lookback: int) -> None:
+        self._market, self._interval, self.lookback = market, interval, lookback
         self._logs: dict[str, np.ndarray] = {}
 
     def __call__(self, symbol: str) -> np.ndarray:
         found = self._logs.get(symbol)
         if found is None:
-            found = np.log(self._market.closes(symbol, self._interval, LOOKBACK))
+            found = np.log(self._market.closes(symbol, self._interval, self.lookback))
             self._logs[symbol] = found
         return found
 
 
 def spread_z(logs: _LogCloses, a: str, b: str) -> Spread | None:
-    """The pair's z-score, or None while either symbol has fewer than LOOKBACK bars."""
+    """The pair's z-score, or None while either symbol has fewer than the lookback's bars."""
     la, lb = logs(a), logs(b)
-    if len(la) < LOOKBACK or len(lb) < LOOKBACK:
+    if len(la) < logs.lookback or len(lb) < logs.lookback:
         return None
     spread = la - lb
     mean = float(spread.mean())
@@ -99,12 +97,12 @@ def spread_z(logs: _LogCloses, a: str, b: str) -> Spread | None:
     std = math.sqrt(float(dev @ dev) / len(dev))
     if not std > 0:
         return None
-    return Spread(a, b, (float(spread[-1]) - mean) / std, mean, std)
+    return Spread(a, b, (float(spread[-1]) - mean) / std, mean, std, logs.lookback)
 
 
-def pair_spreads(market: MarketView, interval: str) -> dict[str, Spread | None]:
+def pair_spreads(market: MarketView, interval: str, lookback: int) -> dict[str, Spread | None]:
     """Every pair's spread now, as the entry rule sees it (quoted in the model's prompt)."""
-    logs = _LogCloses(market, interval)
+    logs = _LogCloses(market, interval, lookback)
     return {f"{a}/{b}": spread_z(logs, a, b) for a, b in combinations(market.symbols, 2)}
 
 
@@ -136,13 +134,16 @@ def _groups(positions: dict[str, HeldPosition]) -> list[list[HeldPosition]]:
 
 
 class ArbitrageStrategy:
-    def __init__(self, spec: AgentSpec) -> None:
+    params_model = ArbitrageParams
+
+    def __init__(self, spec: AgentSpec, params: ArbitrageParams | None = None) -> None:
         self.spec = spec
+        self.params = checked_params(ArbitrageParams, params)
 
     def decide(self, view: AgentView) -> AgentDecision:
         proposals: list[Proposal] = []
         notes: list[str] = []
-        logs = _LogCloses(view.market, self.spec.timeframe)
+        logs = _LogCloses(view.market, self.spec.timeframe, self.params.lookback)
         for legs in _groups(view.positions):
             self._exit(view, logs, legs, proposals, notes)
         if free_slots(view) < 2:
@@ -175,19 +176,21 @@ class ArbitrageStrategy:
         if spread is None:
             notes.append(f"{legs[0].symbol}/{legs[1].symbol}: holding pair, spread warming up")
             return
-        if abs(spread.z) > Z_EXIT:
+        z_exit = self.params.z_exit
+        if abs(spread.z) > z_exit:
             notes.append(
-                f"{spread.label}: holding pair, z {spread.z:+.2f} (exit at |z| ≤ {Z_EXIT:g})"
+                f"{spread.label}: holding pair, z {spread.z:+.2f} (exit at |z| ≤ {z_exit:g})"
             )
             return
         reason = (
-            f"{DISCLAIMER}: {spread.text(self.spec.timeframe)} has reverted to within ±{Z_EXIT:g}, "
+            f"{DISCLAIMER}: {spread.text(self.spec.timeframe)} has reverted to within ±{z_exit:g}, "
             "close both legs."
         )
         proposals.extend(close_proposal(self.spec, view, leg, reason) for leg in legs)
 
     # ---------------------------------------------------------------------------- entries
     def _entry(self, view: AgentView, logs: _LogCloses, notes: list[str]) -> list[Proposal]:
+        p = self.params
         best: Spread | None = None
         for a, b in combinations(view.market.symbols, 2):
             if not (may_open(view, a) and may_open(view, b)):
@@ -196,25 +199,26 @@ class ArbitrageStrategy:
             spread = spread_z(logs, a, b)
             if spread is None:
                 notes.append(
-                    f"{a}/{b}: warming up (fewer than {LOOKBACK} {self.spec.timeframe} bars)"
+                    f"{a}/{b}: warming up (fewer than {p.lookback} {self.spec.timeframe} bars)"
                 )
-            elif abs(spread.z) < Z_ENTRY:
-                notes.append(f"{spread.label}: log-spread z {spread.z:+.2f}, inside ±{Z_ENTRY:g}")
+            elif abs(spread.z) < p.z_entry:
+                notes.append(f"{spread.label}: log-spread z {spread.z:+.2f}, inside ±{p.z_entry:g}")
             elif best is None or abs(spread.z) > abs(best.z):
                 best = spread
         if best is None:
             return []
         legs = self._legs(view, best, notes)
         group = f"pair-{best.a}-{best.b}-{view.now_ms}"
-        return [open_proposal(self.spec, leg, margin=LEG_MARGIN, group=group) for leg in legs]
+        return [open_proposal(self.spec, leg, margin=p.leg_margin, group=group) for leg in legs]
 
     def _legs(self, view: AgentView, spread: Spread, notes: list[str]) -> list[Entry]:
         """Short the rich leg, long the cheap one; both or neither."""
+        p = self.params
         rich, cheap = (spread.a, spread.b) if spread.z > 0 else (spread.b, spread.a)
-        conf = confidence(BASE_CONFIDENCE + CONFIDENCE_PER_Z * (abs(spread.z) - Z_ENTRY))
+        conf = confidence(p.base_confidence + p.confidence_per_z * (abs(spread.z) - p.z_entry))
         pair = (
             f"{DISCLAIMER}: {spread.text(self.spec.timeframe)}; short {rich} (rich), long {cheap} "
-            f"(cheap), exit both when |z| ≤ {Z_EXIT:g}."
+            f"(cheap), exit both when |z| ≤ {p.z_exit:g}."
             f"{funding_text(view.market, rich, cheap)}"
         )
         legs: list[Entry] = []
@@ -224,7 +228,7 @@ class ArbitrageStrategy:
                 notes.append(f)
                 return []
             price, atr = view.market.price(symbol), f["atr_14"]
-            stop, _ = bracket(side, price, STOP_ATR * atr)
+            stop, _ = bracket(side, price, p.stop_atr * atr)
             if not on_correct_side(side, price, stop, None):
                 notes.append(
                     f"{spread.label}: {symbol} stop {num(stop)} invalid at price {num(price)}"
@@ -232,7 +236,7 @@ class ArbitrageStrategy:
                 return []
             reasoning = (
                 f"{pair} This leg: {side_word(side)} {symbol} at {num(price)}, "
-                f"{levels_text(stop, None)} ({STOP_ATR:g}×ATR14 {num(atr)})."
+                f"{levels_text(stop, None)} ({p.stop_atr:g}×ATR14 {num(atr)})."
             )
             legs.append(Entry(symbol, side, conf, price, stop, None, reasoning))
         return legs

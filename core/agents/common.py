@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar, cast
 
 from core.agents.base import AgentSpec, AgentView, HeldPosition, MarketView
+from core.agents.params import StrategyParams
+from core.errors import InvalidParams
 from core.indicators import Features
 from core.models import Action, AgentDecision, PositionSide, Proposal
 
@@ -192,17 +194,35 @@ def decision(spec: AgentSpec, proposals: list[Proposal], notes: list[str]) -> Ag
 # ---------------------------------------------------------------------------------- decision loop
 
 
-class RuleStrategy(ABC):
+P = TypeVar("P", bound=StrategyParams)
+
+
+def checked_params(model: type[P], params: StrategyParams | None) -> P:
+    """``params`` when it is the strategy's own model, its defaults when None; a strategy handed
+    another strategy's parameters is refused rather than run on the wrong thresholds."""
+    if params is None:
+        return model()
+    if not isinstance(params, model):
+        raise InvalidParams(f"{model.__name__} expected, got {type(params).__name__}",
+                            parameter=model.strategy_key, value=type(params).__name__,
+                            bound=model.__name__)
+    return params
+
+
+class RuleStrategy(ABC, Generic[P]):
     """A single-symbol rule agent: exits for what it holds, then the best entries that fit.
 
-    Subclasses implement ``entry`` (an ``Entry`` or a note with the numbers that said no) and
+    Subclasses name their parameter model (``params_model``) and read every threshold from
+    ``self.params``; they implement ``entry`` (an ``Entry`` or a note with the numbers that said no) and
     ``exit`` (a CLOSE proposal or a note saying why the position stays).
     """
 
     max_new_per_decision: ClassVar[int] = MAX_OPEN_POSITIONS
+    params_model: ClassVar[type[StrategyParams]]
 
-    def __init__(self, spec: AgentSpec) -> None:
+    def __init__(self, spec: AgentSpec, params: StrategyParams | None = None) -> None:
         self.spec = spec
+        self.params: P = cast(P, checked_params(type(self).params_model, params))
 
     @abstractmethod
     def entry(self, view: AgentView, symbol: str) -> Entry | str: ...

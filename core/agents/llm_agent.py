@@ -58,7 +58,8 @@ class LLMAgent:
 
     def prompt(self, view: AgentView, rules: AgentDecision) -> str:
         """The prompt this agent sends for ``rules`` (versioned by ``prompt_version``)."""
-        return build_prompt(self.spec, view, rules, self.limits)
+        return build_prompt(self.spec, view, rules, self.limits,
+                            getattr(self.strategy, "params", None))
 
     def refine(self, view: AgentView, rules: AgentDecision, prompt: str | None = None) -> AgentDecision:
         """Ask the model about the rules' signal (``prompt`` when already built)."""

@@ -22,6 +22,15 @@ from dataclasses import dataclass
 
 from core.agents import arbitrage, mean_reversion, momentum, scalper, trend
 from core.agents.base import AgentSpec, AgentView, MarketView
+from core.agents.params import (
+    STRATEGY_MODELS,
+    ArbitrageParams,
+    MeanReversionParams,
+    MomentumParams,
+    ScalperParams,
+    StrategyParams,
+    TrendParams,
+)
 from core.ceo.rules import RiskLimits
 from core.llm.base import LLMAnswer, LLMAnswers
 from core.models import AgentDecision, Proposal
@@ -58,38 +67,49 @@ def _pct(x: float) -> str:
     return f"{x * 100:g}%"
 
 
-BRIEFS: dict[str, str] = {
-    "trend": (
-        f"Trend following on {{tf}} bars: enter when EMA20 crosses EMA50 and the "
-        f"{trend.FILTER_INTERVAL} timeframe agrees (ADX14 ≥ {trend.ADX_MIN:g} and price on the "
-        f"cross's side of the {trend.FILTER_INTERVAL} EMA20); stop {trend.STOP_ATR:g}×ATR14, "
-        f"take-profit {trend.TP_ATR:g}×ATR14; exit when the EMAs cross back."
-    ),
-    "momentum": (
-        "Momentum breakouts on {tf} bars: a close beyond the prior 20-bar high (low) with volume "
-        f"above {momentum.VOLUME_MULTIPLE:g}× its 20-bar average and ROC10 in the same direction; "
-        f"stop {momentum.STOP_ATR:g}×ATR14, take-profit {momentum.TP_ATR:g}×ATR14; exit when ROC10 "
-        "turns against the position."
-    ),
-    "mean_reversion": (
-        f"Mean reversion on {{tf}} bars: fade a close stretched |z| ≥ {mean_reversion.Z_ENTRY:g} "
-        f"from its 20-bar mean when RSI14 agrees (< {mean_reversion.RSI_OVERSOLD:g} to buy, > "
-        f"{mean_reversion.RSI_OVERBOUGHT:g} to sell); stop {mean_reversion.STOP_STD:g} standard "
-        "deviations beyond price, target the mean."
-    ),
-    "scalper": (
-        "Scalping on the fastest bars ({tf}): with the EMA5/EMA13 trend, enter when RSI7 turns "
-        f"back through {scalper.RSI_LONG_TRIGGER:g} (longs) or {scalper.RSI_SHORT_TRIGGER:g} "
-        f"(shorts); stop {scalper.STOP_ATR:g}×ATR14, take-profit {scalper.TP_ATR:g}×ATR14, time "
-        f"stop after {scalper.TIME_STOP_BARS} bars."
-    ),
-    "arbitrage": (
-        "Statistical pair trading (not risk-free) on {tf} bars: when the log-price spread of two "
-        f"correlated perps is stretched |z| ≥ {arbitrage.Z_ENTRY:g} over {arbitrage.LOOKBACK} bars, "
-        "short the rich leg and long the cheap one, equal margin, both or neither; stop "
-        f"{arbitrage.STOP_ATR:g}×ATR14 per leg; close both when |z| ≤ {arbitrage.Z_EXIT:g}."
-    ),
-}
+def brief(key: str, params: StrategyParams | None, tf: str) -> str:
+    """The strategy's rule in a sentence, with the thresholds the agent runs on."""
+    p = default_params(key) if params is None else params
+    if isinstance(p, TrendParams):
+        return (
+            f"Trend following on {tf} bars: enter when EMA{p.fast_ema} crosses EMA{p.slow_ema} "
+            f"and the {p.filter_interval} timeframe agrees (ADX14 ≥ {p.adx_min:g} and price on the "
+            f"cross's side of the {p.filter_interval} EMA20); stop {p.stop_atr:g}×ATR14, "
+            f"take-profit {p.tp_atr:g}×ATR14; exit when the EMAs cross back."
+        )
+    if isinstance(p, MomentumParams):
+        return (
+            f"Momentum breakouts on {tf} bars: a close beyond the prior 20-bar high (low) with "
+            f"volume above {p.volume_multiple:g}× its 20-bar average and ROC10 in the same "
+            f"direction; stop {p.stop_atr:g}×ATR14, take-profit {p.tp_atr:g}×ATR14; exit when "
+            "ROC10 turns against the position."
+        )
+    if isinstance(p, MeanReversionParams):
+        return (
+            f"Mean reversion on {tf} bars: fade a close stretched |z| ≥ {p.z_entry:g} from its "
+            f"20-bar mean when RSI14 agrees (< {p.rsi_oversold:g} to buy, > {p.rsi_overbought:g} "
+            f"to sell); stop {p.stop_std:g} standard deviations beyond price, target the mean."
+        )
+    if isinstance(p, ScalperParams):
+        return (
+            f"Scalping on the fastest bars ({tf}): with the EMA5/EMA13 trend, enter when RSI7 "
+            f"turns back through {p.rsi_long_trigger:g} (longs) or {p.rsi_short_trigger:g} "
+            f"(shorts); stop {p.stop_atr:g}×ATR14, take-profit {p.tp_atr:g}×ATR14, time stop "
+            f"after {p.time_stop_bars} bars."
+        )
+    if isinstance(p, ArbitrageParams):
+        return (
+            f"Statistical pair trading (not risk-free) on {tf} bars: when the log-price spread of "
+            f"two correlated perps is stretched |z| ≥ {p.z_entry:g} over {p.lookback} bars, short "
+            "the rich leg and long the cheap one, equal margin, both or neither; stop "
+            f"{p.stop_atr:g}×ATR14 per leg; close both when |z| ≤ {p.z_exit:g}."
+        )
+    return f"A rule-based strategy on {tf} bars."
+
+
+def default_params(key: str) -> StrategyParams | None:
+    model = STRATEGY_MODELS.get(key)
+    return None if model is None else model()
 
 
 def prompt_version(spec: AgentSpec) -> str:
@@ -105,25 +125,27 @@ class Prompt:
 
 
 def render(spec: AgentSpec, view: AgentView, rules: AgentDecision,
-           limits: RiskLimits | None = None) -> Prompt:
-    return Prompt(prompt_version(spec), SYSTEM, build_prompt(spec, view, rules, limits), SCHEMA)
+           limits: RiskLimits | None = None, params: StrategyParams | None = None) -> Prompt:
+    return Prompt(prompt_version(spec), SYSTEM,
+                  build_prompt(spec, view, rules, limits, params), SCHEMA)
 
 
 def build_prompt(spec: AgentSpec, view: AgentView, rules: AgentDecision,
-                 limits: RiskLimits | None = None) -> str:
+                 limits: RiskLimits | None = None, params: StrategyParams | None = None) -> str:
+    """The model's prompt; ``params``: the thresholds the agent's rules run on (its defaults
+    when None), quoted in the strategy's brief and deciding which indicators it is shown."""
     limits = limits or RiskLimits()
     signal = {"decisions": [rule_answer(p).model_dump() for p in rules.proposals]}
     prices = {s: view.market.price(s) for s in view.market.symbols}
-    brief = BRIEFS.get(spec.key, "A rule-based strategy on {tf} bars.")
     return "\n".join([
         f"Agent: {spec.name} ({spec.strategy}), risk {spec.risk_level.value}, "
         f"max leverage {spec.max_leverage}x.",
-        f"Strategy: {brief.format(tf=_timeframe(spec, view.market))}",
+        f"Strategy: {brief(spec.key, params, _timeframe(spec, view.market))}",
         f"Equity: {view.equity:.2f} USDT. Prices: {json.dumps(prices)}.",
         f"Open positions: {json.dumps(_positions(view))}. Symbols held by other agents: "
         f"{sorted(view.owned_elsewhere)}.",
         _limits_text(spec, limits),
-        f"Indicators (latest closed bars): {json.dumps(indicators(spec, view.market))}",
+        f"Indicators (latest closed bars): {json.dumps(indicators(spec, view.market, params))}",
         f"Rule-based view: {rules.note or 'see the proposals'}",
         f"RULE_SIGNAL_JSON: {json.dumps(signal)}",
         f"Answer schema (JSON Schema): {json.dumps(SCHEMA)}",
@@ -198,13 +220,16 @@ def _per_symbol(market: MarketView, columns: Callable[[str], dict[str, object]])
     return {symbol: columns(symbol) for symbol in market.symbols}
 
 
-def indicators(spec: AgentSpec, market: MarketView) -> dict[str, object]:
+def indicators(spec: AgentSpec, market: MarketView,
+               params: StrategyParams | None = None) -> dict[str, object]:
     """The values the strategy's rule reads, per symbol and timeframe (None while warming up)."""
     tf = _timeframe(spec, market)
-    if spec.key == "trend":
+    p = default_params(spec.key) if params is None else params
+    if isinstance(p, TrendParams):
+        cols, filt = trend.signal_columns(p), p.filter_interval
         return _per_symbol(market, lambda s: {
-            tf: _columns(market, s, tf, trend.SIGNAL_COLUMNS, ("ema_20", "ema_50")),
-            trend.FILTER_INTERVAL: _columns(market, s, trend.FILTER_INTERVAL, trend.FILTER_COLUMNS),
+            tf: _columns(market, s, tf, cols, cols[:2]),
+            filt: _columns(market, s, filt, trend.FILTER_COLUMNS),
         })
     if spec.key == "momentum":
         return _per_symbol(market, lambda s: {tf: _columns(market, s, tf, momentum.COLUMNS)})
@@ -214,10 +239,10 @@ def indicators(spec: AgentSpec, market: MarketView) -> dict[str, object]:
     if spec.key == "scalper":
         return _per_symbol(market,
                            lambda s: {tf: _columns(market, s, tf, scalper.COLUMNS, ("rsi_7",))})
-    if spec.key == "arbitrage":
+    if isinstance(p, ArbitrageParams):
         spreads = {
             label: None if sp is None else {"z": _round(sp.z), "mean": _round(sp.mean), "std": _round(sp.std)}
-            for label, sp in arbitrage.pair_spreads(market, tf).items()
+            for label, sp in arbitrage.pair_spreads(market, tf, p.lookback).items()
         }
         atr = _per_symbol(market, lambda s: {tf: _columns(market, s, tf, ("close", "atr_14"))})
         return {"log_spreads": spreads, "legs": atr}

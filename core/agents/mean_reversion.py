@@ -3,7 +3,8 @@
 Entry on the latest closed bar of the agent's timeframe (1h): z-score(20) ≤ −2 with RSI14 < 30 →
 long; z-score ≥ +2 with RSI14 > 70 → short. Stop 1.5 standard deviations (std20) beyond price,
 take-profit at the 20-bar mean (SMA20). If price has already returned to the mean since the bar
-closed, there is nothing left to fade and the agent abstains.
+closed, there is nothing left to fade and the agent abstains. (These are the defaults;
+``MeanReversionParams`` in core/agents/params.py declares every number.)
 
 Exit: when the bar closes back at the mean (close ≥ SMA20 for a long, ≤ for a short), whether or
 not the resting take-profit caught it — the mean moves while the position is open.
@@ -23,53 +24,52 @@ from core.agents.common import (
     ready_features,
     side_word,
 )
+from core.agents.params import MeanReversionParams
 from core.models import PositionSide, Proposal
 
-Z_ENTRY = 2.0
-RSI_OVERSOLD = 30.0
-RSI_OVERBOUGHT = 70.0
-STOP_STD = 1.5
-BASE_CONFIDENCE = 0.40
-CONFIDENCE_PER_Z = 0.20  # per standard deviation beyond the entry threshold
-CONFIDENCE_PER_RSI = 0.01  # per RSI point beyond 30 / 70
 COLUMNS = ("close", "sma_20", "std_20", "zscore_20", "rsi_14")
 
 
-def stretch_side(z: float, rsi: float) -> PositionSide | None:
+def stretch_side(p: MeanReversionParams, z: float, rsi: float) -> PositionSide | None:
     """The fading side when price is stretched and RSI agrees, if it is."""
-    if z <= -Z_ENTRY and rsi < RSI_OVERSOLD:
+    if z <= -p.z_entry and rsi < p.rsi_oversold:
         return PositionSide.LONG
-    if z >= Z_ENTRY and rsi > RSI_OVERBOUGHT:
+    if z >= p.z_entry and rsi > p.rsi_overbought:
         return PositionSide.SHORT
     return None
 
 
-class MeanReversionStrategy(RuleStrategy):
+class MeanReversionStrategy(RuleStrategy[MeanReversionParams]):
+    params_model = MeanReversionParams
+
     def entry(self, view: AgentView, symbol: str) -> Entry | str:
+        p = self.params
         f = ready_features(view.market, symbol, self.spec.timeframe, COLUMNS)
         if isinstance(f, str):
             return f
         z, rsi, mean = f["zscore_20"], f["rsi_14"], f["sma_20"]
         stretch = f"z-score {z:+.2f}, RSI14 {rsi:.1f}"
-        side = stretch_side(z, rsi)
+        side = stretch_side(p, z, rsi)
         if side is None:
             wanted = (
-                f"needs |z| ≥ {Z_ENTRY:g} with RSI14 < {RSI_OVERSOLD:.0f} or > {RSI_OVERBOUGHT:.0f}"
+                f"needs |z| ≥ {p.z_entry:g} with RSI14 < {p.rsi_oversold:.0f} or > "
+                f"{p.rsi_overbought:.0f}"
             )
             return f"{symbol}: not stretched ({stretch}; {wanted})"
         price, std = view.market.price(symbol), f["std_20"]
         if side.sign * (mean - price) <= 0:
             return f"{symbol}: {stretch} but price {num(price)} is already back at the mean {num(mean)}"
-        stop, _ = bracket(side, price, STOP_STD * std)
+        stop, _ = bracket(side, price, p.stop_std * std)
         where = "below" if side is PositionSide.LONG else "above"
         reasoning = (
             f"{symbol} {side_word(side)}: {self.spec.timeframe} close {num(f['close'])} is "
             f"{abs(z):.2f} standard deviations {where} its 20-bar mean {num(mean)} ({stretch}); "
-            f"{levels_text(stop, mean)} (stop {STOP_STD:g}×std20 {num(std)}, target the mean)."
+            f"{levels_text(stop, mean)} (stop {p.stop_std:g}×std20 {num(std)}, target the mean)."
         )
-        extreme = RSI_OVERSOLD - rsi if side is PositionSide.LONG else rsi - RSI_OVERBOUGHT
+        extreme = p.rsi_oversold - rsi if side is PositionSide.LONG else rsi - p.rsi_overbought
         conf = confidence(
-            BASE_CONFIDENCE + CONFIDENCE_PER_Z * (abs(z) - Z_ENTRY) + CONFIDENCE_PER_RSI * extreme
+            p.base_confidence + p.confidence_per_z * (abs(z) - p.z_entry)
+            + p.confidence_per_rsi * extreme
         )
         return Entry(symbol, side, conf, price, stop, mean, reasoning)
 

@@ -3,6 +3,7 @@
 Entry on the latest closed bar of the agent's timeframe (15m): close above the prior 20-bar high
 with volume above 2× its 20-bar average and ROC10 > 0 → long; close below the prior 20-bar low
 with the same volume surge and ROC10 < 0 → short. Stop 1.5×ATR14, take-profit 3×ATR14.
+(These are the defaults; ``MomentumParams`` in core/agents/params.py declares every number.)
 
 Exit: when ROC10 turns against the position (negative for a long, positive for a short) — the
 momentum that justified the trade is gone.
@@ -23,14 +24,9 @@ from core.agents.common import (
     ready_features,
     side_word,
 )
+from core.agents.params import MomentumParams
 from core.models import PositionSide, Proposal
 
-VOLUME_MULTIPLE = 2.0
-STOP_ATR = 1.5
-TP_ATR = 3.0
-BASE_CONFIDENCE = 0.40
-CONFIDENCE_PER_VOLUME = 0.10  # per multiple of average volume above the threshold
-CONFIDENCE_PER_ROC = 5.0  # a 2% rate of change adds 0.10
 COLUMNS = ("close", "volume", "hh_20", "ll_20", "vol_sma_20", "roc_10", "atr_14")
 
 
@@ -43,8 +39,11 @@ def breakout_side(close: float, high: float, low: float, roc: float) -> Position
     return None
 
 
-class MomentumStrategy(RuleStrategy):
+class MomentumStrategy(RuleStrategy[MomentumParams]):
+    params_model = MomentumParams
+
     def entry(self, view: AgentView, symbol: str) -> Entry | str:
+        p = self.params
         f = ready_features(view.market, symbol, self.spec.timeframe, COLUMNS)
         if isinstance(f, str):
             return f
@@ -60,18 +59,18 @@ class MomentumStrategy(RuleStrategy):
             )
         edge, level = ("high", high) if side is PositionSide.LONG else ("low", low)
         broke = f"close {num(close)} broke the 20-bar {edge} {num(level)}"
-        if volume_ratio <= VOLUME_MULTIPLE:
-            return f"{symbol}: {broke} but {volume} (needs > {VOLUME_MULTIPLE:g}×)"
+        if volume_ratio <= p.volume_multiple:
+            return f"{symbol}: {broke} but {volume} (needs > {p.volume_multiple:g}×)"
         price, atr = view.market.price(symbol), f["atr_14"]
-        stop, tp = bracket(side, price, STOP_ATR * atr, TP_ATR * atr)
+        stop, tp = bracket(side, price, p.stop_atr * atr, p.tp_atr * atr)
         reasoning = (
             f"{symbol} {side_word(side)}: {self.spec.timeframe} {broke} on {volume} with ROC10 "
-            f"{pct(roc)}; {levels_text(stop, tp)} ({STOP_ATR:g}/{TP_ATR:g}×ATR14 {num(atr)})."
+            f"{pct(roc)}; {levels_text(stop, tp)} ({p.stop_atr:g}/{p.tp_atr:g}×ATR14 {num(atr)})."
         )
         conf = confidence(
-            BASE_CONFIDENCE
-            + CONFIDENCE_PER_VOLUME * (volume_ratio - VOLUME_MULTIPLE)
-            + CONFIDENCE_PER_ROC * abs(roc)
+            p.base_confidence
+            + p.confidence_per_volume * (volume_ratio - p.volume_multiple)
+            + p.confidence_per_roc * abs(roc)
         )
         return Entry(symbol, side, conf, price, stop, tp, reasoning)
 

@@ -8,7 +8,8 @@ year this fires a few times a week per symbol. Tight bracket: stop 0.8×ATR14, t
 1.2×ATR14.
 
 Exit: a time stop — a scalp that has not hit its target within 8 base bars is closed, because the
-short-horizon edge it was opened for has expired.
+short-horizon edge it was opened for has expired. (These are the defaults; ``ScalperParams`` in
+core/agents/params.py declares every number.)
 """
 
 from __future__ import annotations
@@ -25,29 +26,27 @@ from core.agents.common import (
     ready_features,
     side_word,
 )
+from core.agents.params import ScalperParams
 from core.models import INTERVAL_MS, PositionSide, Proposal
 
-RSI_LONG_TRIGGER = 40.0
-RSI_SHORT_TRIGGER = 60.0
-STOP_ATR = 0.8
-TP_ATR = 1.2
-TIME_STOP_BARS = 8
-BASE_CONFIDENCE = 0.45
-CONFIDENCE_PER_TREND = 0.5  # per ATR of distance between EMA5 and EMA13
 COLUMNS = ("ema_5", "ema_13", "rsi_7", "atr_14")
 
 
-def pullback_side(fast: float, slow: float, prev_rsi: float, rsi: float) -> PositionSide | None:
+def pullback_side(p: ScalperParams, fast: float, slow: float, prev_rsi: float,
+                  rsi: float) -> PositionSide | None:
     """The trend side when RSI7 just turned back out of a pullback against it, if it did."""
-    if fast > slow and prev_rsi < RSI_LONG_TRIGGER <= rsi:
+    if fast > slow and prev_rsi < p.rsi_long_trigger <= rsi:
         return PositionSide.LONG
-    if fast < slow and prev_rsi > RSI_SHORT_TRIGGER >= rsi:
+    if fast < slow and prev_rsi > p.rsi_short_trigger >= rsi:
         return PositionSide.SHORT
     return None
 
 
-class ScalperStrategy(RuleStrategy):
+class ScalperStrategy(RuleStrategy[ScalperParams]):
+    params_model = ScalperParams
+
     def entry(self, view: AgentView, symbol: str) -> Entry | str:
+        p = self.params
         interval = view.market.base_interval
         f = ready_features(view.market, symbol, interval, COLUMNS)
         if isinstance(f, str):
@@ -55,31 +54,31 @@ class ScalperStrategy(RuleStrategy):
         fast, slow, rsi, prev_rsi = f["ema_5"], f["ema_13"], f["rsi_7"], f.prev("rsi_7")
         trend = "up" if fast > slow else "down"
         state = f"EMA5 {num(fast)} vs EMA13 {num(slow)} ({trend}), RSI7 {prev_rsi:.1f} → {rsi:.1f}"
-        side = pullback_side(fast, slow, prev_rsi, rsi)
+        side = pullback_side(p, fast, slow, prev_rsi, rsi)
         if side is None:
             return f"{symbol}: no pullback turn ({state})"
         price, atr = view.market.price(symbol), f["atr_14"]
-        stop, tp = bracket(side, price, STOP_ATR * atr, TP_ATR * atr)
-        trigger = RSI_LONG_TRIGGER if side is PositionSide.LONG else RSI_SHORT_TRIGGER
+        stop, tp = bracket(side, price, p.stop_atr * atr, p.tp_atr * atr)
+        trigger = p.rsi_long_trigger if side is PositionSide.LONG else p.rsi_short_trigger
         reasoning = (
             f"{symbol} {side_word(side)} scalp: {interval} {state}, RSI7 crossed {trigger:.0f} "
-            f"with the short-term trend; {levels_text(stop, tp)} ({STOP_ATR:g}/{TP_ATR:g}×ATR14 "
-            f"{num(atr)}), out after {TIME_STOP_BARS} bars at the latest."
+            f"with the short-term trend; {levels_text(stop, tp)} ({p.stop_atr:g}/{p.tp_atr:g}×ATR14 "
+            f"{num(atr)}), out after {p.time_stop_bars} bars at the latest."
         )
         trend_in_atr = abs(fast - slow) / atr if atr > 0 else 0.0
-        conf = confidence(BASE_CONFIDENCE + CONFIDENCE_PER_TREND * trend_in_atr)
+        conf = confidence(p.base_confidence + p.confidence_per_trend * trend_in_atr)
         return Entry(symbol, side, conf, price, stop, tp, reasoning)
 
     def exit(self, view: AgentView, position: HeldPosition) -> Proposal | str:
         interval = view.market.base_interval
         bars_held = (view.now_ms - position.opened_at_ms) // INTERVAL_MS[interval]
-        held = side_word(position.side)
-        if bars_held >= TIME_STOP_BARS:
+        held, limit = side_word(position.side), self.params.time_stop_bars
+        if bars_held >= limit:
             return close_proposal(
                 self.spec,
                 view,
                 position,
                 f"{position.symbol}: time stop, the {held} scalp has been open {bars_held} "
-                f"{interval} bars (limit {TIME_STOP_BARS}) without reaching its target.",
+                f"{interval} bars (limit {limit}) without reaching its target.",
             )
-        return f"{position.symbol}: holding {held} scalp, {bars_held} of {TIME_STOP_BARS} {interval} bars"
+        return f"{position.symbol}: holding {held} scalp, {bars_held} of {limit} {interval} bars"

@@ -2,9 +2,10 @@
 
 The chart-analysis views promise a trader the numbers the agents acted on, so nothing here
 restates a parameter: the columns an agent reads are the column tuples its strategy module
-declares (``trend.SIGNAL_COLUMNS`` ...), and every threshold drawn on a panel (z-score ±2, RSI
-30/70, ADX 20, the breakout volume multiple ...) is imported from the strategy that compares
-against it. Change a strategy's constant and its chart line moves with it.
+declares (``trend.signal_columns`` ...), and every threshold drawn on a panel (z-score ±2, RSI
+30/70, ADX 20, the breakout volume multiple ...) is the default of the parameter the strategy
+compares against (core/agents/params.py). Change a parameter's default and its chart line moves
+with it.
 
 A *study* is one thing a trader toggles on a chart: lines over the candles (EMA 20/50, the
 Bollinger band at the mean-reversion entry width, the 20-bar range) or a panel under them
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.agents import mean_reversion, momentum, scalper, trend
+from core.agents.params import MeanReversionParams, MomentumParams, ScalperParams, TrendParams
 from core.agents.roster import BY_KEY
 
-# the arbitrage agent reads closes (its log spread over arbitrage.LOOKBACK bars) and ATR14 for
-# each leg's stop (arbitrage.STOP_ATR × atr_14); its module declares no column tuple
+TREND, MOMENTUM, MEAN_REVERSION, SCALPER = (TrendParams(), MomentumParams(),
+                                            MeanReversionParams(), ScalperParams())
+# the arbitrage agent reads closes (its log spread over its lookback) and ATR14 for each leg's
+# stop (stop_atr × atr_14); its module declares no column tuple
 ARBITRAGE_COLUMNS = ("close", "atr_14")
 
 
@@ -43,8 +47,8 @@ def agent_reads(key: str, base_interval: str) -> dict[str, tuple[str, ...]]:
         return {}
     reads: dict[str, tuple[str, ...]]
     if key == "trend":
-        reads = {tf: trend.SIGNAL_COLUMNS}
-        filt = trend.FILTER_INTERVAL
+        reads = {tf: trend.signal_columns(TREND)}
+        filt = TREND.filter_interval
         reads[filt] = tuple(dict.fromkeys(reads.get(filt, ()) + trend.FILTER_COLUMNS))
         return reads
     columns = {"momentum": momentum.COLUMNS, "mean_reversion": mean_reversion.COLUMNS,
@@ -68,18 +72,18 @@ class Study:
     help: str = ""
 
 
-Z = mean_reversion.Z_ENTRY
+Z = MEAN_REVERSION.z_entry
 STUDIES: tuple[Study, ...] = (
     Study("ema_20_50", "EMA 20/50", False, ("ema_20", "ema_50"),
           (("ema_20", "EMA 20"), ("ema_50", "EMA 50")),
           help=f"TrendMaster Alpha enters when EMA20 crosses EMA50 on its timeframe, confirmed by "
-               f"{trend.FILTER_INTERVAL} ADX14 ≥ {trend.ADX_MIN:g} and price on the cross's side of "
-               f"the {trend.FILTER_INTERVAL} EMA20; it exits when they cross back."),
+               f"{TREND.filter_interval} ADX14 ≥ {TREND.adx_min:g} and price on the cross's side of "
+               f"the {TREND.filter_interval} EMA20; it exits when they cross back."),
     Study("bollinger", f"Bollinger 20 ±{Z:g}σ", False, ("sma_20", "std_20"),
           (("bb_upper", f"SMA20 + {Z:g}σ"), ("sma_20", "SMA 20"), ("bb_lower", f"SMA20 − {Z:g}σ")),
           help=f"Mean Reversion Pro fades a close beyond the band (z-score ≤ −{Z:g} or ≥ +{Z:g}, "
-               f"with RSI14 beyond {mean_reversion.RSI_OVERSOLD:g}/"
-               f"{mean_reversion.RSI_OVERBOUGHT:g}) and takes profit at the SMA20."),
+               f"with RSI14 beyond {MEAN_REVERSION.rsi_oversold:g}/"
+               f"{MEAN_REVERSION.rsi_overbought:g}) and takes profit at the SMA20."),
     Study("ema_5_13", "EMA 5/13", False, ("ema_5", "ema_13"),
           (("ema_5", "EMA 5"), ("ema_13", "EMA 13")),
           help="Lightning Scalper trades with the short-term trend: EMA5 above EMA13 for longs, "
@@ -87,26 +91,26 @@ STUDIES: tuple[Study, ...] = (
     Study("range_20", "20-bar high/low", False, ("hh_20", "ll_20"),
           (("hh_20", "20-bar high"), ("ll_20", "20-bar low")),
           help=f"Momentum Hunter buys a close above the prior 20-bar high (sells below the low) on "
-               f"volume above {momentum.VOLUME_MULTIPLE:g}× its 20-bar average with ROC10 agreeing."),
+               f"volume above {MOMENTUM.volume_multiple:g}× its 20-bar average with ROC10 agreeing."),
     Study("zscore", "z-score 20", True, ("zscore_20",), (("zscore_20", "z-score 20"),),
           levels=((Z, f"+{Z:g} short entry"), (0.0, "mean"), (-Z, f"−{Z:g} long entry")),
           help="How many standard deviations the close is from its 20-bar mean."),
     Study("rsi_14", "RSI 14", True, ("rsi_14",), (("rsi_14", "RSI 14"),),
-          levels=((mean_reversion.RSI_OVERBOUGHT, "overbought"),
-                  (mean_reversion.RSI_OVERSOLD, "oversold")),
+          levels=((MEAN_REVERSION.rsi_overbought, "overbought"),
+                  (MEAN_REVERSION.rsi_oversold, "oversold")),
           help="Mean Reversion Pro needs RSI14 beyond these levels to fade a stretch."),
     Study("rsi_7", "RSI 7", True, ("rsi_7",), (("rsi_7", "RSI 7"),),
-          levels=((scalper.RSI_SHORT_TRIGGER, "short trigger"),
-                  (scalper.RSI_LONG_TRIGGER, "long trigger")),
+          levels=((SCALPER.rsi_short_trigger, "short trigger"),
+                  (SCALPER.rsi_long_trigger, "long trigger")),
           help="Lightning Scalper enters when RSI7 crosses back through these levels."),
     Study("adx", "ADX 14", True, ("adx_14",), (("adx_14", "ADX 14"),),
-          levels=((trend.ADX_MIN, "trend filter"),),
-          help=f"TrendMaster Alpha only follows a cross while the {trend.FILTER_INTERVAL} ADX14 is "
-               f"at least {trend.ADX_MIN:g}."),
+          levels=((TREND.adx_min, "trend filter"),),
+          help=f"TrendMaster Alpha only follows a cross while the {TREND.filter_interval} ADX14 is "
+               f"at least {TREND.adx_min:g}."),
     Study("atr", "ATR 14", True, ("atr_14",), (("atr_14", "ATR 14"),), unit="USDT",
-          help=f"Stops and targets are ATR multiples: trend {trend.STOP_ATR:g}/{trend.TP_ATR:g}, "
-               f"momentum {momentum.STOP_ATR:g}/{momentum.TP_ATR:g}, scalper "
-               f"{scalper.STOP_ATR:g}/{scalper.TP_ATR:g}."),
+          help=f"Stops and targets are ATR multiples: trend {TREND.stop_atr:g}/{TREND.tp_atr:g}, "
+               f"momentum {MOMENTUM.stop_atr:g}/{MOMENTUM.tp_atr:g}, scalper "
+               f"{SCALPER.stop_atr:g}/{SCALPER.tp_atr:g}."),
     Study("roc", "ROC 10", True, ("roc_10",), (("roc_10", "ROC 10"),), levels=((0.0, ""),),
           scale=100.0, unit="%",
           help="Momentum Hunter's rate of change over 10 bars: it must agree with a breakout, and "
@@ -114,12 +118,12 @@ STUDIES: tuple[Study, ...] = (
 )
 BY_STUDY = {s.key: s for s in STUDIES}
 VOLUME_READS = ("volume", "vol_sma_20")
-VOLUME_BREAKOUT_NAME = f"{momentum.VOLUME_MULTIPLE:g}× 20-bar average"
+VOLUME_BREAKOUT_NAME = f"{MOMENTUM.volume_multiple:g}× 20-bar average"
 VOLUME_STUDY = Study("volume", "Volume", True, VOLUME_READS,
                      (("volume", "Volume"), ("volume_breakout", VOLUME_BREAKOUT_NAME)),
                      unit="base asset",
                      help=f"Momentum Hunter needs a breakout bar's volume above "
-                          f"{momentum.VOLUME_MULTIPLE:g}× the average of the 20 bars before it.")
+                          f"{MOMENTUM.volume_multiple:g}× the average of the 20 bars before it.")
 DERIVED = ("bb_upper", "bb_lower", "volume_breakout")
 
 
@@ -131,13 +135,13 @@ def feed_columns() -> tuple[str, ...]:
 
 
 def derived_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Thresholds the agents apply, as lines: the band edges (close beyond them ⇔ |z| ≥ Z_ENTRY)
-    and the breakout volume (volume above it ⇔ ratio above VOLUME_MULTIPLE)."""
+    """Thresholds the agents apply, as lines: the band edges (close beyond them ⇔ |z| ≥ z_entry)
+    and the breakout volume (volume above it ⇔ ratio above volume_multiple)."""
     sma, std = cols["sma_20"], cols["std_20"]
     return {
         "bb_upper": sma + Z * std,
         "bb_lower": sma - Z * std,
-        "volume_breakout": momentum.VOLUME_MULTIPLE * cols["vol_sma_20"],
+        "volume_breakout": MOMENTUM.volume_multiple * cols["vol_sma_20"],
     }
 
 
