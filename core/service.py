@@ -462,6 +462,44 @@ def running_backtest() -> int | None:
     return running_run()
 
 
+# --- research -------------------------------------------------------------------------
+def research_spec(settings: Settings, *, agents: list[str], start: str, end: str, interval: str,
+                  symbols: list[str], capital: float, data_dir: str | None = None,
+                  objective: str = "sharpe", max_drawdown_pct: float | None = None,
+                  min_trades: int | None = None, seed: int | None = None,
+                  ceo: bool = True) -> Any:
+    """What a study searches, validated (agents, objective, bounds); ConfigError in words."""
+    from core.research.agents import agent_list
+    from core.research.trial import StudySpec
+
+    if max_drawdown_pct is not None and not 0 < max_drawdown_pct < 100:
+        raise ConfigError(f"the drawdown cap is a percentage between 0 and 100, got "
+                          f"{max_drawdown_pct}")
+    return StudySpec(agents=agent_list(agents), start=start, end=end, interval=interval,
+                     symbols=symbol_list(symbols), capital=validate_capital(capital),
+                     data_dir=str(data_dir or settings.replay_data_dir), objective=objective,
+                     max_drawdown=None if max_drawdown_pct is None else max_drawdown_pct / 100,
+                     min_trades=min_trades, ceo=ceo, seed=seed)
+
+
+def start_study(settings: Settings, *, name: str, trials: int, workers: int,
+                **request: Any) -> Any:
+    """Validate a study and start ``optimize`` in its own process (core/research/jobs.py)."""
+    from core.research.jobs import start_study as start
+
+    return start(settings, name.strip(), research_spec(settings, **request), trials=trials,
+                 workers=workers)
+
+
+def start_walkforward(settings: Settings, *, name: str, train_days: int, test_days: int,
+                      step_days: int, trials: int, workers: int, **request: Any) -> Any:
+    """Validate a walk-forward and start it in its own process (core/research/jobs.py)."""
+    from core.research.jobs import start_walkforward as start
+
+    return start(settings, name.strip(), research_spec(settings, **request), train=train_days,
+                 test=test_days, step=step_days, trials=trials, workers=workers)
+
+
 # --- alerts ---------------------------------------------------------------------------
 def _alert_config(settings: Settings) -> AlertConfig:
     config = AlertConfig.from_settings(settings)

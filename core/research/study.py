@@ -142,16 +142,25 @@ def worker_seed(seed: int | None, index: int, salt: int) -> int | None:
     return zlib.crc32(f"{seed}:{index}:{salt}".encode())
 
 
+CONSTRAINTS = ("max_drawdown", "min_trades")
+
+
 def _constraints(trial: FrozenTrial) -> tuple[float, ...]:
     return tuple(trial.user_attrs.get("constraint", INFEASIBLE))
+
+
+def _set_constraints(trial: Trial, values: tuple[float, ...] | list[float]) -> None:
+    """For the sampler (``Trial.set_constraint``: ≤ 0 is feasible) and for the report."""
+    trial.set_user_attr("constraint", list(values))
+    for key, value in zip(CONSTRAINTS, values, strict=True):
+        trial.set_constraint(key, value)
 
 
 def sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     import optuna
 
     _quiet_optuna()
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                      constraints_func=_constraints)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
 
 def suggest(trial: Trial, p: SearchParam) -> Any:
@@ -195,21 +204,23 @@ class _Objective:
         for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if done.params == values and not done.user_attrs.get("surplus"):
                 for key, value in done.user_attrs.items():
-                    if key not in ("worker", "duplicate_of"):
+                    if key not in ("worker", "duplicate_of", "constraint"):
                         trial.set_user_attr(key, value)
+                _set_constraints(trial, _constraints(done))
                 trial.set_user_attr("duplicate_of", done.number)
                 return float(done.value)  # type: ignore[arg-type]
         try:
             outcome = self.runner.run(values)
         except InvalidParams as exc:
             trial.set_user_attr("invalid", str(exc))
+            _set_constraints(trial, INFEASIBLE)
             raise optuna.TrialPruned(str(exc)) from None
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:1000])
             raise
         for key, value in outcome.attrs().items():
             trial.set_user_attr(key, value)
-        trial.set_user_attr("constraint", list(outcome.violations(self.runner.spec)))
+        _set_constraints(trial, outcome.violations(self.runner.spec))
         return outcome.value(self.runner.spec.objective)
 
 
