@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # /api/agentic/signals; its share of a new session's capital (0: no such agent). The five
     # strategy agents share the rest in their roster proportions.
     external_signals_share: float = Field(default=0.0, ge=0, le=0.5)
+    # The agents' parameters (strategy thresholds, capital shares, risk levels, models) for new
+    # sessions and backtests; a relative path is read from the project folder
+    # (core/agents/strategy_file.py)
+    strategies_file: Path = PROJECT_ROOT / "strategies.toml"
 
     # Hard risk rules (DESIGN.md section 4)
     max_margin_fraction: float = Field(default=0.30, gt=0, le=1)
@@ -200,6 +204,11 @@ class Settings(BaseSettings):
         if url.get_backend_name() == "sqlite":
             check_sqlite_path(url.database)
         return v
+
+    @field_validator("strategies_file")
+    @classmethod
+    def _strategies_in_project(cls, value: Path) -> Path:
+        return value if value.is_absolute() else PROJECT_ROOT / value
 
     @field_validator("display_timezone")
     @classmethod

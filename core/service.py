@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.agents import strategy_file
 from core.agents.base import AgentSpec
+from core.agents.desk_params import DeskParams
 from core.agents.roster import EXTERNAL, ROSTER, find_spec, session_roster
 from core.alerts import events as alerts
 from core.alerts.sender import AlertSender, TestResult, send_test
@@ -75,6 +77,7 @@ def create_session(
     mode: str = "paper",
     symbols: list[str] | None = None,
     name: str | None = None,
+    agent_params: DeskParams | None = None,
 ) -> SessionRef:
     # --- live: a live session trades the account's balance on the live feed
     if mode not in ("paper", "live"):
@@ -83,6 +86,8 @@ def create_session(
     if mode == "paper":
         capital = validate_capital(settings.default_capital if capital is None else capital)
     chosen = symbol_list(settings.symbol_list if symbols is None else symbols)
+    # stored with the session: its engine runs on that copy
+    params = strategy_file.load(settings.strategies_file) if agent_params is None else agent_params
     if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
         capital = validate_capital(live_capital if live_capital is not None
@@ -112,7 +117,8 @@ def create_session(
             conn, name=session_name, mode=mode, source=source, symbols=chosen, capital=capital,
             interval=settings.replay_interval, start_ms=start_ms,
             model_of=lambda spec: agent_model_label(settings, spec),
-            roster=session_roster(settings.external_signals_share))
+            roster=session_roster(settings.external_signals_share, params.specs()),
+            params=params)
         reason = (f"session created: {capital:,.2f} USDT {mode} capital on {', '.join(chosen)}, "
                   f"{'replay' if source == 'replay' else 'AsterDex feed'} from "
                   f"{ms_to_dt(start_ms):%Y-%m-%d %H:%M} UTC")
@@ -479,7 +485,8 @@ def research_spec(settings: Settings, *, agents: list[str], start: str, end: str
                      symbols=symbol_list(symbols), capital=validate_capital(capital),
                      data_dir=str(data_dir or settings.replay_data_dir), objective=objective,
                      max_drawdown=None if max_drawdown_pct is None else max_drawdown_pct / 100,
-                     min_trades=min_trades, ceo=ceo, seed=seed)
+                     min_trades=min_trades, ceo=ceo, seed=seed,
+                     base=strategy_file.load(settings.strategies_file).to_json())
 
 
 def start_study(settings: Settings, *, name: str, trials: int, workers: int,
@@ -498,6 +505,14 @@ def start_walkforward(settings: Settings, *, name: str, train_days: int, test_da
 
     return start(settings, name.strip(), research_spec(settings, **request), train=train_days,
                  test=test_days, step=step_days, trials=trials, workers=workers)
+
+
+def start_paper_with_params(engine: Engine, settings: Settings, *, values: dict[str, Any],
+                            capital: float | None = None) -> SessionRef:
+    """A new paper session whose agents run on the strategy file's parameters with ``values``
+    (flat keys, e.g. a study's best trial) set; InvalidParams names a refused value."""
+    params = strategy_file.load(settings.strategies_file).with_values(values)
+    return create_session(engine, settings, capital=capital, mode="paper", agent_params=params)
 
 
 # --- alerts ---------------------------------------------------------------------------

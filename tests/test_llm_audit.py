@@ -140,8 +140,8 @@ def test_failed_calls_and_invalid_replies_are_stored_rows_and_show_as_a_failure_
     assert agents["scalper"] not in stats  # a rule agent makes no calls
 
 
-def _priced_agents(settings: Any) -> list:
-    return [LLMAgent(s, Priced()) for s in build_strategies()]
+def _priced_agents(settings: Any, params: Any = None) -> list:
+    return [LLMAgent(s, Priced()) for s in build_strategies(params=params)]
 
 
 def _calls_by_day(engine: Engine, sid: int) -> dict[int, set[int]]:

@@ -222,6 +222,12 @@ def search_space(agents: list[str], roster: bool = False) -> dict[str, list[Sear
     return DeskParams.defaults().search_space(agents, roster)
 
 
+def stored_params(text: str | None) -> DeskParams:
+    """A session row's ``agent_params`` (None: a session from before they were stored, which ran
+    on the defaults of its time, today's defaults)."""
+    return DeskParams.defaults() if text is None else DeskParams.from_json(text)
+
+
 def field_info(flat_key: str) -> FieldInfo:
     """The pydantic field behind a flat key (its description, bounds, search range)."""
     parts = flat_key.split(".")
@@ -304,5 +310,5 @@ def invalid_params(exc: ValidationError, data: dict[str, Any]) -> InvalidParams:
         return InvalidParams(f"{flat_key}: {err['msg']}", parameter=flat_key, value=value,
                              bound=err["msg"])
     bound = bound_text(field)
-    return InvalidParams(f"{flat_key} = {value!r} is refused: it must be {bound} "
-                         f"({field.description})", parameter=flat_key, value=value, bound=bound)
+    return InvalidParams(f"{flat_key} = {value!r} is refused: it must be {bound} — "
+                         f"{field.description}", parameter=flat_key, value=value, bound=bound)

@@ -4,6 +4,7 @@ outside the desk (``EXTERNAL_SIGNALS_SHARE`` of a new session's capital; none by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from core.agents.base import AgentSpec
@@ -28,15 +29,17 @@ EXTERNAL_MODEL = "external (API signals)"  # what the UI shows as its model
 BY_KEY: dict[str, AgentSpec] = {s.key: s for s in (*ROSTER, EXTERNAL)}
 
 
-def session_roster(external_share: float = 0.0) -> tuple[AgentSpec, ...]:
-    """The agents of a new session: the five, and the External signals agent when it has a share
-    (the five then share the rest in their roster proportions)."""
+def session_roster(external_share: float = 0.0,
+                   five: Sequence[AgentSpec] = ROSTER) -> tuple[AgentSpec, ...]:
+    """The agents of a new session: the five (``five``: as the session's parameters set them),
+    and the External signals agent when it has a share (the five then share the rest in their
+    roster proportions)."""
     if not 0 <= external_share <= 0.5:
         raise ValueError(f"the External signals share {external_share} is outside 0 .. 0.5")
     if external_share == 0:
-        return ROSTER
+        return tuple(five)
     rest = 1 - external_share
-    return (*(replace(s, capital_share=s.capital_share * rest) for s in ROSTER),
+    return (*(replace(s, capital_share=s.capital_share * rest) for s in five),
             replace(EXTERNAL, capital_share=external_share))
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from core.agents.base import AgentSpec, Strategy
+from core.agents.desk_params import AGENT_KEYS, DeskParams
 from core.agents.strategies import build_strategies
 from core.backtest.params import BacktestParams
 from core.ceo.rules import RiskLimits
@@ -43,7 +44,7 @@ from core.desk.context import Desk
 from core.desk.engine import flush, run_cycle
 from core.desk.ledger import insert_session, load_ledger
 from core.desk.runtime import paper_exchange
-from core.errors import FeedExhausted
+from core.errors import ConfigError, FeedExhausted
 from core.feeds.replay import ReplayData, ReplayFeed
 from core.models import INTERVAL_MS
 from core.store.base import Base
@@ -200,14 +201,14 @@ def run_limits(settings: Settings, ceo: bool) -> RiskLimits:
                       stop_loss_margin_pct=math.inf, gross_exposure_cap=math.inf)
 
 
-def _create_session(engine: Engine, params: BacktestParams,
+def _create_session(engine: Engine, params: BacktestParams, agent_params: DeskParams,
                     roster: Sequence[AgentSpec] | None = None) -> int:
     capital = params.capital
     with engine.begin() as conn:
         sid = insert_session(conn, name=params.label, mode="backtest", source="replay",
                              symbols=params.symbols, capital=capital, interval=params.interval,
                              start_ms=params.start_ms, model_of=lambda _spec: AGENT_MODEL,
-                             **({} if roster is None else {"roster": roster}))
+                             params=agent_params, roster=roster)
         ceo = "CEO on" if params.ceo else "CEO off (venue limits only)"
         conn.execute(insert(CEO_DECISIONS).values(
             session_id=sid, ts_ms=params.start_ms, kind="session", rules="",
@@ -218,17 +219,25 @@ def _create_session(engine: Engine, params: BacktestParams,
 
 def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: int,
         progress: Progress | None = None, strategies: list[Strategy] | None = None,
+        agent_params: DeskParams | None = None,
         roster: Sequence[AgentSpec] | None = None) -> FinishedRun:
     """Tick the desk over the range, stop the session at its end; the caller disposes the run.
-    ``strategies`` replaces the roster's rule agents (matched by ``spec.key``; agents without
-    one stay idle), e.g. for a benchmark's single strategy. ``roster`` replaces the session's
-    agents and their capital shares (a study's chosen agents, their shares summing to 1)."""
+    ``agent_params`` (the defaults when None) are stored with the run's session and are what its
+    agents run on. ``strategies`` replaces the roster's rule agents (matched by ``spec.key``;
+    agents without one stay idle), e.g. for a benchmark's single strategy; each must run on
+    ``agent_params``, or the stored parameters would not be the ones that traded. ``roster``
+    replaces the session's agents and their capital shares (a study's chosen agents, their
+    shares summing to 1)."""
+    agent_params = DeskParams.defaults() if agent_params is None else agent_params
+    if strategies is None:
+        strategies = build_strategies(roster, params=agent_params)
+    else:
+        check_strategies_run_on(strategies, agent_params)
     desk_settings = run_settings(settings, params)
     store = PrivateStore.create()
     try:
-        session_id = _create_session(store.engine, params, roster)
-        desk = _desk(desk_settings, params, data, store.engine, session_id,
-                     build_strategies() if strategies is None else strategies)
+        session_id = _create_session(store.engine, params, agent_params, roster)
+        desk = _desk(desk_settings, params, data, store.engine, session_id, strategies)
         every = max(1, total // 200)
         ticks = 0
         try:
@@ -263,6 +272,16 @@ def _desk(settings: Settings, params: BacktestParams, data: ReplayData, engine: 
         limits=run_limits(settings, params.ceo), commit=_held, concurrent_agents=False,
         private_store=True,
     )
+
+
+def check_strategies_run_on(strategies: list[Strategy], agent_params: DeskParams) -> None:
+    """Refuse a strategy (or a model wrapper around one) whose parameters are not the run's."""
+    for s in strategies:
+        inner = getattr(s, "strategy", s)  # LLMAgent / CachedAgent wrap the rule strategy
+        own = getattr(inner, "params", None)
+        if own is not None and s.spec.key in AGENT_KEYS and own != agent_params.strategy(s.spec.key):
+            raise ConfigError(f"the {s.spec.key} strategy runs on other parameters than the "
+                              "backtest's agent_params; build it from them")
 
 
 def _held() -> None:

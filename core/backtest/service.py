@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from core.agents import strategy_file
 from core.agents.base import Strategy
+from core.agents.desk_params import DeskParams, stored_params
 from core.agents.strategies import build_strategies
 from core.alerts import events as alerts
 from core.backtest import runner
@@ -32,7 +34,7 @@ from core.config import Settings
 from core.desk.lease import wall_ms
 from core.errors import ConfigError
 from core.feeds.replay import ReplayData
-from core.store.tables import BacktestRunRow
+from core.store.tables import SESSIONS, BacktestRunRow
 
 log = logging.getLogger(__name__)
 RUNS = BacktestRunRow.__table__
@@ -71,8 +73,13 @@ def create_run(engine: Engine, params: BacktestParams, total: int) -> int:
 def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, data: ReplayData,
                  *, progress: Progress | None = None, run_id: int | None = None,
                  strategies: list[Strategy] | None = None,
-                 agents_note: str | None = None) -> BacktestResult:
-    """Run, store and report one backtest; a failure is recorded on the run and re-raised."""
+                 agents_note: str | None = None,
+                 agent_params: DeskParams | None = None) -> BacktestResult:
+    """Run, store and report one backtest; a failure is recorded on the run and re-raised.
+    ``agent_params``: the agents' parameters (None: what the strategy file sets now); the run's
+    session stores them and its report states them."""
+    if agent_params is None:
+        agent_params = strategy_file.load(settings.strategies_file)
     total = ticks_in(params, data)
     if run_id is None:
         run_id = create_run(engine, params, total)
@@ -92,12 +99,15 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
             cache = ReplyCache(engine)
             limits = RiskLimits.from_settings(settings)
             strategies = [CachedAgent(s, cache, limits)  # type: ignore[misc]
-                          for s in build_strategies()]
+                          for s in build_strategies(params=agent_params)]
         finished = runner.run(settings, params, data, total=total, progress=on_progress,
-                              strategies=strategies)
+                              strategies=strategies, agent_params=agent_params)
         ticked = time.perf_counter()
         try:
             report = compute_report(finished.engine, finished.session_id, params, data, settings)
+            ran_with = _stored_params(finished.engine, finished.session_id)
+            report["agent_params"] = ran_with.flat()
+            report["agent_params_changed"] = sorted(ran_with.differences(DeskParams.defaults()))
             if agents_note or cache is not None:
                 report["agents_model"] = agents_note or cache.note()  # type: ignore[union-attr]
             reported = time.perf_counter()
@@ -126,6 +136,13 @@ def run_backtest(engine: Engine, settings: Settings, params: BacktestParams, dat
         _fail(engine, run_id, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
         raise
     return BacktestResult(run_id, session_id, finished.ticks, time.perf_counter() - started, report)
+
+
+def _stored_params(engine: Engine, session_id: int) -> DeskParams:
+    """The parameters as the run's session stored them (what the report states)."""
+    with engine.connect() as conn:
+        text = conn.scalar(select(SESSIONS.c.agent_params).where(SESSIONS.c.id == session_id))
+    return stored_params(text)
 
 
 def record_dead_runs(engine: Engine, alive: int | None = None) -> list[int]:

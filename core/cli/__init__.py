@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.research import add_parsers as add_research
     add_research(sub, capital_type=_capital, count_type=_positive_int)
 
+    from core.cli.strategies import add_parser as add_strategies
+    add_strategies(sub, id_type=_positive_int)
+
     # AsterDex connectivity checks (core/exchanges/check.py)
     x = sub.add_parser("check-exchange", help="check the AsterDex connection, keys and account")
     x.add_argument("--symbol", default="BTCUSDT", help="symbol for the price check")
@@ -379,6 +382,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from core.exchanges.check import check_exchange
 
             return check_exchange(settings, as_json=args.json, symbol=args.symbol)
+        if args.command == "strategies":  # the file needs no database; a session's params do
+            from core.cli import strategies
+
+            if not strategies.needs_database(args):
+                return strategies.run(args, settings)
         if args.command == "api":  # the server opens its own store
             from core.cli.api import run as run_api
 
@@ -402,6 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in ("close", "cancel", "flatten"):
                 from core.cli.manual import run as run_manual
                 return run_manual(args, settings, engine)
+            if args.command == "strategies":
+                from core.cli.strategies import run as run_strategies
+                return run_strategies(args, settings, engine)
             if args.command == "alerts":
                 from core.cli.alerts import run as run_alerts
                 return run_alerts(args, settings, engine)

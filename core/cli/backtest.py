@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from core import queries
 from core.backtest.params import INTERVALS, build_params, ticks_in
 from core.backtest.service import create_run, run_backtest
 from core.config import Settings
@@ -172,7 +173,9 @@ def format_report(report: dict[str, Any]) -> str:
                     for sym, v in report["buy_and_hold"].items())
     lines.append(f"  buy and hold: {bh}")
     lines.append(f"  {report['agents_model']}; {report['conventions']}")
+    lines.append(f"  agent parameters: {queries.params_summary(report)}")
     return "\n".join(lines)
+
 
 
 class _Bar:

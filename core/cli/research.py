@@ -63,6 +63,7 @@ def add_parsers(sub: Any, *, capital_type: Callable[[str], float] = float,
 
 
 def _spec(args: argparse.Namespace, settings: Settings) -> Any:
+    from core.agents import strategy_file
     from core.cli.output import user_path
     from core.research.agents import agent_list
     from core.research.trial import StudySpec
@@ -81,7 +82,8 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
         data_dir=str(user_path(args.data) if args.data else settings.replay_data_dir),
         objective=args.objective or "sharpe",
         max_drawdown=None if args.max_drawdown is None else args.max_drawdown / 100,
-        min_trades=args.min_trades, ceo=not args.no_ceo, seed=args.seed)
+        min_trades=args.min_trades, ceo=not args.no_ceo, seed=args.seed,
+        base=strategy_file.load(settings.strategies_file).to_json())
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

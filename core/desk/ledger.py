@@ -18,9 +18,10 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec, HeldPosition
-from core.agents.roster import BY_KEY, ROSTER
+from core.agents.desk_params import DeskParams
+from core.agents.roster import BY_KEY
 from core.errors import NotFound
-from core.models import PositionSide
+from core.models import PositionSide, RiskLevel
 from core.store.tables import AgentRow, PositionRow, SessionRow
 
 RECENT_RESULTS = 50
@@ -202,7 +203,8 @@ def load_ledger(db: Session, session_id: int) -> Ledger:
     for a in db.scalars(select(AgentRow).where(AgentRow.session_id == session_id).order_by(AgentRow.id)):
         agents[a.id] = AgentLedger(
             id=a.id,
-            spec=replace(BY_KEY[a.key], capital_share=a.base_share),  # this session's share
+            spec=replace(BY_KEY[a.key], capital_share=a.base_share,  # this session's roster
+                         risk_level=RiskLevel(a.risk_level), max_leverage=a.max_leverage),
             status=a.status,
             pause_reason=a.pause_reason,
             capital=a.capital,
@@ -267,15 +269,20 @@ def position_from_row(p: PositionRow) -> OpenPosition:
 def insert_session(conn: Connection, *, name: str, mode: str, source: str,
                    symbols: Sequence[str], capital: float, interval: str, start_ms: int,
                    model_of: Callable[[AgentSpec], str],
-                   roster: Sequence[AgentSpec] = ROSTER) -> int:
+                   roster: Sequence[AgentSpec] | None = None,
+                   params: DeskParams | None = None) -> int:
     """Write a new session row and its roster (each agent with its share of ``capital``); returns
-    the session id. Used by ``create_session`` and by backtests."""
+    the session id. Used by ``create_session`` and by backtests. ``params`` (the defaults when
+    None) is stored with the session, and its engine runs on that copy; the roster defaults to
+    its five agents with its shares, risk levels and models."""
+    params = DeskParams.defaults() if params is None else params
+    roster = params.specs() if roster is None else roster
     session_id = conn.execute(insert(SessionRow).values(
         name=name, status="created", mode=mode, market_source=source, symbols=",".join(symbols),
         initial_capital=capital, peak_equity=capital, max_drawdown_pct=0.0,
         replay_interval=interval, start_ms=start_ms, clock_ms=start_ms, decided_ms=0,
         intent_version=0, last_review_ms=start_ms, last_rebalance_ms=start_ms, last_snapshot_ms=0,
-        ticks=0, created_ms=start_ms,
+        ticks=0, created_ms=start_ms, agent_params=params.to_json(),
     )).inserted_primary_key[0]
     conn.execute(insert(AgentRow), [{
         "session_id": session_id, "key": s.key, "name": s.name, "strategy": s.strategy,

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.agents.base import AgentSpec, Strategy
+from core.agents.desk_params import DeskParams, stored_params
 from core.agents.llm_agent import LLMAgent
 from core.agents.roster import EXTERNAL, EXTERNAL_MODEL
 from core.agents.strategies import build_strategies, build_strategy
@@ -96,7 +97,7 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
         report_feed_status(db, session_id, feed, feed_status, exchange)
         db.commit()
 
-    strategies = build_agents(settings)
+    strategies = build_agents(settings, stored_params(row.agent_params))  # never the file's
     return Desk(
         db=db,
         ledger=ledger,
@@ -113,10 +114,11 @@ def build_desk(settings: Settings, engine: Engine, session_id: int, lease: Lease
     )
 
 
-def build_agents(settings: Settings) -> list[Strategy]:
-    """The roster's strategies, each behind the model path when AGENT_LLM gives it a provider
-    (core/llm/providers.py; an agent whose model has no key runs on its rules)."""
-    rules = build_strategies()
+def build_agents(settings: Settings, params: DeskParams | None = None) -> list[Strategy]:
+    """The roster's strategies on ``params`` (the session's stored parameters; the defaults when
+    None), each behind the model path when AGENT_LLM gives it a provider (core/llm/providers.py;
+    an agent whose model has no key runs on its rules)."""
+    rules = build_strategies(params=params)
     providers = build_providers(settings, (s.spec for s in rules))
     limits = RiskLimits.from_settings(settings)
     return [*(s if (p := providers[s.spec.key]) is None else LLMAgent(s, p, limits=limits)

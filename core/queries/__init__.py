@@ -21,6 +21,12 @@ patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 from __future__ import annotations
 
 from core.queries.agent_equity import AGENT_EQUITY_COLUMNS, agent_equity_curves
+from core.queries.agent_params import (
+    PARAMETER_COLUMNS,
+    parameter_rows,
+    session_params,
+    strategy_file_params,
+)
 from core.queries.alerts import (
     ALERT_STATUSES,
     alert_counts,
@@ -43,6 +49,7 @@ from core.queries.backtests import (
     backtest_runs,
     buy_and_hold_table,
     compare_runs,
+    params_summary,
     recorded_symbols,
     report_rows,
     run_range,
@@ -159,6 +166,7 @@ __all__ = [
     "MARKET_COLUMNS",
     "MAX_CANDLES",
     "MAX_MARKERS",
+    "PARAMETER_COLUMNS",
     "SIDES",
     "SIGNAL_COLUMNS",
     "TRADE_COLUMNS",
@@ -221,6 +229,8 @@ __all__ = [
     "market_overview",
     "open_orders",
     "open_positions",
+    "parameter_rows",
+    "params_summary",
     "recent_alerts",
     "recorded_symbols",
     "report_rows",
@@ -228,9 +238,11 @@ __all__ = [
     "research_study",
     "run_range",
     "session_llm",
+    "session_params",
     "session_status",
     "session_summary",
     "session_symbols",
+    "strategy_file_params",
     "study_charts",
     "trade_chain",
     "trade_chart",

@@ -128,6 +128,17 @@ def _held(report: dict[str, Any]) -> str:
     return "yes" if check.get("held") else "NO"
 
 
+def params_summary(report: dict[str, Any]) -> str:
+    """The parameters a run traded on, in a line: the defaults, or the ones that differ."""
+    values = report.get("agent_params")
+    if values is None:
+        return "not recorded (a run from before parameters were stored, on the defaults)"
+    changed = report.get("agent_params_changed") or []
+    if not changed:
+        return "the defaults (strategies.toml as shipped)"
+    return "defaults except " + ", ".join(f"{k} = {values[k]}" for k in changed)
+
+
 def report_rows(report: dict[str, Any]) -> pd.DataFrame:
     """The report flattened to (section, name, figure, value) rows, for a CSV download; a float
     keeps ``PRICE_DIGITS`` significant digits (sums of fees print as 13.635259128, not
@@ -151,6 +162,11 @@ def report_rows(report: dict[str, Any]) -> pd.DataFrame:
         for k, v in figures.items():
             rows.append({"section": "buy_and_hold", "name": sym, "figure": k, "value": v})
     rows.append({"section": "notes", "name": "agents", "figure": "model", "value": report["agents_model"]})
+    rows.append({"section": "notes", "name": "agents", "figure": "parameters",
+                 "value": params_summary(report)})
+    for key, value in (report.get("agent_params") or {}).items():  # what the agents ran on
+        name, figure = key.rsplit(".", 1)
+        rows.append({"section": "agent_params", "name": name, "figure": figure, "value": value})
     rows.append({"section": "notes", "name": "report", "figure": "conventions", "value": report["conventions"]})
     for row in rows:
         if isinstance(row["value"], float) and math.isfinite(row["value"]):

@@ -20,6 +20,7 @@ from core.config import Settings
 from core.errors import ConfigError
 from core.feeds.replay import ReplayData
 from core.research import agents as agent_config
+from core.research.agents import DeskParams
 from core.research.metrics import CurveFigures, check_objective, curve_figures, daily_returns
 
 
@@ -39,6 +40,9 @@ class StudySpec:
     min_trades: int | None = None
     ceo: bool = True
     seed: int | None = None
+    # the parameters a trial's values are set over (DeskParams JSON: the strategy file's when the
+    # study was created); None: the shipped defaults
+    base: str | None = None
 
     def __post_init__(self) -> None:
         check_objective(self.objective)
@@ -104,14 +108,17 @@ class TrialRunner:
             start=spec.start, end=spec.end, data_dir=spec.data_dir, interval=spec.interval,
             symbols=list(spec.symbols), capital=spec.capital, ceo=spec.ceo)
         self.total = ticks_in(self.params, self.data)
+        self.base = (DeskParams.from_json(spec.base) if spec.base is not None
+                     else DeskParams.defaults())
 
     def run(self, values: dict[str, Any], *, keep_curve: bool = False) -> TrialOutcome:
-        """Backtest ``values`` (flat keys over the defaults); InvalidParams on a bad point."""
-        params = agent_config.params_for(values)
+        """Backtest ``values`` (flat keys over the study's base parameters); InvalidParams on
+        a bad point."""
+        params = agent_config.params_for(values, self.base)
         roster = agent_config.trial_roster(self.spec.agents, params)
         finished = runner.run(self.settings, self.params, self.data, total=self.total,
                               strategies=agent_config.trial_strategies(roster, params),
-                              roster=roster)
+                              agent_params=params, roster=roster)
         try:
             with finished.engine.connect() as conn:
                 curve = load_curve(conn, finished.session_id)

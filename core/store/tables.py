@@ -57,6 +57,9 @@ class SessionRow(Base):
     # --- live: the market feed's state for the UI ("websocket" / "REST polling (...)"), then
     # on a live venue how fills arrive (" · fills: user-data stream" / "... REST polling (...)")
     feed_status: Mapped[str | None] = mapped_column(Text)
+    # the exact agent parameters the session runs with (DeskParams.to_json); its engine builds
+    # the strategies from this copy, never from the strategy file (NULL: before 0010, defaults)
+    agent_params: Mapped[str | None] = mapped_column(Text)
 
 
 class AgentRow(Base):
