@@ -53,6 +53,18 @@ def test_study_and_walkforward_reports(db: Engine, app_env: str) -> None:
     assert "Deflated Sharpe" in labels and "PBO" in labels
     assert at.get("plotly_chart")  # Optuna's optimisation history (and importances)
     assert any("In sample" in c.value for c in at.caption)
+    # a paper session on the best trial's parameters, after a confirmation that lists them
+    best = queries.research_study(app_env, "tuned trend")["report"]["best"]
+    at.button(key="rs_paper").click().run()
+    clean(at)
+    shown = at.dataframe[-1].value
+    assert set(shown["parameter"]) == set(best["params"])
+    at.button(key="rs_paper_go").click().run()
+    clean(at)
+    session = queries.latest_session(db)
+    assert session is not None and session["mode"] == "paper", [e.value for e in at.error]
+    stored = queries.session_params(db, session["id"]).flat()
+    assert all(stored[k] == v for k, v in best["params"].items())
     at.selectbox(key="rs_open").set_value("wf trend").run()
     clean(at)
     assert any("Out of sample" in s.value for s in at.subheader)

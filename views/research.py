@@ -223,7 +223,14 @@ def walkforward_view(name: str) -> None:
 
 
 # ---------------------------------------------------------------------- paper session
-@st.dialog("Start a paper session with these parameters?")
+PAPER = "research_paper"  # (values, source) while the confirmation is open
+
+
+def _forget_paper() -> None:
+    st.session_state.pop(PAPER, None)
+
+
+@st.dialog("Start a paper session with these parameters?", on_dismiss=_forget_paper)
 def confirm_paper(values: dict[str, Any], source: str) -> None:
     st.write(f"From {source}. Every other parameter keeps the strategy file's value; the "
              "session stores exactly what it runs with.")
@@ -231,16 +238,21 @@ def confirm_paper(values: dict[str, Any], source: str) -> None:
                  hide_index=True, width="stretch")
     capital = st.text_input("Capital (USDT)", value=f"{settings.default_capital:,.2f}",
                             key="rs_paper_capital")
-    if st.button("Start paper session", type="primary", key="rs_paper_go") and run_action(
+    yes, no = st.columns(2)
+    if yes.button("Start paper session", type="primary", key="rs_paper_go") and run_action(
             lambda: service.start_paper_with_params(db, settings, values=values,
                                                     capital=service.read_capital(capital)),
-            done="Paper session created"):
+            done="Paper session created: the Session page follows it"):
+        _forget_paper()
+        st.rerun()
+    if no.button("Cancel", key="rs_paper_cancel"):
+        _forget_paper()
         st.rerun()
 
 
 def paper_button(values: dict[str, Any], source: str) -> None:
     if st.button("Start a paper session with these parameters…", key="rs_paper"):
-        confirm_paper(values, source)
+        st.session_state[PAPER] = (values, source)
 
 
 st.title("Research")
@@ -254,3 +266,5 @@ if chosen is not None:
     if not row["done"]:  # follow a running search; a finished one is drawn once
         view = st.fragment(run_every=5)(view)
     view(chosen)
+if st.session_state.get(PAPER):
+    confirm_paper(*st.session_state[PAPER])
