@@ -439,6 +439,22 @@ def signal_outcome(engine: Engine, signal_id: int) -> SignalOutcome:
 
 
 # --- backtests ------------------------------------------------------------------------
+def save_strategy_params(settings: Settings, values: dict[str, float | int | str]) -> str:
+    """Change parameters in the strategy file (new sessions and backtests start on it; a running
+    session keeps the copy it stored). Every value is validated through the same models as the
+    file; a refused one raises ``InvalidParams`` and the file stays as it was. Returns what
+    changed, in words."""
+    path = settings.strategies_file
+    current = strategy_file.load(path)
+    wanted = current.with_values(values)
+    changed = wanted.differences(current)
+    if not changed:
+        return f"nothing to save: {path.name} already has these values"
+    strategy_file.write(path, wanted)
+    said = ", ".join(f"{k} {old} → {new}" for k, (new, old) in changed.items())
+    return f"saved to {path.name} for new sessions and backtests: {said}"
+
+
 def read_capital(text: str) -> float:
     """Capital as typed in a form ("100,000"), refused in words (ConfigError) unless it is a
     valid amount: the dashboard says why and creates nothing, never substitutes a default."""

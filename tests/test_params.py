@@ -24,7 +24,6 @@ from core.agents.strategies import build_strategies, build_strategy
 from core.agents.trend import TrendStrategy
 from core.backtest.params import build_params
 from core.backtest.service import run_backtest
-from core.cli import main as cli_main
 from core.config import PROJECT_ROOT
 from core.desk.runtime import build_desk
 from core.errors import ConfigError, InvalidParams
@@ -32,6 +31,7 @@ from core.store.db import MIGRATIONS_DIR, open_database
 from core.store.tables import PositionRow, SessionRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create
+from tests.test_cli import cli_env, ok, refused, run_cli
 from tests.test_strategies import START, trend_stub, view
 
 DATA = PROJECT_ROOT / "data" / "klines"
@@ -257,29 +257,41 @@ def test_write_renders_a_file_that_reads_back_the_same(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- CLI
 
 
-def test_strategies_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DESK_ENV_FILE", str(tmp_path / "no.env"))
-    monkeypatch.setenv("DESK_CALLER_DIR", str(tmp_path))
+def test_strategies_check_exit_codes(tmp_path: Path) -> None:
+    env = {**cli_env(f"sqlite:///{tmp_path / 'desk.db'}"), "DESK_CALLER_DIR": str(tmp_path)}
     good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
     good.write_text("[momentum]\nvolume_multiple = 2.5\n", encoding="utf-8")
     bad.write_text("[momentum]\n\nvolume_multiple = 0.5\n", encoding="utf-8")
-    assert cli_main(["strategies", "check", "good.toml"]) == 0
-    out = capsys.readouterr().out
-    assert "OK" in out and "momentum.volume_multiple" in out
-    assert cli_main(["strategies", "check", "bad.toml"]) == 1
-    err = capsys.readouterr().err
-    assert "bad.toml, line 3: momentum.volume_multiple = 0.5" in err and "between 1 and 10" in err
-    assert cli_main(["strategies", "check", "missing.toml"]) == 1
-    assert "not found" in capsys.readouterr().err
-    assert cli_main(["strategies", "check"]) == 0  # the shipped file
-    assert "all at their defaults" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as usage:
-        cli_main(["strategies", "verify"])
-    assert usage.value.code == 2
-    assert cli_main(["strategies", "show", "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    out = ok(run_cli(env, "strategies", "check", "good.toml"))
+    assert "OK" in out and "1 differ from the defaults: momentum.volume_multiple" in out
+    result = run_cli(env, "strategies", "check", "bad.toml")
+    assert result.returncode == 1
+    line = refused(result, "bad.toml, line 3: momentum.volume_multiple = 0.5", "between 1 and 10")
+    assert str(bad) in line
+    missing = run_cli(env, "strategies", "check", "missing.toml")
+    assert missing.returncode == 1 and "not found" in refused(missing)
+    assert "all at their defaults" in ok(run_cli(env, "strategies", "check"))  # the shipped file
+    assert run_cli(env, "strategies", "verify").returncode == 2  # a usage error
+    shown = json.loads(ok(run_cli(env, "strategies", "show", "--json")))
     assert len(shown["parameters"]) == len(DeskParams.defaults().flat())
+    assert "adx_min" in ok(run_cli(env, "strategies", "show", "--agent", "trend"))
+
+
+def test_a_cli_backtest_runs_on_the_file_it_is_given_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    env = {**cli_env(f"sqlite:///{tmp_path / 'desk.db'}"), "DESK_CALLER_DIR": str(tmp_path)}
+    (tmp_path / "tuned.toml").write_text("[scalper]\ntime_stop_bars = 5\n", encoding="utf-8")
+    (tmp_path / "bad.toml").write_text("[scalper]\ntime_stop_bars = 0\n", encoding="utf-8")
+    span = ("backtest", "--from", "2025-10-08", "--to", "2025-10-08", "--symbols", "BTCUSDT,ETHUSDT")
+    out = ok(run_cli(env, *span, "--strategies", "tuned.toml"))
+    assert "agent parameters: defaults except scalper.time_stop_bars = 5" in out
+    refused(run_cli(env, *span, "--strategies", "bad.toml"), "line 2: scalper.time_stop_bars = 0",
+            "between 1 and 500")
+    listed = ok(run_cli(env, "backtest", "--list"))
+    assert listed.count("[done]") == 1 and "[failed]" not in listed  # refused before any run
+    session = json.loads(ok(run_cli(env, "backtest", "--list", "--json")))[0]["session_id"]
+    shown = json.loads(ok(run_cli(env, "strategies", "show", "--session", str(session), "--json")))
+    stop = next(r for r in shown["parameters"] if r["name"] == "scalper.time_stop_bars")
+    assert shown["source"] == f"session {session}" and stop["value"] == 5 and stop["changed"]
 
 
 # ----------------------------------------------------------------------------- the store

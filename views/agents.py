@@ -1,7 +1,10 @@
 """Agent cards: one card per strategy agent with its figures (DESIGN.md section 4 metrics), its
-status and why, and Pause / Resume buttons that send intents through ``core.service``.
+status and why, and Pause / Resume buttons that send intents through ``core.service``; then each
+agent's parameters (what the session on screen runs with, and what the strategy file sets for new
+sessions, with meaning, default and what is accepted) and an editor that saves to the strategy
+file through ``service.save_strategy_params`` (validated by the same models as the file).
 
-A thin page: it reads ``core.queries.agent_stats`` (aggregated in SQL) and never opens the store.
+A thin page: it reads ``core.queries`` (aggregated in SQL) and never opens the store or the file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from core import queries, service
+from core.errors import DeskError
 from dashboard import (
     GROSS_HELP,
     act_in_callback,
@@ -158,12 +162,115 @@ def cards(session_id: int, shown_status: str) -> None:
                 card(agent, session_id, can_act, llm.get(agent["id"]))
 
 
+# --- parameters: what the session runs with, what the strategy file sets for new sessions -----
+SAVED = "agent_params_saved"
+PARAMS_COLUMNS: dict[str, Any] = {
+    "param": st.column_config.TextColumn("Parameter"),
+    "session": st.column_config.TextColumn("This session", help="Stored when the session was "
+                                           "created; it never changes while the session runs"),
+    "value": st.column_config.TextColumn("New sessions", help="What the strategy file sets now"),
+    "default": st.column_config.TextColumn("Default"),
+    "bounds": st.column_config.TextColumn("Accepts"),
+    "description": st.column_config.TextColumn("Meaning"),
+}
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _clean(value: Any) -> Any:
+    """A widget's float without binary noise (0.39999999999999997 → 0.4)."""
+    return float(f"{value:.10g}") if isinstance(value, float) else value
+
+
+def _input(row: dict[str, Any], key: str) -> Any:
+    label, help_ = row["param"], f"{row['description']}; {row['bounds']}; default {_text(row['default'])}"
+    if row["kind"] == "choice":
+        return st.selectbox(label, row["choices"], index=row["choices"].index(row["value"]),
+                            key=key, help=help_)
+    if row["kind"] == "int":
+        return st.number_input(label, min_value=row["min"], max_value=row["max"],
+                               value=row["value"], step=1, key=key, help=help_)
+    step = (row["search"] or {}).get("step") or 0.01
+    return st.number_input(label, min_value=float(row["min"]), max_value=float(row["max"]),
+                           value=float(row["value"]), step=float(step), format="%.4f", key=key,
+                           help=help_)
+
+
+def _editor(rows: list[dict[str, Any]], key: str, file_name: str) -> None:
+    with st.form(f"params_form_{key}", border=False):
+        cols = st.columns(3)
+        given = {}
+        for i, row in enumerate(rows):
+            with cols[i % 3]:
+                given[row["name"]] = _input(row, f"param_{row['name']}")
+        saved = st.form_submit_button(f"Save to {file_name} for new sessions",
+                                      icon=":material/save:", type="primary")
+    if saved:
+        changed = {name: _clean(v) for name, v in given.items()
+                   if _clean(v) != next(r["value"] for r in rows if r["name"] == name)}
+        try:
+            st.session_state[SAVED] = service.save_strategy_params(settings, changed)
+        except DeskError as exc:
+            st.error(f"Not saved: {exc}", icon=":material/error:")
+            return
+        st.rerun()
+
+
+def parameters(session: dict[str, Any] | None) -> None:
+    st.subheader("Parameters")
+    file_name = settings.strategies_file.name
+    try:
+        configured = queries.strategy_file_params(settings)
+    except DeskError as exc:
+        st.error(f"The strategy file cannot be used, so new sessions and backtests are refused "
+                 f"until it is fixed: {exc}", icon=":material/error:")
+        return
+    running = queries.session_params(db, session["id"]) if session is not None else None
+    st.caption(
+        (f"**This session** shows what {session['name']} runs with: stored when it was created, "
+         "never changed while it runs. " if session is not None else "")
+        + f"**New sessions** shows what {file_name} sets: new sessions and backtests start on it. "
+        f"Saving an edit rewrites {file_name} (every value with its comment) and applies to new "
+        "sessions only, never to a running one.")
+    saved = st.session_state.pop(SAVED, None)
+    if saved:
+        st.success(saved, icon=":material/check_circle:")
+    rows = queries.parameter_rows(configured, running=running)
+    agents = list(dict.fromkeys((r["agent"], r["agent_name"]) for r in rows))
+    tabs = st.tabs([name for _, name in agents] + ["Roster"])
+    for (key, _), tab in zip(agents, tabs, strict=False):
+        with tab:
+            mine = [r for r in rows if r["agent"] == key and r["group"] == "strategy"]
+            _table(mine, running is not None)
+            if st.toggle("Edit for new sessions", key=f"edit_params_{key}"):
+                _editor(mine, key, file_name)
+    with tabs[-1]:
+        roster = [{**r, "param": f"{r['agent_name']}: {r['param']}"} for r in rows
+                  if r["group"] == "roster"]
+        _table(roster, running is not None)
+        st.caption("The five capital shares must sum to 1; the risk level caps leverage (low 5x, "
+                   "medium 10x, high 20x); the model is used only when its key is set.")
+        if st.toggle("Edit for new sessions", key="edit_params_roster"):
+            _editor(roster, "roster", file_name)
+
+
+def _table(rows: list[dict[str, Any]], with_session: bool) -> None:
+    shown = [{k: _text(r[k]) if k in ("session", "value", "default") else r[k]
+              for k in PARAMS_COLUMNS if k in r} for r in rows]
+    columns = {k: v for k, v in PARAMS_COLUMNS.items() if with_session or k != "session"}
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=columns,
+                 column_order=list(columns))
+
+
 st.title("Agents")
 session = current_session(db)
 if session is None:
     st.info("No session yet — create one on the Session page to see the five agents trade.",
             icon=":material/waving_hand:")
     st.page_link("views/session.py", label="Go to the Session page", icon=":material/arrow_forward:")
+    parameters(None)
 else:
     can_act = session["status"] not in ("stopped", "stopping")
     st.caption(f"**{session['name']}** ({session['status']}) · five strategy agents "
@@ -180,3 +287,4 @@ else:
                 "paused or resumed; create a new session on the Session page.")
     live = st.fragment(run_every=refresh_every())(cards)
     live(session["id"], session["status"])
+    parameters(session)

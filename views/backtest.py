@@ -231,6 +231,16 @@ def show_run(run: dict[str, Any]) -> None:
         st.error(halt["statement"], icon=":material/report:")
     note = report["agents_model"]
     st.caption(f"{note[:1].upper()}{note[1:]}. {report['conventions']}")
+    ran_with = report.get("agent_params")
+    with st.expander(f"Agent parameters: {queries.params_summary(report)}",
+                     icon=":material/tune:"):
+        if ran_with is None:
+            st.caption("This run is older than stored parameters; it ran on the defaults.")
+        else:
+            changed = set(report.get("agent_params_changed") or ())
+            st.dataframe([{"parameter": k, "value": f"{v:g}" if isinstance(v, float) else str(v),
+                           "changed": k in changed} for k, v in ran_with.items()],
+                         hide_index=True, width="stretch")
 
     left, right = st.columns(2)
     left.plotly_chart(curve_chart(report), width="stretch", config={"displayModeBar": False})

@@ -29,6 +29,7 @@ __all__ = [
     "StrategyParams",
     "TrendParams",
     "bound_text",
+    "limits",
     "search_range",
 ]
 
@@ -217,18 +218,29 @@ def search_range(field: FieldInfo) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def bound_text(field: FieldInfo) -> str:
-    """What a field accepts, in words: 'between 0 and 60', 'one of 5, 13, 20', 'at least 1'."""
+def limits(field: FieldInfo) -> dict[str, Any]:
+    """What a field accepts, as data: ``kind`` ("float" | "int" | "choice"), ``min``/``max``
+    (inclusive, None when open) or ``choices``."""
     choices = get_args(field.annotation)
     if choices and all(not isinstance(c, type) for c in choices):
-        return "one of " + ", ".join(str(c) for c in choices)
+        return {"kind": "choice", "min": None, "max": None, "choices": list(choices)}
     low = high = None
     for m in field.metadata:
         if isinstance(m, at.Ge | at.Gt):
             low = m.ge if isinstance(m, at.Ge) else m.gt
         if isinstance(m, at.Le | at.Lt):
             high = m.le if isinstance(m, at.Le) else m.lt
-    kind = "an integer" if field.annotation is int else "a number"
+    kind = "int" if field.annotation is int else "float"
+    return {"kind": kind, "min": low, "max": high, "choices": None}
+
+
+def bound_text(field: FieldInfo) -> str:
+    """What a field accepts, in words: 'between 0 and 60', 'one of 5, 13, 20', 'at least 1'."""
+    found = limits(field)
+    if found["kind"] == "choice":
+        return "one of " + ", ".join(str(c) for c in found["choices"])
+    low, high = found["min"], found["max"]
+    kind = "an integer" if found["kind"] == "int" else "a number"
     if low is not None and high is not None:
         return f"{kind} between {low:g} and {high:g}"
     if low is not None:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from core import queries
+from core.agents import strategy_file
 from core.backtest.params import INTERVALS, build_params, ticks_in
 from core.backtest.service import create_run, run_backtest
 from core.config import Settings
@@ -43,6 +44,8 @@ def add_parser(sub: Any, *, capital_type: Callable[[str], float] = float,
     b.add_argument("--llm-cache", action="store_true",
                    help="agents answer from recorded model replies (llm_calls) where the prompt "
                         "matches, rules otherwise; never a live model call")
+    b.add_argument("--strategies", metavar="FILE", help="the agents' parameters (default: "
+                   "STRATEGIES_FILE, strategies.toml); the run stores and reports them")
     b.add_argument("--name", help="a name for the run")
     b.add_argument("--list", action="store_true", help="list earlier runs")
     b.add_argument("--show", type=id_type, metavar="RUN", help="print the report of run RUN")
@@ -88,10 +91,13 @@ def run(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
         symbols=args.symbols.split(",") if args.symbols else list(settings.symbol_list),
         capital=settings.default_capital if args.capital is None else args.capital,
         ceo=not args.no_ceo, name=args.name, llm_cache=args.llm_cache)
+    agent_params = strategy_file.load(user_path(args.strategies) if args.strategies
+                                      else settings.strategies_file)  # refused before any run
     bar = _Bar() if sys.stderr.isatty() else None
     run_id = create_run(engine, params, ticks_in(params, data))
     try:
-        result = run_backtest(engine, settings, params, data, progress=bar, run_id=run_id)
+        result = run_backtest(engine, settings, params, data, progress=bar, run_id=run_id,
+                              agent_params=agent_params)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 
 from core.agents import strategy_file
 from core.agents.desk_params import DeskParams, field_info, stored_params
-from core.agents.params import bound_text, search_range
+from core.agents.params import bound_text, limits, search_range
 from core.agents.roster import BY_KEY
 from core.config import Settings
 from core.errors import NotFound
@@ -24,9 +24,14 @@ PARAMETER_COLUMNS = [("name", "parameter"), ("value", "value"), ("default", "def
                      ("bounds", "accepts"), ("description", "meaning")]
 
 
-def parameter_rows(params: DeskParams, agent: str | None = None) -> list[dict[str, Any]]:
-    """One row per flat key (``agent``: only that agent's strategy and roster keys)."""
+def parameter_rows(params: DeskParams, agent: str | None = None,
+                   running: DeskParams | None = None) -> list[dict[str, Any]]:
+    """One row per flat key (``agent``: only that agent's strategy and roster keys): value,
+    default, what it accepts (in words, and as ``kind``/``min``/``max``/``choices`` for an
+    editor), the optimiser's range, the meaning; with ``running`` (a session's parameters) also
+    ``session``, the value that session runs with."""
     defaults = DeskParams.defaults().flat()
+    ran = running.flat() if running is not None else None
     rows: list[dict[str, Any]] = []
     for name, value in params.flat().items():
         parts = name.split(".")
@@ -39,7 +44,8 @@ def parameter_rows(params: DeskParams, agent: str | None = None) -> list[dict[st
             "group": "roster" if parts[0] == "roster" else "strategy", "value": value,
             "default": defaults[name], "changed": value != defaults[name],
             "bounds": bound_text(field), "search": search_range(field),
-            "description": field.description or "",
+            "description": field.description or "", **limits(field),
+            **({"session": ran[name]} if ran is not None else {}),
         })
     return rows
 
