@@ -59,3 +59,37 @@ def test_walkforward_reports_out_of_sample_first(env: dict[str, str]) -> None:
     assert lines[1].startswith("OUT OF SAMPLE (tuned)")
     assert any(line.strip().startswith("defaults, out of sample") for line in lines)
     assert any(line.strip().startswith("buy and hold") for line in lines)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(env: dict[str, str]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.config import PROJECT_ROOT
+    from core.research import study as studies
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "optimize", "--study", "long", *RANGE, "--trials", "500",
+         "--workers", "2"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    url = env["DATABASE_URL"]
+    deadline = time.monotonic() + 120
+    finished = 0
+    while time.monotonic() < deadline and finished < 2:
+        time.sleep(1)
+        try:
+            finished = studies.progress_of(studies.load(url, "long")).finished
+        except Exception:  # the study is not created yet
+            finished = 0
+    assert finished >= 2
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: finished trials are kept" in err and "Traceback" not in err
+    trials = studies.load(url, "long").get_trials(deepcopy=False)
+    assert 2 <= len(trials) < 500
+    assert all(t.state.is_finished() for t in trials)  # nothing left running
+    assert "study long:" in out
