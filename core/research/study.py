@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import socket
@@ -285,8 +286,8 @@ def run_workers(settings: Settings, name: str, workers: int, *,
     study = load(settings.database_url, name)
     finished = True
     try:
-        while any(p.is_alive() for p in procs):
-            procs[0].join(POLL_S)
+        while alive := [p for p in procs if p.is_alive()]:
+            mp_connection.wait([p.sentinel for p in alive], timeout=POLL_S)
             if on_progress is not None:
                 on_progress(progress_of(study))
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ import numpy as np
 from core.backtest.inputs import price_window
 from core.backtest.params import parse_time
 from core.config import Settings
-from core.errors import ConfigError
+from core.errors import ConfigError, NotFound
 from core.research import study as studies
 from core.research.metrics import (
     YEAR_DAYS,
@@ -142,6 +142,7 @@ def run_walkforward(settings: Settings, name: str, spec: StudySpec, *, train: in
         if parent.user_attrs.get(studies.KIND_ATTR) != "walkforward":
             raise ConfigError(f"study {name!r} is not a walk-forward")
         spec = studies.spec_of(parent)
+        trials = max(trials, int(parent.user_attrs[studies.TRIALS_ATTR]))
         stored_plan = parent.user_attrs.get(PLAN_ATTR, {})
         train, test, step = stored_plan["train"], stored_plan["test"], stored_plan["step"]
         windows = plan(spec.start, spec.end, train, test, step)
@@ -155,7 +156,7 @@ def run_walkforward(settings: Settings, name: str, spec: StudySpec, *, train: in
         wname = window_name(name, w)
         try:
             ws = studies.join(settings.database_url, wname, trials, {})
-        except Exception:  # not created yet (a resumed run reaches a new window)
+        except NotFound:  # not created yet (a resumed run reaches a new window)
             ws = studies.create(settings.database_url, wname,
                                 spec.with_range(w.train_start, w.train_end), trials,
                                 kind="window", parent=name)
