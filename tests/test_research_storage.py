@@ -9,8 +9,9 @@ import optuna
 import pytest
 from sqlalchemy import inspect, text
 
+from core import queries
 from core.errors import ConfigError
-from core.research.storage import SCHEMA, open_storage, studies_url
+from core.research.storage import SCHEMA, open_storage, studies_exist, studies_url
 from core.store.db import open_database
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -24,6 +25,8 @@ def _one_study(storage: optuna.storages.RDBStorage) -> None:
 def test_sqlite_studies_sit_beside_the_desk(tmp_path: Path) -> None:
     desk_url = f"sqlite:///{tmp_path / 'desk.db'}"
     desk = open_database(desk_url)
+    assert queries.research_studies(desk_url) == []  # reading creates nothing
+    assert not (tmp_path / "desk.studies.db").exists() and not studies_exist(desk_url)
     _one_study(open_storage(desk_url))
     assert (tmp_path / "desk.studies.db").exists()
     # the desk's schema is untouched: no optuna table, its own alembic revision
@@ -44,6 +47,7 @@ def test_in_memory_and_unknown_databases_are_refused() -> None:
 @pytest.mark.postgres
 def test_postgres_studies_share_the_desks_database(pg_url: str) -> None:
     desk = open_database(pg_url)
+    assert queries.research_studies(pg_url) == [] and not studies_exist(pg_url)
     _one_study(open_storage(pg_url))
     _one_study_joined = optuna.load_study(study_name="s", storage=open_storage(pg_url))
     assert len(_one_study_joined.trials) == 3

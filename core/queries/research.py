@@ -31,8 +31,11 @@ def research_studies(database_url: str) -> list[dict[str, Any]]:
     import optuna
 
     from core.research import study as studies
+    from core.research.storage import studies_exist
     from core.research.trial import StudySpec
 
+    if not studies_exist(database_url):
+        return []
     storage = _storage(database_url)
     out = []
     for s in reversed(optuna.get_all_study_summaries(storage, include_best_trial=False)):
@@ -64,6 +67,10 @@ def research_studies(database_url: str) -> list[dict[str, Any]]:
 
 def _load(database_url: str, name: str) -> Any:
     from core.research import study as studies
+    from core.research.storage import studies_exist
+
+    if not studies_exist(database_url):
+        raise NotFound(f"no study named {name!r}")
 
     try:
         return studies.load(database_url, name)

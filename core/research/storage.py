@@ -86,6 +86,24 @@ def _prepare(url: str) -> None:
         engine.dispose()
 
 
+def studies_exist(database_url: str) -> bool:
+    """Has any study been stored yet? (Reading asks first, so a page never creates the studies'
+    file or schema.)"""
+    url, _ = studies_url(database_url)
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).exists()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT to_regclass(:t)"),
+                                {"t": f"{SCHEMA}.studies"}).scalar() is not None
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreError(f"cannot open the studies' database: {reason}") from None
+    finally:
+        engine.dispose()
+
+
 def open_storage(database_url: str, *, heartbeat: bool = False) -> RDBStorage:
     """Optuna's storage for the desk's studies (tables created on first use); ``heartbeat`` for
     a worker that runs trials. StoreError with one line when the database cannot be reached."""
