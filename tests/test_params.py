@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect, select, text
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, func, inspect, select, text
 
-from core import queries
+from core import queries, service
 from core.agents import strategy_file
 from core.agents.desk_params import DeskParams, SearchParam, search_space
 from core.agents.params import STRATEGY_MODELS, TrendParams
@@ -28,7 +31,7 @@ from core.config import PROJECT_ROOT
 from core.desk.runtime import build_desk
 from core.errors import ConfigError, InvalidParams
 from core.store.db import MIGRATIONS_DIR, open_database
-from core.store.tables import PositionRow, SessionRow
+from core.store.tables import BacktestRunRow, PositionRow, SessionRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create
 from tests.test_cli import cli_env, ok, refused, run_cli
@@ -394,3 +397,78 @@ def test_stored_parameters_reproduce_a_backtest_and_a_change_changes_it(tmp_path
     note = rows[(rows["section"] == "notes") & (rows["figure"] == "parameters")]["value"].item()
     assert note.startswith("defaults except ") and "scalper.time_stop_bars = 4" in note
     engine.dispose()
+
+
+def test_a_broken_strategy_file_refuses_new_sessions_and_backtests_and_records_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "strategies.toml"
+    path.write_text("[arbitrage]\nz_exit = 2.5\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, strategies_file=path)
+    with pytest.raises(InvalidParams, match=r"line 2: arbitrage\.z_exit: z_exit \(2\.5\) must be "
+                                            r"below z_entry \(2\)"):
+        create(engine, settings)
+    with pytest.raises(InvalidParams, match=r"line 2: arbitrage\.z_exit"):
+        service.start_backtest(engine, settings, start="2025-10-08", end="2025-10-08",
+                               data_dir=None, interval="15m", symbols=["BTCUSDT", "ETHUSDT"],
+                               capital=10_000.0, ceo=True)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(SessionRow)) == 0
+        assert conn.scalar(select(func.count()).select_from(BacktestRunRow)) == 0
+    engine.dispose()
+
+
+def test_a_sessions_chart_draws_the_thresholds_its_agents_run_on(tmp_path: Path) -> None:
+    path = tmp_path / "strategies.toml"
+    strategy_file.write(path, DeskParams.defaults().with_values({
+        "mean_reversion.z_entry": 2.5, "trend.adx_min": 27.0, "momentum.volume_multiple": 3.0}))
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = open_database(url)
+    settings = make_settings(database_url=url, strategies_file=path)
+    sid = create(engine, settings)
+    chart = queries.chart_analysis(settings, engine, sid, "BTCUSDT", "1h", 100)
+    by_key = {v.study.key: v.study for v in chart.studies}
+    assert by_key["bollinger"].label == "Bollinger 20 ±2.5σ"
+    assert [level for level, _ in by_key["adx"].levels] == [27.0]
+    assert {level for level, _ in by_key["zscore"].levels} == {2.5, 0.0, -2.5}
+    assert chart.volume.study.lines[1] == ("volume_breakout", "3× 20-bar average")
+    c = chart.candles.dropna(subset=["sma_20", "std_20", "vol_sma_20"])
+    assert len(c) > 50
+    assert (c["bb_upper"] == c["sma_20"] + 2.5 * c["std_20"]).all()
+    assert (c["volume_breakout"] == 3.0 * c["vol_sma_20"]).all()
+    engine.dispose()
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_point_of_the_search_space_is_accepted_or_refused_in_words(data: st.DataObject) -> None:
+    """An optimiser samples inside the declared ranges: each point either builds the five
+    strategies on exactly those values or is refused as ``InvalidParams`` by a cross-field rule
+    (never a bare pydantic error, never a silent change)."""
+    values: dict[str, Any] = {}
+    for rows in search_space(list(STRATEGY_MODELS)).values():
+        for r in rows:
+            if r.kind == "choice":
+                assert r.choices is not None
+                values[r.name] = data.draw(st.sampled_from(r.choices))
+            elif r.kind == "int":
+                values[r.name] = data.draw(st.integers(int(r.low or 0), int(r.high or 0)))
+            else:
+                assert r.low is not None and r.high is not None
+                values[r.name] = data.draw(st.floats(r.low, r.high, allow_nan=False))
+    try:
+        params = DeskParams.defaults().with_values(values)
+    except InvalidParams as exc:
+        assert exc.parameter in ("trend.fast_ema", "arbitrage.z_exit"), exc
+        return
+    flat = params.flat()
+    assert all(flat[k] == v for k, v in values.items())
+    built = {s.spec.key: s for s in build_strategies(params=params)}
+    assert all(built[k].params == params.strategy(k) for k in STRATEGY_MODELS)  # type: ignore[attr-defined]
+
+
+def test_an_unwritable_strategy_file_is_refused_in_words(tmp_path: Path) -> None:
+    missing_dir = tmp_path / "nowhere" / "strategies.toml"
+    with pytest.raises(ConfigError, match="cannot be written"):
+        strategy_file.write(missing_dir, DeskParams.defaults())

@@ -20,8 +20,9 @@ from core.agents.params import STRATEGY_MODELS, StrategyParams
 from core.agents.scalper import ScalperStrategy
 from core.agents.trend import TrendStrategy
 
-STRATEGIES: dict[str, Callable[[AgentSpec, StrategyParams | None], Strategy]] = {
-    "trend": TrendStrategy,  # each takes its own params model
+# each factory takes (spec, params of its own model or None for the defaults)
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "trend": TrendStrategy,
     "momentum": MomentumStrategy,
     "mean_reversion": MeanReversionStrategy,
     "scalper": ScalperStrategy,

@@ -94,11 +94,17 @@ def write(path: Path, params: DeskParams) -> None:
     path = Path(path)
     text = render(params)
     parse(text, str(path))  # what is written must read back as the same parameters
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"strategy file {path} cannot be written: {exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"strategy file {path} cannot be written: {exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -3,7 +3,8 @@ page that started one (and every other page) stays responsive; the page polls th
 
 One backtest at a time per process: a backtest keeps a CPU core busy, and the dashboard process
 also serves pages (and may run the in-app engine). The request is validated (data read, range
-checked) before the thread starts, so a bad request is refused at once with a readable message.
+checked, the strategy file read) before the thread starts, so a bad request is refused at once
+with a readable message, and the run trades on the parameters the file held when it was asked for.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from core.agents import strategy_file
 from core.backtest.params import build_params, ticks_in
 from core.backtest.service import create_run, record_dead_runs, run_backtest
 from core.config import Settings
@@ -44,11 +46,12 @@ def start_backtest(engine: Engine, settings: Settings, *, start: str, end: str,
     params, data = build_params(start=start, end=end, data_dir=data_dir or settings.replay_data_dir,
                                 interval=interval, symbols=symbols, capital=capital, ceo=ceo,
                                 name=name, llm_cache=llm_cache)
+    agent_params = strategy_file.load(settings.strategies_file)  # as of the request, or refused
     run_id = create_run(engine, params, ticks_in(params, data))
 
     def work() -> None:
         try:
-            run_backtest(engine, settings, params, data, run_id=run_id)
+            run_backtest(engine, settings, params, data, run_id=run_id, agent_params=agent_params)
         except Exception:  # recorded on the run's row by run_backtest
             log.exception("backtest run %s failed", run_id)
 

@@ -31,20 +31,22 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, or_, select
 
+from core.agents.desk_params import DeskParams
 from core.config import Settings
 from core.errors import FeedError
 from core.models import INTERVAL_MS
+from core.queries.agent_params import session_params
 from core.queries.common import _records
 from core.queries.market import CANDLE_COLUMNS, MAX_MARKERS, _session_feed
 from core.queries.studies import (
     DERIVED,
-    STUDIES,
-    VOLUME_STUDY,
     Study,
     decision_interval,
     derived_columns,
     feed_columns,
+    studies,
     study_readers,
+    volume_study,
 )
 from core.store.tables import AgentRow, CeoDecisionRow, OrderRow, PositionRow, ProposalRow
 
@@ -100,10 +102,10 @@ def _time(ms: pd.Series) -> pd.Series:
     return pd.to_datetime(ms.astype("Int64"), unit="ms", utc=True)
 
 
-def _candles(feed: Any, symbol: str, interval: str, limit: int,
+def _candles(feed: Any, symbol: str, interval: str, limit: int, params: DeskParams,
              before_ms: int | None = None) -> pd.DataFrame:
     """The last ``limit`` closed bars (those opening before ``before_ms`` when given) with every
-    study column, sliced straight from the feed's arrays."""
+    study column, sliced straight from the feed's arrays; threshold lines at ``params``'."""
     found = feed.features(symbol, interval)
     if found is None or limit <= 0:
         return pd.DataFrame(columns=[*CANDLE_COLUMNS, *feed_columns(), *DERIVED])
@@ -114,7 +116,7 @@ def _candles(feed: Any, symbol: str, interval: str, limit: int,
     cols = {c: np.asarray(found.window(c, n), dtype=float)[:cut] for c in feed_columns()}
     if any(len(v) != cut for v in cols.values()):  # the feed's candles and features disagree
         raise FeedError(f"{symbol} {interval}: the feed's candles and indicators are not aligned")
-    cols.update(derived_columns(cols))
+    cols.update(derived_columns(cols, params))
     frame = pd.DataFrame({
         "time": pd.to_datetime(opens[:cut], unit="ms", utc=True), "open_time_ms": opens[:cut],
         **{c: raw[c].to_numpy(dtype=float)[:cut] for c in ("open", "high", "low", "close", "volume")},
@@ -132,11 +134,12 @@ def _agents(engine: Engine, session_id: int) -> list[tuple[str, str]]:
             .order_by(AgentRow.id))]
 
 
-def _studies(agents: list[tuple[str, str]], base_interval: str,
-             interval: str) -> tuple[list[StudyView], StudyView]:
-    readers = study_readers(agents, base_interval, interval)
-    views = [StudyView(s, *readers[s.key]) for s in STUDIES]
-    return views, StudyView(VOLUME_STUDY, *readers[VOLUME_STUDY.key])
+def _studies(agents: list[tuple[str, str]], base_interval: str, interval: str,
+             params: DeskParams) -> tuple[list[StudyView], StudyView]:
+    readers = study_readers(agents, base_interval, interval, params)
+    views = [StudyView(s, *readers[s.key]) for s in studies(params)]
+    volume = volume_study(params)
+    return views, StudyView(volume, *readers[volume.key])
 
 
 def _trades(engine: Engine, cond: list[Any]) -> pd.DataFrame:
@@ -213,9 +216,10 @@ def chart_analysis(settings: Settings, engine: Engine, session_id: int | None, s
     the positions that touch the window and their stop and take-profit segments."""
     sid, feed = _session_feed(settings, engine, session_id)
     agents = _agents(engine, sid)
-    studies, volume = _studies(agents, feed.base_interval, interval)
-    candles = _candles(feed, symbol, interval, limit)
-    chart = Chart(symbol, interval, candles, studies, volume,
+    params = session_params(engine, sid)  # the thresholds this session's agents compare with
+    shown, volume = _studies(agents, feed.base_interval, interval, params)
+    candles = _candles(feed, symbol, interval, limit, params)
+    chart = Chart(symbol, interval, candles, shown, volume,
                   pd.DataFrame(columns=TRADE_MARK_COLUMNS), pd.DataFrame(columns=LEVEL_COLUMNS),
                   [name for _, name in agents])
     span = chart.span_ms
@@ -251,6 +255,7 @@ def trade_chart(settings: Settings, engine: Engine, session_id: int, trade_id: i
     symbol, agent = str(t["symbol"]), str(t["agent"])
     sid, feed = _session_feed(settings, engine, session_id)
     agents = _agents(engine, sid)
+    params = session_params(engine, sid)
     base = feed.base_interval
     decided = decision_interval(str(t["agent_key"]), base) or base
     opened = int(t["opened_ms"])
@@ -260,13 +265,14 @@ def trade_chart(settings: Settings, engine: Engine, session_id: int, trade_id: i
     interval = _trade_interval(opened, closed, decided, base)
     step = INTERVAL_MS[interval]
     lo, hi = opened - TRADE_PAD_BARS * step, min(now, closed + TRADE_PAD_BARS * step)
-    studies, volume = _studies([a for a in agents if a[1] == agent], base, interval)
+    shown, volume = _studies([a for a in agents if a[1] == agent], base, interval, params)
     chart = Chart(symbol, interval, pd.DataFrame(columns=[*CANDLE_COLUMNS, *feed_columns(), *DERIVED]),
-                  studies, volume, trades, pd.DataFrame(columns=LEVEL_COLUMNS),
+                  shown, volume, trades, pd.DataFrame(columns=LEVEL_COLUMNS),
                   [name for _, name in agents])
     last = feed.features(symbol, interval)
     if last is not None and last.open_time_ms >= lo:
-        chart.candles = _candles(feed, symbol, interval, (last.open_time_ms - lo) // step + 1, hi)
+        chart.candles = _candles(feed, symbol, interval, (last.open_time_ms - lo) // step + 1,
+                                 params, hi)
     span = chart.span_ms
     if span is None:
         chart.note = f"The market data holds no {interval} candle of {symbol} around this trade."
