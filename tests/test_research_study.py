@@ -103,3 +103,15 @@ def _fields(spec: StudySpec) -> dict:
     out = asdict(spec)
     out["agents"], out["symbols"] = spec.agents, spec.symbols
     return out
+
+
+def test_abandoned_trials_are_marked_failed_not_left_running(sqlite_url: str) -> None:
+    study = studies.create(sqlite_url, "abandon", SPEC, 3)
+    mine = study.ask()
+    mine.set_user_attr("worker", "host:1")
+    other = study.ask()
+    other.set_user_attr("worker", "host:2")
+    assert studies.abandon(study, {"host:1"}) == 1
+    states = {t.number: t.state for t in studies.load(sqlite_url, "abandon").trials}
+    assert states == {mine.number: TrialState.FAIL, other.number: TrialState.RUNNING}
+    assert studies.load(sqlite_url, "abandon").trials[0].user_attrs["error"] == "abandoned (Ctrl-C)"
