@@ -102,3 +102,11 @@ def test_a_study_started_from_the_form_runs_in_its_own_process(db: Engine, app_e
             break
         time.sleep(1)
     assert rows[0]["name"] == "from the page" and rows[0]["finished"] == 2
+
+
+def test_a_study_not_finished_shows_its_progress(db: Engine, app_env: str) -> None:
+    studies.create(app_env, "waiting", SPEC, 3)
+    at = page()
+    clean(at)
+    assert any("0 of 3 trials finished" in str(p.proto) for p in at.get("progress"))
+    assert any("No feasible trial yet" in i.value for i in at.info)
