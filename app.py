@@ -34,5 +34,6 @@ navigation = st.navigation([
     st.Page("views/positions.py", title="Positions & trades", icon=":material/receipt_long:"),
     st.Page("views/market.py", title="Market", icon=":material/candlestick_chart:"),
     st.Page("views/backtest.py", title="Backtest", icon=":material/history:"),
+    st.Page("views/research.py", title="Research", icon=":material/science:"),
 ])
 navigation.run()

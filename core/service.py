@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.agents import strategy_file
 from core.agents.base import AgentSpec
+from core.agents.desk_params import DeskParams
 from core.agents.roster import EXTERNAL, ROSTER, find_spec, session_roster
 from core.alerts import events as alerts
 from core.alerts.sender import AlertSender, TestResult, send_test
@@ -77,6 +78,7 @@ def create_session(
     mode: str = "paper",
     symbols: list[str] | None = None,
     name: str | None = None,
+    agent_params: DeskParams | None = None,
 ) -> SessionRef:
     # --- live: a live session trades the account's balance on the live feed
     if mode not in ("paper", "live"):
@@ -85,7 +87,8 @@ def create_session(
     if mode == "paper":
         capital = validate_capital(settings.default_capital if capital is None else capital)
     chosen = symbol_list(settings.symbol_list if symbols is None else symbols)
-    params = strategy_file.load(settings.strategies_file)  # stored with the session: its engine
+    # stored with the session: its engine runs on that copy
+    params = strategy_file.load(settings.strategies_file) if agent_params is None else agent_params
     funding_note: str | None = None
     if source == "asterdex":  # the venue's symbols and clock (and, live, its balance)
         live_capital, start_ms = live_session_start(settings, mode, capital, chosen)
@@ -487,6 +490,53 @@ def running_backtest() -> int | None:
     from core.backtest.jobs import running_run
 
     return running_run()
+
+
+# --- research -------------------------------------------------------------------------
+def research_spec(settings: Settings, *, agents: list[str], start: str, end: str, interval: str,
+                  symbols: list[str], capital: float, data_dir: str | None = None,
+                  objective: str = "sharpe", max_drawdown_pct: float | None = None,
+                  min_trades: int | None = None, seed: int | None = None,
+                  ceo: bool = True) -> Any:
+    """What a study searches, validated (agents, objective, bounds); ConfigError in words."""
+    from core.research.agents import agent_list
+    from core.research.trial import StudySpec
+
+    if max_drawdown_pct is not None and not 0 < max_drawdown_pct < 100:
+        raise ConfigError(f"the drawdown cap is a percentage between 0 and 100, got "
+                          f"{max_drawdown_pct}")
+    return StudySpec(agents=agent_list(agents), start=start, end=end, interval=interval,
+                     symbols=symbol_list(symbols), capital=validate_capital(capital),
+                     data_dir=str(data_dir or settings.replay_data_dir), objective=objective,
+                     max_drawdown=None if max_drawdown_pct is None else max_drawdown_pct / 100,
+                     min_trades=min_trades, ceo=ceo, seed=seed,
+                     base=strategy_file.load(settings.strategies_file).to_json())
+
+
+def start_study(settings: Settings, *, name: str, trials: int, workers: int,
+                **request: Any) -> Any:
+    """Validate a study and start ``optimize`` in its own process (core/research/jobs.py)."""
+    from core.research.jobs import start_study as start
+
+    return start(settings, name.strip(), research_spec(settings, **request), trials=trials,
+                 workers=workers)
+
+
+def start_walkforward(settings: Settings, *, name: str, train_days: int, test_days: int,
+                      step_days: int, trials: int, workers: int, **request: Any) -> Any:
+    """Validate a walk-forward and start it in its own process (core/research/jobs.py)."""
+    from core.research.jobs import start_walkforward as start
+
+    return start(settings, name.strip(), research_spec(settings, **request), train=train_days,
+                 test=test_days, step=step_days, trials=trials, workers=workers)
+
+
+def start_paper_with_params(engine: Engine, settings: Settings, *, values: dict[str, Any],
+                            capital: float | None = None) -> SessionRef:
+    """A new paper session whose agents run on the strategy file's parameters with ``values``
+    (flat keys, e.g. a study's best trial) set; InvalidParams names a refused value."""
+    params = strategy_file.load(settings.strategies_file).with_values(values)
+    return create_session(engine, settings, capital=capital, mode="paper", agent_params=params)
 
 
 # --- alerts ---------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_pages_live_outside_a_pages_folder() -> None:
     """A ``pages/`` folder makes Streamlit serve its scripts by URL without running app.py, which
     would skip the password gate; pages live in ``views/`` and are served by st.navigation only."""
     assert not (PROJECT_ROOT / "pages").exists()
-    assert len(page_files()) == 7  # app.py and the six pages, the Backtest page among them
+    assert len(page_files()) == 8  # app.py and the seven pages, Backtest and Research among them
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

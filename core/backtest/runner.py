@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +33,7 @@ from sqlalchemy import Engine, create_engine, event, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from core.agents.base import Strategy
+from core.agents.base import AgentSpec, Strategy
 from core.agents.desk_params import AGENT_KEYS, DeskParams
 from core.agents.strategies import build_strategies
 from core.backtest.params import BacktestParams
@@ -201,13 +201,14 @@ def run_limits(settings: Settings, ceo: bool) -> RiskLimits:
                       stop_loss_margin_pct=math.inf, gross_exposure_cap=math.inf)
 
 
-def _create_session(engine: Engine, params: BacktestParams, agent_params: DeskParams) -> int:
+def _create_session(engine: Engine, params: BacktestParams, agent_params: DeskParams,
+                    roster: Sequence[AgentSpec] | None = None) -> int:
     capital = params.capital
     with engine.begin() as conn:
         sid = insert_session(conn, name=params.label, mode="backtest", source="replay",
                              symbols=params.symbols, capital=capital, interval=params.interval,
                              start_ms=params.start_ms, model_of=lambda _spec: AGENT_MODEL,
-                             params=agent_params)
+                             params=agent_params, roster=roster)
         ceo = "CEO on" if params.ceo else "CEO off (venue limits only)"
         conn.execute(insert(CEO_DECISIONS).values(
             session_id=sid, ts_ms=params.start_ms, kind="session", rules="",
@@ -218,21 +219,24 @@ def _create_session(engine: Engine, params: BacktestParams, agent_params: DeskPa
 
 def run(settings: Settings, params: BacktestParams, data: ReplayData, *, total: int,
         progress: Progress | None = None, strategies: list[Strategy] | None = None,
-        agent_params: DeskParams | None = None) -> FinishedRun:
+        agent_params: DeskParams | None = None,
+        roster: Sequence[AgentSpec] | None = None) -> FinishedRun:
     """Tick the desk over the range, stop the session at its end; the caller disposes the run.
     ``agent_params`` (the defaults when None) are stored with the run's session and are what its
     agents run on. ``strategies`` replaces the roster's rule agents (matched by ``spec.key``;
     agents without one stay idle), e.g. for a benchmark's single strategy; each must run on
-    ``agent_params``, or the stored parameters would not be the ones that traded."""
+    ``agent_params``, or the stored parameters would not be the ones that traded. ``roster``
+    replaces the session's agents and their capital shares (a study's chosen agents, their
+    shares summing to 1)."""
     agent_params = DeskParams.defaults() if agent_params is None else agent_params
     if strategies is None:
-        strategies = build_strategies(params=agent_params)
+        strategies = build_strategies(roster, params=agent_params)
     else:
         check_strategies_run_on(strategies, agent_params)
     desk_settings = run_settings(settings, params)
     store = PrivateStore.create()
     try:
-        session_id = _create_session(store.engine, params, agent_params)
+        session_id = _create_session(store.engine, params, agent_params, roster)
         desk = _desk(desk_settings, params, data, store.engine, session_id, strategies)
         every = max(1, total // 200)
         ticks = 0

@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.api import add_parser as add_api
     add_api(sub)
 
+    from core.cli.research import add_parsers as add_research
+    add_research(sub, capital_type=_capital, count_type=_positive_int)
+
     from core.cli.strategies import add_parser as add_strategies
     add_strategies(sub, id_type=_positive_int)
 
@@ -390,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_api(args, settings)
         engine = open_database(settings.database_url)
         try:
+            if args.command in ("optimize", "walkforward"):
+                from core.cli.research import run as run_research
+                return run_research(args, settings)
             if args.command == "session":
                 return _cmd_session(args, settings, engine)
             if args.command == "agents":

@@ -12,7 +12,8 @@ the code lives in ``common`` (shared helpers and constants), ``session`` (sessio
 state), ``ceo`` (the CEO log), ``trade_history`` (closed trades), ``market`` (the session's
 feed) and ``chart`` (candles with the agents' indicators and marks; ``studies`` says which
 indicators each agent reads) and ``agent_equity`` (per-agent equity curves) and ``alerts``
-(the alert targets, masked, and the outbox with each delivery's outcome). Every name is re-exported here, the private helpers other modules use included (the CLI
+(the alert targets, masked, and the outbox with each delivery's outcome) and ``research``
+(studies and walk-forwards, read from the studies database). Every name is re-exported here, the private helpers other modules use included (the CLI
 formats times with ``queries._iso``). Re-exported constants are copies: to change one for a test,
 patch it in the module that defines it (``core.queries.common.CSV_CHUNK``).
 """
@@ -102,6 +103,12 @@ from core.queries.market import (
     _session_feed,
     market_candles,
     market_overview,
+)
+from core.queries.research import (
+    research_studies,
+    research_study,
+    study_charts,
+    walkforward_report,
 )
 from core.queries.session import (
     MANUAL_COLUMNS,
@@ -227,6 +234,8 @@ __all__ = [
     "recent_alerts",
     "recorded_symbols",
     "report_rows",
+    "research_studies",
+    "research_study",
     "run_range",
     "session_llm",
     "session_params",
@@ -234,6 +243,7 @@ __all__ = [
     "session_summary",
     "session_symbols",
     "strategy_file_params",
+    "study_charts",
     "trade_chain",
     "trade_chart",
     "trade_filters",
@@ -244,4 +254,5 @@ __all__ = [
     "trades_csv",
     "utc_stamped",
     "venue_account",
+    "walkforward_report",
 ]
