@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SPEC_ATTR = "desk_spec"
 TRIALS_ATTR = "desk_trials"
+# trial numbers below it run: the total plus the surplus numbers drawn before a join raised it
+NUMBERS_ATTR = "desk_trial_numbers"
 KIND_ATTR = "desk_kind"  # "study", "walkforward" (the report) or "window" (one training window)
 PARENT_ATTR = "desk_parent"
 POLL_S = 0.5
@@ -92,6 +94,7 @@ def create(database_url: str, name: str, spec: StudySpec, trials: int, *, kind: 
                           "or choose another name") from None
     study.set_user_attr(SPEC_ATTR, spec.to_json())
     study.set_user_attr(TRIALS_ATTR, trials)
+    study.set_user_attr(NUMBERS_ATTR, trials)
     study.set_user_attr(KIND_ATTR, kind)
     if parent:
         study.set_user_attr(PARENT_ATTR, parent)
@@ -126,8 +129,17 @@ def join(database_url: str, name: str, trials: int | None, expect: dict[str, Any
             raise ConfigError(f"study {name!r} searches {key} = {getattr(spec, key)!r}, not "
                               f"{value!r}: a join runs the study as it was created")
     if trials is not None and trials > int(study.user_attrs[TRIALS_ATTR]):
+        surplus = claimed(study) - len(real_trials(study))  # numbers that ran nothing
+        study.set_user_attr(NUMBERS_ATTR, trials + surplus)
         study.set_user_attr(TRIALS_ATTR, trials)
     return study
+
+
+def number_limit(study: optuna.Study) -> int:
+    """Trial numbers below this run; a number drawn at or past it is surplus (read afresh, so a
+    join that raises the total reaches workers already running)."""
+    attrs = study.user_attrs
+    return int(attrs.get(NUMBERS_ATTR, attrs[TRIALS_ATTR]))
 
 
 def _check_name(name: str) -> None:
@@ -187,10 +199,9 @@ def real_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 class _Objective:
-    def __init__(self, runner: TrialRunner, space: list[SearchParam], target: int) -> None:
+    def __init__(self, runner: TrialRunner, space: list[SearchParam]) -> None:
         self.runner = runner
         self.space = space
-        self.target = target
         self.me = worker_id()
 
     def __call__(self, trial: Trial) -> float:
@@ -198,7 +209,7 @@ class _Objective:
         from optuna.trial import TrialState
 
         trial.set_user_attr("worker", self.me)
-        if trial.number >= self.target:
+        if trial.number >= number_limit(trial.study):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("the study already has its trials")
         values = {p.name: suggest(trial, p) for p in self.space}
@@ -239,14 +250,13 @@ def worker_main(settings: Settings, name: str, index: int, salt: int, stop: Any)
         spec = spec_of(study)
         runner = TrialRunner(settings, spec)
         space = agent_config.search_space(spec.agents)
-        target = int(study.user_attrs[TRIALS_ATTR])
-        objective = _Objective(runner, space, target)
+        objective = _Objective(runner, space)
 
         def enough(study: optuna.Study, _trial: FrozenTrial) -> None:
-            if stop.is_set() or claimed(study) >= target:
+            if stop.is_set() or claimed(study) >= number_limit(study):
                 study.stop()
 
-        if claimed(study) < target and not stop.is_set():
+        if claimed(study) < number_limit(study) and not stop.is_set():
             study.optimize(objective, callbacks=[enough], catch=(Exception,),
                            gc_after_trial=False)
     except DeskError as exc:
