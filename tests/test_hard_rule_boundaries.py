@@ -174,14 +174,46 @@ def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sql
     _set_peak(engine, sid, report.equity / (1 - 0.13))
     after = run_cycle(desk)
     assert desk.ledger.session.status == "running" and 0.11 < after.drawdown_pct < 0.15
-    _set_peak(engine, sid, after.equity / (1 - 0.17))
+    peak = after.equity / (1 - 0.17)
+    _set_peak(engine, sid, peak)
     halted = run_cycle(desk)
     assert 0.15 < halted.drawdown_pct < 0.19
     assert desk.ledger.session.status == "halted"
     reasons = _halts(engine, sid)
-    assert len(reasons) == 1 and "limit 15%" in reasons[0] and "loss guard" not in reasons[0]
+    assert reasons == [
+        f"equity {halted.equity:,.2f} USDT is {halted.drawdown_pct:.2%} below the peak {peak:,.2f} "
+        "(limit 15%): orders cancelled, every position closed, agents stopped"]
     run_cycle(desk)
     assert not desk.ledger.open_positions()
+    _assert_halt_is_on_record(sqlite_url, sid, halted.tick_ms, peak, halted.equity)
+
+
+def _assert_halt_is_on_record(url: str, sid: int, tick_ms: int, peak: float, equity: float) -> None:
+    """What a trader and a restarted engine read after a halt, from another connection: the
+    halted session, its CEO log rows, the alert, stopped agents, positions closed by the halt."""
+    import json
+
+    from core.store.tables import AGENTS, ALERTS, POSITIONS
+
+    reader = open_database(url)
+    with reader.connect() as conn:
+        assert conn.execute(select(SESSIONS.c.status, SESSIONS.c.status_reason).where(
+            SESSIONS.c.id == sid)).one() == ("halted", "drawdown halt")
+        halt = conn.execute(select(CEO_DECISIONS).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "halt")).one()
+        assert (halt.rules, halt.ts_ms) == ("drawdown_halt", tick_ms)
+        assert json.loads(halt.changes) == {"equity": [pytest.approx(peak), round(equity, 2)]}
+        assert conn.scalars(select(CEO_DECISIONS.c.reason).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "session",
+            CEO_DECISIONS.c.reason.like("%halted%"))).all() == ["running → halted: drawdown halt"]
+        alert = conn.execute(select(ALERTS).where(ALERTS.c.kind == "session_halted")).one()
+        assert (alert.event_id, alert.session_id, alert.event_ms) == (f"ceo-{halt.id}", sid, tick_ms)
+        assert conn.execute(select(AGENTS.c.status, AGENTS.c.pause_reason).where(
+            AGENTS.c.session_id == sid)).all() == [("stopped", "drawdown halt")] * 5
+        closed = conn.scalars(select(POSITIONS.c.close_reason).where(
+            POSITIONS.c.session_id == sid, POSITIONS.c.closed_ms >= tick_ms)).all()
+        assert closed and set(closed) == {"drawdown_halt"}
+    reader.dispose()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,3 +305,63 @@ def test_the_reasons_say_the_figures_a_trader_needs() -> None:
     assert "margin 2,000.00 → 1,000.00 USDT: agent free margin is 1,000.00" in free.reason
     full = _judge(c={"gross_notional": 300_000.0})
     assert "no room: gross exposure 300,000.00 of a 3x cap on 100,000.00" in full.reason
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine's sizing room above its halt, at its exact boundary (the judge's own arithmetic)
+
+
+def _judge_with_room(desk, room_in_losses: float, n: int = 1):  # type: ignore[no-untyped-def]
+    """Judge ``n`` identical 5x longs (one per agent, one symbol each) with the session's peak set
+    so the room left above the halt is ``room_in_losses`` × one trade's stop-out loss; returns the
+    verdicts in order."""
+    from dataclasses import replace as _replace
+
+    from core.desk.judge import Judge
+    from core.models import AgentDecision, Proposal
+
+    prices = dict(desk.marks)
+    agents = list(desk.ledger.agents.values())[:n]
+    symbols = list(prices)[:n]
+    proposals = [Proposal(agent=a.name, symbol=s, action=Action.OPEN_LONG, leverage=5,
+                          margin_fraction=0.2, stop_price=prices[s] * 0.995, reasoning="test",
+                          ref_price=prices[s]) for a, s in zip(agents, symbols, strict=True)]
+    probe = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
+    plan = evaluate(proposals[0], _replace(probe._context(agents[0], symbols[0]),
+                                           halt_headroom=float("inf")), desk.limits).plan
+    assert plan is not None
+    # the stop-out of the notional asked for (the rule checks it before rounding to the step)
+    loss = plan.loss_at_stop / float(plan.quantity) / plan.ref_price * (
+        0.2 * agents[0].equity(prices) * 5)
+    equity = desk.ledger.equity(prices)
+    room = room_in_losses * loss
+    desk.ledger.session.peak_equity = (equity - room) / (1 - SHIPPED.drawdown_halt_pct)
+    judge = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
+    assert judge.headroom == pytest.approx(room, rel=1e-9)
+    for a, p in zip(agents, proposals, strict=True):
+        judge.record(AgentDecision(agent=a.name, proposals=[p]))
+    judge.write()
+    return loss, [judge.decided[id(p)][1] for p in proposals]
+
+
+@pytest.mark.parametrize(("room", "verdict"), [(1.001, Verdict.APPROVE), (0.999, Verdict.MODIFY)])
+def test_the_judge_gives_a_trade_the_room_left_above_the_halt_and_no_more(
+        sqlite_url: str, room: float, verdict: Verdict) -> None:
+    """The room is session equity less the equity at which the 15% halt fires: a stop-out that
+    fits in it opens as proposed, one that does not is shrunk to fit (never past the line)."""
+    _engine, _sid, desk = _desk(sqlite_url)
+    run_cycle(desk)
+    loss, (v,) = _judge_with_room(desk, room)
+    assert v.verdict is verdict
+    assert v.rules == ([] if verdict is Verdict.APPROVE else ["halt_headroom"])
+    assert v.plan is not None and v.plan.loss_at_stop <= loss * room
+
+
+def test_a_trade_approved_earlier_in_the_tick_uses_up_the_room_for_the_next(sqlite_url: str) -> None:
+    _engine, _sid, desk = _desk(sqlite_url)
+    run_cycle(desk)
+    loss, (first, second) = _judge_with_room(desk, 1.5, n=2)
+    assert first.verdict is Verdict.APPROVE and first.plan is not None
+    assert second.verdict is Verdict.MODIFY and second.rules == ["halt_headroom"]
+    assert second.plan is not None
+    assert first.plan.loss_at_stop + second.plan.loss_at_stop <= loss * 1.5
