@@ -5,6 +5,8 @@ hypothesis properties in ``tests/test_risk.py``."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,10 +15,22 @@ from sqlalchemy import select, update
 from core.ceo.rules import RiskLimits, evaluate
 from core.config import Settings
 from core.desk.engine import run_cycle
+from core.desk.judge import Judge
 from core.desk.runtime import build_desk
-from core.models import RISK_LEVERAGE_CAP, Action, OrderRequest, OrderResult, RiskLevel, Verdict
+from core.errors import OrderRejected, UnknownOrderStatus
+from core.models import (
+    RISK_LEVERAGE_CAP,
+    Action,
+    AgentDecision,
+    OrderRequest,
+    OrderResult,
+    OrderType,
+    Proposal,
+    RiskLevel,
+    Verdict,
+)
 from core.store.db import open_database
-from core.store.tables import CEO_DECISIONS, SESSIONS, OrderRow
+from core.store.tables import AGENTS, ALERTS, CEO_DECISIONS, ORDERS, POSITIONS, SESSIONS, OrderRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create
 from tests.test_risk import BTC, ctx, prop
@@ -73,8 +87,6 @@ def test_leverage_at_the_risk_level_cap_passes_and_one_more_is_cut() -> None:
 
 
 def test_the_symbols_own_maximum_caps_leverage() -> None:
-    from dataclasses import replace
-
     tight = replace(BTC, max_leverage=3)
     v = _judge({"leverage": 4}, {"filters": tight})
     assert v.rules == ["leverage_cap"] and v.plan is not None and v.plan.leverage == 3
@@ -191,10 +203,6 @@ def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sql
 def _assert_halt_is_on_record(url: str, sid: int, tick_ms: int, peak: float, equity: float) -> None:
     """What a trader and a restarted engine read after a halt, from another connection: the
     halted session, its CEO log rows, the alert, stopped agents, positions closed by the halt."""
-    import json
-
-    from core.store.tables import AGENTS, ALERTS, POSITIONS
-
     reader = open_database(url)
     with reader.connect() as conn:
         assert conn.execute(select(SESSIONS.c.status, SESSIONS.c.status_reason).where(
@@ -271,8 +279,6 @@ def test_the_engine_sizes_new_trades_by_the_room_left_above_its_halt(sqlite_url:
 
 
 def test_a_symbol_whose_maximum_is_1x_still_trades_at_1x() -> None:
-    from dataclasses import replace
-
     v = _judge({"leverage": 3, "stop_price": 96_000.0}, {"filters": replace(BTC, max_leverage=1)})
     assert v.verdict is Verdict.MODIFY and v.plan is not None and v.plan.leverage == 1
     assert v.rules == ["leverage_cap"]
@@ -315,11 +321,6 @@ def _judge_with_room(desk, room_in_losses: float, n: int = 1):  # type: ignore[n
     """Judge ``n`` identical 5x longs (one per agent, one symbol each) with the session's peak set
     so the room left above the halt is ``room_in_losses`` × one trade's stop-out loss; returns the
     verdicts in order."""
-    from dataclasses import replace as _replace
-
-    from core.desk.judge import Judge
-    from core.models import AgentDecision, Proposal
-
     prices = dict(desk.marks)
     agents = list(desk.ledger.agents.values())[:n]
     symbols = list(prices)[:n]
@@ -327,7 +328,7 @@ def _judge_with_room(desk, room_in_losses: float, n: int = 1):  # type: ignore[n
                           margin_fraction=0.2, stop_price=prices[s] * 0.995, reasoning="test",
                           ref_price=prices[s]) for a, s in zip(agents, symbols, strict=True)]
     probe = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
-    plan = evaluate(proposals[0], _replace(probe._context(agents[0], symbols[0]),
+    plan = evaluate(proposals[0], replace(probe._context(agents[0], symbols[0]),
                                            halt_headroom=float("inf")), desk.limits).plan
     assert plan is not None
     # the stop-out of the notional asked for (the rule checks it before rounding to the step)
@@ -365,3 +366,113 @@ def test_a_trade_approved_earlier_in_the_tick_uses_up_the_room_for_the_next(sqli
     assert second.verdict is Verdict.MODIFY and second.rules == ["halt_headroom"]
     assert second.plan is not None
     assert first.plan.loss_at_stop + second.plan.loss_at_stop <= loss * 1.5
+
+
+# --------------------------------------------------------------------------------------------------
+# Durability: a refused or unanswered order is settled by what the venue says, never sent twice
+
+
+def _venue_answers(desk, answer):  # type: ignore[no-untyped-def]
+    """Route every order through ``answer(request, place)``, which may place it, raise, or both;
+    returns the requests in the order they were sent, with ``last_refused`` as it stood then."""
+    place = desk.exchange.place_order
+    sent: list[tuple[OrderRequest, bool]] = []
+
+    def routed(request: OrderRequest) -> OrderResult:
+        sent.append((request, desk.execution.last_refused))
+        return answer(request, place)
+
+    desk.exchange.place_order = routed  # type: ignore[method-assign]
+    desk.execution.exchange = desk.exchange
+    return sent
+
+
+def _trade_until(desk, done, ticks: int = 600) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(ticks):
+        run_cycle(desk)
+        if done():
+            return
+    raise AssertionError(f"not reached in {ticks} ticks")
+
+
+def _orders(engine, sid: int) -> list[Any]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return list(conn.execute(select(ORDERS).where(ORDERS.c.session_id == sid)
+                                 .order_by(ORDERS.c.id)))
+
+
+def test_a_refused_entry_is_recorded_with_the_venues_code_and_its_position_fails(
+        sqlite_url: str) -> None:
+    engine, sid, desk = _desk(sqlite_url)
+
+    def refuse(request: OrderRequest, place):  # type: ignore[no-untyped-def]
+        raise OrderRejected("Margin is insufficient.", code=-2019)
+
+    sent = _venue_answers(desk, refuse)
+    _trade_until(desk, lambda: len(sent) >= 2)
+    assert [last for _, last in sent] == [False, False]  # each send starts with a clean slate
+    assert desk.execution.last_refused is True
+    (first, second) = _orders(engine, sid)[:2]
+    assert (first.status, first.error) == ("REJECTED", "Margin is insufficient. (code -2019)")
+    assert first.purpose == "entry" and first.agent_id is not None and not first.reduce_only
+    assert desk.execution.open_orders == {} and not desk.ledger.open_positions()
+    with engine.connect() as conn:
+        failed = conn.execute(select(POSITIONS.c.status, POSITIONS.c.close_reason).where(
+            POSITIONS.c.id == first.position_id)).one()
+        notes = conn.scalars(select(CEO_DECISIONS.c.reason).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "execution")).all()
+    assert failed == ("failed", "not_filled")
+    assert any(n.endswith("entry not filled (Margin is insufficient. (code -2019))") for n in notes)
+    assert second.status == "REJECTED"
+
+
+def test_a_stop_the_venue_refuses_closes_the_position_at_once(sqlite_url: str) -> None:
+    engine, sid, desk = _desk(sqlite_url)
+
+    def refuse_stops(request: OrderRequest, place):  # type: ignore[no-untyped-def]
+        if request.type is OrderType.STOP_MARKET:
+            raise OrderRejected("Order would immediately trigger.", code=-2021)
+        return place(request)
+
+    sent = _venue_answers(desk, refuse_stops)
+    _trade_until(desk, lambda: any(r.type is OrderType.STOP_MARKET for r, _ in sent))
+    kinds = [(r.type, r.reduce_only) for r, _ in sent]
+    assert kinds == [(OrderType.MARKET, False), (OrderType.STOP_MARKET, True),
+                     (OrderType.MARKET, True)]  # entry, its stop (refused), the close
+    assert not desk.ledger.open_positions()
+    with engine.connect() as conn:
+        closed = conn.execute(select(POSITIONS.c.status, POSITIONS.c.close_reason).where(
+            POSITIONS.c.session_id == sid)).all()
+    assert closed == [("closed", "ceo")]
+    stop = next(o for o in _orders(engine, sid) if o.purpose == "stop_loss")
+    assert (stop.status, stop.error) == ("REJECTED", "Order would immediately trigger. (code -2021)")
+
+
+def test_a_stop_whose_answer_is_lost_is_asked_about_and_never_sent_again(sqlite_url: str) -> None:
+    """The venue took the stop but the answer was lost (a 503): execution asks by its client
+    order id, books it as resting and sends nothing more: one stop over the whole position."""
+    engine, sid, desk = _desk(sqlite_url)
+
+    def lose_stop_answers(request: OrderRequest, place):  # type: ignore[no-untyped-def]
+        result = place(request)
+        if request.type is OrderType.STOP_MARKET:
+            raise UnknownOrderStatus("HTTP 503: execution status unknown")
+        return result
+
+    sent = _venue_answers(desk, lose_stop_answers)
+    _trade_until(desk, lambda: any(r.type is OrderType.STOP_MARKET for r, _ in sent))
+    (pos,) = desk.ledger.open_positions()
+    stops = [r for r, _ in sent if r.type is OrderType.STOP_MARKET]
+    assert len(stops) == 1 and desk.execution.naked == {}
+    rows = [o for o in _orders(engine, sid) if o.purpose == "stop_loss"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.status, row.client_order_id, row.position_id) == (
+        "NEW", stops[0].client_order_id, pos.id)
+    assert row.reduce_only and row.agent_id == pos.agent_id
+    assert row.stop_price == pytest.approx(float(stops[0].stop_price))
+    assert float(stops[0].quantity) == pytest.approx(pos.quantity)
+    assert stops[0].client_order_id in desk.execution.open_orders
+    with engine.connect() as conn:  # the entry's fill was told to the trader, once
+        assert conn.scalars(select(ALERTS.c.event_id).where(
+            ALERTS.c.kind == "trade_opened")).all() == [f"trade-opened-{pos.id}"]
