@@ -196,10 +196,17 @@ def test_a_paused_agent_receives_nothing_and_nothing_is_taken_for_it() -> None:
     """The best score on the desk, but paused (by the user or the CEO: the allocation sees only
     the status): no capital flows to it, so none is taken from the agents still trading."""
     allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"}})
+    assert plan_rebalance(allocs, session_equity=100_000) is None  # no active agent earned more
+    # a second, active agent with a better score than the rest: only it receives, and the paused
+    # agent's share stays where it was
+    allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"},
+                       "TrendMaster Alpha": {"score": 0.5}})
     plan = plan_rebalance(allocs, session_equity=100_000)
-    assert plan is None or plan.transfers["Momentum Hunter"] <= 0.0
-    if plan is not None:
-        assert all(v == 0.0 for v in plan.transfers.values())
+    assert plan is not None
+    assert plan.transfers["Momentum Hunter"] == 0.0
+    assert plan.new_shares["Momentum Hunter"] == pytest.approx(0.20)
+    assert plan.transfers["TrendMaster Alpha"] == pytest.approx(5_000.0)
+    assert sum(plan.transfers.values()) == pytest.approx(0.0, abs=1e-6)
     # with a second good agent still trading, only that one receives
     allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"},
                        "Lightning Scalper": {"score": 0.5}})
