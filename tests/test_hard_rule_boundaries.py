@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from core import service
 from core.ceo.rules import RiskLimits, evaluate
 from core.config import Settings
 from core.desk.engine import run_cycle
@@ -171,6 +172,18 @@ def test_the_engine_halts_at_15_percent_on_its_own(sqlite_url: str, drawdown: fl
     assert report.drawdown_pct == pytest.approx(drawdown, abs=1e-9)
     assert (desk.ledger.session.status == "halted") is halts
     assert bool(_halts(engine, sid)) is halts
+
+
+def test_a_paused_session_still_halts_at_15_percent(sqlite_url: str) -> None:
+    """Pausing stops new trades, not the portfolio stop: positions and their risk stay."""
+    engine, sid, desk = _desk(sqlite_url)
+    first = run_cycle(desk)
+    service.change_session(engine, sid, "pause")
+    run_cycle(desk)
+    assert desk.ledger.session.status == "paused"
+    _set_peak(engine, sid, first.equity / (1 - 0.1501))
+    run_cycle(desk)
+    assert desk.ledger.session.status == "halted" and len(_halts(engine, sid)) == 1
 
 
 def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sqlite_url: str) -> None:
