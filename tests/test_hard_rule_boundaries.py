@@ -213,6 +213,31 @@ def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sql
     _assert_halt_is_on_record(sqlite_url, sid, halted.tick_ms, peak, halted.equity)
 
 
+def test_a_halt_the_venues_loss_guard_made_inside_the_bar_says_so(sqlite_url: str) -> None:
+    """The paper venue closes everything where the limit is crossed inside a bar and reports it;
+    the engine then halts the session whatever the drawdown at the bar's close, and tells how."""
+    engine, sid, desk = _desk(sqlite_url)
+    first = run_cycle(desk)
+    sync = desk.exchange.sync
+
+    def guarded(step):  # type: ignore[no-untyped-def]
+        events = sync(step)
+        events.loss_guard = True
+        return events
+
+    desk.exchange.sync = guarded  # type: ignore[method-assign]
+    halted = run_cycle(desk)
+    assert desk.ledger.session.status == "halted" and halted.drawdown_pct < 0.15
+    assert _halts(engine, sid) == [
+        f"equity {halted.equity:,.2f} USDT is {halted.drawdown_pct:.2%} below the peak "
+        f"{first.equity:,.2f} (limit 15%): the limit was reached inside the bar and the venue's "
+        "loss guard closed every position there; orders cancelled, every position closed, agents "
+        "stopped"]
+    with engine.connect() as conn:
+        body = conn.scalar(select(ALERTS.c.body).where(ALERTS.c.kind == "session_halted"))
+    assert body is not None and "The venue's loss guard closed every position inside the bar." in body
+
+
 def _assert_halt_is_on_record(url: str, sid: int, tick_ms: int, peak: float, equity: float) -> None:
     """What a trader and a restarted engine read after a halt, from another connection: the
     halted session, its CEO log rows, the alert, stopped agents, positions closed by the halt."""
