@@ -18,7 +18,7 @@ from core.config import Settings
 from core.desk.engine import run_cycle
 from core.desk.judge import Judge
 from core.desk.runtime import build_desk
-from core.errors import OrderRejected, UnknownOrderStatus
+from core.errors import ExchangeUnavailable, OrderRejected, UnknownOrderStatus
 from core.models import (
     RISK_LEVERAGE_CAP,
     Action,
@@ -507,6 +507,7 @@ def test_a_stop_whose_answer_is_lost_is_asked_about_and_never_sent_again(sqlite_
     row = rows[0]
     assert (row.status, row.client_order_id, row.position_id) == (
         "NEW", stops[0].client_order_id, pos.id)
+    assert row.error == "HTTP 503: execution status unknown"  # why it was asked, kept on record
     assert row.reduce_only and row.agent_id == pos.agent_id
     assert row.stop_price == pytest.approx(float(stops[0].stop_price))
     assert float(stops[0].quantity) == pytest.approx(pos.quantity)
@@ -514,3 +515,20 @@ def test_a_stop_whose_answer_is_lost_is_asked_about_and_never_sent_again(sqlite_
     with engine.connect() as conn:  # the entry's fill was told to the trader, once
         assert conn.scalars(select(ALERTS.c.event_id).where(
             ALERTS.c.kind == "trade_opened")).all() == [f"trade-opened-{pos.id}"]
+
+
+def test_an_order_the_venue_could_not_take_stays_unknown_and_the_tick_fails_loudly(
+        sqlite_url: str) -> None:
+    """The venue said nothing was done (unreachable, rate limited): the order stays UNKNOWN with
+    the reason, so a restart's reconcile asks about it before anything else, and the tick fails."""
+    engine, sid, desk = _desk(sqlite_url)
+
+    def unreachable(request: OrderRequest, place):  # type: ignore[no-untyped-def]
+        raise ExchangeUnavailable("HTTP 429: too many requests")
+
+    sent = _venue_answers(desk, unreachable)
+    with pytest.raises(ExchangeUnavailable, match="429"):
+        _trade_until(desk, lambda: bool(sent))
+    (order,) = _orders(engine, sid)
+    assert (order.status, order.error) == ("UNKNOWN", "HTTP 429: too many requests")
+    assert order.client_order_id == sent[0][0].client_order_id
