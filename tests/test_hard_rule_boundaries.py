@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from core.models import (
     AgentDecision,
     OrderRequest,
     OrderResult,
+    OrderStatus,
     OrderType,
     Proposal,
     RiskLevel,
@@ -512,6 +514,12 @@ def test_a_stop_whose_answer_is_lost_is_asked_about_and_never_sent_again(sqlite_
     assert row.stop_price == pytest.approx(float(stops[0].stop_price))
     assert float(stops[0].quantity) == pytest.approx(pos.quantity)
     assert stops[0].client_order_id in desk.execution.open_orders
+    (entry,) = [r for r, _ in sent if r.type is OrderType.MARKET]
+    assert entry.client_order_id not in desk.execution.open_orders  # filled: final
+    entry_row = next(o for o in _orders(engine, sid) if o.purpose == "entry")
+    assert entry_row.status == "FILLED" and entry_row.executed_qty == pytest.approx(pos.quantity)
+    assert entry_row.avg_price == pytest.approx(pos.entry_price)
+    assert row.executed_qty == 0 and row.avg_price is None  # the stop rests: nothing executed
     with engine.connect() as conn:  # the entry's fill was told to the trader, once
         assert conn.scalars(select(ALERTS.c.event_id).where(
             ALERTS.c.kind == "trade_opened")).all() == [f"trade-opened-{pos.id}"]
@@ -532,3 +540,49 @@ def test_an_order_the_venue_could_not_take_stays_unknown_and_the_tick_fails_loud
     (order,) = _orders(engine, sid)
     assert (order.status, order.error) == ("UNKNOWN", "HTTP 429: too many requests")
     assert order.client_order_id == sent[0][0].client_order_id
+
+
+def test_an_entry_the_venue_expires_unfilled_fails_its_position(sqlite_url: str) -> None:
+    engine, sid, desk = _desk(sqlite_url)
+
+    def expire(request: OrderRequest, place):  # type: ignore[no-untyped-def]
+        return OrderResult(
+            client_order_id=request.client_order_id, exchange_order_id="x1", symbol=request.symbol,
+            side=request.side, type=request.type, status=OrderStatus.EXPIRED,
+            quantity=request.quantity, executed_qty=Decimal(0), avg_price=Decimal(0))
+
+    sent = _venue_answers(desk, expire)
+    _trade_until(desk, lambda: bool(sent))
+    assert desk.execution.open_orders == {} and not desk.ledger.open_positions()
+    (order,) = _orders(engine, sid)
+    assert (order.status, order.executed_qty, order.avg_price) == ("EXPIRED", 0, None)
+    _assert_failed(engine, sid, order.position_id, "entry not filled (entry expired)")
+
+
+def test_an_entry_whose_leverage_the_venue_refuses_is_never_sent(sqlite_url: str) -> None:
+    engine, sid, desk = _desk(sqlite_url)
+    asked: list[tuple[str, int]] = []
+
+    def refuse(symbol: str, leverage: int) -> None:
+        asked.append((symbol, leverage))
+        raise OrderRejected("Leverage is too high.", code=-4028)
+
+    desk.exchange.set_leverage = refuse  # type: ignore[method-assign]
+    desk.execution.exchange = desk.exchange
+    sent = _venue_answers(desk, lambda request, place: place(request))
+    _trade_until(desk, lambda: bool(asked))
+    assert sent == [] and _orders(engine, sid) == [] and not desk.ledger.open_positions()
+    with engine.connect() as conn:
+        (pid,) = conn.scalars(select(POSITIONS.c.id).where(POSITIONS.c.session_id == sid)).all()
+    _assert_failed(engine, sid, pid,
+                   "entry not filled (leverage refused: Leverage is too high.)")
+
+
+def _assert_failed(engine, sid: int, position_id: int, note: str) -> None:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        failed = conn.execute(select(POSITIONS.c.status, POSITIONS.c.close_reason).where(
+            POSITIONS.c.id == position_id)).one()
+        notes = conn.scalars(select(CEO_DECISIONS.c.reason).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "execution")).all()
+    assert failed == ("failed", "not_filled")
+    assert any(n.endswith(note) for n in notes), notes
