@@ -586,3 +586,39 @@ def _assert_failed(engine, sid: int, position_id: int, note: str) -> None:  # ty
             CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "execution")).all()
     assert failed == ("failed", "not_filled")
     assert any(n.endswith(note) for n in notes), notes
+
+
+# --------------------------------------------------------------------------------------------------
+# One owner per symbol, as the engine's judge sees the book
+
+
+def _long(agent: str, symbol: str, price: float) -> Proposal:
+    return Proposal(agent=agent, symbol=symbol, action=Action.OPEN_LONG, leverage=5,
+                    margin_fraction=0.2, stop_price=price * 0.995, reasoning="test",
+                    ref_price=price)
+
+
+def test_the_judge_refuses_a_symbol_another_agent_holds_and_sizes_the_holder_at_market(
+        sqlite_url: str) -> None:
+    _engine, _sid, desk = _desk(sqlite_url)
+    _trade_until(desk, lambda: bool(desk.ledger.open_positions()))
+    (held,) = desk.ledger.open_positions()
+    holder = desk.ledger.agents[held.agent_id]
+    other = next(a for a in desk.ledger.agents.values()
+                 if a.id != holder.id and a.status == "active")
+    prices = dict(desk.marks)
+    free = next(s for s in prices if s != held.symbol)
+    taken, own = _long(other.name, held.symbol, prices[held.symbol]), _long(holder.name, free,
+                                                                             prices[free])
+    judge = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
+    judge.record(AgentDecision(agent=other.name, proposals=[taken]))
+    judge.record(AgentDecision(agent=holder.name, proposals=[own]))
+    judge.write()
+    refused, sized = judge.decided[id(taken)][1], judge.decided[id(own)][1]
+    assert refused.verdict is Verdict.REJECT and refused.rules == ["symbol_owner"]
+    assert holder.name in refused.reason
+    assert sized.verdict is Verdict.APPROVE and sized.plan is not None
+    # 20% of the holder's equity at market (its open position marked to the tick's price),
+    # rounded down to the symbol's quantity step
+    asked, step = 0.2 * holder.equity(prices), float(desk.exchange.filters(free).step_size)
+    assert asked - step * prices[free] / 5 <= sized.plan.margin <= asked + 1e-6
