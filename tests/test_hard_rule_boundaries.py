@@ -338,6 +338,32 @@ def test_margin_exactly_equal_to_what_is_free_fires_no_rule() -> None:
         assert v.plan is not None and v.plan.margin == pytest.approx(2_000.0)
 
 
+@pytest.mark.parametrize(("over", "rule", "reason"), [
+    ({"agent_max_leverage": 0}, "leverage_cap",
+     "no leverage allowed (medium risk 10x, agent 0x, BTCUSDT max 125x)"),
+    # no equity, whatever the free margin reads: refused for the equity, not sized at zero
+    ({"agent_equity": 0.0, "agent_free_margin": 10_000.0}, "agent_free_margin",
+     "agent equity 0.00 leaves no margin"),
+    ({"agent_free_margin": 0.0}, "agent_free_margin",
+     "agent free margin is 0.00 USDT; nothing left for margin"),
+    ({"halt_headroom": 0.0}, "halt_headroom",
+     "nothing is left above the session's drawdown halt (0.00 USDT with this tick's earlier "
+     "trades); no new risk"),
+])
+def test_each_refusal_names_its_rule_and_says_why(over: dict[str, Any], rule: str,
+                                                  reason: str) -> None:
+    v = _judge(c=over)
+    assert v.verdict is Verdict.REJECT and v.plan is None
+    assert (v.rules, v.reason) == ([rule], f"rejected: {reason} [{rule}]")
+
+
+def test_a_stop_out_exactly_equal_to_the_room_left_fires_nothing() -> None:
+    distance = abs(100_000.0 - 99_500.0) / 100_000.0
+    loss = 2_000.0 * 5 * (distance + LIMITS.fill_cost_rate * (2 + distance))
+    v = _judge(c={"halt_headroom": loss})
+    assert v.verdict is Verdict.APPROVE and v.rules == []
+
+
 def test_the_reasons_say_the_figures_a_trader_needs() -> None:
     cut = _judge({"margin_fraction": 0.5})
     assert "margin 50.0% → 30.0% of agent equity: per-trade cap is 30% [margin_cap]" in cut.reason
@@ -351,6 +377,13 @@ def test_the_reasons_say_the_figures_a_trader_needs() -> None:
     assert "margin 2,000.00 → 1,000.00 USDT: agent free margin is 1,000.00" in free.reason
     full = _judge(c={"gross_notional": 300_000.0})
     assert "no room: gross exposure 300,000.00 of a 3x cap on 100,000.00" in full.reason
+    account = _judge(c={"account_available": 1_000.0})
+    assert account.reason == ("margin 2,000.00 → 1,000.00 USDT: account available is 1,000.00 "
+                              "[account_margin]")
+    shrunk = _judge(c={"gross_notional": 295_000.0})
+    assert shrunk.reason == ("margin 2,000.00 → 1,000.00 USDT: notional 10,000.00 exceeds the "
+                             "5,000.00 left (gross exposure 295,000.00 of a 3x cap on 100,000.00) "
+                             "[gross_exposure]")
 
 
 # --------------------------------------------------------------------------------------------------
