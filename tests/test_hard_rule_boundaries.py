@@ -339,6 +339,8 @@ def test_margin_exactly_equal_to_what_is_free_fires_no_rule() -> None:
 
 
 @pytest.mark.parametrize(("over", "rule", "reason"), [
+    ({"agent_open_symbols": frozenset({"BTCUSDT"})}, "already_open",
+     "TrendMaster Alpha already holds BTCUSDT; no adding"),
     ({"agent_max_leverage": 0}, "leverage_cap",
      "no leverage allowed (medium risk 10x, agent 0x, BTCUSDT max 125x)"),
     # no equity, whatever the free margin reads: refused for the equity, not sized at zero
@@ -552,6 +554,7 @@ def test_a_stop_whose_answer_is_lost_is_asked_about_and_never_sent_again(sqlite_
     entry_row = next(o for o in _orders(engine, sid) if o.purpose == "entry")
     assert entry_row.status == "FILLED" and entry_row.executed_qty == pytest.approx(pos.quantity)
     assert entry_row.avg_price == pytest.approx(pos.entry_price)
+    assert (entry_row.agent_id, entry_row.position_id) == (pos.agent_id, pos.id)
     assert row.executed_qty == 0 and row.avg_price is None  # the stop rests: nothing executed
     with engine.connect() as conn:  # the entry's fill was told to the trader, once
         assert conn.scalars(select(ALERTS.c.event_id).where(
