@@ -36,7 +36,7 @@ from core.store.db import open_database
 from core.store.tables import AGENTS, ALERTS, CEO_DECISIONS, ORDERS, POSITIONS, SESSIONS, OrderRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create
-from tests.test_risk import BTC, ctx, prop
+from tests.test_risk import BTC, ETH, ctx, prop
 
 SHIPPED = make_settings()
 LIMITS = RiskLimits.from_settings(SHIPPED)
@@ -315,7 +315,7 @@ def test_the_engine_sizes_new_trades_by_the_room_left_above_its_halt(sqlite_url:
 
 
 # --------------------------------------------------------------------------------------------------
-# Edges found by mutation testing of core/ceo/rules.py (see docs/mutation-report.md)
+# Edges found by mutation testing of core/ceo/rules.py (see docs/mutation.md)
 
 
 def test_a_symbol_whose_maximum_is_1x_still_trades_at_1x() -> None:
@@ -364,6 +364,20 @@ def test_a_stop_out_exactly_equal_to_the_room_left_fires_nothing() -> None:
     loss = 2_000.0 * 5 * (distance + LIMITS.fill_cost_rate * (2 + distance))
     v = _judge(c={"halt_headroom": loss})
     assert v.verdict is Verdict.APPROVE and v.rules == []
+
+
+def test_under_one_usdt_of_free_margin_still_trades_what_the_venue_accepts() -> None:
+    """0.90 USDT at 10x is a 9 USDT notional: above ETH's 5 USDT minimum, so it opens."""
+    v = _judge({"symbol": "ETHUSDT", "leverage": 10, "stop_price": 99.6, "take_profit": 103.0,
+                "ref_price": 100.0}, {"filters": ETH, "price": 100.0, "agent_free_margin": 0.9})
+    assert v.verdict is Verdict.MODIFY and v.rules == ["agent_free_margin"]
+    assert v.plan is not None and v.plan.margin == pytest.approx(0.9)
+
+
+def test_a_refusal_after_a_cut_records_the_cut_margin() -> None:
+    v = _judge({"margin_fraction": 0.5}, {"halt_headroom": 0.0})
+    assert v.verdict is Verdict.REJECT and v.rules == ["margin_cap", "halt_headroom"]
+    assert v.changes == {"margin_fraction": (0.5, 0.3), "margin": pytest.approx((5_000.0, 3_000.0))}
 
 
 def test_the_reasons_say_the_figures_a_trader_needs() -> None:
