@@ -50,6 +50,12 @@ hypothesis_settings.register_profile(
     "ci", derandomize=True, max_examples=200, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# Mutation testing (docs/mutation.md) runs the properties once per mutant: the same examples
+# every time, fewer of them.
+hypothesis_settings.register_profile(
+    "mutation", derandomize=True, max_examples=50, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
                       or ("ci" if os.environ.get("CI") == "true" else "dev"))

@@ -123,12 +123,28 @@ def test_only_active_agents_are_reviewed() -> None:
     )
 
 
+def test_an_agent_not_trading_is_skipped_and_the_next_one_still_reviewed() -> None:
+    active = AgentPerformance("Lightning Scalper", "active", 8_000.0, 10_000.0, ())
+    decisions = review_agents([perf(equity=5_000.0, status="paused"), active])
+    assert [(d.name, d.rule) for d in decisions] == [("Lightning Scalper", "agent_drawdown")]
+
+
+def test_a_fresh_agent_without_a_peak_is_not_paused() -> None:
+    assert review_agents([perf(equity=0.0, peak=0.0)]) == []  # nothing to fall from yet
+    # a small book falls by the same rule as a large one
+    [small] = review_agents([perf(equity=0.8, peak=1.0)])
+    assert small.rule == "agent_drawdown"
+
+
 def test_several_rules_name_the_first_and_list_all() -> None:
     [decision] = review_agents([perf((-1.0,) * 10, equity=8_000.0)])
     assert decision.rule == "agent_drawdown"
     assert "20.0% below" in decision.reason
     assert "last 4 closed trades all lost" in decision.reason
     assert "won 0 of its last 10" in decision.reason
+    assert decision.reason == (
+        "equity 8,000.00 is 20.0% below its peak 10,000.00 (pause at 10%); last 4 closed trades "
+        "all lost (-1.00, -1.00, -1.00, -1.00); won 0 of its last 10 closed trades (0%, minimum 30%)")
 
 
 def test_thresholds_are_configurable() -> None:
@@ -196,10 +212,17 @@ def test_a_paused_agent_receives_nothing_and_nothing_is_taken_for_it() -> None:
     """The best score on the desk, but paused (by the user or the CEO: the allocation sees only
     the status): no capital flows to it, so none is taken from the agents still trading."""
     allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"}})
+    assert plan_rebalance(allocs, session_equity=100_000) is None  # no active agent earned more
+    # a second, active agent with a better score than the rest: only it receives, and the paused
+    # agent's share stays where it was
+    allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"},
+                       "TrendMaster Alpha": {"score": 0.5}})
     plan = plan_rebalance(allocs, session_equity=100_000)
-    assert plan is None or plan.transfers["Momentum Hunter"] <= 0.0
-    if plan is not None:
-        assert all(v == 0.0 for v in plan.transfers.values())
+    assert plan is not None
+    assert plan.transfers["Momentum Hunter"] == 0.0
+    assert plan.new_shares["Momentum Hunter"] == pytest.approx(0.20)
+    assert plan.transfers["TrendMaster Alpha"] == pytest.approx(5_000.0)
+    assert sum(plan.transfers.values()) == pytest.approx(0.0, abs=1e-6)
     # with a second good agent still trading, only that one receives
     allocs = roster(**{"Momentum Hunter": {"score": 0.9, "status": "paused"},
                        "Lightning Scalper": {"score": 0.5}})

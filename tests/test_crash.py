@@ -93,8 +93,8 @@ def _engine(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.parametrize("point", ["before_send:3", "after_send:3", "after_send:4", "after_trigger:1"])
-def test_crash_at_a_dangerous_point_then_restart(sqlite_url: str, point: str) -> None:
-    url = sqlite_url
+def test_crash_at_a_dangerous_point_then_restart(db_url: str, point: str) -> None:
+    url = db_url
     env = _env(url)
     assert _cli(env, "session", "create").returncode == 0
     crashed = _cli(_env(url, CRASH_AT=point), "engine", "--ticks", "400", runner="crash")

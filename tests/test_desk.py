@@ -317,9 +317,9 @@ def test_reconcile_settles_what_a_crash_left_behind(sqlite_url: str) -> None:
     fresh.db.close()
 
 
-def test_lease_one_engine_trades_a_session(sqlite_url: str) -> None:
-    settings = make_settings(database_url=sqlite_url, engine_lease_stale_seconds=60)
-    engine = open_database(sqlite_url)
+def test_lease_one_engine_trades_a_session(db_url: str) -> None:
+    settings = make_settings(database_url=db_url, engine_lease_stale_seconds=60)
+    engine = open_database(db_url)
     session_id = create(engine, settings)
     first = EngineDriver(settings, engine, owner="engine-A")
     second = EngineDriver(settings, engine, owner="engine-B")
@@ -341,9 +341,9 @@ def test_lease_one_engine_trades_a_session(sqlite_url: str) -> None:
         assert conn.scalar(select(EngineLeaseRow.owner)) is None
 
 
-def test_lease_acquire_is_exclusive(sqlite_url: str) -> None:
-    settings = make_settings(database_url=sqlite_url)
-    engine = open_database(sqlite_url)
+def test_lease_acquire_is_exclusive(db_url: str) -> None:
+    settings = make_settings(database_url=db_url)
+    engine = open_database(db_url)
     session_id = create(engine, settings)
     a = Lease(engine, session_id, "a", 30)
     b = Lease(engine, session_id, "b", 30)

@@ -5,21 +5,34 @@ hypothesis properties in ``tests/test_risk.py``."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from core import service
 from core.ceo.rules import RiskLimits, evaluate
 from core.config import Settings
 from core.desk.engine import run_cycle
+from core.desk.judge import Judge
 from core.desk.runtime import build_desk
-from core.models import RISK_LEVERAGE_CAP, Action, OrderRequest, OrderResult, RiskLevel, Verdict
+from core.models import (
+    RISK_LEVERAGE_CAP,
+    Action,
+    AgentDecision,
+    OrderRequest,
+    OrderResult,
+    Proposal,
+    RiskLevel,
+    Verdict,
+)
 from core.store.db import open_database
-from core.store.tables import CEO_DECISIONS, SESSIONS, OrderRow
+from core.store.tables import AGENTS, ALERTS, CEO_DECISIONS, POSITIONS, SESSIONS, OrderRow
 from tests.conftest import make_settings
 from tests.desk_helpers import create
-from tests.test_risk import BTC, ctx, prop
+from tests.test_risk import BTC, ETH, ctx, prop
 
 SHIPPED = make_settings()
 LIMITS = RiskLimits.from_settings(SHIPPED)
@@ -73,8 +86,6 @@ def test_leverage_at_the_risk_level_cap_passes_and_one_more_is_cut() -> None:
 
 
 def test_the_symbols_own_maximum_caps_leverage() -> None:
-    from dataclasses import replace
-
     tight = replace(BTC, max_leverage=3)
     v = _judge({"leverage": 4}, {"filters": tight})
     assert v.rules == ["leverage_cap"] and v.plan is not None and v.plan.leverage == 3
@@ -161,6 +172,18 @@ def test_the_engine_halts_at_15_percent_on_its_own(sqlite_url: str, drawdown: fl
     assert bool(_halts(engine, sid)) is halts
 
 
+def test_a_paused_session_still_halts_at_15_percent(sqlite_url: str) -> None:
+    """Pausing stops new trades, not the portfolio stop: positions and their risk stay."""
+    engine, sid, desk = _desk(sqlite_url)
+    first = run_cycle(desk)
+    service.change_session(engine, sid, "pause")
+    run_cycle(desk)
+    assert desk.ledger.session.status == "paused"
+    _set_peak(engine, sid, first.equity / (1 - 0.1501))
+    run_cycle(desk)
+    assert desk.ledger.session.status == "halted" and len(_halts(engine, sid)) == 1
+
+
 def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sqlite_url: str) -> None:
     engine, sid, desk = _desk(sqlite_url)
     report = None
@@ -174,14 +197,67 @@ def test_the_engine_halts_a_desk_with_open_positions_without_the_venue_guard(sql
     _set_peak(engine, sid, report.equity / (1 - 0.13))
     after = run_cycle(desk)
     assert desk.ledger.session.status == "running" and 0.11 < after.drawdown_pct < 0.15
-    _set_peak(engine, sid, after.equity / (1 - 0.17))
+    peak = after.equity / (1 - 0.17)
+    _set_peak(engine, sid, peak)
     halted = run_cycle(desk)
     assert 0.15 < halted.drawdown_pct < 0.19
     assert desk.ledger.session.status == "halted"
     reasons = _halts(engine, sid)
-    assert len(reasons) == 1 and "limit 15%" in reasons[0] and "loss guard" not in reasons[0]
+    assert reasons == [
+        f"equity {halted.equity:,.2f} USDT is {halted.drawdown_pct:.2%} below the peak {peak:,.2f} "
+        "(limit 15%): orders cancelled, every position closed, agents stopped"]
     run_cycle(desk)
     assert not desk.ledger.open_positions()
+    _assert_halt_is_on_record(sqlite_url, sid, halted.tick_ms, peak, halted.equity)
+
+
+def test_a_halt_the_venues_loss_guard_made_inside_the_bar_says_so(sqlite_url: str) -> None:
+    """The paper venue closes everything where the limit is crossed inside a bar and reports it;
+    the engine then halts the session whatever the drawdown at the bar's close, and tells how."""
+    engine, sid, desk = _desk(sqlite_url)
+    first = run_cycle(desk)
+    sync = desk.exchange.sync
+
+    def guarded(step):  # type: ignore[no-untyped-def]
+        events = sync(step)
+        events.loss_guard = True
+        return events
+
+    desk.exchange.sync = guarded  # type: ignore[method-assign]
+    halted = run_cycle(desk)
+    assert desk.ledger.session.status == "halted" and halted.drawdown_pct < 0.15
+    assert _halts(engine, sid) == [
+        f"equity {halted.equity:,.2f} USDT is {halted.drawdown_pct:.2%} below the peak "
+        f"{first.equity:,.2f} (limit 15%): the limit was reached inside the bar and the venue's "
+        "loss guard closed every position there; orders cancelled, every position closed, agents "
+        "stopped"]
+    with engine.connect() as conn:
+        body = conn.scalar(select(ALERTS.c.body).where(ALERTS.c.kind == "session_halted"))
+    assert body is not None and "The venue's loss guard closed every position inside the bar." in body
+
+
+def _assert_halt_is_on_record(url: str, sid: int, tick_ms: int, peak: float, equity: float) -> None:
+    """What a trader and a restarted engine read after a halt, from another connection: the
+    halted session, its CEO log rows, the alert, stopped agents, positions closed by the halt."""
+    reader = open_database(url)
+    with reader.connect() as conn:
+        assert conn.execute(select(SESSIONS.c.status, SESSIONS.c.status_reason).where(
+            SESSIONS.c.id == sid)).one() == ("halted", "drawdown halt")
+        halt = conn.execute(select(CEO_DECISIONS).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "halt")).one()
+        assert (halt.rules, halt.ts_ms) == ("drawdown_halt", tick_ms)
+        assert json.loads(halt.changes) == {"equity": [pytest.approx(peak), round(equity, 2)]}
+        assert conn.scalars(select(CEO_DECISIONS.c.reason).where(
+            CEO_DECISIONS.c.session_id == sid, CEO_DECISIONS.c.kind == "session",
+            CEO_DECISIONS.c.reason.like("%halted%"))).all() == ["running → halted: drawdown halt"]
+        alert = conn.execute(select(ALERTS).where(ALERTS.c.kind == "session_halted")).one()
+        assert (alert.event_id, alert.session_id, alert.event_ms) == (f"ceo-{halt.id}", sid, tick_ms)
+        assert conn.execute(select(AGENTS.c.status, AGENTS.c.pause_reason).where(
+            AGENTS.c.session_id == sid)).all() == [("stopped", "drawdown halt")] * 5
+        closed = conn.scalars(select(POSITIONS.c.close_reason).where(
+            POSITIONS.c.session_id == sid, POSITIONS.c.closed_ms >= tick_ms)).all()
+        assert closed and set(closed) == {"drawdown_halt"}
+    reader.dispose()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -235,12 +311,10 @@ def test_the_engine_sizes_new_trades_by_the_room_left_above_its_halt(sqlite_url:
 
 
 # --------------------------------------------------------------------------------------------------
-# Edges found by mutation testing of core/ceo/rules.py (see docs/mutation-report.md)
+# Edges found by mutation testing of core/ceo/rules.py (see docs/mutation.md)
 
 
 def test_a_symbol_whose_maximum_is_1x_still_trades_at_1x() -> None:
-    from dataclasses import replace
-
     v = _judge({"leverage": 3, "stop_price": 96_000.0}, {"filters": replace(BTC, max_leverage=1)})
     assert v.verdict is Verdict.MODIFY and v.plan is not None and v.plan.leverage == 1
     assert v.rules == ["leverage_cap"]
@@ -260,6 +334,48 @@ def test_margin_exactly_equal_to_what_is_free_fires_no_rule() -> None:
         assert v.plan is not None and v.plan.margin == pytest.approx(2_000.0)
 
 
+@pytest.mark.parametrize(("over", "rule", "reason"), [
+    ({"agent_open_symbols": frozenset({"BTCUSDT"})}, "already_open",
+     "TrendMaster Alpha already holds BTCUSDT; no adding"),
+    ({"agent_max_leverage": 0}, "leverage_cap",
+     "no leverage allowed (medium risk 10x, agent 0x, BTCUSDT max 125x)"),
+    # no equity, whatever the free margin reads: refused for the equity, not sized at zero
+    ({"agent_equity": 0.0, "agent_free_margin": 10_000.0}, "agent_free_margin",
+     "agent equity 0.00 leaves no margin"),
+    ({"agent_free_margin": 0.0}, "agent_free_margin",
+     "agent free margin is 0.00 USDT; nothing left for margin"),
+    ({"halt_headroom": 0.0}, "halt_headroom",
+     "nothing is left above the session's drawdown halt (0.00 USDT with this tick's earlier "
+     "trades); no new risk"),
+])
+def test_each_refusal_names_its_rule_and_says_why(over: dict[str, Any], rule: str,
+                                                  reason: str) -> None:
+    v = _judge(c=over)
+    assert v.verdict is Verdict.REJECT and v.plan is None
+    assert (v.rules, v.reason) == ([rule], f"rejected: {reason} [{rule}]")
+
+
+def test_a_stop_out_exactly_equal_to_the_room_left_fires_nothing() -> None:
+    distance = abs(100_000.0 - 99_500.0) / 100_000.0
+    loss = 2_000.0 * 5 * (distance + LIMITS.fill_cost_rate * (2 + distance))
+    v = _judge(c={"halt_headroom": loss})
+    assert v.verdict is Verdict.APPROVE and v.rules == []
+
+
+def test_under_one_usdt_of_free_margin_still_trades_what_the_venue_accepts() -> None:
+    """0.90 USDT at 10x is a 9 USDT notional: above ETH's 5 USDT minimum, so it opens."""
+    v = _judge({"symbol": "ETHUSDT", "leverage": 10, "stop_price": 99.6, "take_profit": 103.0,
+                "ref_price": 100.0}, {"filters": ETH, "price": 100.0, "agent_free_margin": 0.9})
+    assert v.verdict is Verdict.MODIFY and v.rules == ["agent_free_margin"]
+    assert v.plan is not None and v.plan.margin == pytest.approx(0.9)
+
+
+def test_a_refusal_after_a_cut_records_the_cut_margin() -> None:
+    v = _judge({"margin_fraction": 0.5}, {"halt_headroom": 0.0})
+    assert v.verdict is Verdict.REJECT and v.rules == ["margin_cap", "halt_headroom"]
+    assert v.changes == {"margin_fraction": (0.5, 0.3), "margin": pytest.approx((5_000.0, 3_000.0))}
+
+
 def test_the_reasons_say_the_figures_a_trader_needs() -> None:
     cut = _judge({"margin_fraction": 0.5})
     assert "margin 50.0% → 30.0% of agent equity: per-trade cap is 30% [margin_cap]" in cut.reason
@@ -273,3 +389,109 @@ def test_the_reasons_say_the_figures_a_trader_needs() -> None:
     assert "margin 2,000.00 → 1,000.00 USDT: agent free margin is 1,000.00" in free.reason
     full = _judge(c={"gross_notional": 300_000.0})
     assert "no room: gross exposure 300,000.00 of a 3x cap on 100,000.00" in full.reason
+    account = _judge(c={"account_available": 1_000.0})
+    assert account.reason == ("margin 2,000.00 → 1,000.00 USDT: account available is 1,000.00 "
+                              "[account_margin]")
+    shrunk = _judge(c={"gross_notional": 295_000.0})
+    assert shrunk.reason == ("margin 2,000.00 → 1,000.00 USDT: notional 10,000.00 exceeds the "
+                             "5,000.00 left (gross exposure 295,000.00 of a 3x cap on 100,000.00) "
+                             "[gross_exposure]")
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine's sizing room above its halt, at its exact boundary (the judge's own arithmetic)
+
+
+def _judge_with_room(desk, room_in_losses: float, n: int = 1):  # type: ignore[no-untyped-def]
+    """Judge ``n`` identical 5x longs (one per agent, one symbol each) with the session's peak set
+    so the room left above the halt is ``room_in_losses`` × one trade's stop-out loss; returns the
+    verdicts in order."""
+    prices = dict(desk.marks)
+    agents = list(desk.ledger.agents.values())[:n]
+    symbols = list(prices)[:n]
+    proposals = [Proposal(agent=a.name, symbol=s, action=Action.OPEN_LONG, leverage=5,
+                          margin_fraction=0.2, stop_price=prices[s] * 0.995, reasoning="test",
+                          ref_price=prices[s]) for a, s in zip(agents, symbols, strict=True)]
+    probe = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
+    plan = evaluate(proposals[0], replace(probe._context(agents[0], symbols[0]),
+                                           halt_headroom=float("inf")), desk.limits).plan
+    assert plan is not None
+    # the stop-out of the notional asked for (the rule checks it before rounding to the step)
+    loss = plan.loss_at_stop / float(plan.quantity) / plan.ref_price * (
+        0.2 * agents[0].equity(prices) * 5)
+    equity = desk.ledger.equity(prices)
+    room = room_in_losses * loss
+    desk.ledger.session.peak_equity = (equity - room) / (1 - SHIPPED.drawdown_halt_pct)
+    judge = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
+    assert judge.headroom == pytest.approx(room, rel=1e-9)
+    for a, p in zip(agents, proposals, strict=True):
+        judge.record(AgentDecision(agent=a.name, proposals=[p]))
+    judge.write()
+    return loss, [judge.decided[id(p)][1] for p in proposals]
+
+
+@pytest.mark.parametrize(("room", "verdict"), [(1.001, Verdict.APPROVE), (0.999, Verdict.MODIFY)])
+def test_the_judge_gives_a_trade_the_room_left_above_the_halt_and_no_more(
+        sqlite_url: str, room: float, verdict: Verdict) -> None:
+    """The room is session equity less the equity at which the 15% halt fires: a stop-out that
+    fits in it opens as proposed, one that does not is shrunk to fit (never past the line)."""
+    _engine, _sid, desk = _desk(sqlite_url)
+    run_cycle(desk)
+    loss, (v,) = _judge_with_room(desk, room)
+    assert v.verdict is verdict
+    assert v.rules == ([] if verdict is Verdict.APPROVE else ["halt_headroom"])
+    assert v.plan is not None and v.plan.loss_at_stop <= loss * room
+
+
+def test_a_trade_approved_earlier_in_the_tick_uses_up_the_room_for_the_next(sqlite_url: str) -> None:
+    _engine, _sid, desk = _desk(sqlite_url)
+    run_cycle(desk)
+    loss, (first, second) = _judge_with_room(desk, 1.5, n=2)
+    assert first.verdict is Verdict.APPROVE and first.plan is not None
+    assert second.verdict is Verdict.MODIFY and second.rules == ["halt_headroom"]
+    assert second.plan is not None
+    assert first.plan.loss_at_stop + second.plan.loss_at_stop <= loss * 1.5
+
+
+def _trade_until(desk, done, ticks: int = 600) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(ticks):
+        run_cycle(desk)
+        if done():
+            return
+    raise AssertionError(f"not reached in {ticks} ticks")
+
+
+# --------------------------------------------------------------------------------------------------
+# One owner per symbol, as the engine's judge sees the book
+
+
+def _long(agent: str, symbol: str, price: float) -> Proposal:
+    return Proposal(agent=agent, symbol=symbol, action=Action.OPEN_LONG, leverage=5,
+                    margin_fraction=0.2, stop_price=price * 0.995, reasoning="test",
+                    ref_price=price)
+
+
+def test_the_judge_refuses_a_symbol_another_agent_holds_and_sizes_the_holder_at_market(
+        sqlite_url: str) -> None:
+    _engine, _sid, desk = _desk(sqlite_url)
+    _trade_until(desk, lambda: bool(desk.ledger.open_positions()))
+    (held,) = desk.ledger.open_positions()
+    holder = desk.ledger.agents[held.agent_id]
+    other = next(a for a in desk.ledger.agents.values()
+                 if a.id != holder.id and a.status == "active")
+    prices = dict(desk.marks)
+    free = next(s for s in prices if s != held.symbol)
+    taken, own = _long(other.name, held.symbol, prices[held.symbol]), _long(holder.name, free,
+                                                                             prices[free])
+    judge = Judge(desk, prices, desk.ledger.session.clock_ms + 1)
+    judge.record(AgentDecision(agent=other.name, proposals=[taken]))
+    judge.record(AgentDecision(agent=holder.name, proposals=[own]))
+    judge.write()
+    refused, sized = judge.decided[id(taken)][1], judge.decided[id(own)][1]
+    assert refused.verdict is Verdict.REJECT and refused.rules == ["symbol_owner"]
+    assert holder.name in refused.reason
+    assert sized.verdict is Verdict.APPROVE and sized.plan is not None
+    # 20% of the holder's equity at market (its open position marked to the tick's price),
+    # rounded down to the symbol's quantity step
+    asked, step = 0.2 * holder.equity(prices), float(desk.exchange.filters(free).step_size)
+    assert asked - step * prices[free] / 5 <= sized.plan.margin <= asked + 1e-6
