@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,8 +34,27 @@ def test_optimize_runs_reports_lists_and_joins(env: dict[str, str], tmp_path: Pa
     assert joined["finished"] == 4 and joined["report"]["states"]["complete"] + \
         joined["report"]["states"].get("pruned", 0) == 4
     refused(run_cli(env, "optimize", "--study", "t", *RANGE, "--trials", "3"), "exists", "--join")
+    finished = _alerts(env)  # each run that ended (first 3, then the join's 4) is one alert
+    assert [(a.kind, a.severity, a.title) for a in finished] == [
+        ("study_finished", "info", "Study 't' done: 3/3 trials"),
+        ("study_finished", "info", "Study 't' done: 4/4 trials")]
+    assert "IN SAMPLE" in finished[0].body and "Deflated Sharpe" in finished[0].body
     refused(run_cli(env, "optimize", "--study", "t", "--join", "--objective", "calmar"),
             "objective")
+
+
+def _alerts(env: dict[str, str]) -> list[Any]:
+    from sqlalchemy import select
+
+    from core.store.db import open_database
+    from core.store.tables import AlertRow
+
+    engine = open_database(env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(AlertRow).order_by(AlertRow.id)))
+    finally:
+        engine.dispose()
 
 
 def test_bad_requests_are_refused_in_one_line(env: dict[str, str]) -> None:
@@ -59,6 +79,9 @@ def test_walkforward_reports_out_of_sample_first(env: dict[str, str]) -> None:
     assert lines[1].startswith("OUT OF SAMPLE (tuned)")
     assert any(line.strip().startswith("defaults, out of sample") for line in lines)
     assert any(line.strip().startswith("buy and hold") for line in lines)
+    [alert] = _alerts(env)
+    assert (alert.kind, alert.title) == ("study_finished", "Walk-forward 'wf' done: 6/6 trials")
+    assert alert.body.splitlines()[1].startswith("OUT OF SAMPLE (tuned)")
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_trials(env: dict[str, str]) -> None:

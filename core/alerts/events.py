@@ -9,6 +9,7 @@ so the same event can never become two alerts.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from sqlalchemy import Connection
@@ -25,6 +26,7 @@ CLOSE_WORDS = {"agent": "closed by its agent", "ceo": "closed by the CEO",
                "take_profit": "take-profit filled", "stop_loss": "stop filled",
                "liquidation": "liquidated", "reconcile": "closed at the venue (reconciled)"}
 MAX_LINES = 20
+SUMMARY_LINES = 24  # of a study report or a walk-forward headline, not its every window
 
 
 def _when(ms: int | None) -> str:
@@ -152,3 +154,16 @@ def backtest_finished(conn: Connection, *, run_id: int, name: str, status: str,
     record(conn, kind="backtest_finished", event_id=f"backtest-{run_id}", session_id=session_id,
            severity="info" if status == "done" else "warning",
            title=f"Backtest {run_id} {status}: {name}", body=summary)
+
+
+def study_finished(conn: Connection, *, name: str, kind: str, status: str, finished: int,
+                   total: int, summary: str) -> None:
+    """An optimisation study or a walk-forward ended; ``summary`` is what the CLI printed (the
+    out-of-sample headline first for a walk-forward). A later join that finishes more trials
+    is a new event."""
+    what = "Walk-forward" if kind == "walkforward" else "Study"
+    key = hashlib.sha256(name.encode()).hexdigest()[:16]
+    record(conn, kind="study_finished", event_id=f"study-{key}-{finished}-{status}",
+           severity="info" if status == "done" else "warning",
+           title=f"{what} {name!r} {status}: {finished}/{total} trials",
+           body="\n".join(summary.splitlines()[:SUMMARY_LINES]))

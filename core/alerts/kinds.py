@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "reconcile_changes": ("warning", "a live restart found the venue differing from the books"),
     "llm_budget_spent": ("warning", "the day's LLM budget is spent"),
     "backtest_finished": ("info", "a backtest finished (done, failed or interrupted)"),
+    "study_finished": ("info", "a study or walk-forward finished (done or interrupted)"),
 }
 
 

@@ -131,10 +131,13 @@ def _optimize(args: argparse.Namespace, settings: Settings) -> int:
         if bar is not None:
             bar.close()
     report = queries.research_study(settings.database_url, args.study)
+    text = format_study(report)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print(format_study(report))
+        print(text)
+    _alert_finished(settings, args.study, "study", "done" if finished else "interrupted",
+                    int(report["finished"]), int(report["total"]), text)
     if not finished:
         print(f"interrupted: finished trials are kept; `python -m core optimize --study "
               f"{args.study} --join` resumes", file=sys.stderr)
@@ -178,12 +181,40 @@ def _walkforward(args: argparse.Namespace, settings: Settings) -> int:
     if report is None:
         print(f"interrupted: finished windows are kept; `python -m core walkforward --study "
               f"{args.study} --join` resumes", file=sys.stderr)
+        _alert_finished(settings, args.study, "walkforward", "interrupted", 0, 0,
+                        "Interrupted: finished windows are kept; --join resumes.")
         return 130
+    text = format_walkforward(report)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print(format_walkforward(report))
+        print(text)
+    plan = report["plan"]
+    trials = int(plan["trials_per_window"]) * int(plan["windows"])
+    _alert_finished(settings, args.study, "walkforward", "done", trials, trials, text)
     return 0
+
+
+def _alert_finished(settings: Settings, name: str, kind: str, status: str, finished: int,
+                    total: int, summary: str) -> None:
+    """The study's end goes to the alert outbox (a running engine or ``./desk alerts send``
+    delivers it). A store that refuses the row is said on stderr; the study itself is kept."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.alerts import events
+    from core.store.db import open_database
+
+    try:
+        engine = open_database(settings.database_url)
+        try:
+            with engine.begin() as conn:
+                events.study_finished(conn, name=name, kind=kind, status=status,
+                                      finished=finished, total=total, summary=summary)
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        print(f"warning: the {kind} finished but its alert could not be recorded: "
+              f"{type(exc).__name__}", file=sys.stderr)
 
 
 def _pct(v: float | None) -> str:
