@@ -23,6 +23,7 @@ CLOSE_WORDS = {"agent": "closed by its agent", "ceo": "closed by the CEO",
                "drawdown_halt": "closed by the drawdown halt",
                "session_stop": "closed as the session stopped", "user": "closed by the user",
                "take_profit": "take-profit filled", "stop_loss": "stop filled",
+               "trailing_stop": "trailing stop filled",
                "liquidation": "liquidated", "reconcile": "closed at the venue (reconciled)"}
 MAX_LINES = 20
 
