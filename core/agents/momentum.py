@@ -2,7 +2,9 @@
 
 Entry on the latest closed bar of the agent's timeframe (15m): close above the prior 20-bar high
 with volume above 2× its 20-bar average and ROC10 > 0 → long; close below the prior 20-bar low
-with the same volume surge and ROC10 < 0 → short. Stop 1.5×ATR14, take-profit 3×ATR14.
+with the same volume surge and ROC10 < 0 → short. Stop 1.5×ATR14; a trailing stop ``TRAIL_ATR``×ATR14
+wide rests beside it, armed ``TRAIL_ACTIVATION_ATR``×ATR14 in profit, and replaces the 3×ATR14
+take-profit when ``TRAIL_REPLACES_TP`` (bench/trailing_stops.py chose these on the bundled year).
 
 Exit: when ROC10 turns against the position (negative for a long, positive for a short) — the
 momentum that justified the trade is gone.
@@ -22,12 +24,18 @@ from core.agents.common import (
     pct,
     ready_features,
     side_word,
+    trailing_stop,
+    trailing_text,
 )
 from core.models import PositionSide, Proposal
 
 VOLUME_MULTIPLE = 2.0
 STOP_ATR = 1.5
 TP_ATR = 3.0
+# the trailing stop (None: none): its width and how far in profit it arms, in ATR14 multiples
+TRAIL_ATR: float | None = None
+TRAIL_ACTIVATION_ATR: float | None = None
+TRAIL_REPLACES_TP = True  # with a trailing stop, no take-profit caps the breakout
 BASE_CONFIDENCE = 0.40
 CONFIDENCE_PER_VOLUME = 0.10  # per multiple of average volume above the threshold
 CONFIDENCE_PER_ROC = 5.0  # a 2% rate of change adds 0.10
@@ -63,17 +71,21 @@ class MomentumStrategy(RuleStrategy):
         if volume_ratio <= VOLUME_MULTIPLE:
             return f"{symbol}: {broke} but {volume} (needs > {VOLUME_MULTIPLE:g}×)"
         price, atr = view.market.price(symbol), f["atr_14"]
-        stop, tp = bracket(side, price, STOP_ATR * atr, TP_ATR * atr)
+        callback, activation = trailing_stop(side, price, atr, TRAIL_ATR, TRAIL_ACTIVATION_ATR)
+        tp_atr = None if callback is not None and TRAIL_REPLACES_TP else TP_ATR
+        stop, tp = bracket(side, price, STOP_ATR * atr, None if tp_atr is None else tp_atr * atr)
+        widths = f"{STOP_ATR:g}/{tp_atr:g}" if tp_atr is not None else f"{STOP_ATR:g}"
         reasoning = (
             f"{symbol} {side_word(side)}: {self.spec.timeframe} {broke} on {volume} with ROC10 "
-            f"{pct(roc)}; {levels_text(stop, tp)} ({STOP_ATR:g}/{TP_ATR:g}×ATR14 {num(atr)})."
+            f"{pct(roc)}; {levels_text(stop, tp)} ({widths}×ATR14 {num(atr)})."
+            f"{trailing_text(callback, activation, TRAIL_ATR, TRAIL_ACTIVATION_ATR)}"
         )
         conf = confidence(
             BASE_CONFIDENCE
             + CONFIDENCE_PER_VOLUME * (volume_ratio - VOLUME_MULTIPLE)
             + CONFIDENCE_PER_ROC * abs(roc)
         )
-        return Entry(symbol, side, conf, price, stop, tp, reasoning)
+        return Entry(symbol, side, conf, price, stop, tp, reasoning, callback, activation)
 
     def exit(self, view: AgentView, position: HeldPosition) -> Proposal | str:
         symbol = position.symbol

@@ -2,8 +2,11 @@
 
 Entry: EMA20 crosses EMA50 on the latest closed bar of the agent's timeframe (1h), and the 4h
 timeframe agrees — ADX14(4h) ≥ 20 (there is a trend at all) and price is on the cross's side of the
-4h EMA20 (it points the same way). Stop 2×ATR14 from price, take-profit 4×ATR14. At most one new
-position per decision: a trend agent that buys everything at once is a market-beta agent.
+4h EMA20 (it points the same way). Stop 2×ATR14 from price; a trailing stop ``TRAIL_ATR``×ATR14
+wide rests beside it, armed ``TRAIL_ACTIVATION_ATR``×ATR14 in profit, and replaces the 4×ATR14
+take-profit when ``TRAIL_REPLACES_TP`` (bench/trailing_stops.py chose these on the bundled year).
+At most one new position per decision: a trend agent that buys everything at once is a
+market-beta agent.
 
 Exit: when the EMAs have crossed back against the position (EMA20 below EMA50 for a long). The check
 reads the current order of the EMAs rather than the crossing bar itself, so a tick the engine skipped
@@ -23,6 +26,8 @@ from core.agents.common import (
     num,
     ready_features,
     side_word,
+    trailing_stop,
+    trailing_text,
 )
 from core.models import PositionSide, Proposal
 
@@ -30,6 +35,10 @@ FILTER_INTERVAL = "4h"
 ADX_MIN = 20.0
 STOP_ATR = 2.0
 TP_ATR = 4.0
+# the trailing stop (None: none): its width and how far in profit it arms, in ATR14 multiples
+TRAIL_ATR: float | None = None
+TRAIL_ACTIVATION_ATR: float | None = None
+TRAIL_REPLACES_TP = True  # with a trailing stop, no take-profit caps the trend
 BASE_CONFIDENCE = 0.35
 CONFIDENCE_PER_ADX = 1 / 40  # ADX 20 -> 0.35, ADX 40 -> 0.85
 SIGNAL_COLUMNS = ("ema_20", "ema_50", "atr_14")
@@ -74,14 +83,18 @@ class TrendStrategy(RuleStrategy):
                 f"the 4h EMA20 {num(trend_ema)}"
             )
         atr = f["atr_14"]
-        stop, tp = bracket(side, price, STOP_ATR * atr, TP_ATR * atr)
+        callback, activation = trailing_stop(side, price, atr, TRAIL_ATR, TRAIL_ACTIVATION_ATR)
+        tp_atr = None if callback is not None and TRAIL_REPLACES_TP else TP_ATR
+        stop, tp = bracket(side, price, STOP_ATR * atr, None if tp_atr is None else tp_atr * atr)
+        widths = f"{STOP_ATR:g}/{tp_atr:g}" if tp_atr is not None else f"{STOP_ATR:g}"
         reasoning = (
             f"{symbol} {side_word(side)}: {self.spec.timeframe} {crossed}, confirmed by 4h ADX "
             f"{adx:.1f} ≥ {ADX_MIN:.0f} and price {num(price)} {_above(side)} the 4h EMA20 "
-            f"{num(trend_ema)}; {levels_text(stop, tp)} ({STOP_ATR:g}/{TP_ATR:g}×ATR14 {num(atr)})."
+            f"{num(trend_ema)}; {levels_text(stop, tp)} ({widths}×ATR14 {num(atr)})."
+            f"{trailing_text(callback, activation, TRAIL_ATR, TRAIL_ACTIVATION_ATR)}"
         )
         conf = confidence(BASE_CONFIDENCE + (adx - ADX_MIN) * CONFIDENCE_PER_ADX)
-        return Entry(symbol, side, conf, price, stop, tp, reasoning)
+        return Entry(symbol, side, conf, price, stop, tp, reasoning, callback, activation)
 
     def exit(self, view: AgentView, position: HeldPosition) -> Proposal | str:
         symbol = position.symbol
