@@ -71,3 +71,30 @@ def test_trailing_stops_rest_beside_the_hard_stop_and_close_positions(sqlite_url
             break
     assert fired, "no trailing stop fired in 800 ticks"
     engine.dispose()
+
+
+@pytest.mark.usefixtures("trailing_on")
+def test_a_trailing_stop_cancelled_by_the_user_is_not_placed_again(sqlite_url: str) -> None:
+    from core import service
+    from tests.test_manual_orders import _open, _resting
+
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08")
+    engine = open_database(sqlite_url)
+    session_id = create(engine, settings)
+    held = None
+    for _ in range(40):
+        run_ticks(engine, settings, 20)
+        held = next((p for p in _open(engine, session_id)
+                     if _resting(engine, p).get("trailing_stop")), None)
+        if held is not None:
+            break
+    assert held is not None, "no position rested under a trailing stop in 800 ticks"
+    (trail_id,) = _resting(engine, held)["trailing_stop"]
+    outcome = service.cancel_order(engine, settings, trail_id)
+    assert outcome.status == "done" and "trailing-stop order" in outcome.note
+    run_ticks(engine, settings, 5)  # coverage runs every tick: it must not bring it back
+    if held in _open(engine, session_id):
+        assert "trailing_stop" not in _resting(engine, held)
+        assert _resting(engine, held)["stop_loss"]
+    assert venue_matches_store(engine, session_id) == []
+    engine.dispose()
