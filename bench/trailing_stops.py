@@ -9,7 +9,9 @@ venue as any backtest. A grid point ``C:A`` is a trailing stop ``C``×ATR14 wide
 callbackRate, in 0.1 % steps), armed ``A``×ATR14 in profit (``none``: armed at once); ``+tp`` keeps
 the strategy's take-profit beside it (by default the trail replaces it). Printed per run: trades,
 the agent's return on its allocation, its max drawdown (on the closed-trade curve), fees, and how
-many exits each protective order made. The first half and second half of the range are also run
+many exits each protective order made, and the desk's average gross exposure (notional over
+equity): a trail wider than the hard stop makes the CEO lower leverage (its 5%-of-margin rule
+applies to the trail's initial distance), so part of its effect is smaller positions. The first half and second half of the range are also run
 for the baseline and for the chosen default, so a choice that only wins in one half shows it.
 """
 
@@ -76,14 +78,16 @@ def run_one(key: str, point: Point, start: str, end: str) -> dict[str, Any]:
     agent = next(a for a in result.report["agents"] if a["agent"] == spec.name)
     return {"trades": agent["trades"], "return": agent["total_return"] or 0.0,
             "drawdown": agent["max_drawdown"] or 0.0, "fees": agent["fees"],
-            "win_rate": agent["win_rate"], "reasons": reasons}
+            "win_rate": agent["win_rate"], "reasons": reasons,
+            "exposure": result.report["summary"]["avg_gross_exposure"]}
 
 
 def show(key: str, point: Point, span: str, r: dict[str, Any]) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
     win = f"{r['win_rate']:.0%}" if r["win_rate"] is not None else "–"
     print(f"{key:9} {span:12} {label(point):22} {r['trades']:6d} {r['return']:+8.2%} "
-          f"{r['drawdown']:7.2%} {r['fees']:9,.2f} {win:>5}  {reasons}", flush=True)
+          f"{r['drawdown']:7.2%} {r['fees']:9,.2f} {win:>5} {r['exposure']:6.3f}  {reasons}",
+          flush=True)
 
 
 def main() -> None:
@@ -98,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     grid = [parse_point(p) for p in (args.grid.split(",") if args.grid else DEFAULT_GRID)]
     print(f"{'strategy':9} {'range':12} {'trailing stop':22} {'trades':>6} {'return':>8} "
-          f"{'max dd':>7} {'fees':>9} {'win':>5}  exits by")
+          f"{'max dd':>7} {'fees':>9} {'win':>5} {'expo':>6}  exits by")
     for key in [args.only] if args.only else list(MODULES):
         module = MODULES[key]
         chosen: Point = (module.TRAIL_ATR, module.TRAIL_ACTIVATION_ATR,

@@ -33,7 +33,7 @@ VOLUME_MULTIPLE = 2.0
 STOP_ATR = 1.5
 TP_ATR = 3.0
 # the trailing stop (None: none): its width and how far in profit it arms, in ATR14 multiples
-TRAIL_ATR: float | None = None
+TRAIL_ATR: float | None = 3.0
 TRAIL_ACTIVATION_ATR: float | None = None
 TRAIL_REPLACES_TP = True  # with a trailing stop, no take-profit caps the breakout
 BASE_CONFIDENCE = 0.40

@@ -36,7 +36,7 @@ ADX_MIN = 20.0
 STOP_ATR = 2.0
 TP_ATR = 4.0
 # the trailing stop (None: none): its width and how far in profit it arms, in ATR14 multiples
-TRAIL_ATR: float | None = None
+TRAIL_ATR: float | None = 3.0
 TRAIL_ACTIVATION_ATR: float | None = None
 TRAIL_REPLACES_TP = True  # with a trailing stop, no take-profit caps the trend
 BASE_CONFIDENCE = 0.35
