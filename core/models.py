@@ -172,6 +172,11 @@ class ExternalSignal:
     source: str | None = None
 
 
+# The venue's TRAILING_STOP_MARKET callbackRate bounds (0.1 % .. 5 %), as fractions of price.
+TRAILING_CALLBACK_MIN = 0.001
+TRAILING_CALLBACK_MAX = 0.05
+
+
 class Proposal(BaseModel):
     """A trade an agent wants. Validated, but not yet judged: the CEO's rules decide what happens.
 

@@ -100,3 +100,10 @@ def test_no_approved_trail_loses_more_than_the_rule_at_its_first_trigger(
     first = initial_distance(c.price, plan.trail_callback, plan.trail_activation, long=long)
     assert first * plan.leverage <= LIMITS.stop_loss_margin_pct + 1e-12
     assert plan.leverage <= leverage
+
+
+def test_the_widest_callback_fits_at_1x_exactly() -> None:
+    # 5% at 1x is exactly a 5% margin loss: allowed, not refused by float error
+    v = evaluate(prop(leverage=3, trail_callback=0.05), ctx(), LIMITS)
+    assert v.verdict is Verdict.MODIFY and v.rules == ["trailing_width"]
+    assert v.plan is not None and v.plan.leverage == 1

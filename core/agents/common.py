@@ -24,7 +24,14 @@ from typing import ClassVar
 
 from core.agents.base import AgentSpec, AgentView, HeldPosition, MarketView
 from core.indicators import Features
-from core.models import Action, AgentDecision, PositionSide, Proposal
+from core.models import (
+    TRAILING_CALLBACK_MAX,
+    TRAILING_CALLBACK_MIN,
+    Action,
+    AgentDecision,
+    PositionSide,
+    Proposal,
+)
 
 MAX_OPEN_POSITIONS = 2  # DESIGN.md section 4: at most two open positions per agent
 MIN_CONFIDENCE = 0.30
@@ -100,12 +107,14 @@ def bracket(
 
 def trailing_stop(side: PositionSide, price: float, atr: float, callback_atr: float | None,
                   activation_atr: float | None) -> tuple[float | None, float | None]:
-    """A trailing stop ``callback_atr`` ATRs wide (as a fraction of price), armed once the price
-    is ``activation_atr`` ATRs in profit (None: armed at once); (None, None) without one."""
+    """A trailing stop ``callback_atr`` ATRs wide (as a fraction of price, kept inside the venue's
+    0.1-5 % range), armed once the price is ``activation_atr`` ATRs in profit (None: armed at
+    once); (None, None) without one."""
     if callback_atr is None or atr <= 0 or price <= 0:
         return None, None
     activation = None if activation_atr is None else price + side.sign * activation_atr * atr
-    return callback_atr * atr / price, activation
+    callback = clip(callback_atr * atr / price, TRAILING_CALLBACK_MIN, TRAILING_CALLBACK_MAX)
+    return callback, activation
 
 
 def trailing_text(callback: float | None, activation: float | None, callback_atr: float | None,

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.models import TRAILING_CALLBACK_MAX as MAX_CALLBACK
+from core.models import TRAILING_CALLBACK_MIN as MIN_CALLBACK
 from core.models import SymbolFilters
-
-MIN_CALLBACK = 0.001  # the venue's callbackRate bounds, 0.1 % .. 5 %, as fractions of price
-MAX_CALLBACK = 0.05
 
 
 @dataclass(slots=True)
@@ -67,7 +66,9 @@ def judge_trailing(callback: float | None, activation: float | None, price: floa
 def initial_distance(price: float, callback: float, activation: float | None, *,
                      long: bool) -> float:
     """The loss, as a fraction of ``price``, from the price to the trail's first trigger."""
-    start = price if activation is None else activation
+    if activation is None:  # exactly the callback (price × (1 − c) would carry float error)
+        return callback
+    start = activation
     trigger = start * (1 - callback) if long else start * (1 + callback)
     return max(0.0, (price - trigger) / price if long else (trigger - price) / price)
 
