@@ -40,9 +40,9 @@ from tests.desk_helpers import count, create, fingerprint, run_ticks, venue_matc
 GOLDEN_START = "2025-10-08"
 GOLDEN = {
     "trades": 23,
-    "trades_sha": "3eccd373f2320a15",
-    "equity": 100814.31,
-    "verdicts": {"approve": 15, "modify": 18, "reject": 40},
+    "trades_sha": "a82ecadf9efd96df",
+    "equity": 100763.98,
+    "verdicts": {"approve": 14, "modify": 19, "reject": 38},
 }
 
 
