@@ -303,7 +303,8 @@ def test_open_orders_cover_every_open_position_with_a_named_stop(seeded: Seeded)
     positions = queries.open_positions(e, sid)
     orders = queries.open_orders(e, sid)
     assert list(orders.columns) == ["id", "agent", "symbol", "side", "type", "purpose", "qty",
-                                    "stop_price", "reduce_only", "status", "created_at", "age_s"]
+                                    "stop_price", "reduce_only", "status", "created_at", "age_s",
+                                    "callback_pct", "activation_price"]
     stops = orders[orders["purpose"] == "stop_loss"]
     assert set(stops["symbol"]) == set(positions["symbol"])
     assert set(orders["agent"]) <= set(queries.agent_names(e, sid))

@@ -32,8 +32,8 @@ TRADE_COLUMNS = [
     "funding", "realized_pnl", "close_reason", "net_pnl",
 ]  # realized_pnl is gross (price PnL before fees and funding); net_pnl = realized_pnl − fees + funding
 SIDES = ("LONG", "SHORT")
-CLOSE_REASONS = ("stop_loss", "trailing_stop", "take_profit", "agent", "ceo", "drawdown_halt", "session_stop",
-                 "liquidation", "reconcile", "user")
+CLOSE_REASONS = ("stop_loss", "take_profit", "agent", "ceo", "drawdown_halt", "session_stop",
+                 "liquidation", "reconcile", "user", "trailing_stop")
 
 
 def day_start_ms(day: date) -> int:
