@@ -229,7 +229,9 @@ def holdings(session_id: int) -> None:
             "Qty": frame["qty"], "Entry": frame["entry_price"], "Mark": frame["mark_price"],
             "Unrealized PnL": frame["unrealized_pnl"], "Leverage": frame["leverage"],
             "Margin": frame["margin"], "Stop": frame["stop_price"],
-            "Take-profit": frame["take_profit"], "Liquidation": frame["liquidation_price"],
+            # numeric even when no position has one (trend and momentum rest a trailing stop)
+            "Take-profit": frame["take_profit"].astype(float),
+            "Liquidation": frame["liquidation_price"],
             zoned("Opened"): shown_times(frame["opened_at"]),
         })
         styled = (shown.style.map(_pnl_style, subset=["Unrealized PnL"])
@@ -259,7 +261,8 @@ def holdings(session_id: int) -> None:
         "Purpose": orders["purpose"].map(purpose),
         "Type": orders["type"].str.replace("_", " ").str.lower(),
         "Qty": orders["qty"], "Trigger price": orders["stop_price"],
-        "Trail (%)": orders["callback_pct"], "Activation": orders["activation_price"],
+        "Trail (%)": orders["callback_pct"].astype(float),
+        "Activation": orders["activation_price"].astype(float),
         "Reduce-only": orders["reduce_only"].map({True: "yes", False: "no"}),
         "Status": orders["status"], zoned("Placed"): shown_times(orders["created_at"]),
         "Age": hours(orders["age_s"]),
