@@ -353,8 +353,8 @@ def test_the_halt_holds_through_the_october_2025_crash_and_no_ceo_differs(
 def test_a_tight_limit_halts_the_desk_in_the_crash_and_the_report_checks_it(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'halt.db'}"
     engine = open_database(url)
-    # 0.5%: with trend and momentum under trailing stops the desk's worst drawdown in this
-    # range is 0.61%, so the 1% this test used before no longer makes the halt fire
+    # 0.5%: with momentum under a trailing stop the desk's worst drawdown in this
+    # range is 0.93%, so the 1% this test used before no longer makes the halt fire
     limit = 0.005
     settings = make_settings(database_url=url, drawdown_halt_pct=limit)
     result = backtest(engine, settings, "2025-10-08", "2025-10-14", symbols=SYMBOLS,

@@ -34,14 +34,14 @@ from tests.desk_helpers import count, create, fingerprint, run_ticks, venue_matc
 # 600 ticks of 15m bars from 2025-10-08 00:00 UTC (through the 2025-10-10 liquidation crash),
 # every agent on rules, default risk settings. Same figures on SQLite and PostgreSQL.
 # (101128.46 until an agent with fewer than 3 closed trades stopped taking part in rebalances;
-# 30 trades, sha 3ede6ad5daa385b9, equity 101103.5, verdicts 13/26/43 until trend and momentum
-# rested a 3×ATR trailing stop instead of their take-profit: their exits come earlier or later,
-# the CEO lowers their leverage for the trail's initial distance, and the rest of the run follows.)
+# 30 trades, sha 3ede6ad5daa385b9, equity 101103.5, verdicts 13/26/43 until momentum rested a
+# 3×ATR trailing stop instead of its take-profit: its exits come earlier or later, the CEO lowers
+# its leverage for the trail's initial distance, and the rest of the run follows.)
 GOLDEN_START = "2025-10-08"
 GOLDEN = {
     "trades": 23,
-    "trades_sha": "a82ecadf9efd96df",
-    "equity": 100763.98,
+    "trades_sha": "c3ab3cf0b2b006ea",
+    "equity": 100571.44,
     "verdicts": {"approve": 14, "modify": 19, "reject": 38},
 }
 

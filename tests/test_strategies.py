@@ -388,25 +388,23 @@ def test_trend_filter_thresholds_and_bracket() -> None:
     (p,) = strategy.decide(view(trend_stub(20.0, 95.0), START)).proposals
     assert p.action is Action.OPEN_LONG
     assert p.stop_price == pytest.approx(102.0 - trend.STOP_ATR * 2.0)
-    # the trailing stop replaces the take-profit: TRAIL_ATR × ATR 2.0 at 102 (3 × 2 / 102 =
-    # 5.9%), armed at once, kept inside the venue's 5% maximum
-    assert p.take_profit is None and p.trail_activation is None
-    assert trend.TRAIL_ATR is not None
-    assert p.trail_callback == pytest.approx(min(0.05, trend.TRAIL_ATR * 2.0 / 102.0))
-    assert f"Trailing stop {p.trail_callback:.2%} ({trend.TRAIL_ATR:g}×ATR14), armed at once" \
-        in p.reasoning
-
-
-def test_trend_keeps_its_take_profit_without_a_trailing_stop(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trend, "TRAIL_ATR", None)
-    (p,) = TrendStrategy(BY_KEY["trend"]).decide(view(trend_stub(20.0, 95.0), START)).proposals
     assert p.take_profit == pytest.approx(102.0 + trend.TP_ATR * 2.0)
-    assert p.trail_callback is None
+    assert p.trail_callback is None  # off by default for trend (bench/trailing_stops.py)
+
+
+def test_trend_with_a_trailing_stop_drops_its_take_profit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trend, "TRAIL_ATR", 3.0)
+    (p,) = TrendStrategy(BY_KEY["trend"]).decide(view(trend_stub(20.0, 95.0), START)).proposals
+    # 3 × ATR 2.0 at 102 = 5.9%: kept inside the venue's 5% maximum; armed at once
+    assert p.take_profit is None and p.trail_activation is None
+    assert p.trail_callback == pytest.approx(0.05)
+    assert "Trailing stop 5.00% (3×ATR14), armed at once" in p.reasoning
 
 
 def test_a_trail_armed_in_profit_and_kept_beside_the_take_profit(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trend, "TRAIL_ATR", 1.0)
     monkeypatch.setattr(trend, "TRAIL_ACTIVATION_ATR", 1.5)
     monkeypatch.setattr(trend, "TRAIL_REPLACES_TP", False)
     (p,) = TrendStrategy(BY_KEY["trend"]).decide(view(trend_stub(20.0, 95.0), START)).proposals
