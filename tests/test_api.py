@@ -485,8 +485,8 @@ def test_trades_as_csv(reader: TestClient, traded: Traded) -> None:
 # ---------------------------------------------------------------------- a trader's orders
 @pytest.fixture
 def trading(settings: Settings, store: Engine, session_id: int) -> int:
-    """``session_id`` after 80 ticks: open positions, their stops and a trailing stop (trend
-    and momentum rest one instead of a take-profit)."""
+    """``session_id`` after 80 ticks: open positions, their stops and a trailing stop or a
+    take-profit (momentum rests a trailing stop instead of a take-profit)."""
     assert run_ticks(store, settings, 80) == 80
     assert not queries.open_positions(store, session_id).empty
     return session_id
@@ -494,9 +494,9 @@ def trading(settings: Settings, store: Engine, session_id: int) -> int:
 
 def trailing_stop(store: Engine, session_id: int) -> int:
     """A resting order a trader may cancel without leaving a position unprotected: the trailing
-    stop beside a hard stop."""
+    stop (momentum's) or the take-profit (the other agents') beside a hard stop."""
     orders = queries.open_orders(store, session_id)
-    return int(orders[orders["purpose"] == "trailing_stop"]["id"].iloc[0])
+    return int(orders[orders["purpose"].isin(("trailing_stop", "take_profit"))]["id"].iloc[0])
 
 
 def test_close_a_position(client: TestClient, store: Engine, trading: int) -> None:
