@@ -26,7 +26,7 @@ from tests.desk_helpers import create, run_ticks
 # 2025-07-01 + 300 ticks of 15m: rejects, modifies, a rebalance, closed trades on every symbol
 # and positions still open at the end (so resting stops), in about half a second.
 SEED_START = "2025-07-01"
-SEED_TICKS = 600  # the first rebalance (agents need 3 closed trades for a score) is past 500
+SEED_TICKS = 640  # the first rebalance (agents need 3 closed trades for a score) is past 600
 
 
 class Seeded:
