@@ -172,12 +172,21 @@ class ExternalSignal:
     source: str | None = None
 
 
+# The venue's TRAILING_STOP_MARKET callbackRate bounds (0.1 % .. 5 %), as fractions of price.
+TRAILING_CALLBACK_MIN = 0.001
+TRAILING_CALLBACK_MAX = 0.05
+
+
 class Proposal(BaseModel):
     """A trade an agent wants. Validated, but not yet judged: the CEO's rules decide what happens.
 
     ``margin_fraction`` is the share of the agent's equity to commit as margin. ``stop_price`` is an
     absolute price (below entry for longs, above for shorts). ``group`` ties the legs of a two-leg
     trade together: the CEO approves both legs or neither.
+
+    ``trail_callback`` asks for a trailing stop beside the hard stop: the fraction of price (0.01 =
+    1%) it trails the best price by, once the price has reached ``trail_activation`` (None: from
+    the moment it rests). The hard stop stays either way.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -193,6 +202,8 @@ class Proposal(BaseModel):
     reasoning: str = Field(min_length=1, max_length=2000)
     ref_price: float = Field(gt=0, description="price the agent saw when proposing")
     group: str | None = None
+    trail_callback: float | None = Field(default=None, gt=0, lt=1)
+    trail_activation: float | None = Field(default=None, gt=0)
 
     @field_validator("symbol")
     @classmethod
@@ -282,6 +293,10 @@ class OrderPlan:
     take_profit: float | None
     # a stop-out's cost: the move to the stop plus both fills' estimated fees and slippage
     loss_at_stop: float = 0.0
+    # the trailing stop resting beside the hard stop: callback as a fraction of price (within the
+    # venue's 0.1-5 %) and the price that arms it (None: armed from the start)
+    trail_callback: float | None = None
+    trail_activation: float | None = None
 
     @property
     def notional(self) -> float:
@@ -399,6 +414,10 @@ class OrderRequest:
     quantity: Decimal
     stop_price: Decimal | None = None
     reduce_only: bool = False
+    # TRAILING_STOP_MARKET only: the callback in the venue's percent units (1.5 = 1.5 %) and the
+    # price that arms it (None: armed at the last price when placed)
+    callback_rate: Decimal | None = None
+    activation_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +451,8 @@ class OrderResult:
     reduce_only: bool = False
     fills: tuple[Fill, ...] = ()
     created_ms: int | None = None  # when the venue took the order, where it says
+    callback_rate: Decimal | None = None  # trailing orders: percent units, as the venue says
+    activation_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

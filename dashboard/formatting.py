@@ -56,6 +56,7 @@ def duration(seconds: float | None) -> str:
 
 CLOSE_REASON_LABEL = {
     "stop_loss": "stop-loss", "take_profit": "take-profit", "agent": "agent closed",
+    "trailing_stop": "trailing stop",
     "ceo": "CEO closed", "drawdown_halt": "drawdown halt", "session_stop": "session stop",
     "liquidation": "liquidation", "reconcile": "reconciliation", "user": "closed by you",
 }

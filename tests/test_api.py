@@ -485,15 +485,18 @@ def test_trades_as_csv(reader: TestClient, traded: Traded) -> None:
 # ---------------------------------------------------------------------- a trader's orders
 @pytest.fixture
 def trading(settings: Settings, store: Engine, session_id: int) -> int:
-    """``session_id`` after 80 ticks: open positions, their stops and a take-profit."""
+    """``session_id`` after 80 ticks: open positions, their stops and a trailing stop or a
+    take-profit (momentum rests a trailing stop instead of a take-profit)."""
     assert run_ticks(store, settings, 80) == 80
     assert not queries.open_positions(store, session_id).empty
     return session_id
 
 
-def take_profit(store: Engine, session_id: int) -> int:
+def trailing_stop(store: Engine, session_id: int) -> int:
+    """A resting order a trader may cancel without leaving a position unprotected: the trailing
+    stop (momentum's) or the take-profit (the other agents') beside a hard stop."""
     orders = queries.open_orders(store, session_id)
-    return int(orders[orders["purpose"] == "take_profit"]["id"].iloc[0])
+    return int(orders[orders["purpose"].isin(("trailing_stop", "take_profit"))]["id"].iloc[0])
 
 
 def test_close_a_position(client: TestClient, store: Engine, trading: int) -> None:
@@ -519,7 +522,7 @@ def test_close_a_position(client: TestClient, store: Engine, trading: int) -> No
 
 
 def test_cancel_an_order(client: TestClient, store: Engine, trading: int) -> None:
-    order = take_profit(store, trading)
+    order = trailing_stop(store, trading)
     response = client.post(f"/api/agentic/orders/{order}/cancel", headers=GOOD)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "done"
@@ -574,7 +577,7 @@ def test_a_running_engine_carries_the_order_out(client: TestClient, settings: Se
         later = threading.Thread(target=tick_once_queued)
         later.start()
         try:
-            waited = client.post(f"/api/agentic/orders/{take_profit(store, trading)}/cancel",
+            waited = client.post(f"/api/agentic/orders/{trailing_stop(store, trading)}/cancel",
                                  headers=GOOD, json={"wait": 30})
         finally:
             later.join()

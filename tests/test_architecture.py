@@ -27,7 +27,8 @@ PAGE_FORBIDDEN = (
     "core.desk", "core.exchanges", "core.feeds", "core.llm", "core.store", "core.backtest",
     "core.agents", "core.ceo", "sqlalchemy",
 )
-RISK_PROJECT_ALLOWED = {"core.models"}
+# the trailing-stop rules are part of the risk rules, kept in their own pure module
+RISK_PROJECT_ALLOWED = {"core.models", "core.ceo.trailing"}
 RISK_TYPE_CHECKING_ALLOWED = {"core.models", "core.config"}
 
 
@@ -171,7 +172,12 @@ def test_risk_depends_on_models_only() -> None:
         return {n for n in project if not any(_within(n, a) for a in allowed)}
 
     assert not_allowed(runtime, RISK_PROJECT_ALLOWED) == set(), \
-        "core/ceo/rules.py may import only core.models from the project"
+        "core/ceo/rules.py may import only core.models (and core.ceo.trailing) from the project"
+    trailing = imported_modules(_parse(CORE / "ceo" / "trailing.py"), "core.ceo.trailing")
+    assert not_allowed(trailing, {"core.models"}) == set(), \
+        "core/ceo/trailing.py may import only core.models from the project"
+    assert {n.split(".")[0] for n in trailing if not _within(n, "core")} - set(
+        sys.stdlib_module_names) == set(), "core/ceo/trailing.py: no third-party imports"
     assert not_allowed(type_checking, RISK_TYPE_CHECKING_ALLOWED) == set(), \
         "core/ceo/rules.py may import only core.models (and core.config for type hints)"
     outside = {n.split(".")[0] for n in runtime | type_checking if not _within(n, "core")}

@@ -354,7 +354,10 @@ def test_the_halt_holds_through_the_october_2025_crash_and_no_ceo_differs(
 def test_a_tight_limit_halts_the_desk_in_the_crash_and_the_report_checks_it(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'halt.db'}"
     engine = open_database(url)
-    settings = make_settings(database_url=url, drawdown_halt_pct=0.01)
+    # 0.5%: with momentum under a trailing stop the desk's worst drawdown in this
+    # range is 0.93%, so the 1% this test used before no longer makes the halt fire
+    limit = 0.005
+    settings = make_settings(database_url=url, drawdown_halt_pct=limit)
     result = backtest(engine, settings, "2025-10-08", "2025-10-14", symbols=SYMBOLS,
                       capital=100_000.0)
     report = result.report
@@ -362,7 +365,7 @@ def test_a_tight_limit_halts_the_desk_in_the_crash_and_the_report_checks_it(tmp_
     assert report["ceo_stats"]["halts"] == 1 and check["halted"]
     assert check["allowance"] > 0
     # the venue's loss guard acts where the limit is reached inside a bar, not at its close
-    assert check["held"] is True and check["max_drawdown"] <= 0.01 + check["allowance"] + 1e-9
+    assert check["held"] is True and check["max_drawdown"] <= limit + check["allowance"] + 1e-9
     assert check["statement"].startswith("The drawdown halt held: it fired")
     with engine.connect() as conn:
         halt_ms = conn.scalar(text("select ts_ms from ceo_decisions where session_id = :s and "

@@ -40,7 +40,8 @@ from tests.desk_helpers import create, run_ticks
 from tests.test_live_engine import Live, live, positions_opened  # noqa: F401  (the live fixture)
 
 START = "2025-07-01"
-TICKS = 600  # 150 hours of 15m: entries by trend, momentum, scalper and arbitrage, a rebalance
+TICKS = 640  # 160 hours of 15m: entries by trend, momentum, scalper and arbitrage, a rebalance
+# (600 until momentum rested a trailing stop: its first rebalance moved past 600 ticks)
 INTERVALS = ("15m", "1h", "4h")
 
 

@@ -31,4 +31,4 @@ def test_migrations_are_idempotent(tmp_path) -> None:
     with create_engine(url).connect() as conn:
         head = conn.execute(text("select version_num from alembic_version")).scalar_one()
     engine.dispose()
-    assert head == "0010"
+    assert head == "0011"

@@ -47,7 +47,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], Any]]:
 
 # From 2025-07-01 the first rebalance comes after 500-600 ticks: before it too few agents have the
 # 3 closed trades a score needs.
-REBALANCED_TICKS = 600
+REBALANCED_TICKS = 640  # 600 until momentum rested a trailing stop: its first rebalance moved past 600
 
 
 def seed(url: str, start: str, ticks: int = 300) -> tuple[Engine, int]:
@@ -277,6 +277,20 @@ def test_ceo_pauses_and_rebalances_show_old_and_new_shares(app_env: str) -> None
 
 
 # ---------------------------------------------------------------------- positions
+def test_positions_page_names_a_resting_trailing_stop(app_env: str) -> None:
+    engine, sid = seed(app_env, "2025-10-08", ticks=80)  # a trend or momentum position holds one
+    at = page("views/positions.py")
+    ok(at)
+    resting = next(d for d in at.dataframe if "Trigger price" in d.value.columns)
+    orders = resting.value
+    trails = orders[orders["Purpose"] == "trailing stop"]
+    assert len(trails) == (queries.open_orders(engine, sid)["purpose"] == "trailing_stop").sum() > 0
+    assert (trails["Type"] == "trailing stop market").all()
+    assert trails["Trail (%)"].between(0.1, 5).all()
+    assert orders[orders["Purpose"] == "stop-loss"]["Trail (%)"].isna().all()
+    no_raw_missing(resting)
+
+
 def test_positions_page_shows_holdings_orders_and_filtered_history(app_env: str, downloads: dict) -> None:
     engine, sid = seed(app_env, "2025-07-01")  # ends with open positions and resting stops
     at = page("views/positions.py")
@@ -294,7 +308,7 @@ def test_positions_page_shows_holdings_orders_and_filtered_history(app_env: str,
     resting = next(d for d in at.dataframe if "Trigger price" in d.value.columns)
     orders = resting.value
     assert len(orders) == len(queries.open_orders(engine, sid)) > 0 and set(orders["Agent"]) <= names
-    numeric(orders, ["Qty", "Trigger price", "Age"])
+    numeric(orders, ["Qty", "Trigger price", "Age", "Trail (%)", "Activation"])
     assert headers(resting)["Age"] == "Age (h)"
     no_raw_missing(resting)
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from core import queries
 from core.agents.params import MeanReversionParams, TrendParams
 from core.store.db import open_database
+from core.store.tables import PositionRow
 from tests.conftest import APP, make_settings
 from tests.desk_helpers import create, run_ticks
 
@@ -226,8 +227,12 @@ def test_positions_page_shows_equity_by_agent(app_env: str) -> None:
 def test_a_trade_opened_from_the_history_draws_its_candles_and_levels(app_env: str) -> None:
     engine, sid = seed(app_env)
     settings = make_settings(database_url=app_env)
-    closed = queries.trades(engine, sid, close_reason="stop_loss", limit=1)
-    trade_id = int(closed["trade_id"].iloc[0])
+    # a stopped trade that also rested a take-profit (trend and momentum rest a trailing stop
+    # instead, whose moving trigger is not drawn as a level)
+    with engine.connect() as conn:
+        trade_id = int(conn.scalar(select(PositionRow.id).where(
+            PositionRow.session_id == sid, PositionRow.close_reason == "stop_loss",
+            PositionRow.take_profit.is_not(None)).order_by(PositionRow.closed_ms.desc()).limit(1)))
     chart = queries.trade_chart(settings, engine, sid, trade_id)
     assert chart is not None
     at = page("views/positions.py")
@@ -239,7 +244,9 @@ def test_a_trade_opened_from_the_history_draws_its_candles_and_levels(app_env: s
     assert len(values(spec["data"][0]["x"])) == len(chart.candles)
     points = [tr for tr in spec["data"] if tr.get("mode") == "markers"]
     assert [y for tr in points for y in values(tr["y"])] == [t["entry_price"], t["exit_price"]]
-    dashed = {tr["line"]["color"]: tr for tr in spec["data"] if tr.get("line", {}).get("dash") == "dash"}
+    # the levels (dashed, with their hover text); a band study's dashed lines carry none
+    dashed = {tr["line"]["color"]: tr for tr in spec["data"]
+              if tr.get("line", {}).get("dash") == "dash" and "text" in tr}
     stop = dashed[next(c for c in dashed if dashed[c]["text"][0].startswith(f"{t['agent']} stop"))]
     assert t["stop_price"] in values(stop["y"]) and t["take_profit"] in [
         y for tr in dashed.values() for y in values(tr["y"])]

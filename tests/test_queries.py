@@ -26,7 +26,7 @@ from tests.desk_helpers import create, run_ticks
 # 2025-07-01 + 300 ticks of 15m: rejects, modifies, a rebalance, closed trades on every symbol
 # and positions still open at the end (so resting stops), in about half a second.
 SEED_START = "2025-07-01"
-SEED_TICKS = 600  # the first rebalance (agents need 3 closed trades for a score) is past 500
+SEED_TICKS = 640  # the first rebalance (agents need 3 closed trades for a score) is past 600
 
 
 class Seeded:
@@ -303,7 +303,8 @@ def test_open_orders_cover_every_open_position_with_a_named_stop(seeded: Seeded)
     positions = queries.open_positions(e, sid)
     orders = queries.open_orders(e, sid)
     assert list(orders.columns) == ["id", "agent", "symbol", "side", "type", "purpose", "qty",
-                                    "stop_price", "reduce_only", "status", "created_at", "age_s"]
+                                    "stop_price", "reduce_only", "status", "created_at", "age_s",
+                                    "callback_pct", "activation_price"]
     stops = orders[orders["purpose"] == "stop_loss"]
     assert set(stops["symbol"]) == set(positions["symbol"])
     assert set(orders["agent"]) <= set(queries.agent_names(e, sid))

@@ -395,6 +395,25 @@ def test_trend_filter_thresholds_and_bracket() -> None:
     assert p.action is Action.OPEN_LONG
     assert p.stop_price == pytest.approx(102.0 - TrendParams().stop_atr * 2.0)
     assert p.take_profit == pytest.approx(102.0 + TrendParams().tp_atr * 2.0)
+    assert p.trail_callback is None  # off by default for trend (bench/trailing_stops.py)
+
+
+def test_trend_with_a_trailing_stop_drops_its_take_profit() -> None:
+    params = TrendParams(trail_atr=3.0)
+    (p,) = TrendStrategy(BY_KEY["trend"], params).decide(
+        view(trend_stub(20.0, 95.0), START)).proposals
+    # 3 × ATR 2.0 at 102 = 5.9%: kept inside the venue's 5% maximum; armed at once
+    assert p.take_profit is None and p.trail_activation is None
+    assert p.trail_callback == pytest.approx(0.05)
+    assert "Trailing stop 5.00% (3×ATR14), armed at once" in p.reasoning
+
+
+def test_a_trail_armed_in_profit_and_kept_beside_the_take_profit() -> None:
+    params = TrendParams(trail_atr=1.0, trail_activation_atr=1.5, trail_replaces_tp=False)
+    (p,) = TrendStrategy(BY_KEY["trend"], params).decide(
+        view(trend_stub(20.0, 95.0), START)).proposals
+    assert p.trail_activation == pytest.approx(102.0 + 1.5 * 2.0)
+    assert p.take_profit == pytest.approx(102.0 + TrendParams().tp_atr * 2.0)
 
 
 # --------------------------------------------------------------------------------------- momentum
@@ -420,6 +439,10 @@ def test_momentum_breakout_enters_exactly_on_the_breakout_bar(side: PositionSide
     f = market.at(close_of(60, Q)).features("ETHUSDT", "15m")
     assert f is not None
     assert stop_distance(p) == pytest.approx(MomentumParams().stop_atr * f["atr_14"])
+    trail_atr = MomentumParams().trail_atr
+    assert trail_atr > 0 and p.take_profit is None  # the trail replaces it
+    assert p.trail_callback == pytest.approx(min(0.05, max(
+        0.001, trail_atr * f["atr_14"] / p.ref_price)))
 
 
 def test_momentum_needs_the_volume_surge() -> None:

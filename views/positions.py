@@ -65,6 +65,7 @@ REASON_LABEL = CLOSE_REASON_LABEL
 NET_HELP = "Gross PnL − fees + funding: what the trade made after costs"
 PRICE_COLUMNS = ("Entry", "Mark", "Stop", "Take-profit", "Liquidation")
 PURPOSE_LABEL = {"stop_loss": "stop-loss", "take_profit": "take-profit", "entry": "entry",
+                 "trailing_stop": "trailing stop",
                  "exit": "exit", "agent": "close", "user": "your close"}
 CHANGE_LABEL = {"leverage": "Leverage (x)", "margin": "Margin (USDT)",
                 "margin_fraction": "Margin (fraction of equity)", "stop_price": "Stop",
@@ -228,7 +229,9 @@ def holdings(session_id: int) -> None:
             "Qty": frame["qty"], "Entry": frame["entry_price"], "Mark": frame["mark_price"],
             "Unrealized PnL": frame["unrealized_pnl"], "Leverage": frame["leverage"],
             "Margin": frame["margin"], "Stop": frame["stop_price"],
-            "Take-profit": frame["take_profit"], "Liquidation": frame["liquidation_price"],
+            # numeric even when no position has one (trend and momentum rest a trailing stop)
+            "Take-profit": frame["take_profit"].astype(float),
+            "Liquidation": frame["liquidation_price"],
             zoned("Opened"): shown_times(frame["opened_at"]),
         })
         styled = (shown.style.map(_pnl_style, subset=["Unrealized PnL"])
@@ -245,7 +248,8 @@ def holdings(session_id: int) -> None:
     orders = queries.open_orders(db, session_id)
     if orders.empty:
         st.caption("No resting orders. Every open position keeps a reduce-only stop-loss (and an "
-                   "optional take-profit) resting at the venue; they are listed here.")
+                   "optional trailing stop and take-profit) resting at the venue; they are "
+                   "listed here.")
         return
     unresolved = orders[orders["status"] != "NEW"]
     if not unresolved.empty:
@@ -257,14 +261,22 @@ def holdings(session_id: int) -> None:
         "Purpose": orders["purpose"].map(purpose),
         "Type": orders["type"].str.replace("_", " ").str.lower(),
         "Qty": orders["qty"], "Trigger price": orders["stop_price"],
+        "Trail (%)": orders["callback_pct"].astype(float),
+        "Activation": orders["activation_price"].astype(float),
         "Reduce-only": orders["reduce_only"].map({True: "yes", False: "no"}),
         "Status": orders["status"], zoned("Placed"): shown_times(orders["created_at"]),
         "Age": hours(orders["age_s"]),
     })
-    st.dataframe(tick_prices(shown, shown["Symbol"], ["Trigger price"]), hide_index=True,
-                 width="stretch", placeholder=MISSING, column_config={
+    st.dataframe(tick_prices(shown, shown["Symbol"], ["Trigger price", "Activation"]),
+                 hide_index=True, width="stretch", placeholder=MISSING, column_config={
         "Qty": number_column("Qty", QTY),
-        "Trigger price": price_column("Trigger price"),
+        "Trigger price": price_column("Trigger price", help="Where a stop-loss or take-profit "
+                                      "fires; a trailing stop's trigger moves at the venue"),
+        "Trail (%)": number_column("Trail (%)", "%.1f", help="A trailing stop's callback: it "
+                                   "fires this far (in % of price) behind the best price since "
+                                   "it armed"),
+        "Activation": price_column("Activation", help="The price that arms a trailing stop "
+                                   "(empty: armed when placed)"),
         "Age": number_column("Age (h)", HOURS, help="Hours since the order was placed")})
 
 

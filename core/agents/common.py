@@ -26,7 +26,14 @@ from core.agents.base import AgentSpec, AgentView, HeldPosition, MarketView
 from core.agents.params import StrategyParams
 from core.errors import InvalidParams
 from core.indicators import Features
-from core.models import Action, AgentDecision, PositionSide, Proposal
+from core.models import (
+    TRAILING_CALLBACK_MAX,
+    TRAILING_CALLBACK_MIN,
+    Action,
+    AgentDecision,
+    PositionSide,
+    Proposal,
+)
 
 MAX_OPEN_POSITIONS = 2  # DESIGN.md section 4: at most two open positions per agent
 MIN_CONFIDENCE = 0.30
@@ -100,6 +107,28 @@ def bracket(
     return stop, tp
 
 
+def trailing_stop(side: PositionSide, price: float, atr: float, callback_atr: float | None,
+                  activation_atr: float | None) -> tuple[float | None, float | None]:
+    """A trailing stop ``callback_atr`` ATRs wide (as a fraction of price, kept inside the venue's
+    0.1-5 % range), armed once the price is ``activation_atr`` ATRs in profit (None: armed at
+    once); (None, None) without one."""
+    if callback_atr is None or atr <= 0 or price <= 0:
+        return None, None
+    activation = None if activation_atr is None else price + side.sign * activation_atr * atr
+    callback = clip(callback_atr * atr / price, TRAILING_CALLBACK_MIN, TRAILING_CALLBACK_MAX)
+    return callback, activation
+
+
+def trailing_text(callback: float | None, activation: float | None, callback_atr: float | None,
+                  activation_atr: float | None) -> str:
+    """The trailing stop in the words of a reasoning line (empty without one)."""
+    if callback is None or callback_atr is None:
+        return ""
+    armed = ("armed at once" if activation is None or activation_atr is None
+             else f"armed at {num(activation)} ({activation_atr:g}×ATR14 in profit)")
+    return f" Trailing stop {callback:.2%} ({callback_atr:g}×ATR14), {armed}."
+
+
 def on_correct_side(
     side: PositionSide, price: float, stop: float, take_profit: float | None
 ) -> bool:
@@ -123,6 +152,8 @@ class Entry:
     stop_price: float
     take_profit: float | None
     reasoning: str
+    trail_callback: float | None = None  # a trailing stop beside the hard stop (fraction)
+    trail_activation: float | None = None  # the price that arms it (None: at once)
 
 
 def open_proposal(
@@ -145,6 +176,8 @@ def open_proposal(
         reasoning=entry.reasoning,
         ref_price=entry.price,
         group=group,
+        trail_callback=entry.trail_callback,
+        trail_activation=entry.trail_activation,
     )
 
 

@@ -99,6 +99,9 @@ class LLMAgent:
 
     def _proposals(self, answers: LLMAnswers, view: AgentView, rules: AgentDecision) -> list[Proposal]:
         groups = {p.symbol: p.group for p in rules.proposals if p.group}
+        # the answer schema has no trailing stop: an open the rules also proposed keeps theirs
+        trails = {(p.symbol, p.action): (p.trail_callback, p.trail_activation)
+                  for p in rules.proposals if p.trail_callback is not None}
         out = []
         for a in answers.decisions:
             if a.action == "hold":
@@ -110,6 +113,8 @@ class LLMAgent:
                 margin_fraction=a.margin_fraction, stop_price=a.stop_price,
                 take_profit=a.take_profit, confidence=a.confidence, reasoning=a.reasoning,
                 ref_price=view.market.price(a.symbol.upper()), group=groups.get(a.symbol.upper()),
+                trail_callback=trails.get((a.symbol.upper(), Action(a.action)), (None, None))[0],
+                trail_activation=trails.get((a.symbol.upper(), Action(a.action)), (None, None))[1],
             ))
         return out
 

@@ -2,8 +2,10 @@
 
 Entry on the latest closed bar of the agent's timeframe (15m): close above the prior 20-bar high
 with volume above 2× its 20-bar average and ROC10 > 0 → long; close below the prior 20-bar low
-with the same volume surge and ROC10 < 0 → short. Stop 1.5×ATR14, take-profit 3×ATR14.
-(These are the defaults; ``MomentumParams`` in core/agents/params.py declares every number.)
+with the same volume surge and ROC10 < 0 → short. Stop 1.5×ATR14; a trailing stop 3×ATR14 wide
+rests beside it, armed at once, in place of the 3×ATR14 take-profit (bench/trailing_stops.py
+chose it on the bundled year). (These are the defaults; ``MomentumParams`` in
+core/agents/params.py declares every number.)
 
 Exit: when ROC10 turns against the position (negative for a long, positive for a short) — the
 momentum that justified the trade is gone.
@@ -23,6 +25,8 @@ from core.agents.common import (
     pct,
     ready_features,
     side_word,
+    trailing_stop,
+    trailing_text,
 )
 from core.agents.params import MomentumParams
 from core.models import PositionSide, Proposal
@@ -62,17 +66,22 @@ class MomentumStrategy(RuleStrategy[MomentumParams]):
         if volume_ratio <= p.volume_multiple:
             return f"{symbol}: {broke} but {volume} (needs > {p.volume_multiple:g}×)"
         price, atr = view.market.price(symbol), f["atr_14"]
-        stop, tp = bracket(side, price, p.stop_atr * atr, p.tp_atr * atr)
+        callback, activation = trailing_stop(side, price, atr, p.trail_atr or None,
+                                             p.trail_activation_atr or None)
+        tp_atr = None if callback is not None and p.trail_replaces_tp else p.tp_atr
+        stop, tp = bracket(side, price, p.stop_atr * atr, None if tp_atr is None else tp_atr * atr)
+        widths = f"{p.stop_atr:g}/{tp_atr:g}" if tp_atr is not None else f"{p.stop_atr:g}"
         reasoning = (
             f"{symbol} {side_word(side)}: {self.spec.timeframe} {broke} on {volume} with ROC10 "
-            f"{pct(roc)}; {levels_text(stop, tp)} ({p.stop_atr:g}/{p.tp_atr:g}×ATR14 {num(atr)})."
+            f"{pct(roc)}; {levels_text(stop, tp)} ({widths}×ATR14 {num(atr)})."
+            f"{trailing_text(callback, activation, p.trail_atr or None, p.trail_activation_atr or None)}"
         )
         conf = confidence(
             p.base_confidence
             + p.confidence_per_volume * (volume_ratio - p.volume_multiple)
             + p.confidence_per_roc * abs(roc)
         )
-        return Entry(symbol, side, conf, price, stop, tp, reasoning)
+        return Entry(symbol, side, conf, price, stop, tp, reasoning, callback, activation)
 
     def exit(self, view: AgentView, position: HeldPosition) -> Proposal | str:
         symbol = position.symbol

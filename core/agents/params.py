@@ -81,6 +81,16 @@ class TrendParams(StrategyParams):
     confidence_per_adx: float = Field(
         0.025, ge=0.0, le=0.2, description="confidence added per ADX point above the minimum",
         json_schema_extra=_range(0.0, 0.05, 0.005))
+    trail_atr: float = Field(
+        0.0, ge=0.0, le=20.0, description="trailing stop width in ATR14, sent as the "
+        "venue's callback rate and kept inside its 0.1-5 % (0: no trailing stop)",
+        json_schema_extra=_range(0.0, 5.0, 0.5))
+    trail_activation_atr: float = Field(
+        0.0, ge=0.0, le=20.0, description="profit in ATR14 at which the trailing stop arms "
+        "(0: armed at once)", json_schema_extra=_range(0.0, 4.0, 0.5))
+    trail_replaces_tp: bool = Field(
+        True, description="with a trailing stop, no take-profit caps the move",
+        json_schema_extra=_choices(True, False))
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> TrendParams:
@@ -111,6 +121,16 @@ class MomentumParams(StrategyParams):
     confidence_per_roc: float = Field(
         5.0, ge=0.0, le=50.0, description="confidence added per unit of |ROC10| (5: a 2% move "
         "adds 0.10)", json_schema_extra=_range(0.0, 15.0, 0.5))
+    trail_atr: float = Field(
+        3.0, ge=0.0, le=20.0, description="trailing stop width in ATR14, sent as the "
+        "venue's callback rate and kept inside its 0.1-5 % (0: no trailing stop)",
+        json_schema_extra=_range(0.0, 5.0, 0.5))
+    trail_activation_atr: float = Field(
+        0.0, ge=0.0, le=20.0, description="profit in ATR14 at which the trailing stop arms "
+        "(0: armed at once)", json_schema_extra=_range(0.0, 4.0, 0.5))
+    trail_replaces_tp: bool = Field(
+        True, description="with a trailing stop, no take-profit caps the move",
+        json_schema_extra=_choices(True, False))
 
 
 class MeanReversionParams(StrategyParams):

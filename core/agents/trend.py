@@ -2,8 +2,10 @@
 
 Entry: EMA20 crosses EMA50 on the latest closed bar of the agent's timeframe (1h), and the 4h
 timeframe agrees — ADX14(4h) ≥ 20 (there is a trend at all) and price is on the cross's side of the
-4h EMA20 (it points the same way). Stop 2×ATR14 from price, take-profit 4×ATR14. At most one new
-position per decision: a trend agent that buys everything at once is a market-beta agent.
+4h EMA20 (it points the same way). Stop 2×ATR14 from price, take-profit 4×ATR14; a trailing
+stop may rest beside the stop (off by default: it did not improve the agent on the bundled
+year, bench/trailing_stops.py). At most one new position per decision: a trend agent that
+buys everything at once is a market-beta agent.
 (These are the defaults; ``TrendParams`` in core/agents/params.py declares every number.)
 
 Exit: when the EMAs have crossed back against the position (EMA20 below EMA50 for a long). The check
@@ -24,6 +26,8 @@ from core.agents.common import (
     num,
     ready_features,
     side_word,
+    trailing_stop,
+    trailing_text,
 )
 from core.agents.params import TrendParams
 from core.models import PositionSide, Proposal
@@ -87,15 +91,19 @@ class TrendStrategy(RuleStrategy[TrendParams]):
                 f"the {filt} EMA20 {num(trend_ema)}"
             )
         atr = f["atr_14"]
-        stop, tp = bracket(side, price, p.stop_atr * atr, p.tp_atr * atr)
+        callback, activation = trailing_stop(side, price, atr, p.trail_atr or None,
+                                             p.trail_activation_atr or None)
+        tp_atr = None if callback is not None and p.trail_replaces_tp else p.tp_atr
+        stop, tp = bracket(side, price, p.stop_atr * atr, None if tp_atr is None else tp_atr * atr)
+        widths = f"{p.stop_atr:g}/{tp_atr:g}" if tp_atr is not None else f"{p.stop_atr:g}"
         reasoning = (
             f"{symbol} {side_word(side)}: {self.spec.timeframe} {crossed}, confirmed by {filt} ADX "
             f"{adx:.1f} ≥ {p.adx_min:.0f} and price {num(price)} {_above(side)} the {filt} EMA20 "
-            f"{num(trend_ema)}; {levels_text(stop, tp)} ({p.stop_atr:g}/{p.tp_atr:g}×ATR14 "
-            f"{num(atr)})."
+            f"{num(trend_ema)}; {levels_text(stop, tp)} ({widths}×ATR14 {num(atr)})."
+            f"{trailing_text(callback, activation, p.trail_atr or None, p.trail_activation_atr or None)}"
         )
         conf = confidence(p.base_confidence + (adx - p.adx_min) * p.confidence_per_adx)
-        return Entry(symbol, side, conf, price, stop, tp, reasoning)
+        return Entry(symbol, side, conf, price, stop, tp, reasoning, callback, activation)
 
     def exit(self, view: AgentView, position: HeldPosition) -> Proposal | str:
         symbol = position.symbol

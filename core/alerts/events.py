@@ -24,6 +24,7 @@ CLOSE_WORDS = {"agent": "closed by its agent", "ceo": "closed by the CEO",
                "drawdown_halt": "closed by the drawdown halt",
                "session_stop": "closed as the session stopped", "user": "closed by the user",
                "take_profit": "take-profit filled", "stop_loss": "stop filled",
+               "trailing_stop": "trailing stop filled",
                "liquidation": "liquidated", "reconcile": "closed at the venue (reconciled)"}
 MAX_LINES = 20
 SUMMARY_LINES = 24  # of a study report or a walk-forward headline, not its every window

@@ -19,9 +19,10 @@ only ever tighten.
 
 Rules run in a fixed order and a rejection stops the evaluation (later rules would size a trade that
 will not happen). Rule ids: session_status, agent_status, no_position, not_a_trade,
-invalid_proposal, take_profit_side, symbol_owner, already_open, max_positions, leverage_cap,
-stop_width, margin_cap, agent_free_margin, account_margin, gross_exposure, halt_headroom, lot_size,
-min_notional and, for groups, pair_leg_rejected.
+invalid_proposal, take_profit_side, trailing_callback, trailing_activation, symbol_owner,
+already_open, max_positions, leverage_cap, stop_width, trailing_width, margin_cap, agent_free_margin, account_margin, gross_exposure, halt_headroom, lot_size,
+min_notional and, for groups, pair_leg_rejected. A trailing stop's rules live in
+core/ceo/trailing.py.
 
 It is called thousands of times per backtest, so it builds plain dataclasses only.
 """
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from core.ceo.trailing import fit_leverage, initial_distance, judge_trailing
 from core.models import (
     RISK_LEVERAGE_CAP,
     Action,
@@ -231,10 +233,18 @@ def _size_open(
     side = PositionSide.LONG if proposal.action is Action.OPEN_LONG else PositionSide.SHORT
     _check_status(ctx)
     stop, take_profit = _check_prices(proposal, ctx, side, trail)
+    trailing = judge_trailing(proposal.trail_callback, proposal.trail_activation, ctx.price,
+                              long=side is PositionSide.LONG, filters=ctx.filters)
+    for rule, note, changes in trailing.notes:
+        trail.record(rule, note, **changes)
     _check_ownership(proposal, ctx, limits)
     distance = abs(ctx.price - stop) / ctx.price
     leverage = _cap_leverage(proposal.leverage, ctx, trail)
     leverage = _fit_stop(leverage, distance, limits.stop_loss_margin_pct, trail)
+    if trailing.callback is not None:
+        leverage = _fit_trailing(leverage, initial_distance(
+            ctx.price, trailing.callback, trailing.activation, long=side is PositionSide.LONG),
+            limits.stop_loss_margin_pct, trail)
     margin = _size_margin(proposal.margin_fraction, leverage, ctx, limits, trail)
     loss_rate = _stop_out_rate(distance, limits)
     margin = _fit_headroom(margin, leverage, loss_rate, ctx, trail)
@@ -253,6 +263,8 @@ def _size_open(
         stop_price=stop,
         take_profit=take_profit,
         loss_at_stop=float(quantity) * ctx.price * loss_rate,
+        trail_callback=trailing.callback,
+        trail_activation=trailing.activation,
     )
 
 
@@ -297,6 +309,7 @@ def _check_finite(proposal: Proposal, ctx: RiskContext) -> None:
         "margin_fraction": proposal.margin_fraction,
         "stop_price": proposal.stop_price,
         "take_profit": proposal.take_profit,
+        "trail_activation": proposal.trail_activation,
         "price": ctx.price,
         "agent_equity": ctx.agent_equity,
         "agent_free_margin": ctx.agent_free_margin,
@@ -381,6 +394,23 @@ def _fit_stop(leverage: int, distance: float, pct: float, trail: _Trail) -> int:
         "stop_width",
         f"leverage {leverage}x → {allowed}x: stop {distance:.2%} away allows at most {allowed}x "
         f"for a {pct:.0%} margin loss",
+        leverage=(leverage, allowed),
+    )
+    return allowed
+
+
+def _fit_trailing(leverage: int, distance: float, pct: float, trail: _Trail) -> int:
+    """The stop rule on the trailing stop's initial distance: leverage lowered, never widened."""
+    allowed = fit_leverage(leverage, distance, pct)
+    if allowed == leverage:
+        return leverage
+    if allowed < 1:
+        raise _Veto("trailing_width", f"trailing stop first triggers {distance:.2%} away: too wide "
+                    f"even at 1x for a {pct:.0%} margin loss")
+    trail.record(
+        "trailing_width",
+        f"leverage {leverage}x → {allowed}x: the trailing stop first triggers {distance:.2%} away, "
+        f"which allows at most {allowed}x for a {pct:.0%} margin loss",
         leverage=(leverage, allowed),
     )
     return allowed
@@ -532,4 +562,8 @@ def _approval_note(plan: OrderPlan, ctx: RiskContext) -> str:
         f"approved: {plan.side.value} {plan.symbol} {plan.leverage}x, margin {plan.margin:,.2f} "
         f"USDT ({share:.1%} of agent equity), stop {plan.stop_distance:.2%} away "
         f"({plan.stop_distance * plan.leverage:.1%} of margin)"
+        + ("" if plan.trail_callback is None else
+           f", trailing stop {plan.trail_callback:.2%}"
+           + ("" if plan.trail_activation is None else
+              f" from {plan.trail_activation:.10g}"))
     )

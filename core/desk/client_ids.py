@@ -41,7 +41,8 @@ def install_prefix(db: Session) -> str:
 
 
 def client_order_id(prefix: str, session_id: int, position_id: int, tag: str, n: int | None) -> str:
-    """``tag`` is ``e`` (entry), ``s`` (stop), ``t`` (take-profit) or ``x`` (a close)."""
+    """``tag`` is ``e`` (entry), ``s`` (stop), ``t`` (take-profit), ``r`` (trailing stop) or
+    ``x`` (a close)."""
     cid = f"{prefix}-s{session_id}p{position_id}-{tag}{'' if n is None else n}"
     if not VENUE_ID.match(cid):
         raise ValueError(f"client order id {cid!r} is not venue-legal")

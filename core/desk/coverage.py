@@ -8,7 +8,7 @@ open position it counts the resting stops (NEW or PARTIALLY_FILLED at the venue,
 last answer) and their unfilled quantity; when they do not cover the position it places a new stop
 over the whole quantity first and only then cancels the undersized ones, so there is never a
 moment with less cover than before. The take-profit, when the position has one, is kept whole the
-same way. A stop the venue refuses (e.g. the price is already past it) closes the position at
+same way, and so is the trailing stop. A stop the venue refuses (e.g. the price is already past it) closes the position at
 market. How long the position was naked is added to ``positions.naked_ms`` and written to the CEO
 log as ``kind="coverage"``; when the moment cover was lost is not known (a stop cancelled at the
 venue while the engine was down) the duration is an upper bound, counted from the last tick that
@@ -76,6 +76,13 @@ class Coverage(Protection):
                 notes.append(self._recover_stop(pos, need, stops, since_ms))
             elif pos.id in self.naked:
                 notes.append(self._clear_naked(pos, "a resting stop covers it again"))
+            if pos.trail_callback is not None and pos.symbol in self.ledger.agents[pos.agent_id].positions:
+                trails = self.resting(pos, "trailing_stop")
+                if not any(qty >= need for _, qty in trails) and self.place_trailing(pos) is not None:
+                    for info, _ in trails:
+                        self.cancel(info)
+                    notes.append(f"{pos.symbol}: trailing stop re-placed over {need}")
+                    self.log_event("coverage", notes[-1], agent_id=pos.agent_id, symbol=pos.symbol)
             if pos.take_profit is not None and pos.symbol in self.ledger.agents[pos.agent_id].positions:
                 tps = self.resting(pos, "take_profit")
                 if not any(qty >= need for _, qty in tps) and self.place_take_profit(pos) is not None:

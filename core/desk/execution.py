@@ -4,7 +4,8 @@ Every order is written to the store and committed *before* it is sent, under a d
 order id derived from the position (and so from the CEO decision) that caused it. A venue answer is
 booked in the same place whatever its origin: a market fill we asked for, a stop the venue
 triggered, a liquidation, funding. Fills are booked once per venue trade id. After an entry fills,
-a reduce-only stop (and the take-profit, if any) covers the whole position (core/desk/protection.py);
+a reduce-only stop (and the trailing stop and take-profit, if any) covers the whole position
+(core/desk/protection.py);
 if the venue refuses the stop the position is closed at once, and one whose stop met an unknown
 fate is covered again on the next tick (core/desk/coverage.py, which also re-checks coverage after
 every fill the venue reports). ``reconcile`` runs before the first tick after a start and
@@ -50,12 +51,12 @@ from core.store.tables import (
 
 log = logging.getLogger(__name__)
 
-PROTECTIVE = ("stop_loss", "take_profit")
+PROTECTIVE = ("stop_loss", "take_profit", "trailing_stop")
 UNKNOWN_GIVE_UP_MS = 5 * 60_000  # an order the venue still does not know after this never reached it
 CLOSE_REASONS = ("agent", "ceo", "drawdown_halt", "session_stop", "liquidation", "reconcile",
                  "user")
 OPEN_STATUSES = ("PENDING", "UNKNOWN", OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
-_SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t"}
+_SUFFIX = {"entry": "e", "stop_loss": "s", "take_profit": "t", "trailing_stop": "r"}
 
 # The statements of the order path, built once: building one per call costs more than running it.
 _ORDERS_OF_KIND = select(func.count()).select_from(ORDERS).where(
@@ -132,7 +133,7 @@ class Execution(Coverage):
         if purpose == "entry":
             return client_order_id(self.prefix, self.session_id, position_id, "e", None)
         tag = _SUFFIX.get(purpose, "x")
-        purposes = PROTECTIVE if tag in ("s", "t") else CLOSE_REASONS
+        purposes = PROTECTIVE if tag in ("s", "t", "r") else CLOSE_REASONS
         n = self.db.connection().scalar(_ORDERS_OF_KIND, {
             "pid": position_id, "purposes": [p for p in purposes if _SUFFIX.get(p, "x") == tag]})
         return client_order_id(self.prefix, self.session_id, position_id, tag, n)
@@ -157,6 +158,8 @@ class Execution(Coverage):
             "stop_price": float(request.stop_price) if request.stop_price is not None else None,
             "reduce_only": request.reduce_only, "status": "PENDING", "created_ms": now,
             "updated_ms": now,
+            "callback_rate": _maybe_float(request.callback_rate),
+            "activation_price": _maybe_float(request.activation_price),
         }).inserted_primary_key[0]
         info = OrderInfo(order_id, request.client_order_id, position_id, agent_id, purpose,
                          request.symbol)
@@ -486,6 +489,10 @@ class Execution(Coverage):
         for info in list(self.open_orders.values()):
             if info.position_id not in held:
                 self.cancel(info)
+
+
+def _maybe_float(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
 
 
 def _venue_purpose(fill: Fill) -> str:

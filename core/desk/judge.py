@@ -156,7 +156,8 @@ class Judge:
                 entry_price=0.0, leverage=plan.leverage, margin=plan.margin,
                 stop_distance=plan.stop_distance, stop_price=plan.stop_price,
                 take_profit=plan.take_profit, group_id=p.group, opened_ms=self.tick_ms,
-                status="opening",
+                status="opening", trail_callback=plan.trail_callback,
+                trail_activation=plan.trail_activation,
             )  # its id is set when ``write`` stores it
             agent.positions[plan.symbol] = pos
             # reserve what the plan will use so later proposals in this tick see it
@@ -198,13 +199,14 @@ class Judge:
             "raw_reply": raw, "symbol": None, "action": None, "leverage": None,
             "margin_fraction": None, "stop_price": None, "take_profit": None,
             "confidence": None, "ref_price": None, "group_id": None,
-            "llm_call_id": call.id,
+            "llm_call_id": call.id, "trail_callback": None, "trail_activation": None,
         }
         if p is not None:
             row.update(symbol=p.symbol, action=p.action.value, leverage=p.leverage,
                        margin_fraction=p.margin_fraction, stop_price=p.stop_price,
                        take_profit=p.take_profit, confidence=p.confidence, ref_price=p.ref_price,
-                       group_id=p.group, reasoning=p.reasoning)
+                       group_id=p.group, reasoning=p.reasoning,
+                       trail_callback=p.trail_callback, trail_activation=p.trail_activation)
         return row
 
     def _write_verdict(self, agent: AgentLedger, p: Proposal, proposal: Row, v: RiskVerdict,
@@ -234,4 +236,5 @@ class Judge:
             "entry_price": 0.0, "leverage": pos.leverage, "margin": 0.0,
             "stop_distance": pos.stop_distance, "stop_price": pos.stop_price,
             "take_profit": pos.take_profit, "group_id": pos.group_id, "opened_ms": self.tick_ms,
+            "trail_callback": pos.trail_callback, "trail_activation": pos.trail_activation,
         }).inserted_primary_key[0]

@@ -48,6 +48,8 @@ class OpenPosition:
     funding: float = 0.0
     exit_qty: float = 0.0
     exit_value: float = 0.0
+    trail_callback: float | None = None  # the trailing stop beside the hard stop, if any
+    trail_activation: float | None = None
 
     def unrealized(self, price: float) -> float:
         return (price - self.entry_price) * self.quantity * self.side.sign
@@ -263,6 +265,8 @@ def position_from_row(p: PositionRow) -> OpenPosition:
         funding=p.funding,
         exit_qty=p.exit_qty,
         exit_value=(p.exit_price or 0.0) * p.exit_qty,
+        trail_callback=p.trail_callback,
+        trail_activation=p.trail_activation,
     )
 
 

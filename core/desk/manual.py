@@ -92,6 +92,10 @@ def _cancel(desk: Desk, order_id: int) -> tuple[str, str]:
     if pos is not None and info.purpose == "take_profit":
         pos.take_profit = None  # coverage must not place it again
         desk.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id).values(take_profit=None))
+    if pos is not None and info.purpose == "trailing_stop":
+        pos.trail_callback = None  # nor place the trailing stop again; the hard stop stays
+        desk.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id)
+                        .values(trail_callback=None))
     note = f"{info.symbol} {info.purpose.replace('_', '-')} order {order_id} cancelled by user"
     ex.log_event(LOG_KIND, note, agent_id=info.agent_id, symbol=info.symbol)
     return "done", note

@@ -1,4 +1,5 @@
-"""Protective orders: the reduce-only stop (and take-profit) every open position rests under.
+"""Protective orders: the reduce-only stop (and trailing stop and take-profit) every open position
+rests under.
 
 Why it exists: kept apart from core/desk/execution.py (orders, fills, booking) so the rules that keep
 a position covered read on their own. ``Protection`` is a mixin of ``Execution`` and works through
@@ -7,13 +8,19 @@ the level its stop distance gives (rounded so it never triggers later than asked
 below and short stops above the entry; a stop the venue *refuses* closes the position at once; a
 stop whose fate is *unknown* (timeout, 503, not found afterwards) is tried once more at once and
 otherwise marks the position naked, so the next tick covers it (core/desk/coverage.py).
+
+A trailing stop (``TRAILING_STOP_MARKET``, reduce-only, the whole position) rests *beside* the hard
+stop, after it, never instead of it: its callback goes to the venue in percent, rounded down to
+0.1 (a tighter trail, never a wider one), and its activation price rounded toward the entry (armed
+no later than asked). One the venue refuses is dropped and said so in the CEO log; the hard stop
+still covers the position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
@@ -23,6 +30,10 @@ from core.desk.ledger import Ledger, OpenPosition
 from core.exchanges.base import Exchange
 from core.models import OrderRequest, OrderResult, OrderType, PositionSide
 from core.store.tables import POSITIONS
+
+CALLBACK_STEP = Decimal("0.1")  # the venue's callbackRate, in percent: 0.1 .. 5
+MIN_CALLBACK = Decimal("0.1")
+MAX_CALLBACK = Decimal("5")
 
 QTY_EPS = 1e-12
 
@@ -87,6 +98,10 @@ class Protection:
             else:
                 self.mark_naked(pos, self._now_ms())
             return
+        if pos.symbol not in self.ledger.agents[pos.agent_id].positions:
+            return
+        if pos.trail_callback is not None:
+            self.place_trailing(pos)
         if pos.take_profit is None or pos.symbol not in self.ledger.agents[pos.agent_id].positions:
             return
         self.place_take_profit(pos)
@@ -114,6 +129,41 @@ class Protection:
             pos.stop_price = float(stop)
             self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id)
                             .values(stop_price=pos.stop_price))
+        return placed
+
+    def trailing_request(self, pos: OpenPosition) -> OrderRequest | None:
+        """The reduce-only trailing stop over the whole position, in the venue's units."""
+        if pos.trail_callback is None:
+            return None
+        filters = self.exchange.filters(pos.symbol)
+        rate = (Decimal(repr(pos.trail_callback)) * 100).quantize(CALLBACK_STEP, ROUND_DOWN)
+        rate = min(max(rate, MIN_CALLBACK), MAX_CALLBACK)
+        activation = None
+        if pos.trail_activation is not None:
+            activation = filters.round_price(Decimal(repr(pos.trail_activation)),
+                                             up=pos.side is PositionSide.SHORT)
+        return OrderRequest(
+            client_order_id=self._client_id(pos.id, "trailing_stop"), symbol=pos.symbol,
+            side=pos.side.exit_order_side, type=OrderType.TRAILING_STOP_MARKET,
+            quantity=to_quantity(pos.quantity, filters.step_size), reduce_only=True,
+            callback_rate=rate, activation_price=activation,
+        )
+
+    def place_trailing(self, pos: OpenPosition) -> OrderResult | None:
+        """Rest the trailing stop beside the hard stop; a refusal drops it (logged), the hard stop
+        stays."""
+        request = self.trailing_request(pos)
+        if request is None:
+            return None
+        placed = self.submit(request, agent_id=pos.agent_id, position_id=pos.id,
+                             purpose="trailing_stop")
+        if placed is None and self.last_refused:
+            self.log_event("execution", f"{pos.symbol}: trailing stop ({request.callback_rate}% "
+                           f"callback) refused by the venue; the hard stop still covers the "
+                           "position", agent_id=pos.agent_id, symbol=pos.symbol)
+            pos.trail_callback = None
+            self.db.execute(update(POSITIONS).where(POSITIONS.c.id == pos.id)
+                            .values(trail_callback=None))
         return placed
 
     def place_take_profit(self, pos: OpenPosition) -> OrderResult | None:

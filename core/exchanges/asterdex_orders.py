@@ -6,7 +6,8 @@ transport, the filters and the user trades); it promises:
 
 - parameters are rounded before sending: quantity *down* to the step; limit prices so a buy never
   pays more and a sell never gets less; stop prices so a protective stop (and a take-profit)
-  triggers no later than asked; anything the venue would refuse anyway (below the minimum
+  triggers no later than asked; a trailing stop's callbackRate down to 0.1 % steps and its
+  activation price toward the market; anything the venue would refuse anyway (below the minimum
   quantity, a stop without a price) is refused here with the venue's code, unsent;
 - ``place_order`` sends once; ``place_order_safely`` resolves an *unknown* outcome by querying the
   client order id; it re-sends (same id) only when the caller opts in and the venue confirmed
@@ -21,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import (
@@ -46,6 +47,9 @@ STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP)
 TP_TYPES = (OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT)
 # MARKET_LOT_SIZE bounds MARKET orders; resting stops keep LOT_SIZE so a cover is never refused
 MARKET_TYPES = (OrderType.MARKET,)
+CALLBACK_STEP = Decimal("0.1")  # TRAILING_STOP_MARKET callbackRate, percent: 0.1 .. 5
+MIN_CALLBACK_RATE = Decimal("0.1")
+MAX_CALLBACK_RATE = Decimal("5")
 TRADES_WINDOW_MS = 7 * 24 * 3_600_000  # a userTrades time window spans at most seven days
 TRADES_PAGE = 1000  # userTrades' largest page
 MAX_TRADE_PAGES = 20  # one order's trades never need more; bounds a venue that misbehaves
@@ -150,12 +154,33 @@ class OrderEndpoints:
             up = sell if request.type in STOP_TYPES else not sell
             params["stopPrice"] = f.round_price(request.stop_price, up=up)
             params["workingType"] = working_type
+        if request.type is OrderType.TRAILING_STOP_MARKET:
+            params.update(self._trailing_params(request, f, sell))
+            params["workingType"] = working_type
         if close_position:
             params["closePosition"] = True
         elif request.reduce_only:
             params["reduceOnly"] = True
         params["newClientOrderId"] = request.client_order_id
         params["newOrderRespType"] = "RESULT"
+        return params
+
+    @staticmethod
+    def _trailing_params(request: OrderRequest, f: SymbolFilters,
+                         sell: bool) -> dict[str, ParamValue]:
+        """``callbackRate`` (percent, 0.1-5 in steps of 0.1, rounded down: a tighter trail, never
+        a wider one) and the optional ``activationPrice`` (rounded toward the market so it arms no
+        later than asked: down for a SELL, up for a BUY)."""
+        rate = request.callback_rate
+        if rate is None:
+            raise OrderRejected("TRAILING_STOP_MARKET needs a callbackRate", code=-1102)
+        rate = rate.quantize(CALLBACK_STEP, rounding=ROUND_DOWN)
+        if not MIN_CALLBACK_RATE <= rate <= MAX_CALLBACK_RATE:
+            raise OrderRejected(f"callbackRate {request.callback_rate} is outside "
+                                f"{MIN_CALLBACK_RATE}-{MAX_CALLBACK_RATE} %", code=-2007)
+        params: dict[str, ParamValue] = {"callbackRate": rate}
+        if request.activation_price is not None:
+            params["activationPrice"] = f.round_price(request.activation_price, up=not sell)
         return params
 
     def place_order(self, request: OrderRequest, *, price: Decimal | None = None,

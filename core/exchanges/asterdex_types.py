@@ -251,10 +251,21 @@ def parse_order(d: dict[str, Any]) -> OrderResult:
         quantity=dec(d.get("origQty")),
         executed_qty=dec(d.get("executedQty")),
         avg_price=dec(d.get("avgPrice")),
-        stop_price=stop if stop > 0 else None,
+        # the docs: ignore stopPrice for trailing orders (their trigger moves with the market)
+        stop_price=stop if stop > 0 and kind != OrderType.TRAILING_STOP_MARKET.value else None,
         reduce_only=_flag(d.get("reduceOnly")) or _flag(d.get("closePosition")),
         created_ms=_ms(d.get("time") or d.get("updateTime")),
+        # trailing orders only: the docs' order object names them activatePrice and priceRate
+        callback_rate=_positive(d.get("priceRate")),
+        activation_price=_positive(d.get("activatePrice")),
     )
+
+
+def _positive(raw: Any) -> Decimal | None:
+    if raw in (None, ""):
+        return None
+    value = dec(raw)
+    return value if value > 0 else None
 
 
 def _ms(raw: Any) -> int | None:

@@ -4,7 +4,8 @@ Paper results drift from live when paper fills are instant, free and forgiving, 
 not: market orders pay slippage (rounded against the trader to the tick) and the taker fee; margin is
 isolated with a liquidation price from leverage and the maintenance margin rate; resting stop-market
 and take-profit-market orders trigger on each bar's high/low (a gap fills at the bar's open, and when
-a stop and a take-profit both fit in one bar the stop is assumed first); funding is booked at every
+a stop and a take-profit both fit in one bar the stop is assumed first), and trailing stops trail the
+bar's extremes the same pessimistic way (core/exchanges/paper_trailing.py); funding is booked at every
 funding time (the recorded times and rates of a funding history where it has one); and orders are
 refused with the real venue's error codes (filters, margin, min notional, reduce-only, duplicate
 client order id).
@@ -70,6 +71,7 @@ from core.exchanges.paper_store import (
     write_changes,
 )
 from core.exchanges.paper_store import quantize as _q
+from core.exchanges.paper_trailing import trailing_at
 from core.exchanges.symbols import generic_filters
 from core.funding import FundingHistory
 from core.models import (
@@ -88,6 +90,8 @@ from core.models import (
 )
 
 DEFAULT_LEVERAGE = 20
+MIN_CALLBACK_RATE = Decimal("0.1")  # TRAILING_STOP_MARKET callbackRate bounds, in percent
+MAX_CALLBACK_RATE = Decimal("5")
 
 
 
@@ -364,9 +368,10 @@ class PaperExchange(BarProcessing, LossGuard):
     ) -> OrderResult:
         stop = request.stop_price
         if not request.reduce_only:
-            raise OrderRejected(
-                "the paper venue rests only reduce-only STOP_MARKET/TAKE_PROFIT_MARKET orders"
-            )
+            raise OrderRejected("the paper venue rests only reduce-only STOP_MARKET, "
+                                "TAKE_PROFIT_MARKET and TRAILING_STOP_MARKET orders")
+        if request.type is OrderType.TRAILING_STOP_MARKET:
+            return self._trailing(request, rules, mark)
         if stop is None:
             raise OrderRejected("stopPrice is mandatory for this order type.", code=-1102)
         if stop <= 0:
@@ -378,6 +383,32 @@ class PaperExchange(BarProcessing, LossGuard):
             raise OrderRejected("Order would immediately trigger.", code=-2021)
         with self._transaction() as ch:
             order = self._new_order(request, request.quantity, ch)
+        return order.result()
+
+    def _trailing(self, request: OrderRequest, rules: SymbolFilters, mark: Decimal) -> OrderResult:
+        """A reduce-only trailing stop, checked as the venue does: callbackRate 0.1-5 (percent)
+        and an activation price beyond the last price on the profit side (-2021 otherwise);
+        without one it is armed at the last price."""
+        rate, activation = request.callback_rate, request.activation_price
+        if rate is None:
+            raise OrderRejected("callbackRate is mandatory for TRAILING_STOP_MARKET.", code=-1102)
+        if not MIN_CALLBACK_RATE <= rate <= MAX_CALLBACK_RATE:
+            raise OrderRejected(f"callbackRate {rate} is outside {MIN_CALLBACK_RATE}-"
+                                f"{MAX_CALLBACK_RATE}.", code=-1102)
+        if activation is not None:
+            if activation <= 0:
+                raise OrderRejected("Price less than min price.", code=-4013)
+            if rules.round_price(activation, up=False) != activation:
+                raise OrderRejected(f"Price not increased by tick size {rules.tick_size}.",
+                                    code=-4014)
+            sell = request.side is OrderSide.SELL
+            if (activation <= mark) if sell else (activation >= mark):
+                raise OrderRejected("Order would immediately trigger.", code=-2021)
+        reduce_only_qty(self._positions.get(request.symbol), request.side, request.quantity)
+        with self._transaction() as ch:
+            order = self._new_order(request, request.quantity, ch)
+            if activation is None:
+                order = self._store(trailing_at(order, mark), ch)
         return order.result()
 
     def _check_margin(
@@ -393,7 +424,8 @@ class PaperExchange(BarProcessing, LossGuard):
 
     def _new_order(self, request: OrderRequest, qty: Decimal, ch: Changes) -> BookOrder:
         seq = self._take_seq()
-        stop = request.stop_price if request.type is not OrderType.MARKET else None
+        stop = request.stop_price if request.type not in (
+            OrderType.MARKET, OrderType.TRAILING_STOP_MARKET) else None
         order = BookOrder(
             seq=seq,
             client_order_id=request.client_order_id,
@@ -410,6 +442,8 @@ class PaperExchange(BarProcessing, LossGuard):
             created_ms=self._now_ms,
             updated_ms=self._now_ms,
             level=float(stop) if stop is not None else 0.0,
+            callback_rate=request.callback_rate,
+            activation_price=request.activation_price,
         )
         ch.inserted.add(order.client_order_id)
         return self._store(order, ch)

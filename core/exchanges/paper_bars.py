@@ -2,9 +2,10 @@
 
 Funding at every funding time (the recorded ones at their recorded rates where the venue has a
 funding history, core/funding.py; elsewhere its configured grid and rate), liquidation when a bar
-opens beyond the liquidation price, and the resting stop-market / take-profit-market orders
+opens beyond the liquidation price, the resting stop-market / take-profit-market orders
 triggered on the bar's high and low (a gap fills at the open; when a stop and a take-profit both
-fit in one bar the stop is assumed first). Kept apart
+fit in one bar the stop is assumed first), and the trailing stops walked through the same
+pessimistic path (core/exchanges/paper_trailing.py). Kept apart
 from core/exchanges/paper.py, which holds the account, its orders and its persistence; this mixin
 works on that state through the same attributes.
 """
@@ -19,6 +20,7 @@ from typing import cast
 from core.exchanges.paper_book import LIQUIDATION_PREFIX, ZERO, BookOrder, BookPosition
 from core.exchanges.paper_store import Changes
 from core.exchanges.paper_store import quantize as _q
+from core.exchanges.paper_trailing import may_change, walk
 from core.models import (
     Bar,
     ExchangeEvents,
@@ -48,6 +50,7 @@ class ExitPlan:
     targets: list[BookOrder] = field(default_factory=list)
     at_open: set[str] = field(default_factory=set)  # the orders the open gapped through
     at_close: set[str] = field(default_factory=set)  # placed inside the bar: filled at its close
+    trail_states: list[BookOrder] = field(default_factory=list)  # trailing orders that did not fire
 
 
 class BarProcessing:
@@ -60,7 +63,8 @@ class BarProcessing:
             return True
         if (bar.low <= pos.liq_f) if pos.amount > 0 else (bar.high >= pos.liq_f):
             return True
-        return any(o.touches(bar) for o in self._resting.get(symbol, []))
+        return any(may_change(o, bar) if o.type is OrderType.TRAILING_STOP_MARKET
+                   else o.touches(bar) for o in self._resting.get(symbol, []))
 
     def _funding_times(self, open_ms: int, symbols: tuple[str, ...]) -> list[int]:
         """Unpaid funding times during the bar, [open, open + interval), oldest first: a position
@@ -154,21 +158,25 @@ class BarProcessing:
         d = pos.sign
         exit_side = OrderSide.SELL if d > 0 else OrderSide.BUY
         mine = [o for o in self._resting.get(symbol, []) if o.side is exit_side]
+        trailing = [o for o in mine if o.type is OrderType.TRAILING_STOP_MARKET]
+        mine = [o for o in mine if o.type is not OrderType.TRAILING_STOP_MARKET]
         late = [o for o in mine if o.created_ms > bar.open_time_ms]
         mine = [o for o in mine if o.created_ms <= bar.open_time_ms]
         stops = [o for o in mine if o.type is OrderType.STOP_MARKET]
         tps = [o for o in mine if o.type is OrderType.TAKE_PROFIT_MARKET]
         if d * bar.open <= d * pos.liq_f:
             return ExitPlan(pos, bar, liquidated_at_open=True)
+        trail_gaps, trail_near, trail_after, trail_late, states = self._trail(trailing, bar)
         gapped = [o for o in stops if d * bar.open <= d * o.level]
         gapped += [o for o in tps if d * bar.open >= d * o.level]
+        gapped += trail_gaps
         at_open = {o.client_order_id for o in gapped}
         adverse = bar.low if d > 0 else bar.high
         favourable = bar.high if d > 0 else bar.low
         # stops beyond the liquidation price are never reached: the liquidation comes first
         near = [
             o
-            for o in stops
+            for o in [*stops, *trail_near]
             if o.client_order_id not in at_open and d * adverse <= d * o.level >= d * pos.liq_f
         ]
         near.sort(key=lambda o: -d * o.level)
@@ -180,10 +188,38 @@ class BarProcessing:
         at_close = [
             o for o in late
             if (d * bar.close <= d * o.level) == (o.type is OrderType.STOP_MARKET)
-        ]
+        ] + trail_late
         return ExitPlan(pos, bar, adverse_steps=[*gapped, *near, *([None] if liquidated else [])],
-                        targets=[*targets, *at_close], at_open=at_open,
-                        at_close={o.client_order_id for o in at_close})
+                        targets=[*targets, *trail_after, *at_close], at_open=at_open,
+                        at_close={o.client_order_id for o in at_close}, trail_states=states)
+
+    def _trail(self, orders: list[BookOrder], bar: Bar) -> tuple[
+            list[BookOrder], list[BookOrder], list[BookOrder], list[BookOrder], list[BookOrder]]:
+        """The bar's walk of each trailing order (core/exchanges/paper_trailing.py), sorted into
+        those the open gaps through, those the adverse extreme reaches, those the retreat to the
+        close reaches, those placed inside the bar that fire at its close, and the rest's states.
+        An order placed inside the bar meets only the bar's close."""
+        gaps: list[BookOrder] = []
+        near: list[BookOrder] = []
+        after: list[BookOrder] = []
+        late: list[BookOrder] = []
+        states: list[BookOrder] = []
+        closing = Bar(bar.open_time_ms, bar.close, bar.close, bar.close, bar.close, bar.volume)
+        for order in orders:
+            inside = order.created_ms > bar.open_time_ms
+            step = walk(order, closing if inside else bar)
+            fired = step.at_open or step.adverse or step.after_peak
+            if fired is not None and inside:
+                late.append(fired)
+            elif step.at_open is not None:
+                gaps.append(step.at_open)
+            elif step.adverse is not None:
+                near.append(step.adverse)
+            elif step.after_peak is not None:
+                after.append(step.after_peak)
+            elif step.state is not None and step.state != order:
+                states.append(step.state)
+        return gaps, near, after, late, states
 
     def _process_bar(self, symbol: str, bar: Bar, ch: Changes, events: ExchangeEvents) -> None:
         ts = bar.open_time_ms + self._interval_ms
@@ -193,6 +229,9 @@ class BarProcessing:
             return
         if plan is not None:
             self._run_steps(symbol, plan, [*plan.adverse_steps, *plan.targets], ts, ch, events)
+            for state in plan.trail_states:  # trailed on without firing: the venue remembers
+                if self._orders[state.client_order_id].status is OrderStatus.NEW:
+                    self._store(state, ch)
         self._expire_stale(symbol, ts, ch, events)
 
     def _run_steps(self, symbol: str, plan: ExitPlan, steps: list[BookOrder | None], ts: int,

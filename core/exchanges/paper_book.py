@@ -96,6 +96,11 @@ class BookOrder:
     created_ms: int
     updated_ms: int
     level: float = field(default=0.0, compare=False)  # float stop price for the per-bar checks
+    # TRAILING_STOP_MARKET: callback in percent, activation price, and the best price since it
+    # armed (None: not armed yet); ``stop_price`` is then its current trigger
+    callback_rate: Decimal | None = None
+    activation_price: Decimal | None = None
+    trail_extreme: Decimal | None = None
 
     def result(self, fills: tuple[Fill, ...] = ()) -> OrderResult:
         return OrderResult(
@@ -111,6 +116,8 @@ class BookOrder:
             stop_price=self.stop_price,
             reduce_only=self.reduce_only,
             fills=fills,
+            callback_rate=self.callback_rate,
+            activation_price=self.activation_price,
         )
 
     def touches(self, bar: Bar) -> bool:

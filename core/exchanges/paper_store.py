@@ -108,6 +108,10 @@ class PaperOrder(Base):
     avg_price: Mapped[Decimal] = mapped_column(ExactDecimal())
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+    # trailing stops: callback (percent), activation price, best price since armed
+    callback_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    activation_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    trail_extreme: Mapped[Decimal | None] = mapped_column(ExactDecimal())
 
 
 class PaperTrade(Base):

@@ -233,26 +233,29 @@ def session_symbols(engine: Engine, session_id: int) -> list[str]:
 
 
 def open_orders(engine: Engine, session_id: int) -> pd.DataFrame:
-    """Orders resting at (or not yet confirmed by) the venue: NEW stops and take-profits, and
-    PENDING/UNKNOWN ones the engine is still resolving. Age is in engine time."""
+    """Orders resting at (or not yet confirmed by) the venue: NEW stops, trailing stops (with
+    their callback in percent and activation price) and take-profits, and PENDING/UNKNOWN ones
+    the engine is still resolving. Age is in engine time."""
     with engine.connect() as conn:
         now = conn.scalar(select(SessionRow.clock_ms).where(SessionRow.id == session_id))
         rows = conn.execute(
             select(OrderRow.id, AgentRow.name.label("agent"), OrderRow.symbol, OrderRow.side,
                    OrderRow.type, OrderRow.purpose, OrderRow.quantity, OrderRow.stop_price,
-                   OrderRow.reduce_only, OrderRow.status, OrderRow.created_ms)
+                   OrderRow.reduce_only, OrderRow.status, OrderRow.created_ms,
+                   OrderRow.callback_rate, OrderRow.activation_price)
             .outerjoin(AgentRow, AgentRow.id == OrderRow.agent_id)
             .where(OrderRow.session_id == session_id,
                    OrderRow.status.in_(("NEW", "PENDING", "UNKNOWN")))
             .order_by(OrderRow.created_ms.desc(), OrderRow.id.desc())
         ).all()
     columns = ["id", "agent", "symbol", "side", "type", "purpose", "qty", "stop_price",
-               "reduce_only", "status", "created_at", "age_s"]
+               "reduce_only", "status", "created_at", "age_s", "callback_pct", "activation_price"]
     return pd.DataFrame([{
         "id": r.id, "agent": r.agent, "symbol": r.symbol, "side": r.side, "type": r.type,
         "purpose": r.purpose, "qty": r.quantity, "stop_price": r.stop_price,
         "reduce_only": bool(r.reduce_only), "status": r.status, "created_at": _iso(r.created_ms),
         "age_s": max(0.0, ((now or r.created_ms) - r.created_ms) / 1000),
+        "callback_pct": r.callback_rate, "activation_price": r.activation_price,
     } for r in rows], columns=columns)
 
 

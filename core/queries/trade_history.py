@@ -33,7 +33,7 @@ TRADE_COLUMNS = [
 ]  # realized_pnl is gross (price PnL before fees and funding); net_pnl = realized_pnl − fees + funding
 SIDES = ("LONG", "SHORT")
 CLOSE_REASONS = ("stop_loss", "take_profit", "agent", "ceo", "drawdown_halt", "session_stop",
-                 "liquidation", "reconcile", "user")
+                 "liquidation", "reconcile", "user", "trailing_stop")
 
 
 def day_start_ms(day: date) -> int:

@@ -119,6 +119,8 @@ class ProposalRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     raw_reply: Mapped[str | None] = mapped_column(Text)
     llm_call_id: Mapped[int | None] = mapped_column(ForeignKey("llm_calls.id"))
+    trail_callback: Mapped[float | None] = mapped_column(Float)  # fraction of price
+    trail_activation: Mapped[float | None] = mapped_column(Float)
 
 
 class CeoDecisionRow(Base):
@@ -186,6 +188,9 @@ class PositionRow(Base):
     # a resting stop over its whole quantity; naked_ms adds up every such stretch (engine time).
     naked_since_ms: Mapped[int | None] = mapped_column(BigInteger)
     naked_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the trailing stop resting beside the hard stop (callback a fraction of price), if any
+    trail_callback: Mapped[float | None] = mapped_column(Float)
+    trail_activation: Mapped[float | None] = mapped_column(Float)
 
 
 class OrderRow(Base):
@@ -202,7 +207,7 @@ class OrderRow(Base):
     symbol: Mapped[str] = mapped_column(String(24))
     side: Mapped[str] = mapped_column(String(4))
     type: Mapped[str] = mapped_column(String(24))
-    purpose: Mapped[str] = mapped_column(String(16))  # entry | exit | stop | take_profit
+    purpose: Mapped[str] = mapped_column(String(16))  # entry | stop_loss | trailing_stop | ...
     quantity: Mapped[float] = mapped_column(Float)
     stop_price: Mapped[float | None] = mapped_column(Float)
     reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -212,6 +217,9 @@ class OrderRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+    # trailing stops: the venue's callbackRate (percent) and activationPrice as sent
+    callback_rate: Mapped[float | None] = mapped_column(Float)
+    activation_price: Mapped[float | None] = mapped_column(Float)
 
 
 class FillRow(Base):

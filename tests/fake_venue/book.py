@@ -20,7 +20,9 @@ from core.models import SymbolFilters
 ZERO = Decimal(0)
 STOPS = ("STOP_MARKET", "STOP")
 TPS = ("TAKE_PROFIT_MARKET", "TAKE_PROFIT")
-ORDER_TYPES = ("MARKET", "LIMIT", *STOPS, *TPS)
+TRAILING = "TRAILING_STOP_MARKET"
+ORDER_TYPES = ("MARKET", "LIMIT", *STOPS, *TPS, TRAILING)
+CALLBACK_STEP = Decimal("0.1")  # callbackRate is in percent, 0.1 .. 5
 CLIENT_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.:/_-")
 
 
@@ -57,6 +59,16 @@ class VOrder:
     executed: Decimal = ZERO
     cum_quote: Decimal = ZERO
     update_ms: int = 0
+    # TRAILING_STOP_MARKET: callbackRate (percent), activationPrice (0: armed when placed) and the
+    # best price since placement once armed (0: not armed yet)
+    callback_rate: Decimal = ZERO
+    activation: Decimal = ZERO
+    extreme: Decimal = ZERO
+
+    def trail_trigger(self) -> Decimal:
+        """Where an armed trailing order fires: best × (1 ∓ rate %)."""
+        sign = -1 if self.side == "SELL" else 1
+        return self.extreme * (1 + sign * self.callback_rate / 100)
 
     def to_json(self) -> dict[str, Any]:
         avg = self.cum_quote / self.executed if self.executed else ZERO
@@ -69,6 +81,8 @@ class VOrder:
             "closePosition": self.close_position, "side": self.side, "positionSide": "BOTH",
             "stopPrice": s(self.stop_price), "workingType": self.working_type,
             "priceProtect": False, "time": self.time_ms, "updateTime": self.update_ms or self.time_ms,
+            **({"activatePrice": s(self.activation or self.extreme),
+                "priceRate": s(self.callback_rate)} if self.type == TRAILING else {}),
         }
 
 
@@ -182,6 +196,8 @@ class Book:
         mark = self.mark(symbol)
         if kind in STOPS + TPS and _triggered(kind, side, stop, mark):
             raise VenueError(-2021, "Order would immediately trigger.")
+        rate, activation = (self._trailing(q, f, side, mark) if kind == TRAILING
+                            else (ZERO, ZERO))
         ref = price if kind == "LIMIT" else mark
         if not (reduce_only or close_pos) and qty * ref < f.min_notional:
             raise VenueError(-4164, f"Order's notional must be no smaller than {s(f.min_notional)}")
@@ -189,7 +205,8 @@ class Book:
             self._reduce_qty(symbol, side, qty)  # raises -2022 when it cannot reduce
         order = VOrder(self._id(), client_id, symbol, side, kind, qty, price, stop, reduce_only,
                        close_pos, q.get("workingType", "CONTRACT_PRICE"), q.get("timeInForce", "GTC"),
-                       now_ms)
+                       now_ms, callback_rate=rate, activation=activation,
+                       extreme=mark if kind == TRAILING and activation == 0 else ZERO)
         if kind == "MARKET" or (kind == "LIMIT" and _limit_crosses(side, price, mark)):
             self._margin_check(symbol, side, qty, mark, reduce_only)
             self.orders[order.order_id] = order
@@ -198,6 +215,20 @@ class Book:
             self.orders[order.order_id] = order
             self._order_event(order, "NEW", now_ms)
         return order
+
+    def _trailing(self, q: dict[str, str], f: SymbolFilters, side: str,
+                  mark: Decimal) -> tuple[Decimal, Decimal]:
+        """callbackRate (mandatory, 0.1-5, one decimal) and activationPrice (optional: beyond
+        the last price on the profit side, else -2021), as the docs' New Order section says."""
+        rate = self._decimal(q, "callbackRate", CALLBACK_STEP, -1102)
+        if not Decimal("0.1") <= rate <= Decimal("5"):
+            raise VenueError(-2007, "Invalid callBack rate.")
+        if "activationPrice" not in q:
+            return rate, ZERO
+        activation = self._decimal(q, "activationPrice", f.tick_size, -1111)
+        if (activation <= mark) if side == "SELL" else (activation >= mark):
+            raise VenueError(-2021, "Order would immediately trigger.")
+        return rate, activation
 
     def _decimal(self, q: dict[str, str], name: str, step: Decimal, code: int) -> Decimal:
         if name not in q:
@@ -353,7 +384,8 @@ class Book:
             if o.type == "LIMIT" and _limit_crosses(o.side, o.price, price):
                 self._execute(o, o.price, now_ms, taker=False)
                 fired.append(o)
-            elif o.type in STOPS + TPS and _triggered(o.type, o.side, o.stop_price, price):
+            elif ((o.type in STOPS + TPS and _triggered(o.type, o.side, o.stop_price, price))
+                  or (o.type == TRAILING and _trail(o, price))):
                 self._execute(o, price, now_ms, taker=True)
                 fired.append(o)
         return fired
@@ -410,6 +442,22 @@ def _triggered(kind: str, side: str, stop: Decimal, price: Decimal) -> bool:
     if kind in STOPS:
         return price >= stop if side == "BUY" else price <= stop
     return price <= stop if side == "BUY" else price >= stop
+
+
+def _trail(order: VOrder, price: Decimal) -> bool:
+    """Move a trailing order's best price with ``price`` and say whether it fires: a SELL arms
+    once the highest price since placement reaches the activation price and fires when the price
+    is at or below highest × (1 − rate); a BUY mirrors it on the lowest price."""
+    sell = order.side == "SELL"
+    if order.extreme == 0:
+        if order.activation and ((price >= order.activation) if sell
+                                 else (price <= order.activation)):
+            order.extreme = price
+        return False
+    if (price > order.extreme) if sell else (price < order.extreme):
+        order.extreme = price
+    trigger = order.trail_trigger()
+    return price <= trigger if sell else price >= trigger
 
 
 def _limit_crosses(side: str, limit: Decimal, price: Decimal) -> bool:
