@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from core.agents import momentum, trend  # noqa: E402
+from core.agents.desk_params import DeskParams  # noqa: E402
 from core.agents.roster import BY_KEY  # noqa: E402
 from core.backtest.params import build_params  # noqa: E402
 from core.backtest.service import run_backtest  # noqa: E402
@@ -39,7 +40,7 @@ from core.store.tables import PositionRow  # noqa: E402
 
 DATA = ROOT / "data" / "klines"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-MODULES = {"trend": trend, "momentum": momentum}
+KEYS = ("trend", "momentum")
 CLASSES = {"trend": trend.TrendStrategy, "momentum": momentum.MomentumStrategy}
 DEFAULT_GRID = ("1.5:none", "2:none", "3:none", "2:1", "3:1", "3:2", "4:2", "3:2+tp")
 Point = tuple[float | None, float | None, bool]  # callback ATR, activation ATR, keep the TP
@@ -60,16 +61,17 @@ def label(point: Point) -> str:
 
 
 def run_one(key: str, point: Point, start: str, end: str) -> dict[str, Any]:
-    module = MODULES[key]
-    module.TRAIL_ATR, module.TRAIL_ACTIVATION_ATR = point[0], point[1]
-    module.TRAIL_REPLACES_TP = not point[2]
+    desk_params = DeskParams.defaults().with_values({
+        f"{key}.trail_atr": point[0] or 0.0, f"{key}.trail_activation_atr": point[1] or 0.0,
+        f"{key}.trail_replaces_tp": not point[2]})
     settings = Settings(_env_file=None, replay_data_dir=DATA)  # type: ignore[call-arg]
     spec = BY_KEY[key]
     with tempfile.TemporaryDirectory() as tmp:
         engine = open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         params, data = build_params(start=start, end=end, data_dir=DATA, interval="15m",
                                     symbols=SYMBOLS, capital=100_000.0, ceo=True)
-        result = run_backtest(engine, settings, params, data, strategies=[CLASSES[key](spec)],
+        result = run_backtest(engine, settings, params, data, strategies=[CLASSES[key](spec, desk_params.strategy(key))],
+                              agent_params=desk_params,
                               agents_note=f"bench: {key} alone, {label(point)}")
         with engine.connect() as conn:
             reasons = Counter(r for (r,) in conn.execute(
@@ -95,7 +97,7 @@ def main() -> None:
     parser.add_argument("--from", dest="start", default="2025-05-08")
     parser.add_argument("--to", dest="end", default="2026-04-30")
     parser.add_argument("--mid", default="2025-11-03", help="where the two halves split")
-    parser.add_argument("--only", choices=sorted(MODULES))
+    parser.add_argument("--only", choices=sorted(KEYS))
     parser.add_argument("--grid", help="comma-separated C:A[+tp] points (default: a small grid)")
     parser.add_argument("--halves", action="store_true",
                         help="also run each half of the range for the baseline and the default")
@@ -103,10 +105,10 @@ def main() -> None:
     grid = [parse_point(p) for p in (args.grid.split(",") if args.grid else DEFAULT_GRID)]
     print(f"{'strategy':9} {'range':12} {'trailing stop':22} {'trades':>6} {'return':>8} "
           f"{'max dd':>7} {'fees':>9} {'win':>5} {'expo':>6}  exits by")
-    for key in [args.only] if args.only else list(MODULES):
-        module = MODULES[key]
-        chosen: Point = (module.TRAIL_ATR, module.TRAIL_ACTIVATION_ATR,
-                         not module.TRAIL_REPLACES_TP)
+    for key in [args.only] if args.only else list(KEYS):
+        shipped = DeskParams.defaults().strategy(key)
+        chosen: Point = (shipped.trail_atr or None, shipped.trail_activation_atr or None,  # type: ignore[attr-defined]
+                         not shipped.trail_replaces_tp)  # type: ignore[attr-defined]
         baseline: Point = (None, None, True)
         for point in [baseline, *grid]:
             show(key, point, "year", run_one(key, point, args.start, args.end))
@@ -115,8 +117,6 @@ def main() -> None:
             for point in dict.fromkeys([baseline, chosen]):
                 show(key, point, "1st half", run_one(key, point, args.start, _day_before(mid_end)))
                 show(key, point, "2nd half", run_one(key, point, mid_end, args.end))
-        module.TRAIL_ATR, module.TRAIL_ACTIVATION_ATR = chosen[0], chosen[1]
-        module.TRAIL_REPLACES_TP = not chosen[2]
 
 
 def _day_before(day: str) -> str:

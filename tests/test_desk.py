@@ -38,12 +38,13 @@ from tests.desk_helpers import count, create, fingerprint, run_ticks, venue_matc
 # settlements then net −8.71 USDT, now +17.42, as SOL's rate went to −0.125% in the crash;
 # 30 trades, sha 991eced9214bee36, equity 101131.34, verdicts 13/26/43 until momentum rested a
 # 3×ATR trailing stop instead of its take-profit: its exits come earlier or later, the CEO lowers
-# its leverage for the trail's initial distance, and the rest of the run follows.)
+# its leverage for the trail's initial distance, and the rest of the run follows. With the
+# constant funding rate that run ends at 100571.44; with the recorded rates, as here, 100601.29.)
 GOLDEN_START = "2025-10-08"
 GOLDEN = {
     "trades": 23,
-    "trades_sha": "c3ab3cf0b2b006ea",
-    "equity": 100571.44,
+    "trades_sha": "6d5b721f9ac7046a",
+    "equity": 100601.29,
     "verdicts": {"approve": 14, "modify": 19, "reject": 38},
 }
 

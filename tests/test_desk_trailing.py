@@ -5,10 +5,13 @@ desk's books equal the venue's throughout."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine, select
 
-from core.agents import momentum, trend
+from core.agents import strategy_file
+from core.agents.desk_params import DeskParams
 from core.store.db import open_database
 from core.store.tables import FillRow, OrderRow, PositionRow
 from tests.conftest import make_settings
@@ -16,11 +19,15 @@ from tests.desk_helpers import create, run_ticks, venue_matches_store
 
 
 @pytest.fixture
-def trailing_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in (trend, momentum):
-        monkeypatch.setattr(module, "TRAIL_ATR", 2.0)
-        monkeypatch.setattr(module, "TRAIL_ACTIVATION_ATR", 1.0)
-        monkeypatch.setattr(module, "TRAIL_REPLACES_TP", True)
+def trailing_on(tmp_path: Path) -> Path:
+    """A strategy file in which trend and momentum both trail 2×ATR14, armed 1×ATR14 in profit."""
+    params = DeskParams.defaults().with_values({
+        f"{key}.{name}": value for key in ("trend", "momentum")
+        for name, value in (("trail_atr", 2.0), ("trail_activation_atr", 1.0),
+                            ("trail_replaces_tp", True))})
+    path = tmp_path / "strategies.toml"
+    path.write_text(strategy_file.render(params))
+    return path
 
 
 def _orders(engine: Engine, session_id: int) -> list:
@@ -29,9 +36,10 @@ def _orders(engine: Engine, session_id: int) -> list:
                                  .order_by(OrderRow.id)))
 
 
-@pytest.mark.usefixtures("trailing_on")
-def test_trailing_stops_rest_beside_the_hard_stop_and_close_positions(sqlite_url: str) -> None:
-    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08")
+def test_trailing_stops_rest_beside_the_hard_stop_and_close_positions(sqlite_url: str,
+                                                                     trailing_on: Path) -> None:
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08",
+                             strategies_file=trailing_on)
     engine = open_database(sqlite_url)
     session_id = create(engine, settings)
     fired = False
@@ -73,12 +81,13 @@ def test_trailing_stops_rest_beside_the_hard_stop_and_close_positions(sqlite_url
     engine.dispose()
 
 
-@pytest.mark.usefixtures("trailing_on")
-def test_a_trailing_stop_cancelled_by_the_user_is_not_placed_again(sqlite_url: str) -> None:
+def test_a_trailing_stop_cancelled_by_the_user_is_not_placed_again(sqlite_url: str,
+                                                                  trailing_on: Path) -> None:
     from core import service
     from tests.test_manual_orders import _open, _resting
 
-    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08")
+    settings = make_settings(database_url=sqlite_url, replay_start="2025-10-08",
+                             strategies_file=trailing_on)
     engine = open_database(sqlite_url)
     session_id = create(engine, settings)
     held = None

@@ -88,7 +88,7 @@ class TrendParams(StrategyParams):
     trail_activation_atr: float = Field(
         0.0, ge=0.0, le=20.0, description="profit in ATR14 at which the trailing stop arms "
         "(0: armed at once)", json_schema_extra=_range(0.0, 4.0, 0.5))
-    trail_replaces_tp: bool = Field(
+    trail_replaces_tp: Literal[True, False] = Field(
         True, description="with a trailing stop, no take-profit caps the move",
         json_schema_extra=_choices(True, False))
 
@@ -128,7 +128,7 @@ class MomentumParams(StrategyParams):
     trail_activation_atr: float = Field(
         0.0, ge=0.0, le=20.0, description="profit in ATR14 at which the trailing stop arms "
         "(0: armed at once)", json_schema_extra=_range(0.0, 4.0, 0.5))
-    trail_replaces_tp: bool = Field(
+    trail_replaces_tp: Literal[True, False] = Field(
         True, description="with a trailing stop, no take-profit caps the move",
         json_schema_extra=_choices(True, False))
 
@@ -258,7 +258,8 @@ def bound_text(field: FieldInfo) -> str:
     """What a field accepts, in words: 'between 0 and 60', 'one of 5, 13, 20', 'at least 1'."""
     found = limits(field)
     if found["kind"] == "choice":
-        return "one of " + ", ".join(str(c) for c in found["choices"])
+        return "one of " + ", ".join(str(c).lower() if isinstance(c, bool) else str(c)
+                                     for c in found["choices"])
     low, high = found["min"], found["max"]
     kind = "an integer" if found["kind"] == "int" else "a number"
     if low is not None and high is not None:
