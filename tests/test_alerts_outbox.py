@@ -90,7 +90,8 @@ def test_every_trade_opened_and_closed_is_one_alert_with_its_figures(
 
 
 def test_a_drawdown_halt_is_one_critical_alert_with_its_figures(sqlite_url: str) -> None:
-    settings = make_settings(database_url=sqlite_url, replay_start=START, drawdown_halt_pct=0.01)
+    # a limit the desk's 700 ticks through the crash pass (their worst drawdown is 0.93%)
+    settings = make_settings(database_url=sqlite_url, replay_start=START, drawdown_halt_pct=0.005)
     engine = open_database(sqlite_url)
     session_id = create(engine, settings)
     run_ticks(engine, settings, 700)
@@ -104,7 +105,7 @@ def test_a_drawdown_halt_is_one_critical_alert_with_its_figures(sqlite_url: str)
     alert = got[0]
     assert alert.event_id == f"ceo-{halt.id}" and alert.severity == "critical"
     assert "DRAWDOWN HALT" in alert.title
-    assert "(limit 1%)" in alert.body  # the limit reads as set, not rounded to 0%
+    assert "(limit 0.5%)" in alert.body  # the limit reads as set, not rounded to 0% or 1%
     assert "below the peak" in alert.body and "acknowledge" in alert.body
     halted_closes = [a for a in alerts_of(engine, session_id)
                      if a.kind == "trade_closed" and "drawdown halt" in a.title]
