@@ -102,15 +102,17 @@ def _launch(p):  # type: ignore[no-untyped-def]
         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
 
 
-def _wait_for(predicate, timeout: float = 180.0, every: float = 0.5):  # type: ignore[no-untyped-def]
-    """Wait on evidence from the store; generous, so a busy machine is only slower."""
+def _wait_for(predicate, timeout: float = 180.0, every: float = 0.5,  # type: ignore[no-untyped-def]
+              describe=None):
+    """Wait on evidence from the store; generous, so a busy machine is only slower. On a timeout
+    ``describe()`` says what the store held instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError("timed out waiting")
+    raise AssertionError(f"timed out waiting{': ' + describe() if describe else ''}")
 
 
 def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str]) -> None:
@@ -185,13 +187,22 @@ def test_create_watch_download_and_stop_in_a_real_browser(server: tuple[str, str
                 page.screenshot(path=str(SHOTS / "manual-close.png"), full_page=True)
             dialog.get_by_role("button", name="Confirm").click()
 
-            def finished(before: set[int] = before) -> dict | None:  # type: ignore[type-arg]
+            def new_orders(before: set[int] = before):  # type: ignore[no-untyped-def]
                 orders = queries.manual_orders(engine, session_id)
-                new = orders[~orders["id"].isin(before)]
+                return orders[~orders["id"].isin(before)]
+
+            def finished() -> dict | None:  # type: ignore[type-arg]
+                new = new_orders()
                 done = new[new["status"].isin(("done", "refused", "failed"))]
                 return done.iloc[0].to_dict() if len(done) else None
 
-            order = _wait_for(finished, timeout=180)
+            def store_says() -> str:
+                status = queries.session_status(engine, session_id)["session"]
+                return (f"new manual orders {new_orders().to_dict('records')}; session "
+                        f"{status['status']} at {status['engine_time']}, {status['ticks']} ticks, "
+                        f"last error {status['last_error']}")
+
+            order = _wait_for(finished, timeout=300, describe=store_says)
             assert order["kind"] == "close" and int(order["target_id"]) == chosen
             outcomes.append((chosen, order["status"], order["note"]))
             if order["status"] == "done":
