@@ -20,7 +20,7 @@ replacement rests; every repair or failure to repair is in the CEO log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -76,22 +76,25 @@ class Coverage(Protection):
                 notes.append(self._recover_stop(pos, need, stops, since_ms))
             elif pos.id in self.naked:
                 notes.append(self._clear_naked(pos, "a resting stop covers it again"))
-            if pos.trail_callback is not None and pos.symbol in self.ledger.agents[pos.agent_id].positions:
-                trails = self.resting(pos, "trailing_stop")
-                if not any(qty >= need for _, qty in trails) and self.place_trailing(pos) is not None:
-                    for info, _ in trails:
-                        self.cancel(info)
-                    notes.append(f"{pos.symbol}: trailing stop re-placed over {need}")
-                    self.log_event("coverage", notes[-1], agent_id=pos.agent_id, symbol=pos.symbol)
-            if pos.take_profit is not None and pos.symbol in self.ledger.agents[pos.agent_id].positions:
-                tps = self.resting(pos, "take_profit")
-                if not any(qty >= need for _, qty in tps) and self.place_take_profit(pos) is not None:
-                    for info, _ in tps:
-                        self.cancel(info)
-                    notes.append(f"{pos.symbol}: take-profit re-placed over {need}")
-                    self.log_event("coverage", notes[-1], agent_id=pos.agent_id, symbol=pos.symbol)
+            if pos.symbol in self.ledger.agents[pos.agent_id].positions:
+                if pos.trail_callback is not None:
+                    self._recover_exit(pos, need, "trailing_stop", self.place_trailing, notes)
+                if pos.take_profit is not None:
+                    self._recover_exit(pos, need, "take_profit", self.place_take_profit, notes)
         self.commit()
         return notes
+
+    def _recover_exit(self, pos: OpenPosition, need: Decimal, purpose: str,
+                      place: Callable[[OpenPosition], object], notes: list[str]) -> None:
+        """Re-place a trailing stop or take-profit that no longer covers ``need``; the old
+        orders are cancelled only once the new one rests."""
+        resting = self.resting(pos, purpose)
+        if not any(qty >= need for _, qty in resting) and place(pos) is not None:
+            for info, _ in resting:
+                self.cancel(info)
+            notes.append(f"{pos.symbol}: {purpose.replace('_', ' ').replace('take profit', 'take-profit')} "
+                         f"re-placed over {need}")
+            self.log_event("coverage", notes[-1], agent_id=pos.agent_id, symbol=pos.symbol)
 
     def cover_naked(self) -> list[str]:
         """The per-tick check: re-cover the positions known to be naked (cheap when none are)."""
